@@ -1,0 +1,3 @@
+from hfrepro.cli import main
+
+main()
