@@ -64,18 +64,18 @@ class Stage:
 
 
 STAGES = [
-    Stage("embeddings", "Stage 1: word embeddings (word2vec CBOW vs skip-gram)", "hfrepro.embeddings:reproduce",
-          expected_s={"tiny": 40, "default": 150, "full": 1200}),
+    Stage("embeddings", "Stage 1: word embeddings (word2vec CBOW vs skip-gram)", "hfrepro.embeddings.stage:reproduce",
+          expected_s={"tiny": 40, "default": 90, "full": 1200}),
     Stage("lm", "Stage 2: language models (n-gram, LSTM, GPT, BERT), perplexity, sampling",
-          "hfrepro.lm:reproduce", expected_s={"tiny": 90, "default": 240, "full": 3600}),
+          "hfrepro.lm.stage:reproduce", expected_s={"tiny": 45, "default": 150, "full": 3600}),
     Stage("seq2seq", "Stage 3: translation (seq2seq with and without attention, BLEU)",
-          "hfrepro.seq2seq:reproduce", expected_s={"tiny": 90, "default": 200, "full": 3600}),
-    Stage("fewshot", "Stage 4: zero-, one- and few-shot in-context learning", "hfrepro.fewshot:reproduce",
-          expected_s={"tiny": 60, "default": 150, "full": 1800}),
-    Stage("finetune", "Stage 5: fine-tuning (head-only, LoRA, full)", "hfrepro.finetune:reproduce",
-          expected_s={"tiny": 60, "default": 150, "full": 1800}),
-    Stage("rlhf", "Stage 6: RLHF (SFT, reward model, PPO)", "hfrepro.rlhf:reproduce",
-          expected_s={"tiny": 90, "default": 240, "full": 3600}),
+          "hfrepro.seq2seq.stage:reproduce", expected_s={"tiny": 45, "default": 150, "full": 3600}),
+    Stage("fewshot", "Stage 4: zero-, one- and few-shot in-context learning", "hfrepro.fewshot.stage:reproduce",
+          expected_s={"tiny": 45, "default": 110, "full": 1800}),
+    Stage("finetune", "Stage 5: fine-tuning (head-only, LoRA, full)", "hfrepro.finetune.stage:reproduce",
+          expected_s={"tiny": 45, "default": 130, "full": 1800}),
+    Stage("rlhf", "Stage 6: RLHF (SFT, reward model, PPO)", "hfrepro.rlhf.stage:reproduce",
+          expected_s={"tiny": 45, "default": 140, "full": 3600}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
