@@ -1,0 +1,181 @@
+"""Held-out evaluation of a policy, identical for SFT, PPO, RLOO, GRPO and DPO.
+
+On prompts none of the stages trained on:
+
+- **reward**: the reward model's score of a sampled response (temperature = the RL temperature), read at EOS,
+  minus the missing-EOS penalty when the response hits the length limit: the quantity RL maximises;
+- **KL to the reference** (the SFT policy): mean over prompts of sum_t [log pi(y_t) - log pi_ref(y_t)] on the
+  policy's own samples, both distributions at that temperature (TRL's PPO `objective/kl`, k1 estimator);
+- **win-rate** over the SFT policy: the reward model prefers the policy's greedy answer (ties count one half);
+- **exact match** (the independent metric, no reward model involved): the greedy answer equals the gold answer,
+  and the same on the sampled answers;
+- **reward-hacking signs**: response length (tokens, words), share of responses repeating a word, share that
+  never emit EOS.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from statistics import mean
+
+from hfrepro.rlhf.prefs import encode_prompt, exact_match
+
+
+def _batches(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, temperature: float | None,
+             batch_size: int = 16, seed: int = 0):
+    """Responses (token ids, cut after EOS) and, when sampling, their log-probabilities under the policy at
+    `temperature` (summed over response tokens). Greedy when temperature is None."""
+    import torch
+
+    model.eval()
+    pad = tok.pad_token_id
+    out_ids, out_lp = [], []
+    g = torch.Generator().manual_seed(seed)
+    for chunk in _batches(prompts, batch_size):
+        n = max(len(p) for p in chunk)
+        ids = torch.full((len(chunk), n), pad, dtype=torch.long)
+        for j, p in enumerate(chunk):
+            ids[j, n - len(p):] = torch.tensor(p)
+        mask = (ids != pad).long()
+        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tok.eos_token_id,
+                  return_dict_in_generate=True, output_logits=True)
+        if temperature:
+            kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        else:
+            kw.update(do_sample=False)
+        with torch.no_grad():
+            o = model.generate(input_ids=ids, attention_mask=mask, **kw)
+        resp = o.sequences[:, n:]
+        logits = torch.stack(o.logits, 1).float()  # raw logits of each generated position
+        if temperature:
+            logits = logits / temperature
+        lp = torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1)
+        for j in range(len(chunk)):
+            r, total = [], 0.0
+            for t in range(resp.shape[1]):
+                tid = int(resp[j, t])
+                if tid == pad and tid != tok.eos_token_id:
+                    break
+                r.append(tid)
+                total += float(lp[j, t])
+                if tid == tok.eos_token_id:
+                    break
+            out_ids.append(r)
+            out_lp.append(total)
+    return out_ids, out_lp
+
+
+def sequence_logprobs(model, tok, prompts: list[list[int]], responses: list[list[int]], temperature: float,
+                      batch_size: int = 16) -> list[float]:
+    """Sum of log pi(response | prompt) at `temperature`, by one teacher-forced forward pass (as TRL's PPO)."""
+    import torch
+
+    pad = tok.pad_token_id
+    out = []
+    model.eval()
+    for idx in _batches(list(range(len(prompts))), batch_size):
+        P = max(len(prompts[i]) for i in idx)
+        R = max(1, max(len(responses[i]) for i in idx))
+        ids = torch.full((len(idx), P + R), pad, dtype=torch.long)
+        for j, i in enumerate(idx):
+            p, r = prompts[i], responses[i]
+            ids[j, P - len(p):P] = torch.tensor(p)
+            if r:
+                ids[j, P:P + len(r)] = torch.tensor(r)
+        mask = ids != pad
+        pos = (mask.cumsum(1) - mask.long()).clamp(min=0)
+        with torch.no_grad():
+            logits = model(input_ids=ids.masked_fill(~mask, 0), attention_mask=mask.long(),
+                           position_ids=pos).logits[:, P - 1:-1].float() / temperature
+        lp = torch.log_softmax(logits, -1).gather(-1, ids[:, P:].unsqueeze(-1)).squeeze(-1)
+        for j, i in enumerate(idx):
+            out.append(float(lp[j, :len(responses[i])].sum()))
+    return out
+
+
+def rewards(rm, tok, prompts, responses, missing_eos_penalty: float) -> list[float]:
+    """Reward-model score at EOS, minus the penalty for a response that never ended (as in training)."""
+    from hfrepro.rlhf.models import score
+
+    s = score(rm, [p + r for p, r in zip(prompts, responses)], tok.pad_token_id)
+    return [v - (missing_eos_penalty if not (r and r[-1] == tok.eos_token_id) else 0.0)
+            for v, r in zip(s, responses)]
+
+
+def _repeats(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    return len(words) != len(set(words))
+
+
+def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_new_tokens: int, temperature: float,
+                    missing_eos_penalty: float, seed: int, baseline: dict | None = None,
+                    batch_size: int = 16) -> tuple[dict, list[dict]]:
+    """Metrics of `policy` on held-out `rows` ({prompt, answer?}); `reference` None means the policy is its own
+    reference (KL 0). `baseline` = the SFT policy's per-prompt records, for the win-rate."""
+    prompts = [encode_prompt(tok, r["prompt"]) for r in rows]
+    greedy, _ = generate(policy, tok, prompts, max_new_tokens, None, batch_size)
+    sampled, lp = generate(policy, tok, prompts, max_new_tokens, temperature, batch_size, seed=seed)
+    if reference is None:
+        kl = [0.0] * len(rows)
+    else:
+        lp_ref = sequence_logprobs(reference, tok, prompts, sampled, temperature, batch_size)
+        kl = [a - b for a, b in zip(lp, lp_ref)]
+    r_s = rewards(rm, tok, prompts, sampled, missing_eos_penalty)
+    r_g = rewards(rm, tok, prompts, greedy, missing_eos_penalty)
+    recs = []
+    for i, row in enumerate(rows):
+        g_txt = tok.decode(greedy[i], skip_special_tokens=True)
+        s_txt = tok.decode(sampled[i], skip_special_tokens=True)
+        rec = {"prompt": _user_text(row["prompt"]), "answer": row.get("answer"), "relation": row.get("relation"),
+               "greedy": g_txt, "sampled": s_txt, "reward_sampled": round(r_s[i], 4),
+               "reward_greedy": round(r_g[i], 4), "kl": round(kl[i], 4), "greedy_tokens": len(greedy[i]),
+               "sampled_tokens": len(sampled[i]),
+               "sampled_ended": bool(sampled[i] and sampled[i][-1] == tok.eos_token_id),
+               "greedy_ended": bool(greedy[i] and greedy[i][-1] == tok.eos_token_id)}
+        if row.get("answer"):
+            rec["em_greedy"] = exact_match(g_txt, row["answer"])
+            rec["em_sampled"] = exact_match(s_txt, row["answer"])
+        recs.append(rec)
+    m = {
+        "prompts": len(rows),
+        "reward": mean(r_s), "reward_se": _se(r_s),
+        "reward_greedy": mean(r_g),
+        "kl": mean(kl), "kl_se": _se(kl),
+        "greedy_tokens": mean(r["greedy_tokens"] for r in recs),
+        "sampled_tokens": mean(r["sampled_tokens"] for r in recs),
+        "greedy_words": mean(len(r["greedy"].split()) for r in recs),
+        "repeat_rate": mean(_repeats(r["greedy"]) or _repeats(r["sampled"]) for r in recs),
+        "no_eos_rate": mean(not r["sampled_ended"] for r in recs),
+    }
+    if all("em_greedy" in r for r in recs):
+        m["exact_match"] = mean(r["em_greedy"] for r in recs)
+        m["exact_match_sampled"] = mean(r["em_sampled"] for r in recs)
+    if baseline is not None:
+        diffs = [r["reward_greedy"] - b["reward_greedy"] for r, b in zip(recs, baseline)]
+        m["win_rate"] = mean(1.0 if d > 1e-6 else 0.5 if abs(d) <= 1e-6 else 0.0 for d in diffs)
+        m["same_answer_rate"] = mean(r["greedy"] == b["greedy"] for r, b in zip(recs, baseline))
+        gain = [r["reward_sampled"] - b["reward_sampled"] for r, b in zip(recs, baseline)]
+        m["reward_gain"] = mean(gain)
+        m["reward_gain_se"] = _se(gain)
+    return m, recs
+
+
+def _se(xs: list[float]) -> float:
+    if len(xs) < 2:
+        return float("nan")
+    mu = mean(xs)
+    return math.sqrt(sum((x - mu) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+
+
+def _user_text(prompt) -> str:
+    if isinstance(prompt, list):
+        users = [m["content"] for m in prompt if m.get("role") == "user"]
+        return users[-1] if users else prompt[-1]["content"]
+    return prompt

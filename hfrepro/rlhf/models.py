@@ -1,0 +1,157 @@
+"""Tokenizer and model set-up shared by every RLHF stage, with the classic pitfalls handled in one place.
+
+- **Pad token distinct from EOS.** SmolLM2 ships pad = eos = `<|im_end|>`. TRL's PPO builds attention masks
+  as `ids != pad_token_id`, so every `<|im_end|>` inside the chat-formatted prompt would be masked out, and it
+  locates the response end as "first pad - 1", which would read the reward one token *before* EOS. We use a
+  token that never occurs in text (`<|endoftext|>` for SmolLM2; a new `<|pad|>` only if none exists).
+- **Reward read at the EOS token.** Reward-model inputs are `prompt + response + EOS` (prefs.encode_completion),
+  right-padded: `AutoModelForSequenceClassification` reads the score at the last non-pad token = EOS, and PPO's
+  `get_reward` reads it at "first pad - 1" = the same EOS. `reward_index` checks it.
+- **Reference model a separate object**, loaded fresh and frozen (`load_frozen`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PAD_CANDIDATES = ("<|endoftext|>", "<unk>", "<pad>", "[PAD]")
+
+
+def prepare_tokenizer(tok, padding_side: str = "left"):
+    """Give `tok` a pad token different from its EOS token (see module docstring). Returns tok."""
+    if tok.eos_token is None:
+        from hfrepro.errors import UserError
+        raise UserError("the tokenizer has no EOS token: RLHF needs one to end responses and read rewards",
+                        fix="use a chat/instruct model, or set tokenizer.eos_token before training")
+    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
+        vocab = tok.get_vocab()
+        cand = next((c for c in PAD_CANDIDATES if c in vocab and vocab[c] != tok.eos_token_id), None)
+        if cand is None:
+            tok.add_special_tokens({"pad_token": "<|pad|>"})
+        else:
+            tok.pad_token = cand
+    tok.padding_side = padding_side
+    return tok
+
+
+def load_tokenizer(name: str):
+    from hfrepro.models import load_tokenizer as _load
+    return prepare_tokenizer(_load(name))
+
+
+def sync_pad(model, tok):
+    """Make the model's config and generation config agree with the tokenizer's pad/eos ids."""
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tok))
+    model.config.pad_token_id = tok.pad_token_id
+    gc = getattr(model, "generation_config", None)
+    if gc is not None:
+        gc.pad_token_id = tok.pad_token_id
+        gc.eos_token_id = tok.eos_token_id
+    return model
+
+
+def load_policy(path: str, tok, dtype: str = "float32"):
+    from hfrepro.models import load_causal_lm
+    return sync_pad(load_causal_lm(path, dtype=dtype), tok)
+
+
+def load_frozen(path: str, tok, kind: str = "causal", **kw):
+    """A separate, frozen copy (reference policy, or the reward model at RL time): eval mode, no grads."""
+    model = load_policy(path, tok) if kind == "causal" else load_scorer(path, tok, **kw)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def load_scorer(path: str, tok, layers: int = 0, trainable_layers: int = 0):
+    """A one-output sequence classifier (reward model or value model) from a causal-LM or scorer folder.
+
+    layers: keep only the first `layers` transformer blocks (0: all) - a smaller, faster reward/value model.
+    trainable_layers: train only the top `trainable_layers` blocks + final norm + score head (0: everything).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from hfrepro.models import resolve
+
+    path = resolve(path)
+    cfg = AutoConfig.from_pretrained(path)
+    kw = {}
+    n_total = getattr(cfg, "num_hidden_layers", None)
+    if layers and n_total and layers < n_total:
+        kw["num_hidden_layers"] = layers
+    import transformers
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # "score.weight newly initialised" is expected here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32, **kw)
+    finally:
+        transformers.logging.set_verbosity(level)
+    sync_pad(model, tok)
+    if trainable_layers:
+        freeze_below(model, trainable_layers)
+    return model
+
+
+def freeze_below(model, trainable_layers: int) -> None:
+    """Freeze embeddings and all but the top `trainable_layers` blocks; keep final norm and head trainable."""
+    backbone = getattr(model, model.base_model_prefix)
+    blocks = backbone.layers
+    keep = set(range(max(0, len(blocks) - trainable_layers), len(blocks)))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for i in keep:
+        for p in blocks[i].parameters():
+            p.requires_grad_(True)
+    for name, p in model.named_parameters():
+        if not name.startswith(model.base_model_prefix + ".") or name.startswith(model.base_model_prefix + ".norm"):
+            p.requires_grad_(True)
+
+
+def trainable_share(model) -> tuple[int, int]:
+    n = sum(p.numel() for p in model.parameters())
+    t = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return t, n
+
+
+def save_complete(model, tok, folder: str | Path) -> Path:
+    """save_pretrained (safetensors) + tokenizer, atomically. A PeftModel is merged first (a complete repo)."""
+    from hfrepro.fsutil import atomic_dir
+
+    try:
+        from peft import PeftModel
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()
+    except ImportError:  # pragma: no cover
+        pass
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+    return folder
+
+
+def reward_index(input_ids, pad_token_id: int, context_length: int):
+    """Where PPO's `get_reward` reads the score: the last token before the first pad of the response."""
+    from trl.experimental.utils import first_true_indices
+    return first_true_indices(input_ids[:, context_length:] == pad_token_id) - 1 + context_length
+
+
+def score(model, seqs: list[list[int]], pad_token_id: int, batch_size: int = 32) -> list[float]:
+    """Scalar score of each token sequence (right-padded; read at the last non-pad token)."""
+    import torch
+
+    out: list[float] = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(seqs), batch_size):
+            chunk = seqs[i:i + batch_size]
+            n = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), n), pad_token_id, dtype=torch.long)
+            for j, s in enumerate(chunk):
+                ids[j, :len(s)] = torch.tensor(s)
+            logits = model(input_ids=ids, attention_mask=(ids != pad_token_id).long()).logits
+            out += logits.squeeze(-1).float().tolist()
+    return out
