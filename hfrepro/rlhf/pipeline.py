@@ -63,6 +63,8 @@ class RLHFArguments:
     max_new_tokens: int = field(default=8, metadata={"help": "response length limit"})
     missing_eos_penalty: float = field(default=1.0, metadata={"help": "subtracted from the reward of an unfinished response"})
     ppo_epochs: int = field(default=1, metadata={"help": "PPO epochs per batch of rollouts"})
+    ppo_mini_batches: int = field(default=2, metadata={
+        "help": "minibatches per batch: updates after the first are off-policy, so the clipped ratio matters"})
     value_trainable_layers: int = field(default=4, metadata={"help": "top blocks of the value model trained (0: all)"})
     num_generations: int = field(default=2, metadata={"help": "samples per prompt for RLOO / GRPO"})
     dpo_beta: float = field(default=0.1)
@@ -84,7 +86,7 @@ RM_KEYS = SFT_KEYS + ("rm_init", "rm_pairs", "rm_epochs", "rm_batch_size", "rm_l
                       "rm_trainable_layers")
 RL_KEYS = RM_KEYS + ("rl_steps", "rl_batch_size", "rl_learning_rate", "kl_coef", "temperature", "max_new_tokens",
                      "missing_eos_penalty")
-ALGO_KEYS = {"ppo": ("ppo_epochs", "value_trainable_layers"), "rloo": ("num_generations",),
+ALGO_KEYS = {"ppo": ("ppo_epochs", "ppo_mini_batches", "value_trainable_layers"), "rloo": ("num_generations",),
              "grpo": ("num_generations",), "dpo": ("dpo_beta",)}
 EVAL_KEYS = ("eval_prompts",)
 
@@ -242,7 +244,7 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
         n_proc = PartialState().num_processes
         cfg = make_training_args(
             cls=PPOConfig, output_dir=str(run.checkpoints), per_device_train_batch_size=args.rl_batch_size,
-            gradient_accumulation_steps=1, num_mini_batches=1, num_ppo_epochs=args.ppo_epochs,
+            gradient_accumulation_steps=1, num_mini_batches=args.ppo_mini_batches, num_ppo_epochs=args.ppo_epochs,
             total_episodes=args.rl_steps * args.rl_batch_size * n_proc, learning_rate=args.rl_learning_rate,
             kl_coef=args.kl_coef, temperature=args.temperature, response_length=args.max_new_tokens,
             stop_token="eos", missing_eos_penalty=args.missing_eos_penalty, local_rollout_forward_batch_size=args.rl_batch_size,
@@ -262,30 +264,41 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
 
 
 def _evaluate(run, reference_run, tok, rows, rm_run, args, state, progress, baseline) -> list[dict] | None:
-    """Evaluate run.model_dir on the held-out rows (main process), cached in eval.json + eval_samples.jsonl."""
+    return evaluate_folder(run.path, str(run.model_dir),
+                           str(reference_run.model_dir) if reference_run is not None else None,
+                           str(rm_run.model_dir), tok, rows, temperature=args.temperature,
+                           max_new_tokens=args.max_new_tokens, missing_eos_penalty=args.missing_eos_penalty,
+                           seed=args.seed, baseline=baseline, state=state, progress=progress)
+
+
+def evaluate_folder(folder: Path, model_path: str, reference_path: str | None, rm_path: str, tok, rows, *,
+                    temperature: float, max_new_tokens: int, missing_eos_penalty: float, seed: int, baseline,
+                    state, progress=print) -> list[dict] | None:
+    """Evaluate `model_path` on held-out rows (main process); cached in folder/eval.json + eval_samples.jsonl.
+    Returns the per-prompt records (main process) or None."""
     import json
 
     from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
     from hfrepro.rlhf.evaluate import evaluate_policy
     from hfrepro.rlhf.models import load_frozen
 
-    f, fs = run.path / "eval.json", run.path / "eval_samples.jsonl"
-    key = {"eval_prompts": len(rows), "temperature": args.temperature, "max_new_tokens": args.max_new_tokens,
-           "seed": args.seed, "missing_eos_penalty": args.missing_eos_penalty,
-           "reference": str(reference_run.path) if reference_run is not None else None}
+    folder = Path(folder)
+    f, fs = folder / "eval.json", folder / "eval_samples.jsonl"
+    key = {"eval_prompts": len(rows), "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
+           "missing_eos_penalty": missing_eos_penalty, "reference": reference_path, "reward_model": rm_path}
     recs = None
     if state.is_main_process:
         if f.is_file() and fs.is_file() and read_json(f).get("key") == key:
             recs = [json.loads(line) for line in fs.read_text(encoding="utf-8").splitlines() if line.strip()]
         else:
             t0 = time.perf_counter()
-            progress(f"[rlhf] evaluating {run.path.name} on {len(rows)} held-out prompts")
-            policy = load_frozen(str(run.model_dir), tok)
-            ref = load_frozen(str(reference_run.model_dir), tok) if reference_run is not None else None
-            rmodel = load_frozen(str(rm_run.model_dir), tok, kind="scorer")
-            m, recs = evaluate_policy(policy, tok, rows, reference=ref, rm=rmodel, max_new_tokens=args.max_new_tokens,
-                                      temperature=args.temperature, missing_eos_penalty=args.missing_eos_penalty,
-                                      seed=args.seed, baseline=baseline)
+            progress(f"[rlhf] evaluating {folder.name} on {len(rows)} held-out prompts")
+            policy = load_frozen(model_path, tok)
+            ref = load_frozen(reference_path, tok) if reference_path is not None else None
+            rmodel = load_frozen(rm_path, tok, kind="scorer")
+            m, recs = evaluate_policy(policy, tok, rows, reference=ref, rm=rmodel, max_new_tokens=max_new_tokens,
+                                      temperature=temperature, missing_eos_penalty=missing_eos_penalty,
+                                      seed=seed, baseline=baseline)
             m["eval_seconds"] = round(time.perf_counter() - t0, 2)
             atomic_write_text(fs, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
             atomic_write_json(f, {"key": key, **m})

@@ -267,3 +267,77 @@ def _continue_schedule(trainer, config, total: int, offset: int) -> None:
     for _ in range(offset):
         sched.step()
     trainer.lr_scheduler = sched
+
+
+# --- recipes/ppo.py --------------------------------------------------------------------------------------
+
+from dataclasses import dataclass, field  # noqa: E402
+
+
+@dataclass
+class PPOScriptArguments:
+    dataset: str = field(default="questions-words", metadata={
+        "help": "prompts: questions-words (embedded task) or a TRL preference/prompt file with a `prompt` column"})
+    max_prompts: int = field(default=0, metadata={"help": "use at most this many training prompts (0: all)"})
+    eval_prompts: int = field(default=32, metadata={"help": "held-out prompts for the before/after evaluation (0: skip)"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank of the policy (0: full fine-tuning)"})
+    lora_alpha: int = field(default=32)
+    value_model_path: str | None = field(default=None, metadata={"help": "value model init (default: the reward model)"})
+    value_trainable_layers: int = field(default=4, metadata={"help": "top blocks of the value model trained (0: all)"})
+    samples_per_step: int = field(default=4, metadata={"help": "rollouts written to samples.jsonl per update"})
+    threads: int = field(default=0, metadata={"help": "torch threads per process (0: cores / processes)"})
+    overwrite: bool = field(default=False, metadata={"help": "start afresh if output_dir holds another run"})
+
+
+def run_ppo_recipe(script: PPOScriptArguments, config) -> dict | None:
+    """PPO from `config.sft_model_path` against `config.reward_model_path`; run folder `config.output_dir`."""
+    from accelerate import PartialState
+
+    from hfrepro.config import resolved
+    from hfrepro.models import resolve
+    from hfrepro.rlhf import prefs
+    from hfrepro.rlhf.models import load_tokenizer
+    from hfrepro.rlhf.pipeline import _begin, _finish, evaluate_folder
+    from hfrepro.training import RunDir, cpu_sane, setup_runtime
+
+    setup_runtime(seed=config.seed, threads=script.threads or None)
+    cpu_sane(config)
+    state = PartialState()
+    from pathlib import Path as _P
+    if not _P(config.reward_model_path).exists() and "/" in config.reward_model_path and \
+            config.reward_model_path.startswith(("runs", ".", "/")):
+        raise UserError(f"reward model not found: {config.reward_model_path}",
+                        fix="train one first: python recipes/reward.py (or pass --reward_model_path)")
+    policy_path, reward_path = resolve(config.sft_model_path), resolve(config.reward_model_path)
+    run = RunDir(config.output_dir)
+    cfg = resolved(script, config)
+    if _begin(run, cfg, script.overwrite, state):
+        return run.metrics() if state.is_main_process else None
+    tok = load_tokenizer(policy_path)
+    data = prefs.load_preferences(script.dataset, seed=config.seed)
+    train = prefs.unique_prompts(data["train"])
+    if script.max_prompts:
+        train = train[:script.max_prompts]
+    config.output_dir = str(run.checkpoints)
+    m = train_ppo(run=run, tok=tok, policy_path=policy_path, reward_path=reward_path, train_rows=train,
+                  config=config, lora_r=script.lora_r, lora_alpha=script.lora_alpha,
+                  value_path=script.value_model_path and resolve(script.value_model_path),
+                  value_trainable_layers=script.value_trainable_layers, samples_per_step=script.samples_per_step)
+    m = _finish(run, m, state, dict(title="PPO policy (hfrepro)", tags=["ppo", "rlhf", "trl"],
+                                    pipeline_tag="text-generation",
+                                    description="A policy trained with TRL's PPOTrainer against a reward model, "
+                                                "with a KL penalty to the starting (reference) policy."))
+    if script.eval_prompts:
+        test = data["test"] if "test" in data else data["validation"]
+        rows = prefs.unique_prompts(test)[:script.eval_prompts]
+        kw = dict(temperature=config.temperature, max_new_tokens=config.response_length,
+                  missing_eos_penalty=config.missing_eos_penalty or 0.0, seed=config.seed, state=state)
+        before = evaluate_folder(run.path / "reference", policy_path, None, reward_path, tok, rows, baseline=None, **kw)
+        evaluate_folder(run.path, str(run.model_dir), policy_path, reward_path, tok, rows, baseline=before, **kw)
+        if state.is_main_process:
+            from hfrepro.fsutil import read_json
+            ev = read_json(run.path / "eval.json")
+            m = run.write_metrics({"eval": {k: v for k, v in ev.items() if k != "key"},
+                                   "eval_reference": {k: v for k, v in read_json(run.path / "reference" / "eval.json").items()
+                                                      if k != "key"}})
+    return m if state.is_main_process else None

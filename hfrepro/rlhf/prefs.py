@@ -168,26 +168,27 @@ def _is_messages(v) -> bool:
     return isinstance(v, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in v)
 
 
-def check_preferences(ds, where: str) -> str:
-    """Validate TRL's standard or conversational preference format; returns 'standard' or 'conversational'."""
-    cols = set(ds.column_names)
+def check_preferences(rows, where: str) -> str:
+    """Validate TRL's standard or conversational preference format (a Dataset or a list of dicts);
+    returns 'standard' or 'conversational'."""
+    rows = list(rows)
+    if not rows:
+        raise UserError("preference data has no rows", where=where)
+    cols = set(rows[0])
     missing = {"prompt", "chosen", "rejected"} - cols
     if missing:
         raise UserError(f"preference data needs the columns prompt, chosen, rejected; missing: "
                         f"{', '.join(sorted(missing))} (it has: {', '.join(sorted(cols))})", where=where,
                         fix="use TRL's preference format: {\"prompt\": ..., \"chosen\": ..., \"rejected\": ...} per "
                             "line, strings or lists of {\"role\", \"content\"} messages")
-    if len(ds) == 0:
-        raise UserError("preference data has no rows", where=where)
-    first = ds[0]
-    conv = _is_messages(first["prompt"])
-    for i, r in enumerate(ds):
+    conv = _is_messages(rows[0]["prompt"])
+    for i, r in enumerate(rows):
         for c in ("prompt", "chosen", "rejected"):
-            v = r[c]
+            v = r.get(c)
             ok = _is_messages(v) if conv else isinstance(v, str)
             if not ok or not v:
                 raise UserError(f"row {i + 1}: column {c!r} is {'not a list of messages' if conv else 'not a string'}"
-                                f" or empty (all rows must use one format, like row 1)", where=where,
+                                f" or is empty (every row must use the format of row 1)", where=where,
                                 fix="make every row use the same format: all strings, or all message lists")
         if r["chosen"] == r["rejected"]:
             raise UserError(f"row {i + 1}: chosen and rejected are identical", where=where,
@@ -197,10 +198,18 @@ def check_preferences(ds, where: str) -> str:
 
 def load_preferences(name: str, seed: int = 0, pairs_per_prompt: int = 2):
     """`questions-words` (the embedded task) or a file/folder in TRL's preference format -> DatasetDict."""
-    if name in (SOURCE, "qw-prefs"):
-        return embedded_preferences(seed, pairs_per_prompt)
+    from pathlib import Path
+
     from hfrepro import data
 
+    if name in (SOURCE, "qw-prefs"):
+        return embedded_preferences(seed, pairs_per_prompt)
+    p = Path(name).expanduser()
+    if p.is_file() and p.suffix.lower() in (".jsonl", ".json"):
+        from datasets import Dataset
+        rows = data.read_jsonl(p)
+        check_preferences(rows, str(p))
+        return data.split_dataset(Dataset.from_list(rows), seed)
     dd = data.load(name, seed=seed)
     for split in dd:
         check_preferences(dd[split], f"{name} ({split})")

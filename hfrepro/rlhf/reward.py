@@ -69,3 +69,57 @@ def train_reward(*, run, tok, model_name: str, train_ds, eval_ds, test_ds, confi
     acc.wait_for_everyone()
     tok.padding_side = "left"
     return metrics
+
+
+# --- recipes/reward.py -----------------------------------------------------------------------------------
+
+from dataclasses import dataclass, field  # noqa: E402
+
+
+@dataclass
+class RewardScriptArguments:
+    model: str = field(default="smollm2-135m-instruct", metadata={
+        "help": "model the reward model starts from (embedded name, folder, e.g. runs/rlhf/sft/model, or Hub id)"})
+    dataset: str = field(default="questions-words", metadata={
+        "help": "questions-words (embedded task) or a TRL preference file: prompt/chosen/rejected per row"})
+    pairs_per_prompt: int = field(default=2, metadata={"help": "rejected answers per prompt (embedded task)"})
+    max_train_pairs: int = field(default=0, metadata={"help": "use at most this many training pairs (0: all)"})
+    layers: int = field(default=16, metadata={"help": "transformer blocks kept (0: all)"})
+    trainable_layers: int = field(default=4, metadata={"help": "top blocks trained (0: all)"})
+    threads: int = field(default=0, metadata={"help": "torch threads per process (0: cores / processes)"})
+    overwrite: bool = field(default=False, metadata={"help": "start afresh if output_dir holds another run"})
+
+
+def run_reward_recipe(script: RewardScriptArguments, config) -> dict | None:
+    """Train and evaluate a reward model into the run folder `config.output_dir` (model/ = the reward model)."""
+    from accelerate import PartialState
+
+    from hfrepro.config import resolved
+    from hfrepro.rlhf import prefs
+    from hfrepro.rlhf.models import load_tokenizer
+    from hfrepro.rlhf.pipeline import _begin, _finish
+    from hfrepro.training import RunDir, cpu_sane, setup_runtime
+
+    setup_runtime(seed=config.seed, threads=script.threads or None)
+    cpu_sane(config)
+    state = PartialState()
+    run = RunDir(config.output_dir)
+    cfg = resolved(script, config)
+    if _begin(run, cfg, script.overwrite, state):
+        return run.metrics() if state.is_main_process else None
+    tok = load_tokenizer(script.model)
+    data = prefs.load_preferences(script.dataset, seed=config.seed, pairs_per_prompt=script.pairs_per_prompt)
+    train = data["train"].shuffle(seed=config.seed)
+    if script.max_train_pairs:
+        train = train.select(range(min(script.max_train_pairs, len(train))))
+    test = data["test"] if "test" in data else data["validation"]
+    config.output_dir = str(run.checkpoints)
+    from hfrepro.models import resolve
+    m = train_reward(run=run, tok=tok, model_name=resolve(script.model), train_ds=train,
+                     eval_ds=data.get("validation"), test_ds=test, config=config, layers=script.layers,
+                     trainable_layers=script.trainable_layers)
+    m = _finish(run, m, state, dict(title="Reward model (hfrepro)", tags=["reward-model", "trl"],
+                                    pipeline_tag="text-classification",
+                                    description="Bradley-Terry reward model trained with TRL's RewardTrainer on "
+                                                "preference pairs; the score is read at the EOS token."))
+    return m if state.is_main_process else None
