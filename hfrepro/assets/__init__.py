@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from hfrepro.assets import corpora, sources as S
 from hfrepro.errors import AssetMissing, UserError
 from hfrepro.fsutil import atomic_dir, atomic_write_json, dir_size
-from hfrepro.paths import datasets_dir, models_dir
+from hfrepro.paths import datasets_dir, home, models_dir
 
 MARKER = "hfrepro-asset.json"
 SPLIT_SEED = 1234  # the seed that fixes every embedded dataset's train/validation/test split
