@@ -162,3 +162,16 @@ def test_kill_half_way_then_rebuild(tmp_path):
             del os.environ["HFREPRO_HOME"]
         else:
             os.environ["HFREPRO_HOME"] = old
+
+
+@pytest.mark.integration
+def test_corrupted_entry_via_cli(tmp_path):
+    home = tmp_path / "home"
+    env = {"HFREPRO_HOME": str(home)}
+    assert run_cli("assets", "build", "wordsim353", env=env).returncode == 0
+    next((home / "datasets" / "wordsim353").rglob("*.arrow")).write_bytes(b"truncated")
+    r = run_cli("assets", "path", "wordsim353", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "corrupted" in r.stderr and "hfrepro assets build --force wordsim353" in r.stderr
+    listing = run_cli("assets", env=env).stdout
+    assert "| wordsim353 | dataset | corrupted" in listing
