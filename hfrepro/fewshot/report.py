@@ -113,3 +113,23 @@ def _chance(results: Sequence, task: str) -> float | None:
                     return sum(1 / len(x["choices"]) for x in by_k) / len(by_k)
             return r.tasks[task].get("chance")
     return None
+
+
+def write_results_card(out_dir: str | Path, results: Sequence, config: dict) -> Path:
+    """README.md for a results folder pushed as a Hub dataset repo: what was run and what it scored."""
+    import yaml
+
+    from hfrepro.config import resolved
+
+    class _C:
+        def to_dict(self):
+            return dict(config)
+
+    header = {"license": "other", "tags": ["hfrepro", "evaluation", "few-shot"], "pretty_name": "hfrepro few-shot results"}
+    parts = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
+             "# Few-shot in-context evaluation results (hfrepro)", "",
+             "Accuracy by number of demonstrations, measured by `hfrepro fewshot` (prompts and answers of every "
+             "example are under `samples/`).", "", markdown_table(results), "",
+             "![accuracy vs shots](accuracy_vs_shots.png)", "", "## Configuration", "", "```yaml",
+             yaml.safe_dump(resolved(_C()), sort_keys=True, allow_unicode=True).strip(), "```", ""]
+    return atomic_write_text(Path(out_dir) / "README.md", "\n".join(parts))
