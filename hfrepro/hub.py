@@ -266,7 +266,7 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
         ds = eval_dataset or (datasets[0] if datasets else "custom")
         results = [EvalResult(task_type=task or pipeline_tag or "other", dataset_type=ds, dataset_name=ds,
                               dataset_split=eval_split, metric_type=k.replace("/", "_"), metric_name=k,
-                              metric_value=float(v) if isinstance(v, float) else v, source_name="hfrepro run")
+                              metric_value=float(v) if isinstance(v, float) else v)
                    for k, v in values.items()]
     data = ModelCardData(license=lic, base_model=base_id, datasets=list(datasets) or None,
                          language=list(language) or None, pipeline_tag=pipeline_tag,
@@ -285,10 +285,12 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
                                                      else "."), ""]
     flat = _flatten(metrics or {})
     if flat:
-        parts += ["## Results", "", "Measured by the run that produced this model (also in the card's "
-                  "`model-index` metadata" + (f", on `{eval_dataset or (datasets[0] if datasets else 'custom')}`"
-                                              + (f" ({eval_split} split)" if eval_split else "") if values else "")
-                  + "):", "", "| metric | value |", "|---|---|"]
+        intro = "Measured by the run that produced this model."
+        if values:
+            ds = eval_dataset or (datasets[0] if datasets else "custom")
+            intro += (f" {', '.join(f'`{k}`' for k in values)} also appear in the card's `model-index` metadata "
+                      f"(dataset `{ds}`" + (f", split `{eval_split}`" if eval_split else "") + ").")
+        parts += ["## Results", "", intro, "", "| metric | value |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in flat.items()]
         parts.append("")
     parts += ["## How to load", "", "```python",
@@ -343,7 +345,7 @@ def write_model_card(model_dir: str | Path, *, title: str, license: str | None =
                       metrics=metrics, config=config, usage=usage, limits=limits, model_dir=model_dir,
                       eval_metrics=eval_metrics, eval_dataset=eval_dataset, eval_split=eval_split, task=task,
                       how_to_load=how_to_load, command=command)
-    return atomic_write_text(Path(model_dir) / "README.md", str(card))
+    return atomic_write_text(Path(model_dir) / "README.md", str(card).rstrip("\n") + "\n")
 
 
 class _Obj:
@@ -392,7 +394,7 @@ def dataset_card(*, title: str, license: str, language: Sequence[str], source: S
 def write_dataset_card(path: str | Path, **kw: Any) -> Path:
     """`dataset_card(**kw)` written to `path` (e.g. data_cards/<name>.md), atomically."""
     from hfrepro.fsutil import atomic_write_text
-    return atomic_write_text(path, str(dataset_card(**kw)))
+    return atomic_write_text(path, str(dataset_card(**kw)).rstrip("\n") + "\n")
 
 
 def check_dataset_card(card: str | Path, required: Sequence[str] = DATASET_CARD_REQUIRED) -> list[str]:
