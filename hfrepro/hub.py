@@ -541,6 +541,7 @@ def validate_push(repo_id: str | None, private: bool = False, token: str | None 
     except HFValidationError as e:
         raise UserError(f"invalid Hub repo id {repo_id!r}: {e}",
                         fix="use the form user/name: letters, digits, '-', '_', '.'; at most 96 characters") from None
+    explicit = token
     token = token or get_token()
     if not token:
         raise UserError("no Hugging Face token: pushing needs one (nothing was uploaded)",
@@ -572,7 +573,7 @@ def validate_push(repo_id: str | None, private: bool = False, token: str | None 
         raise UserError(f"your token belongs to {user!r}, which cannot write under {ns!r} (nothing was uploaded)",
                         fix=f"use one of your namespaces: {', '.join(sorted(namespaces))}, e.g. {user}/"
                             f"{repo_id.split('/')[1]}")
-    return HubRequest(repo_id=repo_id, private=private, token=token if token != get_token() else None)
+    return HubRequest(repo_id=repo_id, private=private, token=explicit)
 
 
 def _api(token: str | None = None):

@@ -40,7 +40,8 @@ class FakeHub:
         self.fail_commits = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
 
     def __enter__(self) -> "FakeHub":
         self._thread.start()
@@ -171,7 +172,7 @@ class FakeHub:
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_bytes(data)
                     subprocess.run([*GIT, "add", "-A"], cwd=d, check=True)
-                    subprocess.run([*GIT, "commit", "-q", "-m", header["summary"]], cwd=d, check=True)
+                    subprocess.run([*GIT, "commit", "-q", "--allow-empty", "-m", header["summary"]], cwd=d, check=True)
                     sha = _head(d)
                     hub.commits.append({"repo_type": kind, "repo_id": repo_id, "message": header["summary"],
                                         "files": files})
