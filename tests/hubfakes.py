@@ -233,10 +233,11 @@ def start_mirror(root: Path, timeout: float = 30.0) -> tuple[str, subprocess.Pop
 def _serve_olah(root: str, port_file: str) -> None:
     """olah with offline=true on a port chosen by the OS; the port is written to port_file once listening.
 
-    Two fixes over olah 0.5.4's offline mode, both on the test server only: a file absent from a mirrored
-    repo answers 404 + `X-Error-Code: EntryNotFound` (olah answers 401, which the clients read as "repo not
-    found" and transformers then fails on the optional adapter_config.json), and `/api/{type}/org/name`
-    without a revision is answered for `main` (olah looks only in its upstream cache).
+    Two fixes over olah 0.5.4's offline mode, both on the test server only: a file or folder absent from a
+    mirrored repo answers 404 + `X-Error-Code: EntryNotFound` (olah answers 401, which the clients read as
+    "repo not found": transformers then fails on the optional adapter_config.json and on the
+    additional_chat_templates/ listing), and `/api/{type}/org/name` without a revision is answered for `main`
+    (olah looks only in its upstream cache).
     """
     import logging
     import socket
@@ -264,21 +265,32 @@ def _serve_olah(root: str, port_file: str) -> None:
     srv.app.state.logger = log
     srv.app.state.app_settings = srv.AppSettings(config=cfg)
     resolve = re.compile(r"^/(?:(datasets|models)/)?([^/]+)/([^/]+)/resolve/([^/]+)/(.+)$")
+    tree = re.compile(r"^/api/(datasets|models)/([^/]+)/([^/]+)/tree/([^/]+)/(.+)$")
     info = re.compile(r"^/api/(datasets|models)/([^/]+)/([^/]+)$")
+
+    def missing(kind, org, name, rev, rel) -> bool:
+        folder = os.path.join(root, kind or "models", org, name)
+        if not os.path.isdir(folder):
+            return False
+        try:
+            commit = LocalMirrorRepo(folder, kind or "models", org, name)._git_repo.commit(unquote(rev))
+        except Exception:  # noqa: BLE001 - unknown revision: let olah answer
+            return False
+        try:
+            commit.tree[unquote(rel).strip("/")]
+        except KeyError:
+            return True
+        return False
 
     @srv.app.middleware("http")
     async def _offline_fixes(request, call_next):
         p = request.url.path
         if info.match(p):
             request.scope["path"] = p + "/revision/main"
-        m = resolve.match(p)
-        if m:
-            kind, org, name, rev, rel = m.groups()
-            folder = os.path.join(root, kind or "models", org, name)
-            if os.path.isdir(folder) and LocalMirrorRepo(folder, kind or "models", org, name).get_file_head(
-                    unquote(rev), unquote(rel)) is None:
-                return Response(status_code=404, headers={"X-Error-Code": "EntryNotFound",
-                                                          "X-Error-Message": "Entry not found"})
+        m = resolve.match(p) or tree.match(p)
+        if m and missing(*m.groups()):
+            return Response(status_code=404, headers={"X-Error-Code": "EntryNotFound",
+                                                      "X-Error-Message": "Entry not found"})
         return await call_next(request)
 
     server = uvicorn.Server(uvicorn.Config(srv.app, log_level="warning"))
