@@ -531,7 +531,7 @@ def validate_push(repo_id: str | None, private: bool = False, token: str | None 
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     from hfrepro.errors import UserError
-    from hfrepro.hubenv import endpoint, hub_reachable, offline_requested
+    from hfrepro.hubenv import endpoint
 
     flag = "--hub_model_id" if repo_type == "model" else "--repo-id"
     if not repo_id:
@@ -547,12 +547,14 @@ def validate_push(repo_id: str | None, private: bool = False, token: str | None 
         raise UserError("no Hugging Face token: pushing needs one (nothing was uploaded)",
                         fix="run `hf auth login`, or set HF_TOKEN in the environment (hfrepro never writes it "
                             "to disk)")
-    if offline_requested():
-        raise UserError(f"cannot push to {repo_id!r}: offline mode is set (HF_HUB_OFFLINE or "
-                        "TRANSFORMERS_OFFLINE or HF_DATASETS_OFFLINE) (nothing was uploaded)",
+    offline = [v for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")  # what huggingface_hub itself honours
+               if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")]
+    if offline:
+        raise UserError(f"cannot push to {repo_id!r}: offline mode is set ({'='.join([offline[0], '1'])}) "
+                        "(nothing was uploaded)",
                         fix="unset those variables on a machine that reaches the Hub, or push later: "
                             f"hfrepro push RUN_DIR --repo-id {repo_id}")
-    if not hub_reachable():
+    if not _reachable(endpoint()):
         raise UserError(f"cannot push to {repo_id!r}: the Hub ({endpoint()}) is not reachable from this machine "
                         "(nothing was uploaded)",
                         fix=f"push later from a machine with access: hfrepro push RUN_DIR --repo-id {repo_id}")
@@ -574,6 +576,20 @@ def validate_push(repo_id: str | None, private: bool = False, token: str | None 
                         fix=f"use one of your namespaces: {', '.join(sorted(namespaces))}, e.g. {user}/"
                             f"{repo_id.split('/')[1]}")
     return HubRequest(repo_id=repo_id, private=private, token=explicit)
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """One TCP connect to the Hub endpoint (hubenv.hub_reachable also says False under HF_DATASETS_OFFLINE,
+    which does not concern pushes, and switches the process offline)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    try:
+        with socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _api(token: str | None = None):
