@@ -45,20 +45,24 @@ def _push(args) -> int:
         raise UserError("give either RUN_DIR or --dataset NAME (exactly one)",
                         fix="hfrepro push runs/x --repo-id you/name   or   hfrepro push --dataset NAME --repo-id "
                             "you/name")
-    repo_type = "dataset" if args.dataset else "model"
+    if args.dataset:
+        return _push_dataset(args)
+    plan = hub.plan_upload(args.run_dir, repo_type="model", repo_id=args.repo_id)  # local checks first
+    return _do(plan, _request(args, "model"), args, what=args.run_dir)
+
+
+def _request(args, repo_type: str):
+    """The checked push request (token, Hub, permissions); in a dry run only the repo id's syntax."""
+    from hfrepro import hub
+
     if args.dry_run:
         if args.repo_id:
             _check_id_syntax(args.repo_id)
-        req = hub.HubRequest(repo_id=args.repo_id or "user/name", private=args.private)
-    else:
-        req = hub.validate_push(args.repo_id, args.private, repo_type=repo_type)
-    if args.dataset:
-        return _push_dataset(args, req)
-    plan = hub.plan_upload(args.run_dir, repo_type="model", repo_id=req.repo_id)
-    return _do(plan, req, args, what=args.run_dir)
+        return hub.HubRequest(repo_id=args.repo_id or "user/name", private=args.private)
+    return hub.validate_push(args.repo_id, args.private, repo_type=repo_type)
 
 
-def _push_dataset(args, req) -> int:
+def _push_dataset(args) -> int:
     import tempfile
     from pathlib import Path
 
@@ -82,6 +86,7 @@ def _push_dataset(args, req) -> int:
     if problems:
         raise UserError("the dataset card is not valid: " + "; ".join(problems), where=str(card),
                         fix="fix the card, then push again")
+    req = _request(args, "dataset")
     dd = data.load(name)
     with tempfile.TemporaryDirectory(prefix="hfrepro-push-") as tmp:
         folder = hub.export_dataset(dd, Path(tmp) / "repo", card)

@@ -145,3 +145,23 @@ def test_model_card_check_catches_bad_metadata():
     assert hub.check_model_card("---\nbase_model: /home/me/model\n---\n# x\n")
     bad_index = "---\nmodel-index:\n- name: x\n  results:\n  - task: {}\n---\n# x\n"
     assert hub.check_model_card(bad_index)
+
+
+def test_card_for_a_real_peft_adapter(tmp_path):
+    """peft's save_pretrained writes its own placeholder README; write_model_card replaces it and names the base."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    base_dir = tmp_path / "base"
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2)).save_pretrained(base_dir)
+    (base_dir / "README.md").write_text("---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\n---\n# base\n")
+    model = get_peft_model(GPT2LMHeadModel.from_pretrained(base_dir),
+                           LoraConfig(r=2, target_modules=["c_attn"], fan_in_fan_out=True, task_type="CAUSAL_LM"))
+    out = tmp_path / "adapter"
+    model.save_pretrained(out)
+    assert (out / "adapter_model.safetensors").is_file()
+    hub.write_model_card(out, title="LoRA on a tiny GPT-2", license="mit", metrics={"eval_loss": 2.0})
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and "More Information Needed" not in card.text
+    assert str(base_dir) in card.text and hub.check_model_card(out / "README.md") == []
+    assert hub.is_model_folder(out) and "README.md" in hub.plan_upload(out).paths
