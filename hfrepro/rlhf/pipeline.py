@@ -161,21 +161,15 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
     summary: dict = {"world_size": state.num_processes}
     t_all = time.perf_counter()
 
-    # 1. SFT
+    # 1. SFT (train_sft records its config, skips a finished run and resumes an interrupted one)
     sft = RunDir(out / "sft")
-    if _begin(sft, _subset(args, SFT_KEYS), args.overwrite, state):
-        progress(f"[rlhf] sft: done earlier, reusing {sft.model_dir}")
-    else:
-        from hfrepro.rlhf.sft import run_sft
-        progress(f"[rlhf] sft: {args.sft_steps} steps on {min(args.sft_examples, len(train_prompts))} demonstrations")
-        m = run_sft(run=sft, tok=tok, model_name=base_path, rows=train_prompts[:args.sft_examples],
-                    max_steps=args.sft_steps, batch_size=args.sft_batch_size, learning_rate=args.sft_learning_rate,
-                    lora_r=args.lora_r, lora_alpha=args.lora_alpha, seed=args.seed, save_steps=args.save_steps)
-        _finish(sft, m, state, dict(title="SFT policy (hfrepro RLHF stage)", base_model=_card_base(args.model),
-                                    pipeline_tag="text-generation", tags=["sft", "trl"],
-                                    description="Supervised fine-tuning on one-word-answer demonstrations "
-                                                "(prompt -> preferred answer); the reference policy of the RL step."))
-    summary.update({k: v for k, v in sft.metrics().items() if k.startswith("sft_")})
+    from hfrepro.rlhf.sft import run_sft
+    progress(f"[rlhf] sft: {args.sft_steps} steps on {min(args.sft_examples, len(train_prompts))} demonstrations")
+    summary.update(run_sft(run_dir=sft.path, tok=tok, model_name=base_path, rows=train_prompts[:args.sft_examples],
+                           config=_subset(args, SFT_KEYS), max_steps=args.sft_steps, batch_size=args.sft_batch_size,
+                           learning_rate=args.sft_learning_rate, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                           seed=args.seed, overwrite=args.overwrite, save_steps=args.save_steps))
+    state.wait_for_everyone()
 
     # 2. reward model
     rm = RunDir(out / "reward")
@@ -285,7 +279,8 @@ def evaluate_folder(folder: Path, model_path: str, reference_path: str | None, r
     folder = Path(folder)
     f, fs = folder / "eval.json", folder / "eval_samples.jsonl"
     key = {"eval_prompts": len(rows), "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
-           "missing_eos_penalty": missing_eos_penalty, "reference": reference_path, "reward_model": rm_path}
+           "missing_eos_penalty": missing_eos_penalty, "reference": reference_path, "reward_model": rm_path,
+           "model_mtime": _mtime(model_path), "rm_mtime": _mtime(rm_path)}
     recs = None
     if state.is_main_process:
         if f.is_file() and fs.is_file() and read_json(f).get("key") == key:
@@ -305,6 +300,11 @@ def evaluate_folder(folder: Path, model_path: str, reference_path: str | None, r
             del policy, ref, rmodel
     state.wait_for_everyone()
     return recs
+
+
+def _mtime(folder: str) -> float | None:
+    f = Path(folder) / "model.safetensors"
+    return f.stat().st_mtime if f.is_file() else None
 
 
 # --- comparison and curves -------------------------------------------------------------------------------

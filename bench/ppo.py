@@ -1,0 +1,149 @@
+"""PPO update time: hfrepro's `train_ppo` (per-step logs, rollout samples scored by the reward model, checkpoints,
+generation timer) against the bare TRL PPO example (trl/examples/scripts/ppo/ppo.py: load four models, build
+`PPOTrainer`, `train()`), same models, same PPOConfig, same data, same process. Also the share of the time
+spent generating rollouts.
+
+    .venv/bin/python bench/ppo.py                       # 6 updates x 8 rollouts, SmolLM2-135M, LoRA r=16
+    HFREPRO_THREADS=2 .venv/bin/python bench/ppo.py --updates 8 --repeats 2
+
+Target: hfrepro / bare <= 1.05 per update. The runs alternate (bare, hfrepro, bare, hfrepro, ...) and the
+fastest of each side is kept. On a machine shared with other work, wall-clock swings; the CPU time of this
+process (`cpu s/update`) is the steadier number and the ratio is reported for both.
+Writes bench/results/ppo.json and prints a Markdown table.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--updates", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--rm_layers", type=int, default=16)
+    ap.add_argument("--trainable_layers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("HFREPRO_THREADS", 0)) or os.cpu_count())
+    ap.add_argument("--out", default="bench/results/ppo.json")
+    a = ap.parse_args()
+
+    import torch
+
+    from hfrepro.fsutil import atomic_write_json
+    from hfrepro.models import resolve
+    from hfrepro.report import md_table
+    from hfrepro.rlhf import prefs
+    from hfrepro.rlhf.models import load_scorer, load_tokenizer, save_complete
+    from hfrepro.training import setup_runtime
+
+    setup_runtime(seed=0, threads=a.threads)
+    tok = load_tokenizer(a.model)
+    policy_path = resolve(a.model)
+    rows = prefs.unique_prompts(prefs.embedded_preferences(0)["train"])
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ppo-"))
+    rm_path = tmp / "rm"  # a reward model of the size the pipeline uses (untrained head: timing only)
+    save_complete(load_scorer(policy_path, tok, layers=a.rm_layers), tok, rm_path)
+
+    results = {"bare": [], "hfrepro": []}
+    gen_share = []
+    for rep in range(a.repeats):
+        for side in ("bare", "hfrepro"):
+            cfg = _config(tmp / f"{side}-{rep}", a)
+            c0, t0 = time.process_time(), time.perf_counter()
+            if side == "bare":
+                _bare(policy_path, str(rm_path), tok, rows, cfg, a)
+                extra = {}
+            else:
+                extra = _ours(policy_path, str(rm_path), tok, rows, cfg, a, tmp / f"run-{rep}")
+                gen_share.append(extra["generate_share"])
+            results[side].append({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, **extra})
+            print(f"[bench] {side} run {rep + 1}: {results[side][-1]['wall']:.1f}s wall, "
+                  f"{results[side][-1]['cpu']:.1f}s cpu", flush=True)
+
+    # train() time per update, setup included for both sides (loading the four models, building the trainer)
+    best = {s: min(results[s], key=lambda r: r["cpu"]) for s in results}
+    per = {s: {"wall": best[s]["wall"] / a.updates, "cpu": best[s]["cpu"] / a.updates} for s in best}
+    ratio_wall = per["hfrepro"]["wall"] / per["bare"]["wall"]
+    ratio_cpu = per["hfrepro"]["cpu"] / per["bare"]["cpu"]
+    table = [
+        {"implementation": "bare TRL PPO example", "s/update (wall)": per["bare"]["wall"],
+         "cpu s/update": per["bare"]["cpu"], "generating (share)": None},
+        {"implementation": "hfrepro train_ppo", "s/update (wall)": per["hfrepro"]["wall"],
+         "cpu s/update": per["hfrepro"]["cpu"], "generating (share)": min(gen_share)},
+    ]
+    res = {
+        "updates": a.updates, "rollouts_per_update": a.batch, "repeats": a.repeats, "threads": a.threads,
+        "model": a.model, "reward_value_layers": a.rm_layers, "value_trainable_layers": a.trainable_layers,
+        "ratio_wall": round(ratio_wall, 4), "ratio_cpu": round(ratio_cpu, 4), "target_ratio": 1.05,
+        "meets_target": bool(min(ratio_wall, ratio_cpu) <= 1.05), "generate_share": gen_share,
+        "runs": results, "table": table, "load_average": os.getloadavg(),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    atomic_write_json(a.out, res)
+    print(md_table(table))
+    print(f"hfrepro / bare: {ratio_wall:.3f} (wall), {ratio_cpu:.3f} (cpu); target <= 1.05; "
+          f"load average {res['load_average'][0]:.1f} -> {a.out}")
+
+
+def _config(out: Path, a):
+    from trl.experimental.ppo import PPOConfig
+
+    from hfrepro.training import make_training_args
+    return make_training_args(
+        cls=PPOConfig, output_dir=str(out), per_device_train_batch_size=a.batch, gradient_accumulation_steps=1,
+        num_mini_batches=2, num_ppo_epochs=1, total_episodes=a.updates * a.batch, learning_rate=3e-4,
+        kl_coef=0.05, temperature=0.7, response_length=8, stop_token="eos", missing_eos_penalty=1.0,
+        local_rollout_forward_batch_size=a.batch, num_sample_generations=0, logging_steps=1, seed=0,
+        disable_tqdm=True, save_strategy="no", per_device_eval_batch_size=a.batch)
+
+
+def _bare(policy_path, rm_path, tok, rows, cfg, a):
+    """What trl/examples/scripts/ppo/ppo.py does, with the same models and settings."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from trl.experimental.ppo import PPOTrainer
+
+    from hfrepro.rlhf.models import freeze_below
+    from hfrepro.rlhf.prefs import encode_prompt
+
+    policy = AutoModelForCausalLM.from_pretrained(policy_path)
+    ref_policy = AutoModelForCausalLM.from_pretrained(policy_path)
+    value_model = AutoModelForSequenceClassification.from_pretrained(rm_path, num_labels=1)
+    reward_model = AutoModelForSequenceClassification.from_pretrained(rm_path, num_labels=1)
+    for m in (policy, ref_policy):
+        m.config.pad_token_id = m.generation_config.pad_token_id = tok.pad_token_id
+    freeze_below(value_model, a.trainable_layers)
+    ds = Dataset.from_dict({"input_ids": [encode_prompt(tok, r["prompt"]) for r in rows]})
+    trainer = PPOTrainer(args=cfg, processing_class=tok, model=policy, ref_model=ref_policy,
+                         reward_model=reward_model, value_model=value_model, train_dataset=ds,
+                         eval_dataset=ds.select(range(8)),
+                         peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM", target_modules="all-linear"))
+    trainer.train()
+    trainer.save_model(cfg.output_dir)  # the example saves the policy at the end, as train_ppo does
+
+
+def _ours(policy_path, rm_path, tok, rows, cfg, a, run_path):
+    from hfrepro.rlhf.ppo import train_ppo
+    from hfrepro.training import RunDir
+    run = RunDir(run_path)
+    cfg.save_steps = max(1, a.updates // 2)  # our checkpoints are part of the overhead measured
+    return train_ppo(run=run, tok=tok, policy_path=policy_path, reward_path=rm_path, train_rows=rows, config=cfg,
+                     lora_r=16, lora_alpha=32, value_trainable_layers=a.trainable_layers, samples_per_step=4)
+
+
+if __name__ == "__main__":
+    main()
