@@ -28,8 +28,8 @@ def main():
     req = hub_request(args, hub)
     from hfrepro.rlhf.pipeline import run_pipeline
     summary = run_pipeline(args)
-    from accelerate import PartialState
-    if PartialState().is_main_process:
+    from hfrepro.rlhf.models import runtime_state
+    if runtime_state().is_main_process:
         from hfrepro.report import md_table
         print(md_table(summary["comparison"]))
         print(f"results: {args.output_dir}/comparison.md, curves: {summary.get('curves_png')}")

@@ -192,11 +192,11 @@ def test_bad_algo_and_changed_config_are_user_errors(tiny_model, tmp_path):
     out = tmp_path / "run"
     from hfrepro.rlhf.pipeline import _begin
     from hfrepro.training import RunDir
-    from accelerate import PartialState
+    from hfrepro.rlhf.models import runtime_state
     run = RunDir(out / "sft")
-    _begin(run, {"a": 1}, False, PartialState())
+    _begin(run, {"a": 1}, False, runtime_state())
     with pytest.raises(UserError, match="different config"):
-        _begin(run, {"a": 2}, False, PartialState())
+        _begin(run, {"a": 2}, False, runtime_state())
     with pytest.raises(UserError):
         run_pipeline(tiny_args(tmp_path / "r2", tiny_model, dataset=str(tmp_path / "missing.jsonl")))
 

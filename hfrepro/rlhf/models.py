@@ -17,6 +17,19 @@ from pathlib import Path
 PAD_CANDIDATES = ("<|endoftext|>", "<unk>", "<pad>", "[PAD]")
 
 
+def runtime_state():
+    """accelerate's process state, created the way the Trainers create it.
+
+    On a CPU-only machine a bare `PartialState()` (cpu=False) called first sets up a world of ONE process in
+    each launched process, and it sticks: its `wait_for_everyone()` is then a no-op and the processes race.
+    `setup_runtime` sets ACCELERATE_USE_CPU there; passing it on as `cpu=True` forms the real process group.
+    """
+    import os
+
+    from accelerate import PartialState
+    return PartialState(cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"))
+
+
 def prepare_tokenizer(tok, padding_side: str = "left"):
     """Give `tok` a pad token different from its EOS token (see module docstring). Returns tok."""
     if tok.eos_token is None:

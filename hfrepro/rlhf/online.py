@@ -44,16 +44,16 @@ def reward_function(rm, tok, missing_eos_penalty: float):
 def train_online(algo: str, *, run, tok, policy_path: str, reward_path: str | None, train_rows: list[dict],
                  pair_rows=None, steps: int, batch_size: int, learning_rate: float, kl_coef: float,
                  temperature: float, max_new_tokens: int, missing_eos_penalty: float, lora_r: int, lora_alpha: int,
-                 seed: int, num_generations: int = 2, dpo_beta: float = 0.1, save_steps: int = 0) -> dict:
+                 seed: int, lora_layers: int = 0, num_generations: int = 2, dpo_beta: float = 0.1, save_steps: int = 0) -> dict:
     """Train the policy with RLOO, GRPO or DPO; save the merged policy to run.model_dir (main process)."""
     from datasets import Dataset
 
     from hfrepro.rlhf.models import load_frozen, load_policy, save_complete
-    from hfrepro.rlhf.ppo import lora_config
+    from hfrepro.rlhf.ppo import lora_config, lora_targets
     from hfrepro.training import callbacks, make_training_args
 
     policy = load_policy(policy_path, tok)
-    peft_cfg = lora_config(lora_r, lora_alpha) if lora_r else None
+    peft_cfg = lora_config(lora_r, lora_alpha, target=lora_targets(policy_path, lora_layers)) if lora_r else None
     common = dict(output_dir=str(run.checkpoints), max_steps=steps, learning_rate=learning_rate, logging_steps=1,
                   seed=seed, save_steps=save_steps or steps, save_strategy="steps" if save_steps else "no",
                   disable_tqdm=True, lr_scheduler_type="linear", warmup_steps=0)

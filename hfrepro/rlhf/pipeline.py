@@ -46,6 +46,8 @@ class RLHFArguments:
     sft_learning_rate: float = field(default=1e-3)
     lora_r: int = field(default=16, metadata={"help": "LoRA rank for SFT and RL policies (0: full fine-tuning)"})
     lora_alpha: int = field(default=32)
+    lora_layers: int = field(default=0, metadata={
+        "help": "LoRA in the top N blocks only (0: all): backpropagation stops below them, updates cost less"})
     # --- reward model
     rm_init: str = field(default="sft", metadata={"help": "sft (InstructGPT: RM initialised from the SFT model) | base"})
     rm_pairs: int = field(default=256, metadata={"help": "training pairs (0: all)"})
@@ -81,7 +83,7 @@ class RLHFArguments:
 
 
 SFT_KEYS = ("model", "dataset", "seed", "pairs_per_prompt", "sft_examples", "sft_steps", "sft_batch_size",
-            "sft_learning_rate", "lora_r", "lora_alpha")
+            "sft_learning_rate", "lora_r", "lora_alpha", "lora_layers")
 RM_KEYS = SFT_KEYS + ("rm_init", "rm_pairs", "rm_epochs", "rm_batch_size", "rm_learning_rate", "rm_layers",
                       "rm_trainable_layers")
 RL_KEYS = RM_KEYS + ("rl_steps", "rl_batch_size", "rl_learning_rate", "kl_coef", "temperature", "max_new_tokens",
@@ -133,7 +135,7 @@ def _finish(run, metrics: dict, state, card: dict) -> dict:
 # --- the pipeline ----------------------------------------------------------------------------------------
 
 def run_pipeline(args: RLHFArguments, progress=print) -> dict:
-    from accelerate import PartialState
+    from hfrepro.rlhf.models import runtime_state
 
     from hfrepro.config import resolved
     from hfrepro.fsutil import atomic_write_text
@@ -141,9 +143,10 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
     from hfrepro.rlhf.models import load_tokenizer
     from hfrepro.training import RunDir, setup_runtime
 
+    clock = _Clock()
     algos = args.algos()
     setup_runtime(seed=args.seed, threads=args.threads or None)
-    state = PartialState()
+    state = runtime_state()
     out = Path(args.output_dir)
     if state.is_main_process:
         import yaml
@@ -160,6 +163,7 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
     base_path = _model_path(args.model)
     summary: dict = {"world_size": state.num_processes}
     t_all = time.perf_counter()
+    clock.lap("setup")
 
     # 1. SFT (train_sft records its config, skips a finished run and resumes an interrupted one)
     sft = RunDir(out / "sft")
@@ -168,8 +172,10 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
     summary.update(run_sft(run_dir=sft.path, tok=tok, model_name=base_path, rows=train_prompts[:args.sft_examples],
                            config=_subset(args, SFT_KEYS), max_steps=args.sft_steps, batch_size=args.sft_batch_size,
                            learning_rate=args.sft_learning_rate, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                           seed=args.seed, overwrite=args.overwrite, save_steps=args.save_steps))
+                           seed=args.seed, lora_layers=args.lora_layers, overwrite=args.overwrite,
+                           save_steps=args.save_steps))
     state.wait_for_everyone()
+    clock.lap("sft")
 
     # 2. reward model
     rm = RunDir(out / "reward")
@@ -199,9 +205,11 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
                                    description="Bradley-Terry reward model trained with TRL's RewardTrainer on "
                                                "preference pairs; the score is read at the EOS token."))
     summary.update({k: v for k, v in rm.metrics().items() if k.startswith("rm_")})
+    clock.lap("reward")
 
     # 3. held-out evaluation of the SFT policy (the baseline every algorithm is compared with)
     sft_eval = _evaluate(sft, None, tok, eval_rows, rm, args, state, progress, baseline=None)
+    clock.lap("eval_sft")
 
     # 4. RL
     for algo in algos:
@@ -212,20 +220,42 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
         else:
             progress(f"[rlhf] {algo}: {args.rl_steps} updates x {args.rl_batch_size} responses per process")
             m = _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args)
+            m["train_cpu_seconds_main_process"] = round(clock.cpu_since(), 1)
             _finish(run, m, state, dict(title=f"{algo.upper()} policy (hfrepro RLHF stage)",
                                         base_model=_card_base(args.model), pipeline_tag="text-generation",
                                         tags=[algo, "rlhf", "trl"],
                                         description=f"The SFT policy trained with {algo.upper()} "
                                                     + ("on the preference pairs (offline)." if algo == "dpo" else
                                                        "against the reward model, with a KL penalty to the SFT policy.")))
+        clock.lap(algo)
         _evaluate(run, sft, tok, eval_rows, rm, args, state, progress, baseline=sft_eval)
+        clock.lap(f"eval_{algo}")
 
     if state.is_main_process:
         summary.update(write_comparison(out, args))
         summary["total_seconds_this_invocation"] = round(time.perf_counter() - t_all, 1)
+        summary["seconds_this_invocation"] = clock.wall
+        summary["cpu_seconds_this_invocation"] = clock.cpu  # this process; 0-ish for a stage that was reused
         RunDir(out).write_metrics(summary)
     state.wait_for_everyone()
     return summary
+
+
+class _Clock:
+    """Wall and CPU seconds (this process) per pipeline step: the CPU time is the steadier number on a
+    machine shared with other work."""
+
+    def __init__(self):
+        self.wall, self.cpu = {}, {}
+        self._w, self._c = time.perf_counter(), time.process_time()
+
+    def cpu_since(self) -> float:
+        return time.process_time() - self._c
+
+    def lap(self, name: str) -> None:
+        w, c = time.perf_counter(), time.process_time()
+        self.wall[name], self.cpu[name] = round(w - self._w, 1), round(c - self._c, 1)
+        self._w, self._c = w, c
 
 
 def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict:
@@ -234,8 +264,8 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
 
         from hfrepro.rlhf.ppo import train_ppo
         from hfrepro.training import make_training_args
-        from accelerate import PartialState
-        n_proc = PartialState().num_processes
+        from hfrepro.rlhf.models import runtime_state
+        n_proc = runtime_state().num_processes
         cfg = make_training_args(
             cls=PPOConfig, output_dir=str(run.checkpoints), per_device_train_batch_size=args.rl_batch_size,
             gradient_accumulation_steps=1, num_mini_batches=args.ppo_mini_batches, num_ppo_epochs=args.ppo_epochs,
@@ -246,6 +276,7 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
             per_device_eval_batch_size=min(8, args.rl_batch_size), lr_scheduler_type="linear")
         return train_ppo(run=run, tok=tok, policy_path=str(sft.model_dir), reward_path=str(rm.model_dir),
                          train_rows=train_prompts, config=cfg, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                         lora_layers=args.lora_layers,
                          value_trainable_layers=args.value_trainable_layers, samples_per_step=args.samples_per_step)
     from hfrepro.rlhf.online import train_online
     return train_online(algo, run=run, tok=tok, policy_path=str(sft.model_dir), reward_path=str(rm.model_dir),
@@ -253,6 +284,7 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
                         batch_size=args.rl_batch_size, learning_rate=args.rl_learning_rate, kl_coef=args.kl_coef,
                         temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                         missing_eos_penalty=args.missing_eos_penalty, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+                        lora_layers=args.lora_layers,
                         seed=args.seed, num_generations=args.num_generations, dpo_beta=args.dpo_beta,
                         save_steps=args.save_steps)
 

@@ -92,7 +92,7 @@ class RewardScriptArguments:
 
 def run_reward_recipe(script: RewardScriptArguments, config) -> dict | None:
     """Train and evaluate a reward model into the run folder `config.output_dir` (model/ = the reward model)."""
-    from accelerate import PartialState
+    from hfrepro.rlhf.models import runtime_state
 
     from hfrepro.config import resolved
     from hfrepro.rlhf import prefs
@@ -102,7 +102,7 @@ def run_reward_recipe(script: RewardScriptArguments, config) -> dict | None:
 
     setup_runtime(seed=config.seed, threads=script.threads or None)
     cpu_sane(config)
-    state = PartialState()
+    state = runtime_state()
     run = RunDir(config.output_dir)
     cfg = resolved(script, config)
     if _begin(run, cfg, script.overwrite, state):

@@ -13,12 +13,14 @@ def sft_rows(rows: list[dict]) -> list[dict]:
 
 
 def run_sft(*, run_dir, tok, model_name: str, rows: list[dict], config: dict, max_steps: int, batch_size: int,
-            learning_rate: float, lora_r: int, lora_alpha: int, seed: int, overwrite: bool = False,
+            learning_rate: float, lora_r: int, lora_alpha: int, seed: int, lora_layers: int = 0,
+            overwrite: bool = False,
             save_steps: int = 0, echo: bool = True) -> dict:
     """Train (or resume, or reuse a finished run in `run_dir`); returns metrics prefixed `sft_`."""
     from hfrepro.finetune.sft import LoraSettings, train_sft
+    from hfrepro.rlhf.ppo import lora_targets
 
-    lora = LoraSettings(r=lora_r, alpha=lora_alpha, dropout=0.0, target_modules="all-linear")
+    lora = LoraSettings(r=lora_r, alpha=lora_alpha, dropout=0.0, target_modules=lora_targets(model_name, lora_layers))
     m = train_sft(model_name, sft_rows(rows), method="lora" if lora_r else "full", run_dir=run_dir, tokenizer=tok,
                   lora=lora, merge=True, config=config, overwrite=overwrite, echo=echo,
                   card=dict(title="SFT policy (hfrepro RLHF stage)",
