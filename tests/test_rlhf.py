@@ -127,12 +127,30 @@ def test_evaluation_kl_is_zero_against_itself(tiny_model):
 
 # --- the pipeline ------------------------------------------------------------------------------------------
 
-def test_pipeline_ppo_then_other_algos(tiny_model, tmp_path):
-    from hfrepro.fsutil import read_json
-    from hfrepro.rlhf.pipeline import read_log, run_pipeline
+@pytest.fixture(scope="module")
+def ppo_run(tiny_model, tmp_path_factory):
+    """One tiny SFT -> RM -> PPO run, shared by the tests below (they copy it before changing anything)."""
+    from hfrepro.rlhf.pipeline import run_pipeline
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    summary = run_pipeline(tiny_args(out, tiny_model, algo="ppo"), progress=lambda *_: None)
+    return out, summary
 
-    out = tmp_path / "run"
-    s = run_pipeline(tiny_args(out, tiny_model, algo="ppo"), progress=lambda *_: None)
+
+def _copy_stages(src, dst, stages=("sft", "reward")):
+    import shutil
+    for st in stages:
+        shutil.copytree(src / st, dst / st)
+        m = json.loads((dst / st / "metrics.json").read_text())
+        if "model_dir" in m:  # train_sft records where its model is
+            m["model_dir"] = str(dst / st / "model")
+            (dst / st / "metrics.json").write_text(json.dumps(m))
+
+
+def test_pipeline_outputs(ppo_run):
+    from hfrepro.fsutil import read_json
+    from hfrepro.rlhf.pipeline import read_log
+
+    out, s = ppo_run
     assert s["world_size"] == 1 and 0.0 <= s["rm_test_accuracy"] <= 1.0
     log = read_log(out / "ppo" / "log.jsonl")
     assert [r["step"] for r in log] == [1, 2]
@@ -148,28 +166,37 @@ def test_pipeline_ppo_then_other_algos(tiny_model, tmp_path):
         assert key in ev, key
     assert (out / "curves.png").stat().st_size > 1000
     m = read_json(out / "ppo" / "metrics.json")
-    assert m["done"] and 0 < m["generate_share"] < 1
+    assert m["done"] and 0 < m["generate_share"] < 1 and m["policy_trainable_params"] > 0
+    assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo"]
 
-    # the same run folder, other algorithms: SFT and reward model are reused, one comparison table
+
+def test_other_algorithms_reuse_sft_and_reward_model(ppo_run, tiny_model, tmp_path):
+    from hfrepro.rlhf.pipeline import run_pipeline
+
+    src, _ = ppo_run
+    out = tmp_path / "run"
+    _copy_stages(src, out, ("sft", "reward", "ppo"))
     mtime = (out / "sft" / "model" / "model.safetensors").stat().st_mtime
-    s2 = run_pipeline(tiny_args(out, tiny_model, algo="rloo,grpo,dpo"), progress=lambda *_: None)
-    assert (out / "sft" / "model" / "model.safetensors").stat().st_mtime == mtime
-    assert [r["policy"] for r in s2["comparison"]] == ["sft (reference)", "ppo", "rloo", "grpo", "dpo"]
-    assert all(r["KL to SFT"] is not None for r in s2["comparison"])
-    assert "| ppo |" in (out / "comparison.md").read_text()
+    s = run_pipeline(tiny_args(out, tiny_model, algo="rloo,grpo,dpo", rl_steps=1), progress=lambda *_: None)
+    assert (out / "sft" / "model" / "model.safetensors").stat().st_mtime == mtime  # reused, not retrained
+    assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo", "rloo", "grpo", "dpo"]
+    assert all(r["KL to SFT"] is not None for r in s["comparison"])
+    assert "| grpo |" in (out / "comparison.md").read_text()
 
 
-def test_ppo_resumes_after_interruption(tiny_model, tmp_path, monkeypatch):
+def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypatch):
     from hfrepro.fsutil import read_json
     from hfrepro.rlhf import ppo
     from hfrepro.rlhf.pipeline import read_log, run_pipeline
 
+    src, _ = ppo_run
     out = tmp_path / "run"
+    _copy_stages(src, out)
     args = tiny_args(out, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2)
     real_save = ppo.save_trainable
 
     def save_then_die(*a, **kw):
-        path = real_save(*a, **kw)
+        real_save(*a, **kw)
         raise KeyboardInterrupt  # killed right after the checkpoint of update 2
     monkeypatch.setattr(ppo, "save_trainable", save_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -180,8 +207,9 @@ def test_ppo_resumes_after_interruption(tiny_model, tmp_path, monkeypatch):
     run_pipeline(args, progress=lambda *_: None)
     m = read_json(out / "ppo" / "metrics.json")
     assert m["resumed_from"] == 2 and m["updates"] == 4 and m["updates_this_session"] == 2
-    assert [r["step"] for r in read_log(out / "ppo" / "log.jsonl")] == [1, 2, 3, 4]
-    lrs = [r["lr"] for r in read_log(out / "ppo" / "log.jsonl")]
+    log = read_log(out / "ppo" / "log.jsonl")
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    lrs = [r["lr"] for r in log]
     assert lrs == sorted(lrs, reverse=True) and lrs[2] < lrs[1]  # the schedule continued, not restarted
 
 

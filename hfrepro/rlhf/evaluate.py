@@ -115,33 +115,40 @@ def _repeats(text: str) -> bool:
 
 
 def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_new_tokens: int, temperature: float,
-                    missing_eos_penalty: float, seed: int, baseline: dict | None = None,
+                    missing_eos_penalty: float, seed: int, baseline: dict | None = None, samples: int = 1,
                     batch_size: int = 16) -> tuple[dict, list[dict]]:
     """Metrics of `policy` on held-out `rows` ({prompt, answer?}); `reference` None means the policy is its own
-    reference (KL 0). `baseline` = the SFT policy's per-prompt records, for the win-rate."""
+    reference (KL 0). `baseline` = the SFT policy's per-prompt records, for the win-rate and the paired reward
+    gain. `samples` answers are sampled per prompt (their mean lowers the noise of reward, KL, sampled EM)."""
     prompts = [encode_prompt(tok, r["prompt"]) for r in rows]
+    k = max(1, samples)
     greedy, _ = generate(policy, tok, prompts, max_new_tokens, None, batch_size)
-    sampled, lp = generate(policy, tok, prompts, max_new_tokens, temperature, batch_size, seed=seed)
+    rep = [p for p in prompts for _ in range(k)]
+    sampled, lp = generate(policy, tok, rep, max_new_tokens, temperature, batch_size, seed=seed)
     if reference is None:
-        kl = [0.0] * len(rows)
+        kl = [0.0] * len(rep)
     else:
-        lp_ref = sequence_logprobs(reference, tok, prompts, sampled, temperature, batch_size)
+        lp_ref = sequence_logprobs(reference, tok, rep, sampled, temperature, batch_size)
         kl = [a - b for a, b in zip(lp, lp_ref)]
-    r_s = rewards(rm, tok, prompts, sampled, missing_eos_penalty)
+    r_s = rewards(rm, tok, rep, sampled, missing_eos_penalty)
     r_g = rewards(rm, tok, prompts, greedy, missing_eos_penalty)
     recs = []
     for i, row in enumerate(rows):
+        sl = slice(i * k, (i + 1) * k)
         g_txt = tok.decode(greedy[i], skip_special_tokens=True)
-        s_txt = tok.decode(sampled[i], skip_special_tokens=True)
+        s_txts = [tok.decode(x, skip_special_tokens=True) for x in sampled[sl]]
         rec = {"prompt": _user_text(row["prompt"]), "answer": row.get("answer"), "relation": row.get("relation"),
-               "greedy": g_txt, "sampled": s_txt, "reward_sampled": round(r_s[i], 4),
-               "reward_greedy": round(r_g[i], 4), "kl": round(kl[i], 4), "greedy_tokens": len(greedy[i]),
-               "sampled_tokens": len(sampled[i]),
-               "sampled_ended": bool(sampled[i] and sampled[i][-1] == tok.eos_token_id),
-               "greedy_ended": bool(greedy[i] and greedy[i][-1] == tok.eos_token_id)}
+               "greedy": g_txt, "sampled": s_txts[0], "reward_sampled": round(mean(r_s[sl]), 4),
+               "reward_greedy": round(r_g[i], 4), "kl": round(mean(kl[sl]), 4), "greedy_tokens": len(greedy[i]),
+               "sampled_tokens": mean(len(x) for x in sampled[sl]),
+               "sampled_ended": mean(bool(x and x[-1] == tok.eos_token_id) for x in sampled[sl]),
+               "greedy_ended": bool(greedy[i] and greedy[i][-1] == tok.eos_token_id),
+               "sampled_repeats": mean(_repeats(t) for t in s_txts)}
+        if k > 1:
+            rec["sampled_all"] = s_txts
         if row.get("answer"):
             rec["em_greedy"] = exact_match(g_txt, row["answer"])
-            rec["em_sampled"] = exact_match(s_txt, row["answer"])
+            rec["em_sampled"] = mean(exact_match(t, row["answer"]) for t in s_txts)
         recs.append(rec)
     m = {
         "prompts": len(rows),
@@ -151,8 +158,9 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         "greedy_tokens": mean(r["greedy_tokens"] for r in recs),
         "sampled_tokens": mean(r["sampled_tokens"] for r in recs),
         "greedy_words": mean(len(r["greedy"].split()) for r in recs),
-        "repeat_rate": mean(_repeats(r["greedy"]) or _repeats(r["sampled"]) for r in recs),
-        "no_eos_rate": mean(not r["sampled_ended"] for r in recs),
+        "samples_per_prompt": k,
+        "repeat_rate": mean(max(float(_repeats(r["greedy"])), r["sampled_repeats"]) for r in recs),
+        "no_eos_rate": mean(1.0 - r["sampled_ended"] for r in recs),
     }
     if all("em_greedy" in r for r in recs):
         m["exact_match"] = mean(r["em_greedy"] for r in recs)

@@ -39,6 +39,7 @@ class RLHFArguments:
     overwrite: bool = field(default=False, metadata={"help": "redo stages whose folder holds a different config"})
     pairs_per_prompt: int = field(default=2, metadata={"help": "rejected answers per prompt (embedded task)"})
     eval_prompts: int = field(default=64, metadata={"help": "held-out prompts evaluated (0: all of the test split)"})
+    eval_samples: int = field(default=4, metadata={"help": "sampled answers per held-out prompt (reward, KL)"})
     # --- SFT
     sft_examples: int = field(default=128, metadata={"help": "demonstrations (prompt -> chosen answer)"})
     sft_steps: int = field(default=16)
@@ -46,8 +47,6 @@ class RLHFArguments:
     sft_learning_rate: float = field(default=1e-3)
     lora_r: int = field(default=16, metadata={"help": "LoRA rank for SFT and RL policies (0: full fine-tuning)"})
     lora_alpha: int = field(default=32)
-    lora_layers: int = field(default=0, metadata={
-        "help": "LoRA in the top N blocks only (0: all): backpropagation stops below them, updates cost less"})
     # --- reward model
     rm_init: str = field(default="sft", metadata={"help": "sft (InstructGPT: RM initialised from the SFT model) | base"})
     rm_pairs: int = field(default=256, metadata={"help": "training pairs (0: all)"})
@@ -60,6 +59,8 @@ class RLHFArguments:
     rl_steps: int = field(default=16, metadata={"help": "policy updates"})
     rl_batch_size: int = field(default=8, metadata={"help": "sampled responses per update and process"})
     rl_learning_rate: float = field(default=3e-4)
+    rl_lora_layers: int = field(default=0, metadata={
+        "help": "RL policies: LoRA in the top N blocks only (0: all); backpropagation stops below them"})
     kl_coef: float = field(default=0.05, metadata={"help": "KL penalty (PPO kl_coef, RLOO/GRPO beta)"})
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature in RL and evaluation"})
     max_new_tokens: int = field(default=8, metadata={"help": "response length limit"})
@@ -83,14 +84,14 @@ class RLHFArguments:
 
 
 SFT_KEYS = ("model", "dataset", "seed", "pairs_per_prompt", "sft_examples", "sft_steps", "sft_batch_size",
-            "sft_learning_rate", "lora_r", "lora_alpha", "lora_layers")
+            "sft_learning_rate", "lora_r", "lora_alpha")
 RM_KEYS = SFT_KEYS + ("rm_init", "rm_pairs", "rm_epochs", "rm_batch_size", "rm_learning_rate", "rm_layers",
                       "rm_trainable_layers")
-RL_KEYS = RM_KEYS + ("rl_steps", "rl_batch_size", "rl_learning_rate", "kl_coef", "temperature", "max_new_tokens",
+RL_KEYS = RM_KEYS + ("rl_steps", "rl_batch_size", "rl_learning_rate", "rl_lora_layers", "kl_coef", "temperature", "max_new_tokens",
                      "missing_eos_penalty")
 ALGO_KEYS = {"ppo": ("ppo_epochs", "ppo_mini_batches", "value_trainable_layers"), "rloo": ("num_generations",),
              "grpo": ("num_generations",), "dpo": ("dpo_beta",)}
-EVAL_KEYS = ("eval_prompts",)
+EVAL_KEYS = ("eval_prompts", "eval_samples")
 
 
 def _subset(args, keys) -> dict:
@@ -172,8 +173,7 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
     summary.update(run_sft(run_dir=sft.path, tok=tok, model_name=base_path, rows=train_prompts[:args.sft_examples],
                            config=_subset(args, SFT_KEYS), max_steps=args.sft_steps, batch_size=args.sft_batch_size,
                            learning_rate=args.sft_learning_rate, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                           seed=args.seed, lora_layers=args.lora_layers, overwrite=args.overwrite,
-                           save_steps=args.save_steps))
+                           seed=args.seed, overwrite=args.overwrite, save_steps=args.save_steps))
     state.wait_for_everyone()
     clock.lap("sft")
 
@@ -276,7 +276,7 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
             per_device_eval_batch_size=min(8, args.rl_batch_size), lr_scheduler_type="linear")
         return train_ppo(run=run, tok=tok, policy_path=str(sft.model_dir), reward_path=str(rm.model_dir),
                          train_rows=train_prompts, config=cfg, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                         lora_layers=args.lora_layers,
+                         lora_layers=args.rl_lora_layers,
                          value_trainable_layers=args.value_trainable_layers, samples_per_step=args.samples_per_step)
     from hfrepro.rlhf.online import train_online
     return train_online(algo, run=run, tok=tok, policy_path=str(sft.model_dir), reward_path=str(rm.model_dir),
@@ -284,7 +284,7 @@ def _train_rl(algo, run, tok, sft, rm, train_prompts, train_pairs, args) -> dict
                         batch_size=args.rl_batch_size, learning_rate=args.rl_learning_rate, kl_coef=args.kl_coef,
                         temperature=args.temperature, max_new_tokens=args.max_new_tokens,
                         missing_eos_penalty=args.missing_eos_penalty, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-                        lora_layers=args.lora_layers,
+                        lora_layers=args.rl_lora_layers,
                         seed=args.seed, num_generations=args.num_generations, dpo_beta=args.dpo_beta,
                         save_steps=args.save_steps)
 
@@ -294,12 +294,12 @@ def _evaluate(run, reference_run, tok, rows, rm_run, args, state, progress, base
                            str(reference_run.model_dir) if reference_run is not None else None,
                            str(rm_run.model_dir), tok, rows, temperature=args.temperature,
                            max_new_tokens=args.max_new_tokens, missing_eos_penalty=args.missing_eos_penalty,
-                           seed=args.seed, baseline=baseline, state=state, progress=progress)
+                           seed=args.seed, baseline=baseline, state=state, progress=progress, samples=args.eval_samples)
 
 
 def evaluate_folder(folder: Path, model_path: str, reference_path: str | None, rm_path: str, tok, rows, *,
                     temperature: float, max_new_tokens: int, missing_eos_penalty: float, seed: int, baseline,
-                    state, progress=print) -> list[dict] | None:
+                    state, progress=print, samples: int = 1) -> list[dict] | None:
     """Evaluate `model_path` on held-out rows (main process); cached in folder/eval.json + eval_samples.jsonl.
     Returns the per-prompt records (main process) or None."""
     import json
@@ -310,7 +310,7 @@ def evaluate_folder(folder: Path, model_path: str, reference_path: str | None, r
 
     folder = Path(folder)
     f, fs = folder / "eval.json", folder / "eval_samples.jsonl"
-    key = {"eval_prompts": len(rows), "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
+    key = {"eval_prompts": len(rows), "samples": samples, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed,
            "missing_eos_penalty": missing_eos_penalty, "reference": reference_path, "reward_model": rm_path,
            "model_mtime": _mtime(model_path), "rm_mtime": _mtime(rm_path)}
     recs = None
@@ -325,7 +325,7 @@ def evaluate_folder(folder: Path, model_path: str, reference_path: str | None, r
             rmodel = load_frozen(rm_path, tok, kind="scorer")
             m, recs = evaluate_policy(policy, tok, rows, reference=ref, rm=rmodel, max_new_tokens=max_new_tokens,
                                       temperature=temperature, missing_eos_penalty=missing_eos_penalty,
-                                      seed=seed, baseline=baseline)
+                                      seed=seed, baseline=baseline, samples=samples)
             m["eval_seconds"] = round(time.perf_counter() - t0, 2)
             atomic_write_text(fs, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
             atomic_write_json(f, {"key": key, **m})

@@ -302,6 +302,7 @@ class PPOScriptArguments:
         "help": "prompts: questions-words (embedded task) or a TRL preference/prompt file with a `prompt` column"})
     max_prompts: int = field(default=0, metadata={"help": "use at most this many training prompts (0: all)"})
     eval_prompts: int = field(default=32, metadata={"help": "held-out prompts for the before/after evaluation (0: skip)"})
+    eval_samples: int = field(default=4, metadata={"help": "sampled answers per held-out prompt"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank of the policy (0: full fine-tuning)"})
     lora_alpha: int = field(default=32)
     lora_layers: int = field(default=0, metadata={"help": "LoRA in the top N blocks only (0: all blocks)"})
@@ -354,7 +355,8 @@ def run_ppo_recipe(script: PPOScriptArguments, config) -> dict | None:
         test = data["test"] if "test" in data else data["validation"]
         rows = prefs.unique_prompts(test)[:script.eval_prompts]
         kw = dict(temperature=config.temperature, max_new_tokens=config.response_length,
-                  missing_eos_penalty=config.missing_eos_penalty or 0.0, seed=config.seed, state=state)
+                  missing_eos_penalty=config.missing_eos_penalty or 0.0, seed=config.seed, state=state,
+                  samples=script.eval_samples)
         before = evaluate_folder(run.path / "reference", policy_path, None, reward_path, tok, rows, baseline=None, **kw)
         evaluate_folder(run.path, str(run.model_dir), policy_path, reward_path, tok, rows, baseline=before, **kw)
         if state.is_main_process:
