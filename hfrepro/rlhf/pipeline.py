@@ -169,7 +169,8 @@ def run_pipeline(args: RLHFArguments, progress=print) -> dict:
     # 1. SFT (train_sft records its config, skips a finished run and resumes an interrupted one)
     sft = RunDir(out / "sft")
     from hfrepro.rlhf.sft import run_sft
-    progress(f"[rlhf] sft: {args.sft_steps} steps on {min(args.sft_examples, len(train_prompts))} demonstrations")
+    progress(f"[rlhf] sft: {args.sft_steps} steps x {args.sft_batch_size} from "
+             f"{min(args.sft_examples, len(train_prompts))} demonstrations (skipped if done with this config)")
     summary.update(run_sft(run_dir=sft.path, tok=tok, model_name=base_path, rows=train_prompts[:args.sft_examples],
                            config=_subset(args, SFT_KEYS), max_steps=args.sft_steps, batch_size=args.sft_batch_size,
                            learning_rate=args.sft_learning_rate, lora_r=args.lora_r, lora_alpha=args.lora_alpha,

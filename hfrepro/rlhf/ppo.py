@@ -61,7 +61,8 @@ class GenerationTimer:
             out = self._orig(*a, **kw)
             self.seconds += time.perf_counter() - t0
             self.calls += 1
-            self.last = (kw.get("input_ids"), out.sequences if hasattr(out, "sequences") else out)
+            self.last = (kw.get("input_ids"), kw.get("attention_mask"),
+                         out.sequences if hasattr(out, "sequences") else out)
             return out
         model.generate = generate
 
@@ -91,11 +92,12 @@ def ppo_callbacks(run, tok, reward_model, timer: GenerationTimer, step_offset: i
         def on_step_end(self, args, state, control, **kw):
             step = state.global_step + step_offset
             if state.is_world_process_zero and timer.last is not None and samples_per_step:
-                q, seq = timer.last
+                q, mask, seq = timer.last
                 n = min(samples_per_step, seq.shape[0])
                 ctx = q.shape[1]
                 resp = [_cut_at_eos(seq[i, ctx:].tolist(), tok) for i in range(n)]
-                prompts = [[t for t in q[i].tolist() if t != tok.pad_token_id] for i in range(n)]
+                prompts = [q[i][mask[i].bool()].tolist() if mask is not None else
+                           [t for t in q[i].tolist() if t != tok.pad_token_id] for i in range(n)]
                 scores = score(reward_model, [p + r for p, r in zip(prompts, resp)], tok.pad_token_id)
                 with open(run.path / "samples.jsonl", "a", encoding="utf-8") as f:
                     for p, r, s in zip(prompts, resp, scores):
