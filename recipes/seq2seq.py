@@ -14,7 +14,7 @@ Usage:
 Interrupted? Run the same command again: each arch resumes from its last checkpoint, finished archs are reused.
 """
 
-from hfrepro.config import parse_args, resolved
+from hfrepro.config import parse_args
 from hfrepro.errors import run_main
 from hfrepro.hub import HubArguments, hub_request, push_folder
 from hfrepro.seq2seq.train import Seq2SeqArguments, parse_archs
@@ -22,7 +22,7 @@ from hfrepro.seq2seq.train import Seq2SeqArguments, parse_archs
 
 def main():
     args, hub = parse_args((Seq2SeqArguments, HubArguments), config="seq2seq")
-    req = hub_request(args, hub)
+    req = hub_request(args, hub, default_name="hfrepro-seq2seq")  # fails here, before training
     from hfrepro.seq2seq import train
     summary = train.run(args)
     if summary is None:  # not the main process
@@ -31,13 +31,12 @@ def main():
         print(f"{arch:14s} BLEU {summary[f'{arch}_bleu']:6.2f}  chrF {summary[f'{arch}_chrf']:6.2f}")
     print(f"results: {args.output_dir}/results.md, {args.output_dir}/bleu_by_length.png")
     if req:
+        import dataclasses
         from pathlib import Path
-        from hfrepro.hub import HubRequest
-        for arch in parse_archs(args.arch):
-            repo = req.repo_id if len(parse_archs(args.arch)) == 1 else f"{req.repo_id}-{arch}"
-            print("pushed:", push_folder(Path(args.output_dir) / arch / "model", HubRequest(repo, req.private)))
-    _ = resolved  # the resolved config is written by train.run into each run folder
-
+        archs = parse_archs(args.arch)
+        for arch in archs:  # one Hub repo per model: <id> for one arch, <id>-<arch> for several
+            r = req if len(archs) == 1 else dataclasses.replace(req, repo_id=f"{req.repo_id}-{arch}")
+            print(f"pushed to {r.repo_id}: {push_folder(Path(args.output_dir) / arch, r)}")
 
 if __name__ == "__main__":
     run_main(main)

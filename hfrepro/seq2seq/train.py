@@ -34,22 +34,22 @@ class Seq2SeqArguments:
     source_lang: str | None = field(default=None, metadata={"help": "source column/language (default: from data)"})
     target_lang: str | None = field(default=None, metadata={"help": "target column/language (default: from data)"})
     output_dir: str = field(default="runs/seq2seq", metadata={"help": "run folder (one sub-folder per arch)"})
-    vocab_size: int = field(default=4000, metadata={"help": "shared BPE vocabulary for both languages"})
+    vocab_size: int = field(default=3000, metadata={"help": "shared BPE vocabulary for both languages"})
     tokenizer_examples: int = field(default=0, metadata={"help": "train the tokenizer on this many pairs (0: all)"})
     max_train_tokens: int = field(default=64, metadata={
         "help": "drop training pairs longer than this (tokens, either side); 0 keeps all. Never applied to test"})
     max_train_examples: int = field(default=0, metadata={"help": "use at most this many training pairs (0: all)"})
-    embed_dim: int = field(default=128, metadata={"help": "GRU models: word embedding size"})
-    hidden_size: int = field(default=256, metadata={"help": "GRU models: hidden size (encoder: per direction)"})
-    d_model: int = field(default=192, metadata={"help": "Transformer: model width"})
+    embed_dim: int = field(default=64, metadata={"help": "GRU models: word embedding size"})
+    hidden_size: int = field(default=128, metadata={"help": "GRU models: hidden size (encoder: per direction)"})
+    d_model: int = field(default=128, metadata={"help": "Transformer: model width"})
     layers: int = field(default=2, metadata={"help": "Transformer: encoder and decoder layers (each)"})
     heads: int = field(default=4, metadata={"help": "Transformer: attention heads"})
-    ffn_dim: int = field(default=768, metadata={"help": "Transformer: feed-forward size"})
+    ffn_dim: int = field(default=256, metadata={"help": "Transformer: feed-forward size"})
     dropout: float = field(default=0.1)
-    max_steps: int = field(default=1500, metadata={"help": "optimizer updates, the same for every arch"})
+    max_steps: int = field(default=2000, metadata={"help": "optimizer updates, the same for every arch"})
     batch_size: int = field(default=32, metadata={"help": "pairs per update (per process)"})
-    learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate of the GRU models"})
-    transformer_learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate of the Transformer"})
+    learning_rate: float = field(default=6e-3, metadata={"help": "peak learning rate of the GRU models"})
+    transformer_learning_rate: float = field(default=2e-3, metadata={"help": "peak learning rate of the Transformer"})
     warmup_steps: int = field(default=100)
     max_grad_norm: float = field(default=1.0)
     save_steps: int = field(default=500, metadata={"help": "checkpoint every N updates (resume picks the last)"})
@@ -353,22 +353,28 @@ def write_card(model_dir: Path, arch: str, pairs, metrics: dict, cfg: dict) -> N
                     "training time (s)": metrics["train_seconds"]}
     card_metrics.update({f"BLEU, source {r['bucket']} words (n={r['sentences']})": r["bleu"]
                          for r in metrics["by_length"] if r["bleu"] is not None})
-    loader = ("from hfrepro.seq2seq.decode import load_model, translate\n"
-              "model, tok = load_model(path)\nprint(translate(model, tok, [\"Choose Format - Character.\"]))")
+    loader = ("from hfrepro.seq2seq.decode import load_model, translate  # needs hfrepro installed\n"
+              "model, tok = load_model(path)\n"
+              "print(translate(model, tok, [\"Choose Format - Character.\"], num_beams=4))")
+    from hfrepro.seq2seq.data import EMBEDDED
     write_model_card(
         model_dir, title=f"hfrepro seq2seq {arch}: {src}->{tgt} on {pairs.name}", license="apache-2.0",
-        language=[src, tgt], pipeline_tag="translation", tags=["translation", "seq2seq", arch],
-        library_name="transformers",
-        description=(f"This is {what}, trained by hfrepro's stage 3 recipe (`recipes/seq2seq.py --arch {arch}`) "
-                     f"on {metrics['train_pairs']:,} {src}->{tgt} pairs of `{pairs.name}` (LibreOffice help texts, "
-                     "MPL-2.0, when embedded). Scores are on the held-out test split, BLEU and chrF computed with "
-                     "sacrebleu through hfrepro's own `evaluate` module.\n\nUse it from the command line:\n\n"
-                     f"```bash\nhfrepro translate --model {model_dir.parent} \"Choose Format - Character.\"\n```\n\n"
-                     f"or in Python:\n\n```python\npath = \".\"\n{loader}\n```"),
-        metrics=card_metrics, config=cfg,
+        datasets=[pairs.name] if pairs.name in EMBEDDED else [], language=[src, tgt], pipeline_tag="translation",
+        tags=["translation", "seq2seq", arch], library_name="transformers",
+        description=(f"This is {what}, trained from scratch by hfrepro's stage 3 recipe on "
+                     f"{metrics['train_pairs']:,} {src}->{tgt} pairs of `{pairs.name}`"
+                     + (" (LibreOffice help texts, MPL-2.0)" if pairs.name in EMBEDDED else "") + ". "
+                     f"{metrics['parameters']:,} trainable parameters, {metrics['steps']} updates of "
+                     f"{metrics['batch_size']} pairs. Scores are on the held-out test split, BLEU and chrF computed "
+                     "by sacrebleu through hfrepro's own `evaluate` module (signatures below).\n\n"
+                     "From the command line:\n\n"
+                     f"```bash\nhfrepro translate --model PATH_TO_THIS_FOLDER \"Choose Format - Character.\"\n```"),
+        metrics=card_metrics, eval_metrics=["test BLEU", "test chrF"],
+        eval_dataset=pairs.name if pairs.name in EMBEDDED else None, eval_split="test", task="translation",
+        config=cfg, how_to_load=loader, command=f"hfrepro seq2seq --config {model_dir.parent / 'config.yaml'}",
         usage="Teaching and reproduction: it shows what a small model of this architecture learns in minutes of "
               "CPU. It is not a usable translation system.",
-        limits="Trained for a few minutes on one domain (software help text); long or out-of-domain sentences are "
+        limits="Trained for minutes on one domain (software help text); long or out-of-domain sentences are "
                "translated badly. " + ("Loading needs the hfrepro package installed (its own model class, no "
                                         "remote code)." if arch != "transformer" else ""))
 
@@ -391,17 +397,20 @@ def run(args: Seq2SeqArguments) -> dict | None:
         if getattr(args, name) <= 0:
             raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
     setup_runtime(seed=args.seed, threads=args.threads or None)
+    from accelerate import PartialState
+
+    state = PartialState()
     root = RunDir(args.output_dir)
-    root.start(shared_config(args), overwrite=args.overwrite)
-    pairs = s2s_data.load_pairs(args.dataset, args.source_lang, args.target_lang)
     tok_dir = root.path / "tokenizer"
-    if (tok_dir / "tokenizer.json").is_file():
-        tok = AutoTokenizer.from_pretrained(tok_dir)
-    else:
+    continuing = root.start(shared_config(args), overwrite=args.overwrite)
+    pairs = s2s_data.load_pairs(args.dataset, args.source_lang, args.target_lang)
+    if state.is_main_process and (not continuing or not (tok_dir / "tokenizer.json").is_file()):
+        from hfrepro.fsutil import atomic_dir  # a new run: a new tokenizer (never a stale one)
         tok = s2s_data.train_tokenizer(pairs, args.vocab_size, args.tokenizer_examples)
-        from hfrepro.fsutil import atomic_dir
         with atomic_dir(tok_dir) as tmp:
             tok.save_pretrained(tmp)
+    state.wait_for_everyone()
+    tok = AutoTokenizer.from_pretrained(tok_dir)
     train_split = pairs.splits["train"]
     if args.max_train_examples:
         train_split = train_split.select(range(min(args.max_train_examples, len(train_split))))
@@ -415,6 +424,7 @@ def run(args: Seq2SeqArguments) -> dict | None:
     results = {}
     for arch in archs:
         m = run_arch(arch, pairs, tok, train, args, root.path)
+        state.wait_for_everyone()  # the other processes wait while the main one scores
         if m is not None:
             results[arch] = m
     if not results:  # not the main process
