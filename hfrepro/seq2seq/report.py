@@ -185,6 +185,8 @@ def results_rows(results: dict) -> list[dict]:
                "chrF": m["chrf"]}
         if "greedy_bleu" in m:
             row["BLEU (greedy)"] = m["greedy_bleu"]
+        if "test_loss" in m:
+            row["test loss (own / other source)"] = f"{m['test_loss']:.2f} / {m['test_loss_other_source']:.2f}"
         for r in m["by_length"]:
             row[f"BLEU {r['bucket']}"] = r["bleu"]
         rows.append(row)

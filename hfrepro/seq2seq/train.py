@@ -330,6 +330,7 @@ def evaluate_model(model, tok, pairs, args: Seq2SeqArguments, folder: Path, arch
                            desc=f"{arch}: translating test (greedy)")
         g = scoring.score(greedy, ref, tokenize)
         m.update(greedy_bleu=g["bleu"], greedy_chrf=g["chrf"])
+    m.update(source_dependence(model, tok, test))
     scoring.write_lines(folder / "hyp.txt", hyp)
     scoring.write_lines(folder / "ref.txt", ref)
     scoring.write_lines(folder / "src.txt", src)
@@ -338,6 +339,26 @@ def evaluate_model(model, tok, pairs, args: Seq2SeqArguments, folder: Path, arch
     print(f"[seq2seq] {arch}: {s['bleu_string']}")
     print(f"[seq2seq] {arch}: chrF2 = {s['chrf']:.2f}  ({s['chrf_signature']})")
     return m
+
+
+def source_dependence(model, tok, test, n: int = 256) -> dict:
+    """Teacher-forced test loss with each sentence's own source, and with the next sentence's source instead.
+    Equal losses mean the decoder ignores the source (it is only a language model of the target so far)."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq
+
+    from hfrepro.seq2seq.data import features
+
+    feats = features(tok, test.select(range(min(n, len(test)))))
+    collate = DataCollatorForSeq2Seq(tok, model=model if hasattr(model, "prepare_decoder_input_ids_from_labels")
+                                     else None, padding=True, label_pad_token_id=-100)
+    batch = collate([feats[i] for i in range(len(feats))])
+    other = torch.roll(torch.arange(len(feats)), 1)
+    with torch.no_grad():
+        own = model(**batch).loss.item()
+        batch["input_ids"], batch["attention_mask"] = batch["input_ids"][other], batch["attention_mask"][other]
+        shuffled = model(**batch).loss.item()
+    return {"test_loss": round(own, 4), "test_loss_other_source": round(shuffled, 4)}
 
 
 def write_card(model_dir: Path, arch: str, pairs, metrics: dict, cfg: dict) -> None:
