@@ -39,11 +39,16 @@ def attention_claim(root: Path, results: dict, tokenize: str, long_from: int) ->
         return {"held": None, "evidence": "rnn and rnn_attention were scored on different test sentences"}
     short, long = scoring.split_long(src, long_from)
     pick = lambda xs, idx: [xs[i] for i in idx]  # noqa: E731
-    s = {}
+    s, detail = {}, {}
     for name, hyp in (("rnn", hyp_rnn), ("rnn_attention", hyp_att)):
-        s[name] = {"short": scoring.score(pick(hyp, short), pick(ref, short), tokenize)["bleu"] if short else None,
-                   "long": scoring.score(pick(hyp, long), pick(ref, long), tokenize)["bleu"] if long else None}
-    out = {"long_from_words": long_from, "n_short": len(short), "n_long": len(long), "bleu": s}
+        sc = {k: scoring.score(pick(hyp, idx), pick(ref, idx), tokenize) if idx else None
+              for k, idx in (("short", short), ("long", long))}
+        s[name] = {k: (v["bleu"] if v else None) for k, v in sc.items()}
+        detail[name] = {f"{k}_{m}": (v[m] if v else None) for k, v in sc.items()
+                        for m in ("chrf", "brevity_penalty", "precisions")}
+        detail[name].update({f"{k}_length_ratio": (v["sys_len"] / max(1, v["ref_len"]) if v else None)
+                             for k, v in sc.items()})
+    out = {"long_from_words": long_from, "n_short": len(short), "n_long": len(long), "bleu": s, "detail": detail}
     if len(long) < MIN_LONG:
         out.update(held=None, evidence=f"only {len(long)} test sentences of {long_from}+ source words "
                                        f"(need {MIN_LONG}): too few to measure")
@@ -60,7 +65,10 @@ def attention_claim(root: Path, results: dict, tokenize: str, long_from: int) ->
                          f"attention {s['rnn_attention']['long']:.2f} (paired bootstrap p={boot['p_value']:.3f}); "
                          f"on shorter sources (n={len(short)}): {s['rnn']['short']:.2f} vs "
                          f"{s['rnn_attention']['short']:.2f}; long/short BLEU ratio {fmt(ratio['rnn'], 2)} vs "
-                         f"{fmt(ratio['rnn_attention'], 2)}"))
+                         f"{fmt(ratio['rnn_attention'], 2)}. Also on long sources: chrF "
+                         f"{detail['rnn']['long_chrf']:.2f} vs {detail['rnn_attention']['long_chrf']:.2f}, output/"
+                         f"reference length {detail['rnn']['long_length_ratio']:.2f} vs "
+                         f"{detail['rnn_attention']['long_length_ratio']:.2f}"))
     return out
 
 
@@ -148,7 +156,8 @@ def plot_attention(src_tokens, out_tokens, weights, path: Path, title: str) -> P
     has_hangul = any("\uac00" <= c <= "\ud7a3" for t in src_tokens + out_tokens for c in t)
     label = (lambda t: t) if (font or not has_hangul) else romanize
     fig, ax = plt.subplots(figsize=(max(5, 0.38 * len(src_tokens) + 2), max(4, 0.32 * len(out_tokens) + 1.5)))
-    ax.imshow(weights, cmap="Greys", aspect="auto", vmin=0, vmax=1)
+    im = ax.imshow(weights, cmap="Greys", aspect="auto", vmin=0)  # scaled to the largest weight: see the bar
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="attention weight")
     ax.set_xticks(range(len(src_tokens)))
     ax.set_xticklabels([label(t) for t in src_tokens], rotation=90, fontproperties=font, fontsize=8)
     ax.set_yticks(range(len(out_tokens)))
