@@ -51,3 +51,25 @@ def test_stage_tiny_writes_report_and_its_bleu_equals_sacrebleu_cli(tmp_path):
                          check=True)
     cli_bleu, cli_chrf = json.loads(out.stdout)
     assert m["bleu"] == pytest.approx(cli_bleu, abs=5e-6) and m["chrf"] == pytest.approx(cli_chrf, abs=5e-6)
+
+
+def test_two_cpu_processes_really_train_together(tmp_path):
+    """accelerate launch with 2 processes (recipes/accelerate/cpu_2proc.yaml): both archs see world size 2."""
+    import os
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = tmp_path / "run"
+    cmd = [str(accelerate), "launch", "--config_file", str(repo / "recipes/accelerate/cpu_2proc.yaml"),
+           str(repo / "recipes/seq2seq.py"), "--dataset", str(repo / "tests/fixtures/pairs_en_ko.tsv"),
+           "--source_lang", "en", "--target_lang", "ko", "--output_dir", str(out), "--vocab_size", "300",
+           "--embed_dim", "16", "--hidden_size", "24", "--d_model", "16", "--layers", "1", "--heads", "2",
+           "--ffn_dim", "32", "--max_steps", "2", "--batch_size", "4", "--warmup_steps", "1", "--save_steps", "2",
+           "--num_beams", "1", "--progress", "false", "--arch", "rnn_attention,transformer", "--threads", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(repo)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    for arch in ("rnn_attention", "transformer"):
+        assert json.loads((out / arch / "metrics.json").read_text())["world_size"] == 2
+    assert (out / "results.md").is_file()

@@ -156,6 +156,7 @@ def train_rnn(model, train, tok, args: Seq2SeqArguments, run) -> dict:
         acc.print(f"[seq2seq] resuming {run.path.name} from step {start}")
     model, opt = acc.prepare(model, opt)
     world, rank = acc.num_processes, acc.process_index
+    acc.print(f"[seq2seq] {run.path.name}: {world} process(es) on {acc.device}")
     plan = batch_plan([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])],
                       args.batch_size * world, args.max_steps, args.seed)
     model.train()
@@ -173,7 +174,7 @@ def train_rnn(model, train, tok, args: Seq2SeqArguments, run) -> dict:
         opt.zero_grad(set_to_none=True)
         losses.append(loss.item())
         check_finite(losses[-1], step + 1, str(run.path))
-        tokens += int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum()) * world
+        tokens += int(batch["attention_mask"].sum()) * world  # source tokens, as Trainer's num_input_tokens_seen
         bar.update(1)
         done = step + 1
         if done % args.logging_steps == 0 or done == args.max_steps:
@@ -198,7 +199,6 @@ def train_rnn(model, train, tok, args: Seq2SeqArguments, run) -> dict:
 def train_transformer(model, train, tok, args: Seq2SeqArguments, run) -> dict:
     from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-    from hfrepro.fsutil import read_json
     from hfrepro.training import callbacks, make_training_args
 
     targs = make_training_args(
@@ -208,54 +208,38 @@ def train_transformer(model, train, tok, args: Seq2SeqArguments, run) -> dict:
         max_grad_norm=args.max_grad_norm, logging_steps=args.logging_steps, save_steps=args.save_steps,
         seed=args.seed, train_sampling_strategy="group_by_length", disable_tqdm=not args.progress)
     ck = run.last_checkpoint()
-    stats = {"train_seconds": 0.0, "tokens_seen": 0}
+    before = 0.0
     if ck:
         print(f"[seq2seq] resuming {run.path.name} from {ck}")
-        if (Path(ck) / STATS_FILE).is_file():
-            stats = read_json(Path(ck) / STATS_FILE)
-    counter = _CountingCollator(DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100),
-                                stats["tokens_seen"])
+        if (Path(ck) / ELAPSED_FILE).is_file():
+            before = float((Path(ck) / ELAPSED_FILE).read_text())
     trainer = Seq2SeqTrainer(model=model, args=targs, train_dataset=train, processing_class=tok,
-                             data_collator=counter, callbacks=[*callbacks(run), _stats_callback(stats, counter)])
+                             data_collator=DataCollatorForSeq2Seq(tok, model=model, label_pad_token_id=-100),
+                             callbacks=[*callbacks(run), _elapsed_callback(before)])
     t0 = time.time()
     trainer.train(resume_from_checkpoint=ck)
     acc = trainer.accelerator
-    return {"model": acc.unwrap_model(trainer.model), "tokens_seen": counter.tokens * acc.num_processes,
-            "train_seconds": stats["train_seconds"] + time.time() - t0, "is_main": acc.is_main_process}
+    return {"model": acc.unwrap_model(trainer.model), "tokens_seen": int(trainer.state.num_input_tokens_seen),
+            "train_seconds": before + time.time() - t0, "is_main": acc.is_main_process}
 
 
-STATS_FILE = "hfrepro_stats.json"
+ELAPSED_FILE = "hfrepro_train_seconds.txt"
 
 
-class _CountingCollator:
-    """Counts the non-padding source and target tokens of this process's batches (as the GRU loop does)."""
-
-    def __init__(self, collate, tokens: int = 0):
-        self.collate, self.tokens = collate, int(tokens)
-
-    def __call__(self, features):
-        batch = self.collate(features)
-        self.tokens += int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
-        return batch
-
-
-def _stats_callback(before: dict, counter: _CountingCollator):
-    """Writes training time and tokens so far into each checkpoint: a resumed run reports its totals."""
+def _elapsed_callback(before: float):
+    """Writes the training time so far into each checkpoint, so that a resumed run reports its total time."""
     from transformers import TrainerCallback
 
-    from hfrepro.fsutil import atomic_write_json
-
-    class Stats(TrainerCallback):
+    class ElapsedTime(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = time.time()
 
         def on_save(self, args, state, control, **kw):
             ck = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if state.is_world_process_zero and ck.is_dir():
-                atomic_write_json(ck / STATS_FILE, {"train_seconds": before["train_seconds"] + time.time() - self.t0,
-                                                    "tokens_seen": counter.tokens})
+                (ck / ELAPSED_FILE).write_text(f"{before + time.time() - self.t0:.3f}")
 
-    return Stats()
+    return ElapsedTime()
 
 
 # --- one architecture: train, save, evaluate --------------------------------------------------------------
@@ -279,9 +263,11 @@ def run_arch(arch: str, pairs, tok, train, args: Seq2SeqArguments, root: Path) -
         return None
     model = out["model"].eval()
     save_model(model, tok, run.model_dir)
-    metrics = {"arch": arch, "parameters": n_params, "train_seconds": round(out["train_seconds"], 1),
-               "steps": args.max_steps, "batch_size": args.batch_size, "tokens_seen": out["tokens_seen"],
-               "train_pairs": len(train), "train_tokens_per_second": round(out["tokens_seen"] / max(out["train_seconds"], 1e-9), 1)}
+    from accelerate import PartialState
+    metrics = {"arch": arch, "world_size": PartialState().num_processes, "parameters": n_params, "train_seconds": round(out["train_seconds"], 1),
+               "steps": args.max_steps, "batch_size": args.batch_size, "source_tokens_seen": out["tokens_seen"],
+               "train_pairs": len(train),
+               "train_source_tokens_per_second": round(out["tokens_seen"] / max(out["train_seconds"], 1e-9), 1)}
     metrics.update(evaluate_model(model, tok, pairs, args, run.path, arch))
     run.write_metrics(metrics)
     write_card(run.model_dir, arch, pairs, metrics, cfg)
@@ -419,8 +405,11 @@ def run(args: Seq2SeqArguments) -> dict | None:
             raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
     setup_runtime(seed=args.seed, threads=args.threads or None)
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    state = PartialState()
+    # A bare PartialState() ignores ACCELERATE_USE_CPU (set by setup_runtime; only AcceleratorState reads it):
+    # without cpu=True, N processes launched on a CPU machine would each train alone.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     root = RunDir(args.output_dir)
     tok_dir = root.path / "tokenizer"
     continuing = root.start(shared_config(args), overwrite=args.overwrite)
@@ -448,7 +437,7 @@ def run(args: Seq2SeqArguments) -> dict | None:
         state.wait_for_everyone()  # the other processes wait while the main one scores
         if m is not None:
             results[arch] = m
-    if not results:  # not the main process
+    if not state.is_main_process or not results:  # the main process alone scores and writes the comparison
         return None
     for arch in ARCHS:  # earlier runs of other archs in the same folder join the comparison
         if arch not in results and (root.path / arch / "metrics.json").is_file():
