@@ -301,3 +301,34 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path, arch):
     assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
     log = [json.loads(x) for x in (b / arch / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 4
+
+
+def test_claim_check_can_hold_and_can_fail(tmp_path):
+    """The verdict comes from the numbers: a plain model that truncates long outputs loses to one that does not;
+    two identical systems give no verdict of reproduction."""
+    import random
+
+    from hfrepro.seq2seq.report import attention_claim
+    from hfrepro.seq2seq.scoring import write_lines
+
+    rng = random.Random(0)
+    syll = [chr(0xAC00 + rng.randrange(11172)) for _ in range(300)]
+
+    def sent(n):
+        return " ".join("".join(rng.choice(syll) for _ in range(3)) for _ in range(n))
+
+    src = [" ".join(["w"] * (25 if i % 2 else 5)) for i in range(240)]
+    ref = [sent(25 if i % 2 else 5) for i in range(240)]
+    truncated = [r[:24] for r in ref]  # right on short sentences, cut short on long ones
+
+    def run(rnn_hyp, att_hyp):
+        for arch, hyp in (("rnn", rnn_hyp), ("rnn_attention", att_hyp)):
+            d = tmp_path / arch
+            d.mkdir(exist_ok=True)
+            write_lines(d / "src.txt", src), write_lines(d / "ref.txt", ref), write_lines(d / "hyp.txt", hyp)
+        return attention_claim(tmp_path, {"rnn": {}, "rnn_attention": {}}, "char", 21)
+
+    good = run(truncated, ref)
+    assert good["held"] is True and good["p_value"] < 0.05 and good["n_long"] == 120
+    same = run(truncated, truncated)
+    assert same["held"] is False
