@@ -332,3 +332,23 @@ def test_claim_check_can_hold_and_can_fail(tmp_path):
     assert good["held"] is True and good["p_value"] < 0.05 and good["n_long"] == 120
     same = run(truncated, truncated)
     assert same["held"] is False
+
+
+@pytest.mark.parametrize("style,model_type", [("pre_ln", "m2m_100"), ("marian", "marian")])
+def test_transformer_styles_save_and_load(tmp_path, style, model_type):
+    import torch
+
+    from hfrepro.seq2seq.data import train_tokenizer
+    from hfrepro.seq2seq.decode import arch_of, load_model, translate
+    from hfrepro.seq2seq.train import build_model, save_model
+
+    from hfrepro.seq2seq.data import load_pairs
+    pairs = load_pairs(str(FIX / "pairs_en_ko.tsv"), "en", "ko")
+    tok = train_tokenizer(pairs, 300)
+    m = build_model("transformer", tok, _tiny_args(tmp_path, transformer_style=style)).eval()
+    assert m.config.model_type == model_type
+    save_model(m, tok, tmp_path / "model")
+    m2, tok2 = load_model(tmp_path)
+    assert arch_of(m2) == "transformer"
+    with torch.no_grad():
+        assert translate(m, tok, ["Apply Filter"], num_beams=2) == translate(m2, tok2, ["Apply Filter"], num_beams=2)

@@ -12,7 +12,7 @@ ARCHS = ("rnn", "rnn_attention", "transformer")
 
 
 def arch_of(model) -> str:
-    if getattr(model.config, "model_type", "") == "marian":
+    if getattr(model.config, "model_type", "") != "hfrepro-gru-seq2seq":
         return "transformer"
     return "rnn_attention" if model.config.attention else "rnn"
 
@@ -38,10 +38,10 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 
 def load_model(path: str | Path):
-    """(model, tokenizer) from a saved folder (GRU: hfrepro's own class; Transformer: MarianMTModel)."""
+    """(model, tokenizer) from a saved folder (GRU: hfrepro's own class; Transformer: M2M100 or MarianMT)."""
     import json
 
-    from transformers import AutoTokenizer, MarianMTModel
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     from hfrepro.seq2seq.rnn import GRUSeq2Seq
 
@@ -50,8 +50,8 @@ def load_model(path: str | Path):
         model_type = json.loads((d / "config.json").read_text(encoding="utf-8")).get("model_type")
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read {d / 'config.json'}: {e}", where=str(d)) from None
-    if model_type == "marian":
-        model = MarianMTModel.from_pretrained(d)
+    if model_type in ("m2m_100", "marian"):
+        model = AutoModelForSeq2SeqLM.from_pretrained(d)
     elif model_type == "hfrepro-gru-seq2seq":
         model = GRUSeq2Seq.from_pretrained(d)
     else:

@@ -10,7 +10,7 @@ from hfrepro.fsutil import atomic_write_text
 from hfrepro.report import fmt, md_table, pyplot, save_figure
 
 LABELS = {"rnn": "GRU enc-dec (no attention)", "rnn_attention": "GRU + Bahdanau attention",
-          "transformer": "Transformer (Marian)"}
+          "transformer": "Transformer"}
 COLORS = {"rnn": "tab:red", "rnn_attention": "tab:blue", "transformer": "tab:green"}
 MIN_LONG = 50  # fewer long test sentences than this: the claim is not measurable
 

@@ -45,6 +45,8 @@ class Seq2SeqArguments:
     layers: int = field(default=2, metadata={"help": "Transformer: encoder and decoder layers (each)"})
     heads: int = field(default=4, metadata={"help": "Transformer: attention heads"})
     ffn_dim: int = field(default=256, metadata={"help": "Transformer: feed-forward size"})
+    transformer_style: str = field(default="pre_ln", metadata={
+        "help": "pre_ln: pre-LayerNorm encoder-decoder (M2M100Config, BART family); marian: post-LayerNorm MarianMT"})
     dropout: float = field(default=0.1)
     max_steps: int = field(default=2000, metadata={"help": "optimizer updates, the same for every arch"})
     batch_size: int = field(default=32, metadata={"help": "pairs per update (per process)"})
@@ -78,9 +80,23 @@ def parse_archs(spec: str) -> list[str]:
     return [a for a in ARCHS if a in names]
 
 
+RNN_KEYS = ("embed_dim", "hidden_size", "learning_rate")
+TRANSFORMER_KEYS = ("d_model", "layers", "heads", "ffn_dim", "transformer_learning_rate", "transformer_style")
+NOT_SAVED = ("arch", "progress", "threads")
+
+
 def shared_config(args: Seq2SeqArguments) -> dict:
+    """The run folder's config: data, tokenizer, training and evaluation settings common to every arch."""
     from hfrepro.config import resolved
-    return {k: v for k, v in resolved(args).items() if k not in ("arch", "progress", "threads")}
+    return {k: v for k, v in resolved(args).items() if k not in NOT_SAVED + RNN_KEYS + TRANSFORMER_KEYS}
+
+
+def arch_config(args: Seq2SeqArguments, arch: str) -> dict:
+    """An arch folder's config: the shared settings plus that arch's own (changing the Transformer's width
+    retrains the Transformer only)."""
+    from hfrepro.config import resolved
+    own = TRANSFORMER_KEYS if arch == "transformer" else RNN_KEYS
+    return {**shared_config(args), "arch": arch, **{k: v for k, v in resolved(args).items() if k in own}}
 
 
 # --- models -----------------------------------------------------------------------------------------------
@@ -97,13 +113,20 @@ def build_model(arch: str, tok, args: Seq2SeqArguments):
                                attention_dim=args.hidden_size, attention=arch == "rnn_attention",
                                dropout=args.dropout, **ids)
         return GRUSeq2Seq(cfg)
-    from transformers import MarianConfig, MarianMTModel
-    cfg = MarianConfig(vocab_size=len(tok), d_model=args.d_model, encoder_layers=args.layers,
-                       decoder_layers=args.layers, encoder_attention_heads=args.heads,
-                       decoder_attention_heads=args.heads, encoder_ffn_dim=args.ffn_dim, decoder_ffn_dim=args.ffn_dim,
-                       max_position_embeddings=512, dropout=args.dropout, scale_embedding=True,
-                       forced_eos_token_id=None, **ids)
-    return MarianMTModel(cfg)
+    common = dict(vocab_size=len(tok), d_model=args.d_model, encoder_layers=args.layers, decoder_layers=args.layers,
+                  encoder_attention_heads=args.heads, decoder_attention_heads=args.heads, encoder_ffn_dim=args.ffn_dim,
+                  decoder_ffn_dim=args.ffn_dim, max_position_embeddings=512, dropout=args.dropout,
+                  scale_embedding=True, **ids)
+    if args.transformer_style == "marian":  # post-LayerNorm, as in Vaswani et al. and MarianMT
+        from transformers import MarianConfig, MarianMTModel
+        return MarianMTModel(MarianConfig(**common, forced_eos_token_id=None))
+    if args.transformer_style != "pre_ln":
+        raise UserError(f"unknown --transformer_style {args.transformer_style!r}", fix="use pre_ln or marian")
+    # pre-LayerNorm (M2M100, the BART family): starts using its source within a few hundred updates here,
+    # where the post-LN Marian model is still a pure target-side language model after 500
+    from transformers import M2M100Config, M2M100ForConditionalGeneration
+    return M2M100ForConditionalGeneration(M2M100Config(**common, attention_dropout=args.dropout,
+                                                       encoder_layerdrop=0.0, decoder_layerdrop=0.0))
 
 
 def trainable_parameters(model) -> int:
@@ -249,7 +272,7 @@ def run_arch(arch: str, pairs, tok, train, args: Seq2SeqArguments, root: Path) -
     from hfrepro.training import RunDir
 
     run = RunDir(root / arch)
-    cfg = {**shared_config(args), "arch": arch}
+    cfg = arch_config(args, arch)
     run.start(cfg, overwrite=args.overwrite)
     done = run.metrics()
     if done.get("bleu") is not None and (run.model_dir / "config.json").is_file():
@@ -352,7 +375,8 @@ def write_card(model_dir: Path, arch: str, pairs, metrics: dict, cfg: dict) -> N
 
     what = {"rnn": "a GRU encoder-decoder without attention (the whole source in one vector; Cho et al. 2014)",
             "rnn_attention": "a GRU encoder-decoder with Bahdanau additive attention (Bahdanau et al. 2014)",
-            "transformer": "a small Transformer encoder-decoder (MarianMT architecture) trained from scratch"}[arch]
+            "transformer": "a small Transformer encoder-decoder (M2M100/BART-family config, or MarianMT with "
+                           "--transformer_style marian) trained from scratch"}[arch]
     src, tgt = pairs.source_lang, pairs.target_lang
     card_metrics = {"test BLEU": metrics["bleu"], "test chrF": metrics["chrf"],
                     "BLEU signature": metrics["bleu_signature"], "test sentences": metrics["test_sentences"],
@@ -400,6 +424,8 @@ def run(args: Seq2SeqArguments) -> dict | None:
     archs = parse_archs(args.arch)
     if args.bleu_tokenize:
         scoring.check_tokenize(args.bleu_tokenize)
+    if args.transformer_style not in ("pre_ln", "marian"):
+        raise UserError(f"unknown --transformer_style {args.transformer_style!r}", fix="use pre_ln or marian")
     for name in ("max_steps", "batch_size", "vocab_size"):
         if getattr(args, name) <= 0:
             raise UserError(f"--{name} must be positive, got {getattr(args, name)}")
