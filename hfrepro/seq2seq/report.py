@@ -195,7 +195,8 @@ def results_rows(results: dict) -> list[dict]:
     rows = []
     for arch, m in results.items():
         row = {"model": LABELS.get(arch, arch), "parameters": m["parameters"], "updates": m["steps"],
-               "training time (s)": m["train_seconds"], f"BLEU (beam {m['num_beams']})": m["bleu"],
+               "training time (s)": m["train_seconds"],
+               ("BLEU (greedy)" if m["num_beams"] == 1 else f"BLEU (beam {m['num_beams']})"): m["bleu"],
                "chrF": m["chrf"]}
         if "greedy_bleu" in m:
             row["BLEU (greedy)"] = m["greedy_bleu"]
