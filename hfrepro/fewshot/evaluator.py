@@ -94,8 +94,13 @@ class FewShotResults:
 
     @property
     def label(self) -> str:
+        """A short name for tables and plots: the model (a path shortened to its last folders), + format."""
+        name = self.model
+        if "/" in name and Path(name.split("+")[0]).exists():
+            parts = Path(name).parts
+            name = "/".join(parts[-2:]) if parts[-1] in ("model", "adapter") and len(parts) > 1 else parts[-1]
         fmt = self.config.get("prompt_format", "raw")
-        return self.model if fmt == "raw" else f"{self.model} ({fmt})"
+        return name if fmt == "raw" else f"{name} ({fmt})"
 
     def to_dict(self, with_samples: bool = False) -> dict:
         d = {"model": self.model, "label": self.label, "config": self.config, "tasks": self.tasks,
@@ -252,7 +257,7 @@ def _run_task(engine: "_Engine", task: Task, shots: list[int], limit, seed, mode
                                 engine.tok) for i, r in enumerate(rows)]
         desc = f"{task.name} {k}-shot"
         if task.scoring == "generate":
-            out = engine.generate(prompts, task, desc if progress else None)
+            out = engine.generate(prompts, task, desc, progress)
             if out is None:
                 res.scores[task.name][k] = None
                 continue
@@ -267,7 +272,7 @@ def _run_task(engine: "_Engine", task: Task, shots: list[int], limit, seed, mode
             choices = [task.choice_list(r) for r in rows]
             delim = task.target_delimiter if engine.prompt_format == "raw" else ""
             pairs = [(p, delim + c) for p, cs in zip(prompts, choices) for c in cs]
-            ll = engine.loglikelihood(pairs, desc if progress else None)
+            ll = engine.loglikelihood(pairs, desc, progress)
             if ll is None:
                 res.scores[task.name][k] = None
                 continue
@@ -313,9 +318,9 @@ class _Engine:
             return self.tok(text, add_special_tokens=False).input_ids
         return self.tok(text).input_ids
 
-    def _fits(self, lengths: list[int], extra: int, desc: str | None) -> bool:
+    def _fits(self, lengths: list[int], extra: int, desc: str) -> bool:
         if self.max_len and max(lengths) + extra > self.max_len:
-            print(f"[fewshot] skipped {desc or ''}: prompts of up to {max(lengths)} tokens (+{extra}) do not fit "
+            print(f"[fewshot] skipped {desc}: prompts of up to {max(lengths)} tokens (+{extra}) do not fit "
                   f"the model's {self.max_len}-token context", flush=True)
             return False
         return True
@@ -334,11 +339,11 @@ class _Engine:
             out = self.model(input_ids=torch.tensor([first[:n]], device=self.device), use_cache=True)
         return n, out.past_key_values
 
-    def _bar(self, total: int, desc: str | None):
+    def _bar(self, total: int, desc: str, progress: bool):
         from tqdm.auto import tqdm
-        return tqdm(total=total, desc=desc, unit="ex", disable=desc is None, leave=False)
+        return tqdm(total=total, desc=desc, unit="seq", disable=not progress, leave=False)
 
-    def generate(self, prompts: list[str], task: Task, desc: str | None) -> list[str] | None:
+    def generate(self, prompts: list[str], task: Task, desc: str = "", progress: bool = False) -> list[str] | None:
         import torch
 
         seqs = [self.encode(p) for p in prompts]
@@ -348,7 +353,7 @@ class _Engine:
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         out: list[str] = [""] * len(seqs)
         stop = _StopOnStrings(self.tok, task.stop)
-        with self._bar(len(seqs), desc) as bar, torch.no_grad():
+        with self._bar(len(seqs), desc, progress) as bar, torch.no_grad():
             for b in range(0, len(order), self.batch_size):
                 idx = order[b:b + self.batch_size]
                 suf = [seqs[i][n_pre:] for i in idx]
@@ -371,7 +376,8 @@ class _Engine:
                 bar.update(len(idx))
         return out
 
-    def loglikelihood(self, pairs: list[tuple[str, str]], desc: str | None) -> list[float] | None:
+    def loglikelihood(self, pairs: list[tuple[str, str]], desc: str = "",
+                      progress: bool = False) -> list[float] | None:
         """Sum of log-probabilities of each continuation given its context (lm-eval's encoding rules)."""
         import torch
 
@@ -393,7 +399,7 @@ class _Engine:
         n_pre, cache = self._prefix(wholes, min(ctx_lens) - 1)
         order = sorted(range(len(wholes)), key=lambda i: -len(wholes[i]))
         out = [0.0] * len(wholes)
-        with self._bar(len(wholes), desc) as bar, torch.no_grad():
+        with self._bar(len(wholes), desc, progress) as bar, torch.no_grad():
             for b in range(0, len(order), self.batch_size):
                 idx = order[b:b + self.batch_size]
                 suf = [wholes[i][n_pre:-1] for i in idx]  # the last token is only a target
