@@ -164,6 +164,7 @@ def test_raw_prompt_layout_and_fixed_demos(tmp_path):
     t = load_task(write_task(tmp_path))
     d3 = demonstrations(t, 3, seed=1)
     assert demonstrations(t, 1, seed=1) == d3[:1]            # nested: 1-shot demo is the first 3-shot one
+    assert demonstrations(t, 8, seed=1)[:3] == d3
     assert demonstrations(t, 3, seed=1) == d3 and demonstrations(t, 3, seed=2) != d3
     assert all(d in t.demo_rows() for d in d3)
     row = t.test_rows()[0]

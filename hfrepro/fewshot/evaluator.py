@@ -219,18 +219,22 @@ def _check_shots(shots) -> list[int]:
     return shots
 
 
+def _permutation(n: int, key: str) -> list[int]:
+    order = list(range(n))
+    random.Random(key).shuffle(order)   # a full permutation: k-shot demos are a prefix of (k+1)-shot ones
+    return order
+
+
 def demonstrations(task: Task, n: int, seed: int, mode: str = "fixed", index: int = 0) -> list[dict]:
     """The first `n` demonstrations for test example `index` (the same for every model)."""
     pool = task.demo_rows()
     key = f"{seed}:{task.name}" if mode == "fixed" else f"{seed}:{task.name}:{index}"
-    order = random.Random(key).sample(range(len(pool)), min(len(pool), max(n, 0)))
-    return [pool[i] for i in order[:n]]
+    return [pool[i] for i in _permutation(len(pool), key)[:n]]
 
 
 def demo_order(task: Task, n: int, seed: int) -> list[int]:
-    """Indices (into the demo split) of the fixed demonstrations, in prompt order."""
-    pool = task.demo_rows()
-    return random.Random(f"{seed}:{task.name}").sample(range(len(pool)), min(len(pool), n))
+    """Indices (into the demo split) of the first `n` fixed demonstrations, in prompt order."""
+    return _permutation(len(task.demo_rows()), f"{seed}:{task.name}")[:n]
 
 
 def build_prompt(task: Task, demos: list[dict], row: dict, prompt_format: str = "raw", tokenizer=None) -> str:
