@@ -22,8 +22,11 @@ from hfrepro.hub import HubArguments, hub_request
 
 def main():
     args, hub = parse_args((FewShotArguments, HubArguments), config="fewshot")
-    req = hub_request(args, hub)
+    req = hub_request(args, hub, default_name="hfrepro-fewshot-results")
     results = run(args, config=resolved(args, hub), hub=req)
+    from hfrepro.fewshot.evaluator import _world
+    if _world()[1] != 0:
+        return
     for r in results:
         print(f"{r.label}: {r.examples} scored prompts in {r.seconds:.1f} s ({r.examples_per_s:.1f}/s)")
         for row in r.table_rows():

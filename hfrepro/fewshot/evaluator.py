@@ -184,6 +184,8 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
     if prompt_format == "chat" and not getattr(tok, "chat_template", None):
         raise UserError(f"model {name!r} has no chat template, so prompt_format='chat' cannot be used",
                         fix="use prompt_format='raw' (--prompt_format raw)")
+    if device is None and _world()[0] > 1:
+        device = str(_state().device)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if getattr(lm, "device", None) != dev:
         lm = lm.to(dev)
@@ -192,7 +194,7 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
 
     config = {"model": name, "adapter": adapter, "tasks": [t.name for t in task_objs], "shots": shots,
               "limit": limit, "seed": seed, "demos": demos, "prompt_format": prompt_format,
-              "batch_size": batch_size, "dtype": str(dtype), "device": str(dev)}
+              "batch_size": batch_size, "dtype": str(dtype), "device": str(dev), "processes": _world()[0]}
     res = FewShotResults(model=name, config=config)
     engine = _Engine(lm, tok, dev, batch_size, prompt_format)
     t0 = time.time()
@@ -256,47 +258,59 @@ def _run_task(engine: "_Engine", task: Task, shots: list[int], limit, seed, mode
                             "file": str(task.path) if task.path else None,
                             "fixed_demos": demo_order(task, max(shots), seed) if mode == "fixed" else None}
     res.scores[task.name], res.samples[task.name] = {}, {}
+    mine = [i for i in range(len(rows)) if i % engine.world == engine.rank]   # this process's share
     for k in shots:
-        prompts = [build_prompt(task, demonstrations(task, k, seed, mode, i), r, engine.prompt_format,
-                                engine.tok) for i, r in enumerate(rows)]
-        desc = f"{task.name} {k}-shot"
-        if task.scoring == "generate":
-            out = engine.generate(prompts, task, desc, progress)
-            if out is None:
-                res.scores[task.name][k] = None
-                continue
-            recs = []
-            for i, (r, p, g) in enumerate(zip(rows, prompts, out)):
-                pred = task.extract(g)
-                rec = {"index": i, "prompt": p, "target": task.target(r), "generation": g, "prediction": pred}
-                for m in task.metric:
-                    rec[m] = task.is_correct(pred, r, m)
-                recs.append(rec)
-        else:
-            choices = [task.choice_list(r) for r in rows]
-            delim = task.target_delimiter if engine.prompt_format == "raw" else ""
-            pairs = [(p, delim + c) for p, cs in zip(prompts, choices) for c in cs]
-            ll = engine.loglikelihood(pairs, desc, progress)
-            if ll is None:
-                res.scores[task.name][k] = None
-                continue
-            recs, j = [], 0
-            for i, (r, p, cs) in enumerate(zip(rows, prompts, choices)):
-                lls = ll[j:j + len(cs)]
-                j += len(cs)
-                gold = task.gold_index(r)
-                pred = max(range(len(cs)), key=lambda c: lls[c])
-                pred_n = max(range(len(cs)), key=lambda c: lls[c] / max(1, len(cs[c])))
-                rec = {"index": i, "prompt": p, "choices": cs, "target": cs[gold], "gold": gold,
-                       "loglikelihoods": [round(x, 4) for x in lls], "prediction": cs[pred],
-                       "acc": pred == gold, "acc_norm": pred_n == gold}
-                recs.append(rec)
+        prompts = [build_prompt(task, demonstrations(task, k, seed, mode, i), rows[i], engine.prompt_format,
+                                engine.tok) for i in mine]
+        recs = _score(engine, task, [rows[i] for i in mine], mine, prompts, f"{task.name} {k}-shot", progress)
+        if engine.world > 1:
+            from accelerate.utils import gather_object
+            parts = gather_object([recs])
+            recs = None if any(p is None for p in parts) else sorted((r for p in parts for r in p),
+                                                                      key=lambda r: r["index"])
+        if recs is None:
+            res.scores[task.name][k] = None
+            continue
         score = {"n": len(recs)}
         for m in task.metric:
             score[m] = sum(bool(r[m]) for r in recs) / len(recs)
         res.scores[task.name][k] = score
         res.samples[task.name][k] = recs
         res.examples += len(recs)
+
+
+def _score(engine: "_Engine", task: Task, rows: list[dict], index: list[int], prompts: list[str], desc: str,
+           progress: bool) -> list[dict] | None:
+    """One record per prompt (None when the prompts do not fit the model's context)."""
+    recs = []
+    if task.scoring == "generate":
+        out = engine.generate(prompts, task, desc, progress)
+        if out is None:
+            return None
+        for i, r, p, g in zip(index, rows, prompts, out):
+            pred = task.extract(g)
+            rec = {"index": i, "prompt": p, "target": task.target(r), "generation": g, "prediction": pred}
+            for m in task.metric:
+                rec[m] = task.is_correct(pred, r, m)
+            recs.append(rec)
+        return recs
+    choices = [task.choice_list(r) for r in rows]
+    delim = task.target_delimiter if engine.prompt_format == "raw" else ""
+    pairs = [(p, delim + c) for p, cs in zip(prompts, choices) for c in cs]
+    ll = engine.loglikelihood(pairs, desc, progress)
+    if ll is None:
+        return None
+    j = 0
+    for i, r, p, cs in zip(index, rows, prompts, choices):
+        lls = ll[j:j + len(cs)]
+        j += len(cs)
+        gold = task.gold_index(r)
+        pred = max(range(len(cs)), key=lambda c: lls[c])
+        pred_n = max(range(len(cs)), key=lambda c: lls[c] / max(1, len(cs[c])))   # lm-eval's acc_norm
+        recs.append({"index": i, "prompt": p, "choices": cs, "target": cs[gold], "gold": gold,
+                     "loglikelihoods": [round(x, 4) for x in lls], "prediction": cs[pred],
+                     "acc": pred == gold, "acc_norm": pred_n == gold})
+    return recs
 
 
 # --- the model side ---------------------------------------------------------------------------------------
@@ -315,6 +329,7 @@ class _Engine:
                 self.max_len = v
                 break
         self.pad_id = tokenizer.pad_token_id
+        self.world, self.rank = _world()
 
     def encode(self, text: str) -> list[int]:
         # raw: the tokenizer's own special-token behaviour (as lm-eval); chat: the template holds them.
@@ -425,6 +440,25 @@ class _Engine:
                     out[i] = float(logp[row, pos, tgt].sum())
                 bar.update(len(idx))
         return out
+
+
+def _world() -> tuple[int, int]:
+    """(number of processes, this process's rank): > 1 under `accelerate launch` / torchrun with several
+    processes, which then score disjoint shares of each task and gather the records."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 1, 0
+    st = _state()
+    return st.num_processes, st.process_index
+
+
+def _state():
+    # A bare PartialState() ignores ACCELERATE_USE_CPU (set by setup_runtime): on a machine without a GPU it
+    # would leave each process alone; cpu=True makes them one gloo process group.
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 class _StopOnStrings:

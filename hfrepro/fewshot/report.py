@@ -116,20 +116,31 @@ def _chance(results: Sequence, task: str) -> float | None:
 
 
 def write_results_card(out_dir: str | Path, results: Sequence, config: dict) -> Path:
-    """README.md for a results folder pushed as a Hub dataset repo: what was run and what it scored."""
+    """README.md (a Hub dataset card) for a results folder pushed as a dataset repo: what was run, what it
+    scored, where the prompts and answers are."""
     import yaml
 
     from hfrepro.config import resolved
+    from hfrepro.fsutil import atomic_write_text
+    from hfrepro.hub import dataset_card
 
     class _C:
         def to_dict(self):
             return dict(config)
 
-    header = {"license": "other", "tags": ["hfrepro", "evaluation", "few-shot"], "pretty_name": "hfrepro few-shot results"}
-    parts = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
-             "# Few-shot in-context evaluation results (hfrepro)", "",
-             "Accuracy by number of demonstrations, measured by `hfrepro fewshot` (prompts and answers of every "
-             "example are under `samples/`).", "", markdown_table(results), "",
-             "![accuracy vs shots](accuracy_vs_shots.png)", "", "## Configuration", "", "```yaml",
-             yaml.safe_dump(resolved(_C()), sort_keys=True, allow_unicode=True).strip(), "```", ""]
-    return atomic_write_text(Path(out_dir) / "README.md", "\n".join(parts))
+    n = sum(r.examples for r in results)
+    models = ", ".join(dict.fromkeys(r.label for r in results))
+    card = dataset_card(
+        title=f"Few-shot in-context evaluation of {models} (hfrepro)", license="LGPL and MPL-2.0",
+        language=["en", "fr", "ko"], source=["hfrepro few-shot tasks (data_cards/fewshot-tasks.md)"],
+        num_examples=n, task_categories=["text-generation"], tags=["evaluation", "few-shot"],
+        description=("Accuracy by number of demonstrations in the prompt (zero-, one- and few-shot, GPT-3's "
+                     "protocol), measured by `hfrepro fewshot`. `results.json` holds the scores, "
+                     "`samples/<model>/<task>.jsonl` every prompt, reference, generation and verdict.\n\n"
+                     + markdown_table(results) + "\n![accuracy vs shots](accuracy_vs_shots.png)"),
+        how_built=("```yaml\n" + yaml.safe_dump(resolved(_C()), sort_keys=True, allow_unicode=True).strip()
+                   + "\n```"),
+        limits=("Scores on a few dozen test examples per task move by several points with the choice of "
+                "demonstrations; the task data's own limits are in its dataset card. Licence: the task data "
+                "mixes LGPL (gensim test data), MPL-2.0 (LibreOffice help) and generated numbers."))
+    return atomic_write_text(Path(out_dir) / "README.md", str(card).rstrip("\n") + "\n")

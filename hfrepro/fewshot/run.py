@@ -60,7 +60,7 @@ def run(args: FewShotArguments, config: dict, hub=None) -> list:
     for t in tasks:
         t.splits()
     run_dir = RunDir(Path(args.output_dir))
-    run_dir.start(config, overwrite=args.overwrite)
+    run_dir.start(config, overwrite=args.overwrite)   # every process checks; they write the same config
     results = []
     for m in models:
         model = tok = None
@@ -77,6 +77,9 @@ def run(args: FewShotArguments, config: dict, hub=None) -> list:
                                     progress=args.progress))
             results[-1].config.update({"adapter": args.adapter, "dtype": args.dtype})
         del model
+    from hfrepro.fewshot.evaluator import _world
+    if _world()[1] != 0:                     # several processes: each scored a share; the first one writes
+        return results
     paths = save_results(results, run_dir.path)
     run_dir.write_metrics({"scores": {r.label: r.to_dict()["scores"] for r in results},
                            "examples_per_s": {r.label: round(r.examples_per_s, 3) for r in results},
