@@ -192,13 +192,28 @@ def test_chat_prompt(tiny, tmp_path):
 
 # --- the engine against a plain computation -----------------------------------------------------------
 
-def test_prefix_cached_batched_generation_equals_one_by_one(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_gpt2(tiny):
+    """A tiny GPT-2 (the architecture of this project's own `clm` models) with the same tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    _, _, tok = tiny
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_prefix_cached_batched_generation_equals_one_by_one(tiny, tiny_gpt2, tmp_path, arch):
     import torch
 
     from hfrepro.fewshot import build_prompt, demonstrations
     from hfrepro.fewshot.evaluator import _Engine
 
     _, model, tok = tiny
+    model = model if arch == "llama" else tiny_gpt2
     t = load_task(write_task(tmp_path, max_new_tokens=5, stop=["@@"]))   # never stops early: compare all tokens
     rows = t.test_rows()
     prompts = [build_prompt(t, demonstrations(t, 4, 0), r) for r in rows]
@@ -214,12 +229,14 @@ def test_prefix_cached_batched_generation_equals_one_by_one(tiny, tmp_path):
     assert got == want
 
 
-def test_batched_loglikelihood_equals_full_forward(tiny):
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_batched_loglikelihood_equals_full_forward(tiny, tiny_gpt2, arch):
     import torch
 
     from hfrepro.fewshot.evaluator import _Engine
 
     _, model, tok = tiny
+    model = model if arch == "llama" else tiny_gpt2
     ctx = "Q: What is 12 plus 30?\nA: 42\n\nQ: What is 21 plus 17?\nA:"
     pairs = [(ctx, " 38"), (ctx, " 39"), (ctx, " 138"), (ctx + " ", "38"), ("goat =>", " GOAT")]
     eng = _Engine(model, tok, torch.device("cpu"), batch_size=2, prompt_format="raw")

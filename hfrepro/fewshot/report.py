@@ -67,8 +67,8 @@ def plot_accuracy(results: Sequence, path: str | Path, title: str | None = None)
     plt = pyplot()
     tasks = list(dict.fromkeys(t for r in results for t in r.scores))
     n = len(tasks)
-    cols = min(4, n)
-    rows = (n + cols - 1) // cols
+    rows = (n + 3) // 4
+    cols = (n + rows - 1) // rows
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
     all_k = sorted({k for r in results for t in r.scores for k in r.scores[t]})
     for ax, task in zip(axes.flat, tasks):
@@ -85,6 +85,7 @@ def plot_accuracy(results: Sequence, path: str | Path, title: str | None = None)
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xticks(all_k)
         ax.set_xticklabels([str(k) for k in all_k])
+        ax.set_xlim(-0.2, max(all_k) * 1.15 + 0.2)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("examples in context (K)", fontsize=8)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hfrepro.errors import UserError
 
-DEFAULT_TASKS = "uppercase,unscramble_swap,add_2digit,translate_en_fr,capital_mc"
+DEFAULT_TASKS = "uppercase,unscramble_swap,capital_city,add_2digit,translate_en_fr,capital_mc"
 
 
 @dataclass
