@@ -172,6 +172,7 @@ def test_raw_prompt_layout_and_fixed_demos(tmp_path):
     assert p == ("Write each word in capital letters.\n"
                  + "".join(f"{d['word']} => {d['upper']}\n" for d in d3) + f"{row['word']} =>")
     assert build_prompt(t, [], row) == f"Write each word in capital letters.\n{row['word']} =>"
+    assert build_prompt(t, d3, row, instruction=False) == p[len("Write each word in capital letters.\n"):]
     per = [demonstrations(t, 3, seed=1, mode="per_example", index=i) for i in range(4)]
     assert len({json.dumps(p) for p in per}) > 1
 

@@ -99,8 +99,9 @@ class FewShotResults:
         if "/" in name and Path(name.split("+")[0]).exists():
             parts = Path(name).parts
             name = "/".join(parts[-2:]) if parts[-1] in ("model", "adapter") and len(parts) > 1 else parts[-1]
-        fmt = self.config.get("prompt_format", "raw")
-        return name if fmt == "raw" else f"{name} ({fmt})"
+        extra = [x for x in (self.config.get("prompt_format", "raw") != "raw" and self.config["prompt_format"],
+                             self.config.get("instruction", True) is False and "no instruction") if x]
+        return f"{name} ({', '.join(extra)})" if extra else name
 
     def to_dict(self, with_samples: bool = False) -> dict:
         d = {"model": self.model, "label": self.label, "config": self.config, "tasks": self.tasks,
@@ -132,7 +133,7 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
              limit: int | None = None, seed: int = 1234, demos: str = "fixed", prompt_format: str = "raw",
              batch_size: int = 32, dtype: str = "float32", device: str | None = None,
              trust_remote_code: bool = False, model_name: str | None = None,
-             progress: bool = True) -> FewShotResults:
+             progress: bool = True, instruction: bool = True) -> FewShotResults:
     """Score `model` on `tasks` with each number of demonstrations in `shots`.
 
     model: an embedded name (smollm2-135m-instruct), a local folder (a save_pretrained folder, a run folder
@@ -141,6 +142,8 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
     adapter: a LoRA adapter folder loaded on top of `model` (base + adapter).
     limit: score only the first `limit` test examples of each task (the data files are pre-shuffled).
     seed: fixes which demonstrations are drawn; the same seed gives the same prompts for every model.
+    instruction: False drops the tasks' instruction line (GPT-3 Figure 1.2: "no prompt" vs "natural language
+        prompt").
     """
     import torch
 
@@ -194,9 +197,11 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
 
     config = {"model": name, "adapter": adapter, "tasks": [t.name for t in task_objs], "shots": shots,
               "limit": limit, "seed": seed, "demos": demos, "prompt_format": prompt_format,
+              "instruction": instruction,
               "batch_size": batch_size, "dtype": str(dtype), "device": str(dev), "processes": _world()[0]}
     res = FewShotResults(model=name, config=config)
     engine = _Engine(lm, tok, dev, batch_size, prompt_format)
+    engine.instruction = instruction
     t0 = time.time()
     try:
         for task in task_objs:
@@ -239,11 +244,12 @@ def demo_order(task: Task, n: int, seed: int) -> list[int]:
     return _permutation(len(task.demo_rows()), f"{seed}:{task.name}")[:n]
 
 
-def build_prompt(task: Task, demos: list[dict], row: dict, prompt_format: str = "raw", tokenizer=None) -> str:
+def build_prompt(task: Task, demos: list[dict], row: dict, prompt_format: str = "raw", tokenizer=None,
+                 instruction: bool = True) -> str:
     """The prompt text for one test row (see the module docstring for the layout)."""
     if prompt_format == "raw":
-        return task.header() + "".join(task.demo_text(d) for d in demos) + task.question(row)
-    msgs = [{"role": "system", "content": task.instruction}] if task.instruction else []
+        return (task.header() if instruction else "") + "".join(task.demo_text(d) for d in demos) + task.question(row)
+    msgs = [{"role": "system", "content": task.instruction}] if task.instruction and instruction else []
     for d in demos:
         msgs += [{"role": "user", "content": task.question(d)}, {"role": "assistant", "content": task.target(d)}]
     msgs.append({"role": "user", "content": task.question(row)})
@@ -261,7 +267,7 @@ def _run_task(engine: "_Engine", task: Task, shots: list[int], limit, seed, mode
     mine = [i for i in range(len(rows)) if i % engine.world == engine.rank]   # this process's share
     for k in shots:
         prompts = [build_prompt(task, demonstrations(task, k, seed, mode, i), rows[i], engine.prompt_format,
-                                engine.tok) for i in mine]
+                                engine.tok, engine.instruction) for i in mine]
         recs = _score(engine, task, [rows[i] for i in mine], mine, prompts, f"{task.name} {k}-shot", progress)
         if engine.world > 1:
             from accelerate.utils import gather_object
@@ -330,6 +336,7 @@ class _Engine:
                 break
         self.pad_id = tokenizer.pad_token_id
         self.world, self.rank = _world()
+        self.instruction = True
 
     def encode(self, text: str) -> list[int]:
         # raw: the tokenizer's own special-token behaviour (as lm-eval); chat: the template holds them.

@@ -76,8 +76,10 @@ def plot_accuracy(results: Sequence, path: str | Path, title: str | None = None)
             if task not in r.scores:
                 continue
             curve = {k: v for k, v in r.curve(task).items() if v is not None}
-            if curve:
-                ax.plot(list(curve), list(curve.values()), marker="o", label=r.label)
+            if curve:   # GPT-3 Figure 1.2: dashed = no instruction line ("no prompt")
+                ls = "--" if r.config.get("instruction", True) is False else "-"
+                mk = "s" if r.config.get("prompt_format", "raw") == "chat" else "o"
+                ax.plot(list(curve), list(curve.values()), marker=mk, linestyle=ls, label=r.label)
             metric = r.tasks[task]["metric"]
         chance = _chance(results, task)
         if chance:

@@ -22,13 +22,14 @@ class Plan:
     shots: tuple[int, ...]
     limit: int | None
     formats: tuple[str, ...] = ("raw",)
+    instructions: tuple[bool, ...] = (True,)   # False: also without the task's instruction line (GPT-3 Fig. 1.2)
 
 
 PLANS = {
     "tiny": Plan(("uppercase", "capital_mc"), (0, 3), 12),
     "default": Plan(("uppercase", "unscramble_swap", "capital_city", "add_2digit", "translate_en_fr",
                      "capital_mc"), (0, 1, 3, 8), 40),
-    "full": Plan(("all",), (0, 1, 3, 8, 16), None, ("raw", "chat")),
+    "full": Plan(("all",), (0, 1, 3, 8, 16), None, ("raw", "chat"), (True, False)),
 }
 
 GPT3 = ("GPT-3 175B for comparison (Brown et al. 2020): LAMBADA 76.2 / 72.5 / 86.4 % (zero / one / few-shot), "
@@ -83,8 +84,9 @@ def reproduce(ctx: StageContext) -> StageResult:
     plan = PLANS[ctx.budget]
     tasks = load_tasks(list(plan.tasks))
     tok, model = load_tokenizer(MODEL), load_causal_lm(MODEL)
-    results = [evaluate(model, tasks, plan.shots, tokenizer=tok, limit=plan.limit, seed=1234,
-                        prompt_format=fmt, model_name=MODEL, progress=False) for fmt in plan.formats]
+    results = [evaluate(model, tasks, plan.shots, tokenizer=tok, limit=plan.limit, seed=1234, prompt_format=fmt,
+                        model_name=MODEL, progress=False, instruction=ins)
+               for fmt in plan.formats for ins in plan.instructions]
     paths = save_results(results, ctx.dir, title=f"SmolLM2-135M-Instruct: accuracy by number of demonstrations "
                                                  f"({ctx.budget} budget)")
     raw = results[0]
