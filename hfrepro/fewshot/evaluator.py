@@ -189,7 +189,9 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
                         fix="use prompt_format='raw' (--prompt_format raw)")
     if device is None and _world()[0] > 1:
         device = str(_state().device)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device is None and not isinstance(model, (str, Path)) and getattr(lm, "device", None) is not None:
+        device = str(lm.device)              # a model object is scored where it is (it is not moved)
+    dev = torch.device(device or default_device())
     if getattr(lm, "device", None) != dev:
         lm = lm.to(dev)
     was_training = lm.training
@@ -211,6 +213,12 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
             lm.train()
     res.seconds = time.time() - t0
     return res
+
+
+def default_device() -> str:
+    """cuda when there is a GPU, else cpu (the device a model given by name is scored on)."""
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _check_shots(shots) -> list[int]:

@@ -43,7 +43,7 @@ class FewShotArguments:
 
 def run(args: FewShotArguments, config: dict, hub=None) -> list:
     """Evaluate, save the results folder, return the list of FewShotResults (one per model and format)."""
-    from hfrepro.fewshot.evaluator import DEMO_MODES, PROMPT_FORMATS, evaluate
+    from hfrepro.fewshot.evaluator import DEMO_MODES, PROMPT_FORMATS, default_device, evaluate
     from hfrepro.fewshot.report import save_results
     from hfrepro.fewshot.tasks import load_tasks
     from hfrepro.training import RunDir, setup_runtime
@@ -79,8 +79,8 @@ def run(args: FewShotArguments, config: dict, hub=None) -> list:
             name = m if not args.adapter else f"{m}+{Path(args.adapter).name}"
             results.append(evaluate(model, tasks, _shots(args.shots), tokenizer=tok, limit=args.limit or None,
                                     seed=args.seed, demos=args.demos, prompt_format=fmt,
-                                    batch_size=args.batch_size, device=args.device, model_name=name,
-                                    progress=args.progress, instruction=ins == "yes"))
+                                    batch_size=args.batch_size, device=args.device or default_device(),
+                                    model_name=name, progress=args.progress, instruction=ins == "yes"))
             results[-1].config.update({"adapter": args.adapter, "dtype": args.dtype})
         del model
     from hfrepro.fewshot.evaluator import _world

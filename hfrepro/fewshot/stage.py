@@ -76,7 +76,7 @@ def decide(results, k0: int, k1: int) -> tuple[str, bool | None, dict]:
 
 
 def reproduce(ctx: StageContext) -> StageResult:
-    from hfrepro.fewshot.evaluator import build_prompt, demonstrations, evaluate
+    from hfrepro.fewshot.evaluator import build_prompt, default_device, demonstrations, evaluate
     from hfrepro.fewshot.report import markdown_table, save_results
     from hfrepro.fewshot.tasks import load_task, load_tasks
     from hfrepro.models import load_causal_lm, load_tokenizer
@@ -85,7 +85,7 @@ def reproduce(ctx: StageContext) -> StageResult:
     tasks = load_tasks(list(plan.tasks))
     tok, model = load_tokenizer(MODEL), load_causal_lm(MODEL)
     results = [evaluate(model, tasks, plan.shots, tokenizer=tok, limit=plan.limit, seed=1234, prompt_format=fmt,
-                        model_name=MODEL, progress=False, instruction=ins)
+                        model_name=MODEL, progress=False, instruction=ins, device=default_device())
                for fmt in plan.formats for ins in plan.instructions]
     paths = save_results(results, ctx.dir, title=f"SmolLM2-135M-Instruct: accuracy by number of demonstrations "
                                                  f"({ctx.budget} budget)")
