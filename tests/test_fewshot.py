@@ -337,3 +337,16 @@ def test_lora_adapter_base_plus_adapter(tiny, tmp_path):
     gens = lambda r: [x["generation"] for x in r.samples["caps"][1]]  # noqa: E731
     assert gens(with_adapter) == gens(explicit) != gens(plain)
     assert explicit.model.endswith("+adapter")
+
+
+def test_per_example_demos_and_no_instruction(tiny, tmp_path):
+    from hfrepro.fewshot import evaluate
+
+    _, model, tok = tiny
+    task = write_task(tmp_path, max_new_tokens=2)
+    res = evaluate(model, [str(task)], shots=[2], tokenizer=tok, limit=6, demos="per_example", progress=False,
+                   instruction=False)
+    prompts = [s["prompt"] for s in res.samples["caps"][2]]
+    demo_parts = {p.rsplit("\n", 1)[0] for p in prompts}
+    assert len(demo_parts) > 1 and not any(p.startswith("Write each word") for p in prompts)
+    assert res.label.endswith("(no instruction)") and res.to_dict()["config"]["demos"] == "per_example"
