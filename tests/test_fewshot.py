@@ -350,3 +350,21 @@ def test_per_example_demos_and_no_instruction(tiny, tmp_path):
     demo_parts = {p.rsplit("\n", 1)[0] for p in prompts}
     assert len(demo_parts) > 1 and not any(p.startswith("Write each word") for p in prompts)
     assert res.label.endswith("(no instruction)") and res.to_dict()["config"]["demos"] == "per_example"
+
+
+def test_a_model_in_training_is_left_as_it_was(tiny, tmp_path):
+    """Other stages evaluate a model mid-training: it must come back in train mode, its tokenizer unchanged."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hfrepro.fewshot import evaluate
+
+    d, _, _ = tiny
+    model = AutoModelForCausalLM.from_pretrained(d)
+    model.config.use_cache = False
+    model.train()
+    tok = AutoTokenizer.from_pretrained(d)
+    tok.pad_token = None
+    res = evaluate(model, [str(write_task(tmp_path, max_new_tokens=3))], shots=[0, 1], tokenizer=tok, limit=3,
+                   progress=False)
+    assert res.scores["caps"][1]["n"] == 3
+    assert model.training and tok.pad_token is None and res.config["device"] == "cpu"

@@ -182,8 +182,6 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
         else:
             tok = tokenizer
         name = model_name or getattr(lm, "name_or_path", None) or type(lm).__name__
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
     if prompt_format == "chat" and not getattr(tok, "chat_template", None):
         raise UserError(f"model {name!r} has no chat template, so prompt_format='chat' cannot be used",
                         fix="use prompt_format='raw' (--prompt_format raw)")
@@ -342,7 +340,8 @@ class _Engine:
             if isinstance(v, int) and v > 0:
                 self.max_len = v
                 break
-        self.pad_id = tokenizer.pad_token_id
+        # pads are always masked out; any id will do when the tokenizer has no pad token (it is not changed)
+        self.pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
         self.world, self.rank = _world()
         self.instruction = True
 
@@ -404,7 +403,7 @@ class _Engine:
                     input_ids=torch.tensor(ids, device=self.device),
                     attention_mask=torch.tensor(mask, device=self.device),
                     max_new_tokens=task.max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                    top_k=None, pad_token_id=self.pad_id, stopping_criteria=[stop], **kw)
+                    top_k=None, pad_token_id=self.pad_id, stopping_criteria=[stop], use_cache=True, **kw)
                 for row, i in zip(gen[:, n_pre + width:].tolist(), idx):
                     out[i] = self.tok.decode(row, skip_special_tokens=True)
                 bar.update(len(idx))

@@ -85,7 +85,8 @@ def reproduce(ctx: StageContext) -> StageResult:
     tasks = load_tasks(list(plan.tasks))
     tok, model = load_tokenizer(MODEL), load_causal_lm(MODEL)
     results = [evaluate(model, tasks, plan.shots, tokenizer=tok, limit=plan.limit, seed=1234, prompt_format=fmt,
-                        model_name=MODEL, progress=False, instruction=ins, device=default_device())
+                        model_name=MODEL, progress=False, instruction=ins, device=default_device(),
+                        batch_size=128 if default_device() == "cuda" else 32)
                for fmt in plan.formats for ins in plan.instructions]
     paths = save_results(results, ctx.dir, title=f"SmolLM2-135M-Instruct: accuracy by number of demonstrations "
                                                  f"({ctx.budget} budget)")
