@@ -33,7 +33,7 @@ def test_same_accuracy_as_lm_evaluation_harness(smol, tmp_path):
     from hfrepro.fewshot.lmeval import run_lm_eval
 
     model, tok = smol
-    for task, shots, limit in (("capital_mc", [0, 3], 16), ("uppercase", [3], 12)):
+    for task, shots, limit in (("capital_mc", [3], 12), ("uppercase", [3], 8)):
         ours = evaluate(model, [task], shots=shots, tokenizer=tok, limit=limit, progress=False)
         theirs = run_lm_eval(model, tok, task, shots, limit=limit, work_dir=tmp_path / task)
         metric = ours.tasks[task]["metric"]
