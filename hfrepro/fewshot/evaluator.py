@@ -269,6 +269,8 @@ def _run_task(engine: "_Engine", task: Task, shots: list[int], limit, seed, mode
                             "metric": task.primary_metric, "metrics": task.metric, "n_test": len(rows),
                             "file": str(task.path) if task.path else None,
                             "fixed_demos": demo_order(task, max(shots), seed) if mode == "fixed" else None}
+    if task.scoring == "multiple_choice":   # expected accuracy of a random guess
+        res.tasks[task.name]["chance"] = sum(1 / len(task.choice_list(r)) for r in rows) / len(rows)
     res.scores[task.name], res.samples[task.name] = {}, {}
     mine = [i for i in range(len(rows)) if i % engine.world == engine.rank]   # this process's share
     for k in shots:
