@@ -8,7 +8,7 @@ so one lower-case vector per word is what gets looked up; keeping case would spl
 
 Korean is written in eojeol: a word with its particles attached ("대한민국의", "대한민국은"). With
 `language="ko"` the common particles are stripped from all-Hangul tokens when at least two syllables remain
-("대한민국의" -> "대한민국", but "국가" stays). It is a crude rule, not a morphological analyser (konlpy's
+("대한민국의" -> "대한민국", "calc에서" -> "calc", but "국가" stays). It is a crude rule, not a morphological analyser (konlpy's
 taggers need a JVM and tokenise ~2-3k words/s here, minutes for the Korean corpus); it merges the forms of
 one noun at the price of some wrong cuts ("고양이" -> "고양").
 
@@ -30,6 +30,7 @@ from hfrepro.errors import UserError
 TOKEN_RE = re.compile(r"[^\W\d_]+")
 HANGUL_RE = re.compile(r"[\uac00-\ud7a3]")
 ALL_HANGUL_RE = re.compile(r"^[\uac00-\ud7a3]+$")
+LATIN_HANGUL_RE = re.compile(r"^([a-z]+)([\uac00-\ud7a3]+)$")  # "calc에서": a Latin word with a particle
 
 # Common Korean particles (josa) and copula endings, longest first so "에서는" wins over "는".
 KO_PARTICLES = tuple(sorted({
@@ -38,6 +39,7 @@ KO_PARTICLES = tuple(sorted({
     "에는", "와는", "과는", "로는", "에도", "이다", "은", "는", "이", "가", "을", "를", "의", "에", "로",
     "와", "과", "도", "만",
 }, key=len, reverse=True))
+KO_PARTICLE_SET = frozenset(KO_PARTICLES)
 
 # Every embedded English source. lo-help-en contributes only the paragraphs of the classification task's
 # training pages (see classify.lo_help_split), so the test paragraphs stay unseen by the embeddings.
@@ -48,7 +50,10 @@ MAX_SENTENCE = 10_000  # gensim silently truncates longer sentences: we cut them
 
 
 def strip_particle(token: str) -> str:
-    """'대한민국의' -> '대한민국'; tokens that are not all Hangul, or would keep < 2 syllables, are unchanged."""
+    """'대한민국의' -> '대한민국', 'calc에서' -> 'calc'; a Hangul word that would keep < 2 syllables is unchanged."""
+    m = LATIN_HANGUL_RE.match(token)
+    if m:
+        return m.group(1) if m.group(2) in KO_PARTICLE_SET else token
     if len(token) < 3 or not ALL_HANGUL_RE.match(token):
         return token
     for p in KO_PARTICLES:
