@@ -35,6 +35,8 @@ def main():
     (args,) = parse_args(Arguments, config="word2vec")
     req = hub_request(args)
     metrics = run(args, config=resolved(args))
+    if metrics is None:  # not the main process of a multi-process launch
+        return
     for mode in metrics["modes"]:
         m = metrics[mode]
         an = m.get("analogies")

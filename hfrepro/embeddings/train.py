@@ -334,19 +334,27 @@ def model_config(args: Word2VecArguments, mode: str, corpus_info: dict, vocab_si
             "language": corpus_info["language"]}
 
 
-def run(args: Word2VecArguments, config: dict, log_prefix: str = "") -> dict:
-    """Train, evaluate, save, plot, classify. Returns metrics (also in output_dir/metrics.json)."""
+def run(args: Word2VecArguments, config: dict, log_prefix: str = "") -> dict | None:
+    """Train, evaluate, save, plot, classify. Returns metrics (also in output_dir/metrics.json); None on the
+    non-main processes of a multi-process launch."""
     from hfrepro.embeddings import vectors
     from hfrepro.embeddings.text import load_corpus
     from hfrepro.training import RunDir, setup_runtime
 
     args.check()
     modes = args.mode_list()
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1 and rank != 0:  # accelerate launch with several processes: gensim is not distributed
+        return None
+    if world > 1:
+        print(f"{log_prefix}note: {world} processes launched; gensim trains in this one (threads: --workers), "
+              "the others exit", flush=True)
     threads = setup_runtime(seed=args.seed, threads=args.threads or None)
     quiet_gensim()
     run_dir = RunDir(args.output_dir)
     run_dir.start(config, overwrite=args.overwrite)
-    say = (lambda msg: print(f"{log_prefix}{msg}", flush=True)) if args.progress else (lambda msg: None)
+    def say(msg: str) -> None:
+        print(f"{log_prefix}{msg}", flush=True)
 
     t0 = time.time()
     corpus = load_corpus(args.corpus, language=args.language, text_column=args.text_column,
@@ -369,7 +377,12 @@ def run(args: Word2VecArguments, config: dict, log_prefix: str = "") -> dict:
     done = {m: run_dir.metrics()[m] for m in modes if m not in todo}
     if done:
         say(f"already trained with this config: {', '.join(done)} (delete {run_dir.model_dir} to retrain)")
-    trained = train_modes(args, todo, corpus.sentences, counts, run_dir.checkpoints, log=run_dir.log) if todo else {}
+    def log_epoch(rec: dict) -> None:
+        run_dir.log(rec)
+        say(f"{rec['mode']}: epoch {rec['epoch']}/{args.epochs} in {rec['epoch_seconds']:.1f} s "
+            f"({rec['words_per_sec']:,} words/s); checkpoint saved")
+
+    trained = train_modes(args, todo, corpus.sentences, counts, run_dir.checkpoints, log=log_epoch) if todo else {}
 
     from threadpoolctl import threadpool_limits
     kvs = {}
