@@ -9,7 +9,8 @@ sample 1e-3, seed 0). "gensim" is `Word2Vec(sentences, ..., epochs=E)`: one call
 and trains. "recipe" is `hfrepro.embeddings.train`: counting, `build_vocab_from_freq`, one `train()` call per
 epoch with a checkpoint (`model.save`) after each and the token progress bar. Each pair runs `--repeats` times,
 alternating which goes first; the table shows medians. Writes bench/results/word2vec.json.
-Timings on a shared machine are noisy: compare the two columns of one run, not runs made at different times.
+CPU seconds (process time, all threads) are reported too: on a shared, loaded machine they are far steadier
+than wall time, and an overhead is extra work either way. Quote wall-time words/s only from a quiet machine.
 """
 
 import argparse
@@ -49,21 +50,21 @@ def main():
           f"{a.repeats} repeat(s); {os.cpu_count()} cores", flush=True)
 
     def direct(mode, w):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         Word2Vec(sents, vector_size=100, window=5, min_count=5, sg=int(mode == "skipgram"), hs=0, negative=5,
                  sample=1e-3, seed=0, workers=w, epochs=a.epochs)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
 
     def recipe(mode, w):
         args = Word2VecArguments(workers=w, epochs=a.epochs, seed=0)
         with tempfile.TemporaryDirectory() as d, open(os.devnull, "w") as null:
             bar = tqdm(total=a.epochs * words, file=null, mininterval=1.0)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             counts = corpus.counts()
             train_mode(args, mode, sents, counts, Path(d) / "ck", bar)
-            dt = time.perf_counter() - t
+            dt, dc = time.perf_counter() - t, time.process_time() - c
             bar.close()
-        return dt
+        return dt, dc
 
     rows, raw = [], []
     for mode in ("cbow", "skipgram"):
@@ -74,21 +75,28 @@ def main():
                 x, y = first(mode, w), second(mode, w)
                 (td, tr)[first is recipe].append(x)
                 (td, tr)[second is recipe].append(y)
-            d, rcp = statistics.median(td), statistics.median(tr)
+            d, rcp = (statistics.median(x[0] for x in td), statistics.median(x[0] for x in tr))
+            dc, rc = (statistics.median(x[1] for x in td), statistics.median(x[1] for x in tr))
             rec = {"mode": mode, "workers": w, "gensim_s": round(d, 2), "recipe_s": round(rcp, 2),
+                   "gensim_cpu_s": round(dc, 2), "recipe_cpu_s": round(rc, 2),
                    "gensim_words_per_s": round(a.epochs * words / d), "recipe_words_per_s": round(a.epochs * words / rcp),
-                   "overhead_pct": round(100 * (rcp / d - 1), 1), "gensim_runs_s": [round(x, 2) for x in td],
-                   "recipe_runs_s": [round(x, 2) for x in tr]}
+                   "overhead_wall_pct": round(100 * (rcp / d - 1), 1), "overhead_cpu_pct": round(100 * (rc / dc - 1), 1),
+                   "gensim_runs_s": [round(x[0], 2) for x in td], "recipe_runs_s": [round(x[0], 2) for x in tr],
+                   "gensim_runs_cpu_s": [round(x[1], 2) for x in td], "recipe_runs_cpu_s": [round(x[1], 2) for x in tr]}
             raw.append(rec)
             rows.append({k: rec[k] for k in ("mode", "workers", "gensim_words_per_s", "recipe_words_per_s",
-                                              "gensim_s", "recipe_s", "overhead_pct")})
-            print(f"{mode} workers={w}: gensim {d:.2f}s, recipe {rcp:.2f}s ({rec['overhead_pct']:+.1f}%)", flush=True)
+                                              "gensim_s", "recipe_s", "overhead_wall_pct", "gensim_cpu_s",
+                                              "recipe_cpu_s", "overhead_cpu_pct")})
+            print(f"{mode} workers={w}: gensim {d:.2f}s ({dc:.2f} CPU-s), recipe {rcp:.2f}s ({rc:.2f} CPU-s): "
+                  f"overhead {rec['overhead_wall_pct']:+.1f}% wall, {rec['overhead_cpu_pct']:+.1f}% CPU", flush=True)
     load = os.getloadavg()
     summary = {"corpus": a.corpus, "tokens": words, "epochs": a.epochs, "repeats": a.repeats,
                "cpu_count": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in load],
                "python": platform.python_version(), "target_overhead_pct": 5.0,
-               "max_overhead_pct": max(r["overhead_pct"] for r in raw), "results": raw}
-    summary["meets_overhead_target"] = summary["max_overhead_pct"] <= 5.0
+               "max_overhead_wall_pct": max(r["overhead_wall_pct"] for r in raw),
+               "max_overhead_cpu_pct": max(r["overhead_cpu_pct"] for r in raw), "results": raw}
+    summary["meets_overhead_target_wall"] = summary["max_overhead_wall_pct"] <= 5.0
+    summary["meets_overhead_target_cpu"] = summary["max_overhead_cpu_pct"] <= 5.0
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -75,3 +75,30 @@ def test_recipe_non_utf8_corpus_exits_2_with_the_line(tmp_path):
                        timeout=300, cwd=REPO)
     assert r.returncode == 2, r.stderr
     assert "not valid UTF-8" in r.stderr and f"{bad}:2" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_killed_recipe_resumes_after_the_last_epoch(tmp_path):
+    """SIGKILL the recipe after its first checkpoint; the same command continues from there."""
+    import json
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "recipes/word2vec.py", "--corpus", "kjv", "--modes", "skipgram", "--epochs", "3",
+           "--vector_size", "32", "--analogies", "", "--pair_sets", "", "--classify", "", "--plot_pairs", "",
+           "--save_text_format", "false", "--progress", "false", "--output_dir", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out / "checkpoints" / "skipgram"
+    deadline = time.time() + 240
+    while time.time() < deadline and p.poll() is None and not list(ck.glob("checkpoint-*/trainer_state.json")):
+        time.sleep(0.2)
+    assert p.poll() is None, "the run finished before it could be killed"
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (out / "model" / "skipgram").exists()
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "metrics.json").read_text())["skipgram"]
+    assert m["resumed_from_epoch"] >= 1 and m["epoch"] == 3
+    assert (out / "model" / "skipgram" / "model.safetensors").is_file()

@@ -86,8 +86,6 @@ def korean_demo(kv, where: str) -> dict:
         out["rank_of_expected"] = vectors.rank_of(kv, *KOREAN_ANALOGY, KOREAN_EXPECT)[0]
     except UserError as e:
         out["error"] = e.what
-    out["present"] = {w: int(kv.get_vecattr(w, "count")) if w in kv.key_to_index else 0
-                      for w in (*KOREAN_ANALOGY, KOREAN_EXPECT)}
     out["neighbours"] = {w: [x for x, _ in kv.most_similar(w, topn=6)] for w in KOREAN_PROBES
                          if w in kv.key_to_index}
     return out
@@ -109,9 +107,11 @@ def reproduce(ctx):
     en_args = replace(b["english"], seed=ctx.seed, threads=ctx.threads, output_dir=str(ctx.dir / "english"))
     en = T.run(en_args, config=resolved(en_args), log_prefix="[embeddings] ")
     ko_args = replace(b["korean"], seed=ctx.seed, threads=ctx.threads, output_dir=str(ctx.dir / "korean"))
-    ko = T.run(ko_args, config=resolved(ko_args), log_prefix="[embeddings] ")
+    ko = T.run(ko_args, config=resolved(ko_args), log_prefix="[embeddings] ",
+               count_words=(*KOREAN_ANALOGY, KOREAN_EXPECT))
     ko_dir = ctx.dir / "korean" / "model" / "skipgram"
     demo = korean_demo(vectors.load(ko_dir), str(ko_dir))
+    demo["corpus_counts"] = ko["corpus"]["word_counts"]
 
     claims = claims_from(en)
     md = [f"Budget `{ctx.budget}`: {en['corpus']['tokens']:,} English tokens, {en_args.epochs} epoch(s), "
@@ -121,12 +121,21 @@ def reproduce(ctx):
           T.results_markdown(en, rel=lambda p: ctx.rel(ctx.dir / "english" / p)), ""]
     md += [f"### Korean ({ko['corpus']['tokens']:,} tokens: kolaw, kobill, debian-faq-ko, lo-help-ko; "
            f"skip-gram, {ko_args.epochs} epoch(s), {demo['vocab_size']:,} words)", ""]
-    counts = ", ".join(f"{w} {n}×" for w, n in demo["present"].items())
+    counts = ", ".join(f"{w} {n}×" for w, n in demo["corpus_counts"].items())
     if "error" in demo:
-        md += [f"`hfrepro embeddings analogy 한국 서울 파리` answers: *{demo['error']}*. Occurrences in the "
-               f"Korean corpus after particle stripping: {counts}. The embedded Korean text is law, bills, "
-               "software help and a Debian FAQ: it never names Seoul or Paris, so the classic 한국 − 서울 + 파리 ≈ "
-               "프랑스 cannot even be asked at this scale; it needs general text (news, Wikipedia).", ""]
+        never = [w for w, n in demo["corpus_counts"].items() if n == 0]
+        rare = [w for w, n in demo["corpus_counts"].items() if 0 < n < ko_args.min_count]
+        why = []
+        if never:
+            why.append(f"{', '.join(never)} never occur{'s' if len(never) == 1 else ''}")
+        if rare:
+            why.append(f"{', '.join(rare)} occur{'s' if len(rare) == 1 else ''} fewer than min_count="
+                       f"{ko_args.min_count} times")
+        md += [f"`hfrepro embeddings analogy 한국 서울 파리` answers: *{demo['error']}*. In the training text "
+               f"(after particle stripping): {counts}, so {' and '.join(why)}. The embedded Korean text is law, "
+               "bills, LibreOffice help and a Debian FAQ: the classic 한국 − 서울 + 파리 ≈ 프랑스 cannot even be "
+               "asked at this scale; it needs general text such as news or Wikipedia "
+               "(`hfrepro word2vec --corpus your_korean_text.txt`).", ""]
     else:
         near = ", ".join(f"{w} ({s:.2f})" for w, s in demo["nearest"])
         md += [f"한국 − 서울 + 파리 ≈ {near}; 프랑스 is #{demo['rank_of_expected']}. Occurrences: {counts}.", ""]

@@ -334,9 +334,10 @@ def model_config(args: Word2VecArguments, mode: str, corpus_info: dict, vocab_si
             "language": corpus_info["language"]}
 
 
-def run(args: Word2VecArguments, config: dict, log_prefix: str = "") -> dict | None:
+def run(args: Word2VecArguments, config: dict, log_prefix: str = "", count_words: tuple = ()) -> dict | None:
     """Train, evaluate, save, plot, classify. Returns metrics (also in output_dir/metrics.json); None on the
-    non-main processes of a multi-process launch."""
+    non-main processes of a multi-process launch. `count_words`: words whose corpus frequency (before
+    min_count) is recorded in metrics["corpus"]["word_counts"]."""
     from hfrepro.embeddings import vectors
     from hfrepro.embeddings.text import load_corpus
     from hfrepro.training import RunDir, setup_runtime
@@ -368,6 +369,8 @@ def run(args: Word2VecArguments, config: dict, log_prefix: str = "") -> dict | N
     corpus_info = {"spec": args.corpus, "language": corpus.language, "tokens": corpus.tokens,
                    "sentences": len(corpus.sentences), "distinct_words": len(counts),
                    "load_seconds": round(time.time() - t0, 2), "sources": corpus.sources}
+    if count_words:
+        corpus_info["word_counts"] = {w: counts.get(w, 0) for w in count_words}
     say(f"corpus {args.corpus}: {corpus.tokens:,} tokens in {len(corpus.sentences):,} sentences, "
         f"{kept:,} words with count >= {args.min_count} ({corpus_info['load_seconds']} s to load and tokenise)")
 
