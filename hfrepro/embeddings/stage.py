@@ -1,12 +1,14 @@
 """Stage 1 of `hfrepro reproduce`: word2vec CBOW vs skip-gram on the embedded English text, a Korean model.
 
-Budgets (the two modes train at the same time, one core each, `workers=1`: deterministic):
+Budgets (the two modes train at the same time, one core each, `workers=1`: deterministic). The critical path
+is one skip-gram epoch on one core (~264k words per CPU-second, bench/word2vec.py):
 
-    tiny     kjv + shakespeare + lo-help-en train pages (~2.1M tokens), 1 epoch, 50 dimensions; classification
-             on 5,000 training paragraphs; Korean skip-gram 1 epoch                               (CI, <= 40 s)
-    default  every English source (~7.4M tokens), 1 epoch, 100 dimensions; full classification; Korean
-             skip-gram 3 epochs                                              (<= 90 s on a quiet 2-core machine)
-    full     the recipe's defaults: every English source, 5 epochs; Korean 5 epochs       (about 5-8 min)
+    tiny     kjv + shakespeare + lo-help-en training pages (2.1M tokens), 1 epoch, 50 dimensions;
+             classification on 5,000 training paragraphs; Korean skip-gram 1 epoch   (CI: ~25 s quiet, <= 40 s)
+    default  every English source (7.3M tokens), 1 epoch, 100 dimensions; full classification; Korean
+             skip-gram 3 epochs                               (~60 s on a quiet 2-core machine, target <= 90 s)
+    full     the recipe's defaults: 7.3M tokens, 5 epochs; Korean 5 epochs     (~3-4 min, any machine: gensim
+             uses CPU threads only)
 
 Claims measured here (see hfrepro/reproduce.py):
     w2v-skipgram-semantic  skip-gram's accuracy on the covered semantic questions > CBOW's (not measurable
