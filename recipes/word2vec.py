@@ -43,11 +43,12 @@ def main():
         acc = (f", analogies semantic {an['semantic']['accuracy'] or 0:.1%} / syntactic "
                f"{an['syntactic']['accuracy'] or 0:.1%} ({an['total']['covered']:,} questions covered)" if an else "")
         print(f"{mode}: {m['words_per_sec']:,.0f} words/s, {m['vocab_size']:,} words{acc}")
-    print(f"results: {args.output_dir}/results.md   vectors: {args.output_dir}/model/<mode>/")
+    print(f"results: {args.output_dir}/results.md   vectors: {args.output_dir}/<mode>/ (Hub repo), "
+          f"{args.output_dir}/gensim/<mode>.kv (KeyedVectors.load)")
     if req:
         for mode in metrics["modes"]:
             repo = req.repo_id if len(metrics["modes"]) == 1 else f"{req.repo_id}-{mode}"
-            print("pushed:", push_folder(f"{args.output_dir}/model/{mode}", type(req)(repo, req.private)))
+            print("pushed:", push_folder(f"{args.output_dir}/{mode}", type(req)(repo, req.private, req.token)))
 
 
 if __name__ == "__main__":

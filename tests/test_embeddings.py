@@ -230,9 +230,11 @@ def test_vectors_folder_roundtrip_and_bad_paths(tmp_path):
     kv = _toy_kv()
     for w in kv.index_to_key:
         kv.set_vecattr(w, "count", 7)
-    V.save_folder(kv, tmp_path / "m", {"mode": "skipgram"})
-    for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.kv", "vectors.txt"):
+    V.save_folder(kv, tmp_path / "m", {"mode": "skipgram"}, gensim_path=tmp_path / "gensim" / "m.kv")
+    for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt"):
         assert (tmp_path / "m" / f).is_file()
+    assert not list((tmp_path / "m").glob("*.kv")) and not list(tmp_path.glob("gensim/.*"))
+    assert np.allclose(V.load(tmp_path / "gensim" / "m.kv")["king"], kv["king"])
     back = V.load(tmp_path / "m")
     assert back.index_to_key == kv.index_to_key and np.allclose(back.vectors, kv.vectors)
     assert back.get_vecattr("king", "count") == 7
@@ -301,12 +303,21 @@ def test_run_writes_a_complete_folder_and_is_deterministic(tmp_path):
     r1, r2 = tmp_path / "r1", tmp_path / "r2"
     for f in ("config.yaml", "metrics.json", "log.jsonl", "results.md", "analogy_pca.png"):
         assert (r1 / f).is_file(), f
+    from hfrepro.hub import check_model_card, plan_upload
     for mode in ("cbow", "skipgram"):
-        folder = r1 / "model" / mode
-        for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.kv", "vectors.txt", "README.md"):
+        folder = r1 / mode
+        for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md"):
             assert (folder / f).is_file(), f"{mode}/{f}"
-        assert "library_name: gensim" in (folder / "README.md").read_text()
-        assert (folder / "model.safetensors").read_bytes() == (r2 / "model" / mode / "model.safetensors").read_bytes()
+        assert (r1 / "gensim" / f"{mode}.kv").is_file()
+        card = (folder / "README.md").read_text()
+        assert "library_name: gensim" in card and "snapshot_download" in card and check_model_card(card) == []
+        assert (folder / "model.safetensors").read_bytes() == (r2 / mode / "model.safetensors").read_bytes()
+        # what a push of this mode would upload: the repo files + the run's record, no pickle, no checkpoint
+        paths = plan_upload(folder).paths
+        assert "model.safetensors" in paths and "run/config.yaml" in paths and "run/metrics.json" in paths
+        assert not [p for p in paths if p.endswith((".kv", ".model")) or "checkpoint" in p]
+    with pytest.raises(UserError, match="pickled"):  # the whole run folder holds gensim/*.kv
+        plan_upload(r1)
         assert m1[mode]["vocab_size"] == m2[mode]["vocab_size"] == 20
         assert m1[mode]["raw_words"] == 2 * 1500 * 6
     assert m1["deterministic"] is True and m1["corpus"]["tokens"] == 9000

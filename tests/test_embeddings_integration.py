@@ -43,7 +43,7 @@ def test_questions_words_eval_matches_gensim_on_a_real_model(tmp_path):
     from hfrepro.embeddings.vectors import load
 
     m, out = _train(tmp_path, corpus="kjv", modes="cbow", pair_sets="")
-    kv = load(out / "model" / "cbow")
+    kv = load(out / "cbow")
     _, theirs = kv.evaluate_word_analogies(datapath("questions-words.txt"))
     ours = m["cbow"]["analogies"]
     assert ours["total"]["questions"] == 19_544
@@ -58,7 +58,7 @@ def test_korean_model_hangul_and_the_honest_analogy(tmp_path):
 
     m, out = _train(tmp_path, corpus="korean", modes="skipgram", vector_size=50, analogies="")
     assert m["corpus"]["language"] == "ko" and m["skipgram"]["benchmarks"].startswith("skipped")
-    kv = vectors.load(out / "model" / "skipgram")
+    kv = vectors.load(out / "skipgram")
     with pytest.raises(UserError) as e:
         vectors.analogy(kv, "한국", "서울", "파리")
     assert "'서울'" in e.value.what and "'파리'" in e.value.what
@@ -96,9 +96,9 @@ def test_killed_recipe_resumes_after_the_last_epoch(tmp_path):
     assert p.poll() is None, "the run finished before it could be killed"
     p.send_signal(signal.SIGKILL)
     p.wait()
-    assert not (out / "model" / "skipgram").exists()
+    assert not (out / "skipgram").exists()
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())["skipgram"]
     assert m["resumed_from_epoch"] >= 1 and m["epoch"] == 3
-    assert (out / "model" / "skipgram" / "model.safetensors").is_file()
+    assert (out / "skipgram" / "model.safetensors").is_file()

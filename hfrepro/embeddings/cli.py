@@ -4,11 +4,11 @@
     hfrepro embeddings pairs "The fat cat sat on the mat" --window 2 --mode skipgram
     hfrepro embeddings analogy king man woman               # king - man + woman
     hfrepro embeddings similar queen
-    hfrepro embeddings evaluate --vectors runs/word2vec/model/cbow
+    hfrepro embeddings evaluate --vectors runs/word2vec/cbow
     hfrepro embeddings plot --pairs man:woman,king:queen --out pca.png
     hfrepro embeddings classify --data my_reviews.tsv --label_column label
 
-Without --vectors the commands use the skip-gram vectors of the default run (runs/word2vec/model/skipgram).
+Without --vectors the commands use the skip-gram vectors of the default run (runs/word2vec/skipgram).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from hfrepro.errors import UserError
 
 def _vectors_arg(p) -> None:
     p.add_argument("--vectors", default=None,
-                   help="a model folder written by `hfrepro word2vec` (e.g. runs/word2vec/model/cbow; a run folder "
+                   help="a model folder written by `hfrepro word2vec` (e.g. runs/word2vec/cbow; a run folder "
                         "means its skip-gram model), a word2vec .txt/.bin file, or a gensim .kv file "
-                        "(default: runs/word2vec/model/skipgram)")
+                        "(default: runs/word2vec/skipgram)")
 
 
 def register(sub) -> None:

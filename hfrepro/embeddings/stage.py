@@ -111,7 +111,7 @@ def reproduce(ctx):
     ko_args = replace(b["korean"], seed=ctx.seed, threads=ctx.threads, output_dir=str(ctx.dir / "korean"))
     ko = T.run(ko_args, config=resolved(ko_args), log_prefix="[embeddings] ",
                count_words=(*KOREAN_ANALOGY, KOREAN_EXPECT))
-    ko_dir = ctx.dir / "korean" / "model" / "skipgram"
+    ko_dir = ctx.dir / "korean" / "skipgram"
     demo = korean_demo(vectors.load(ko_dir), str(ko_dir))
     demo["corpus_counts"] = ko["corpus"]["word_counts"]
 

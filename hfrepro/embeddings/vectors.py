@@ -1,13 +1,16 @@
 """Word vectors on disk, and the questions people ask them (analogy, nearest words), with clear OOV errors.
 
-A model folder written by `hfrepro word2vec` is a complete Hub repo:
+A model folder written by `hfrepro word2vec` (runs/word2vec/cbow, runs/word2vec/skipgram) is a complete
+Hub repo with no pickle in it:
 
     model.safetensors   the vectors, one float32 tensor "vectors" [vocab, dim] (safe to load from anywhere)
     vocab.txt           one "word<TAB>count" line per row of the tensor, most frequent first
     config.json         mode, sizes, window, tokeniser, corpus, seed
-    vectors.kv          gensim's native KeyedVectors (pickle-based: load only folders you trust)
     vectors.txt         the word2vec text format (the original C tool's), readable by most libraries
     README.md           the model card, with the run's own numbers
+
+gensim's native KeyedVectors file (`KeyedVectors.load`, pickle-based) goes next to it, outside the repo:
+runs/word2vec/gensim/<mode>.kv, so a push never uploads a pickle.
 
 `load(path)` reads a folder from its safetensors + vocab (never the pickle), a word2vec .txt/.bin file,
 or a gensim .kv file named explicitly.
@@ -28,7 +31,7 @@ FILES = ("model.safetensors", "vocab.txt", "config.json")
 
 def default_vectors() -> Path:
     """The vectors the CLI uses without --vectors: the skip-gram model of the default `hfrepro word2vec` run."""
-    return DEFAULT_RUN / "model" / "skipgram"
+    return DEFAULT_RUN / "skipgram"
 
 
 def load(path: str | Path | None = None):
@@ -42,13 +45,13 @@ def load(path: str | Path | None = None):
                                     ".txt/.bin file, or a gensim .kv file")
         raise UserError(f"no word vectors at {p}", where=str(p), fix=how)
     if p.is_dir():
-        if (p / "model" / "skipgram").is_dir() and not (p / "model.safetensors").exists():
-            p = p / "model" / "skipgram"  # a run folder: take its skip-gram model
+        if (p / "skipgram" / "model.safetensors").is_file() and not (p / "model.safetensors").exists():
+            p = p / "skipgram"  # a run folder: take its skip-gram model
         missing = [f for f in FILES[:2] if not (p / f).is_file()]
         if missing:
             raise UserError(f"{p} is not a word-vector folder (missing {', '.join(missing)})", where=str(p),
-                            fix="point --vectors at a folder written by `hfrepro word2vec` (its model/skipgram "
-                                "or model/cbow), or at a word2vec .txt/.bin file")
+                            fix="point --vectors at a folder written by `hfrepro word2vec` (e.g. runs/word2vec/"
+                                "skipgram or runs/word2vec/cbow), or at a word2vec .txt/.bin file")
         from safetensors.numpy import load_file
         vecs = load_file(str(p / "model.safetensors"))["vectors"]
         words, counts = [], []
@@ -150,8 +153,10 @@ def rank_of(kv, a: str, b: str, c: str, target: str) -> tuple[int | None, float 
     return None, None
 
 
-def save_folder(kv, folder: str | Path, config: dict[str, Any], text_format: bool = True, card=None) -> Path:
-    """Write the model folder (see the module docstring) atomically. `card(tmp_folder)` writes README.md."""
+def save_folder(kv, folder: str | Path, config: dict[str, Any], text_format: bool = True, card=None,
+                gensim_path: str | Path | None = None) -> Path:
+    """Write the model folder (see the module docstring) atomically. `card(tmp_folder)` writes README.md;
+    `gensim_path`: where to write gensim's native (pickle-based) KeyedVectors file, outside the folder."""
     import numpy as np
     from safetensors.numpy import save_file
 
@@ -165,9 +170,16 @@ def save_folder(kv, folder: str | Path, config: dict[str, Any], text_format: boo
         (tmp / "vocab.txt").write_text("".join(f"{w}\t{c}\n" for w, c in zip(kv.index_to_key, counts)),
                                        encoding="utf-8")
         (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        kv.save(str(tmp / "vectors.kv"))
         if text_format:
             kv.save_word2vec_format(str(tmp / "vectors.txt"), binary=False)
         if card is not None:
             card(tmp)
+    if gensim_path is not None:
+        gensim_path = Path(gensim_path)
+        gensim_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = gensim_path.with_name(f".{gensim_path.name}.tmp")
+        kv.save(str(tmp))
+        for side in gensim_path.parent.glob(f".{gensim_path.name}.tmp.*"):  # large arrays go to side .npy files
+            side.replace(gensim_path.with_name(gensim_path.name + side.name[len(tmp.name):]))
+        tmp.replace(gensim_path)
     return folder
