@@ -14,7 +14,6 @@ Without --vectors the commands use the skip-gram vectors of the default run (run
 from __future__ import annotations
 
 import json
-import sys
 
 from hfrepro.errors import UserError
 
@@ -240,6 +239,3 @@ def _classify(args) -> int:
     print(md_table(C.table(res)))
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

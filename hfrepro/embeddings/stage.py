@@ -114,6 +114,8 @@ def reproduce(ctx):
     ko_dir = ctx.dir / "korean" / "skipgram"
     demo = korean_demo(vectors.load(ko_dir), str(ko_dir))
     demo["corpus_counts"] = ko["corpus"]["word_counts"]
+    for sub in ("english", "korean"):  # resume state is of no use once the stage is done (~80 MB)
+        shutil.rmtree(ctx.dir / sub / "checkpoints", ignore_errors=True)
 
     claims = claims_from(en)
     md = [f"Budget `{ctx.budget}`: {en['corpus']['tokens']:,} English tokens, {en_args.epochs} epoch(s), "
