@@ -33,7 +33,7 @@ class Arguments(Word2VecArguments, HubArguments):
 
 def main():
     (args,) = parse_args(Arguments, config="word2vec")
-    req = hub_request(args)
+    req = hub_request(args, default_name="hfrepro-word2vec")  # fails here, before training, if it cannot push
     metrics = run(args, config=resolved(args))
     if metrics is None:  # not the main process of a multi-process launch
         return

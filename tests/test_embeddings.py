@@ -432,3 +432,33 @@ def test_cli_oov_and_non_utf8_exit_2(tmp_path):
                        timeout=120)
     assert r.returncode == 2 and "not valid UTF-8" in r.stderr and f"{bad}:2" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_recipe_pushes_each_mode_without_pickles(tmp_path, monkeypatch):
+    """--push_to_hub through the real HfApi to tests/hubfakes.FakeHub: one commit per mode."""
+    import huggingface_hub.constants as c
+
+    from hfrepro.cli import run_recipe
+    from hubfakes import FakeHub
+
+    token = "hf_w2vFAKEtokenDoNotLeak0123456789"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in _synthetic(300)) + "\n", encoding="utf-8")
+    with FakeHub(tmp_path / "hub", token=token) as h:
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(v, raising=False)
+        monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_ENDPOINT", h.url)
+        monkeypatch.setenv("HF_TOKEN", token)
+        run_recipe("word2vec", ["--corpus", str(corpus), "--epochs", "1", "--vector_size", "8", "--min_count", "1",
+                                "--analogies", "", "--pair_sets", "", "--classify", "", "--plot_pairs", "",
+                                "--progress", "false", "--output_dir", str(tmp_path / "run"),
+                                "--push_to_hub", "--hub_model_id", "alice/w2v"])
+        assert sorted(x["repo_id"] for x in h.commits) == ["alice/w2v-cbow", "alice/w2v-skipgram"]
+        for commit in h.commits:
+            files = commit["files"]
+            assert {"model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md",
+                    "run/config.yaml", "run/metrics.json"} <= set(files)
+            assert not [p for p in files if p.endswith((".kv", ".model")) or "checkpoint" in p]
+            assert commit["repo_id"].encode() in files["README.md"]
+            assert not any(token.encode() in b for b in files.values())
