@@ -485,17 +485,24 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
     Metrics: method, trainable_params, total_params, trainable_pct, train_loss, [eval_loss], steps, epochs,
     tokens_seen, train_seconds, tokens_per_second, peak_memory_bytes, flops_estimate, model_dir, ...
     """
-    from hfrepro.finetune.memory import PeakMemory
-    from hfrepro.fsutil import atomic_dir
-
     s = build_trainer(model, train_dataset, eval_dataset, method=method, run_dir=run_dir, tokenizer=tokenizer,
                       lora=lora, merge=merge, sft_config=sft_config, config=config, overwrite=overwrite,
                       callbacks=callbacks, log=log, echo=echo, **sft_kwargs)
-    trainer, run, log, args = s.trainer, s.run, s.log, s.trainer.args
     if s.finished:
-        log(f"Run already finished: {s.finished.get('model_dir')} (delete the folder, or pass overwrite, to "
-            "train again)")
+        s.log(f"Run already finished: {s.finished.get('model_dir')} (delete the folder, or pass overwrite, to "
+              "train again)")
         return s.finished
+    metrics = fit(s)
+    if not s.trainer.accelerator.is_main_process:
+        return metrics
+    return save(s, metrics, merge=merge, card=card)
+
+
+def fit(s: SFTSetup) -> dict:
+    """Train (resuming from the last checkpoint if any) and measure; returns the metrics (nothing saved)."""
+    from hfrepro.finetune.memory import PeakMemory
+
+    trainer, run, log, args, method = s.trainer, s.run, s.log, s.trainer.args, s.method
     epochs = args.num_train_epochs if args.max_steps <= 0 else None
     n_ex = len(trainer.train_dataset)
     log(f"Fine-tune {run.path.name}: method={method} model={s.base_name} examples={n_ex:,} ({s.kind}) "
@@ -533,7 +540,14 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
         metrics["first_loss"], metrics["last_loss"] = float(losses[0]), float(losses[-1])
     if trainer.eval_dataset is not None:
         metrics["eval_loss"] = float(trainer.evaluate().get("eval_loss", float("nan")))
+    return metrics
 
+
+def save(s: SFTSetup, metrics: dict, merge: bool = False, card: dict | None = None) -> dict:
+    """Write run/model (and run/adapter when merging LoRA) with a model card; record the metrics."""
+    from hfrepro.fsutil import atomic_dir
+
+    trainer, run, log, method = s.trainer, s.run, s.log, s.method
     acc = trainer.accelerator
     acc.wait_for_everyone()
     if not acc.is_main_process:
@@ -559,8 +573,8 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
         metrics["adapter_dir"] = str(adapter_dir)
     metrics["finished"] = True
     run.write_metrics(metrics)
-    log(f"Fine-tune succeeded: {state.global_step} steps, {metrics['tokens_seen']:,} tokens, "
-        f"train loss {metrics['train_loss']:.4f}, {train_seconds:.0f}s; model saved to {model_dir}")
+    log(f"Fine-tune succeeded: {metrics['steps']} steps, {metrics['tokens_seen']:,} tokens, "
+        f"train loss {metrics['train_loss']:.4f}, {metrics['train_seconds']:.0f}s; model saved to {model_dir}")
     return metrics
 
 
