@@ -67,16 +67,26 @@ def settings_for(budget: str, **over) -> CompareSettings:
 def evaluate_accuracy(model, tokenizer, task, shots: int, limit: int, seed: int, batch_size: int = 32) -> dict:
     """Held-out accuracy of `model` on `task` with `shots` demonstrations, by stage 4's evaluator.
 
-    Returns {"accuracy": acc (the task's headline metric), "n": ..., "seconds": ..., "scores": {...}}.
+    Returns {"accuracy": acc (the task's headline metric), "n": ..., "seconds": ..., "cpu_seconds": ...,
+    "scores": {...}, "samples": [every prompt, answer and prediction]}.
     """
     from hfrepro.fewshot import evaluate
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     res = evaluate(model, [task], shots=[shots], tokenizer=tokenizer, limit=limit, seed=1234 + seed,
                    batch_size=batch_size, progress=False)
     score = res.scores[task.name][shots]
     return {"accuracy": float(score[task.primary_metric]), "n": int(score["n"]),
-            "seconds": round(time.time() - t0, 2), "scores": score}
+            "seconds": round(time.time() - t0, 2), "cpu_seconds": round(time.process_time() - c0, 2),
+            "scores": score, "samples": res.samples[task.name][shots]}
+
+
+def _save_samples(out: Path, name: str, r: dict) -> None:
+    import json
+
+    from hfrepro.fsutil import atomic_write_text
+    atomic_write_text(out / "samples" / f"{name}.jsonl",
+                      "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in r["samples"]))
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -116,7 +126,9 @@ def run_comparison(out: Path, budget: str = "default", model: str | None = None,
     for name, k in (("zero-shot", 0), ("few-shot", st.shots)):
         r = evaluate_accuracy(base, tok, task, k, st.n_test, st.seed, st.eval_batch_size)
         results[name] = {"accuracy": r["accuracy"], "n_test": r["n"], "eval_seconds": r["seconds"],
-                         "trainable_params": 0, "trainable_pct": 0.0, "shots": k}
+                         "eval_cpu_seconds": r["cpu_seconds"], "trainable_params": 0, "trainable_pct": 0.0,
+                         "shots": k}
+        _save_samples(out, name, r)
         say(f"{name}: accuracy {r['accuracy']:.3f} on {r['n']} held-out words ({r['seconds']:.1f}s)")
     total_base = sum(p.numel() for p in base.parameters())
     del base
@@ -132,16 +144,20 @@ def run_comparison(out: Path, budget: str = "default", model: str | None = None,
         s = build_trainer(model_obj, rows, method=method, run_dir=out / "runs" / method, tokenizer=tok,
                           lora=LoraSettings(r=st.lora_r, alpha=st.lora_alpha), overwrite=True, echo=False,
                           config={"comparison": asdict(st), "method": method}, **kw)
+        c0 = time.process_time()
         m = fit(s)
+        m["train_cpu_seconds"] = round(time.process_time() - c0, 2)
         if st.save_models or method == "lora":
             m = save(s, m, card={"datasets": ["word_class (hfrepro stage 5)"]})
         else:
             s.run.write_metrics(m)
         trained = s.trainer.model
         r = evaluate_accuracy(trained, tok, task, 0, st.n_test, st.seed, st.eval_batch_size)
+        _save_samples(out, method, r)
         results[method] = {"accuracy": r["accuracy"], "n_test": r["n"], "eval_seconds": r["seconds"],
-                           "learning_rate": lr, **{k: m[k] for k in (
+                           "eval_cpu_seconds": r["cpu_seconds"], "learning_rate": lr, **{k: m[k] for k in (
                                "trainable_params", "total_params", "trainable_pct", "train_seconds",
+                               "train_cpu_seconds",
                                "peak_memory_bytes", "train_loss", "first_loss", "last_loss", "tokens_seen",
                                "steps", "flops_estimate") if k in m}}
         say(f"{method}: accuracy {r['accuracy']:.3f}, {m['trainable_params']:,} trainable "

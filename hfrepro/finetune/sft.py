@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -295,6 +296,8 @@ class EventLog:
         self.echo = echo
 
     def __call__(self, msg: str) -> None:
+        if os.environ.get("RANK", "0") not in ("", "0"):  # several processes: only the main one writes
+            return
         line = f"[{_now()}] {msg}"
         if self.echo:
             print(line, flush=True)
@@ -430,6 +433,7 @@ def build_trainer(model, train_dataset, eval_dataset=None, *, method: str = "lor
                 "prompt/completion example per assistant turn instead")
             train_ds = split_turns(train_ds)
             eval_ds = split_turns(eval_ds) if eval_ds is not None else None
+            kind = "conversational_prompt_completion"
 
     context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
     if sft_config is None:
