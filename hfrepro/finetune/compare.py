@@ -92,11 +92,19 @@ def _save_samples(out: Path, name: str, r: dict) -> None:
 # --- data -----------------------------------------------------------------------------------------------
 
 def training_rows(task, n: int) -> list[dict]:
-    """prompt/completion rows from the task's demo (train) split, formatted exactly as the evaluator prompts
-    at k=0: prompt = instruction line + question, completion = target delimiter + answer."""
+    """prompt/completion rows from the task's demo (train) split, formatted as the evaluator writes a
+    question and its answer: prompt = question ("executable ->"), completion = target delimiter + answer.
+
+    No instruction line: a fine-tuned model learns the task from the examples (it is queried the way it was
+    trained, see `finetuned_task`), and the 17-token instruction would triple the tokens of every step."""
     rows = task.demo_rows()[:n]
-    return [{"prompt": task.header() + task.question(r), "completion": task.target_delimiter + task.target(r)}
-            for r in rows]
+    return [{"prompt": task.question(r), "completion": task.target_delimiter + task.target(r)} for r in rows]
+
+
+def finetuned_task(task):
+    """The task as fine-tuned models are scored: the same test rows and template, no instruction line."""
+    import dataclasses
+    return dataclasses.replace(task, instruction="")
 
 
 # --- the comparison -------------------------------------------------------------------------------------
@@ -152,7 +160,7 @@ def run_comparison(out: Path, budget: str = "default", model: str | None = None,
         else:
             s.run.write_metrics(m)
         trained = s.trainer.model
-        r = evaluate_accuracy(trained, tok, task, 0, st.n_test, st.seed, st.eval_batch_size)
+        r = evaluate_accuracy(trained, tok, finetuned_task(task), 0, st.n_test, st.seed, st.eval_batch_size)
         _save_samples(out, method, r)
         results[method] = {"accuracy": r["accuracy"], "n_test": r["n"], "eval_seconds": r["seconds"],
                            "eval_cpu_seconds": r["cpu_seconds"], "learning_rate": lr, **{k: m[k] for k in (

@@ -537,7 +537,8 @@ def fit(s: SFTSetup) -> dict:
         "peak_memory_bytes": int(pm.peak_bytes), "peak_memory_kind": pm.kind,
         "flops_per_token": s.flops_per_token, "flops_estimate": s.flops_per_token * int(state.num_input_tokens_seen),
         "trainer_total_flos": float(state.total_flos), "learning_rate": float(args.learning_rate),
-        "assistant_only_loss": s.assistant_only, "resumed_from": ckpt, **s.head_info,
+        "assistant_only_loss": s.assistant_only, "resumed_from": ckpt, "world_size": int(args.world_size),
+        **s.head_info,
     }
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     if losses:
