@@ -42,6 +42,7 @@ def _res(zs, fs, head, lora, full, lora_pct=0.68, n=120):
 def test_verdict_rule():
     assert compare.decide(_res(0.03, 0.7, 0.6, 0.80, 0.82))["held"] is True            # close, <1%
     assert compare.decide(_res(0.03, 0.7, 0.6, 0.85, 0.80))["held"] is True            # LoRA ahead
+    assert compare.decide(_res(0.03, 0.7, 0.6, 0.75, 0.80))["held"] is True            # exactly 5 points
     d = compare.decide(_res(0.03, 0.7, 0.6, 0.70, 0.82))
     assert d["held"] is False and "ahead by 0.120" in d["sentence"]
     d = compare.decide(_res(0.03, 0.7, 0.6, 0.80, 0.82, lora_pct=1.8))

@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--epochs", type=float, default=3.0, help="passes over the training file (default 3)")
     c.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)")
     c.add_argument("--learning-rate", "--lr", type=float, default=None,
-                   help="default: 1e-3 (lora), 3e-4 (head), 3e-5 (full)")
+                   help="default: 1e-3 (lora), 1e-3 (head), 3e-5 (full)")
     c.add_argument("--batch-size", type=int, default=8)
     c.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
     c.add_argument("--max-length", type=int, default=512, help="longer examples are truncated")
