@@ -267,11 +267,11 @@ def plot_comparison(results: dict, path: Path, runs: Path) -> Path:
     names = ["zero-shot", f"few-shot\n(k={results['few-shot'].get('shots')})", "head-only", "LoRA", "full"]
     bars = a1.bar(names, accs, color=["#999", "#bbb", "#6a9fd4", "#e3883c", "#4a9a5a"])
     a1.axhline(0.25, ls=":", color="k", lw=1)
-    a1.text(4.4, 0.26, "chance", ha="right", fontsize=8)
+    a1.text(-0.4, 0.26, "chance", ha="left", fontsize=8)
     for b, k in zip(bars, keys):
         pct = results[k].get("trainable_pct", 0.0)
         a1.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.01,
-                f"{b.get_height():.2f}\n{pct:.2g}% trained" if pct else f"{b.get_height():.2f}", ha="center",
+                f"{b.get_height():.2f}\n{pct:.3g}% trained" if pct else f"{b.get_height():.2f}", ha="center",
                 fontsize=8)
     a1.set_ylim(0, 1.05)
     a1.set_ylabel("held-out accuracy")

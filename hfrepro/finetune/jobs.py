@@ -191,7 +191,6 @@ def execute(run: Path, echo: bool = True) -> dict:
         log(f"Fine-tune failed: {type(e).__name__}: {e}")
         raise
     write_job(run, status="succeeded", finished=time.time(), model_dir=metrics.get("model_dir"))
-    log(f"Uploaded model: {metrics.get('model_dir')}")
     log("Job complete: status succeeded")
     return metrics
 

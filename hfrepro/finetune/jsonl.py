@@ -282,7 +282,8 @@ def check_file(path: str | Path, tokenizer=None, context: int | None = None, max
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
-            rep.add(ln, "invalid-json", f"invalid JSON: {e.msg} at column {e.colno}", "dropped")
+            at = "column" if e.msg.endswith(" at") else "at column"   # "Unterminated string starting at"
+            rep.add(ln, "invalid-json", f"invalid JSON: {e.msg} {at} {e.colno}", "dropped")
             continue
         if not isinstance(obj, dict):
             rep.add(ln, "not-object", f"a JSON {_jtype(obj)}, expected an object like "

@@ -512,7 +512,7 @@ def fit(s: SFTSetup) -> dict:
     log(f"Fine-tune {run.path.name}: method={method} model={s.base_name} examples={n_ex:,} ({s.kind}) "
         f"trainable={s.trainable:,}/{s.total:,} ({100 * s.trainable / s.total:.2f}%)")
     if epochs:
-        planned, how = s.tokens_per_epoch * epochs, f"{s.tokens_per_epoch:,} tokens/epoch x {epochs:g} epoch(s)"
+        planned, how = int(s.tokens_per_epoch * epochs), f"{s.tokens_per_epoch:,} tokens/epoch x {epochs:g} epoch(s)"
     else:
         per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
         planned = int(s.tokens_per_epoch / max(n_ex, 1) * per_step * args.max_steps)
