@@ -14,7 +14,7 @@ import time
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
 ap = argparse.ArgumentParser()
@@ -30,6 +30,7 @@ ap.add_argument("--output_dir", default="/tmp/sft-plain")
 a = ap.parse_args()
 
 torch.set_num_threads(a.threads)
+set_seed(0)  # before the LoRA adapters are initialised (SFTTrainer wraps the model before Trainer seeds)
 rows = [json.loads(x) for x in open(a.data)]
 tok = AutoTokenizer.from_pretrained(a.model)
 model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)

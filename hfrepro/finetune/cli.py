@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                          "(default: <name>_prepared.jsonl next to the input)")
     pd.add_argument("-m", "--model", default=DEFAULT_MODEL,
                     help="model whose tokenizer counts tokens and whose context bounds examples "
-                         f"(default {DEFAULT_MODEL})")
+                         f"(default {DEFAULT_MODEL}; 'none' skips the token checks)")
     pd.add_argument("--max-length", type=int, default=512,
                     help="training max_length: longer examples get a warning (they would be truncated)")
     pd.add_argument("--check", action="store_true", help="only report; write nothing; exit 1 if errors")
@@ -100,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp_.add_argument("--out", default="runs/finetune-compare")
     cmp_.add_argument("--model", default=DEFAULT_MODEL)
     cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--overwrite", action="store_true", help="retrain even if runs with this config exist")
+    cmp_.add_argument("--threads", type=int, default=0, help="torch threads (default: $HFREPRO_THREADS or all cores)")
     cmp_.set_defaults(func=_compare)
 
     ch = sub.add_parser("chat", help="multi-turn chat with a model or fine-tuning run (streamed)",
@@ -253,9 +253,10 @@ def _resume(args) -> int:
 def _compare(args) -> int:
     _quiet()
     from hfrepro.finetune import compare
+    from hfrepro.training import setup_runtime
 
-    res = compare.run_comparison(Path(args.out), budget=args.budget, model=args.model, seed=args.seed,
-                                 overwrite=args.overwrite)
+    setup_runtime(seed=args.seed, threads=args.threads or None)
+    res = compare.run_comparison(Path(args.out), budget=args.budget, model=args.model, seed=args.seed)
     print(res["markdown"])
     return 0
 

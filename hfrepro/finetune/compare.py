@@ -35,7 +35,7 @@ LABELS = {"zero-shot": "zero-shot (base)", "few-shot": "few-shot (base, k={k})",
 @dataclass
 class CompareSettings:
     model: str = "smollm2-135m-instruct"
-    task: str = str(TASK_FILE)
+    task: str = "word_class"    # a task YAML in hfrepro/finetune/tasks/, or a path
     n_train: int = 512          # training rows (the first n of the task's train split; the other 88 validate)
     n_test: int = 120           # held-out rows scored
     shots: int = 8              # few-shot baseline
@@ -58,6 +58,11 @@ BUDGETS = {
     # a GPU: the same 512 rows for 3 epochs, the whole held-out set, every model saved.
     "full": dict(n_train=512, n_test=240, shots=8, epochs=3.0, batch_size=32, save_models=True),
 }
+
+
+def task_path(name: str) -> str:
+    p = TASK_FILE.parent / f"{name}.yaml"
+    return str(p) if p.is_file() else name
 
 
 def settings_for(budget: str, **over) -> CompareSettings:
@@ -112,7 +117,7 @@ def finetuned_task(task):
 # --- the comparison -------------------------------------------------------------------------------------
 
 def run_comparison(out: Path, budget: str = "default", model: str | None = None, seed: int = 0,
-                   overwrite: bool = False, settings: CompareSettings | None = None, echo: bool = True) -> dict:
+                   settings: CompareSettings | None = None, echo: bool = True) -> dict:
     """Run the five conditions; write results.json, table.md, comparison.png under `out`; return the results
     (with "markdown", "rows", "claim")."""
     from hfrepro.fewshot import load_task
@@ -125,7 +130,7 @@ def run_comparison(out: Path, budget: str = "default", model: str | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda m: print(f"[finetune] {m}", flush=True)) if echo else (lambda m: None)
-    task = load_task(st.task)
+    task = load_task(task_path(st.task))
     path = resolve(st.model)
     tok = load_tokenizer(path)
     rows = training_rows(task, st.n_train)
