@@ -497,8 +497,8 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
               "train again)")
         return s.finished
     metrics = fit(s)
-    if not s.trainer.accelerator.is_main_process:
-        return metrics
+    # every rank enters save(): it starts with a barrier (returning early here left the main process waiting
+    # in it, one barrier ahead of the others, and the next collective hung under `accelerate launch`)
     return save(s, metrics, merge=merge, card=card)
 
 
