@@ -53,13 +53,14 @@ class GenerationTimer:
     """Wraps `model.generate` to time it and keep the last batch of generated ids (the PPO rollouts)."""
 
     def __init__(self, model):
-        self.model, self.seconds, self.calls, self.last = model, 0.0, 0, None
+        self.model, self.seconds, self.cpu_seconds, self.calls, self.last = model, 0.0, 0.0, 0, None
         self._orig = model.generate
 
         def generate(*a, **kw):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = self._orig(*a, **kw)
             self.seconds += time.perf_counter() - t0
+            self.cpu_seconds += time.process_time() - c0
             self.calls += 1
             self.last = (kw.get("input_ids"), kw.get("attention_mask"),
                          out.sequences if hasattr(out, "sequences") else out)
@@ -258,17 +259,19 @@ def train_ppo(*, run, tok, policy_path: str, reward_path: str, train_rows: list[
     timer = GenerationTimer(wrapper.policy)
     for cb in ppo_callbacks(run, tok, reward, timer, done, samples_per_step if state.is_main_process else 0, saver):
         trainer.add_callback(cb)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     trainer.train()
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     trainer.accelerator.wait_for_everyone()
     out: dict = {}
     if trainer.accelerator.is_main_process:
         t, n = trainable_share(wrapper.policy)
         save_complete(wrapper.policy, tok, run.model_dir)
         out = {"updates": total_updates, "updates_this_session": remaining, "resumed_from": done,
-               "train_seconds": round(seconds, 2), "generate_seconds": round(timer.seconds, 2),
+               "train_seconds": round(seconds, 2), "train_cpu_seconds": round(cpu_seconds, 2),
+               "generate_seconds": round(timer.seconds, 2),
                "generate_share": round(timer.seconds / seconds, 4) if seconds else None,
+               "generate_cpu_share": round(timer.cpu_seconds / cpu_seconds, 4) if cpu_seconds else None,
                "seconds_per_update": round(seconds / max(1, remaining), 3),
                "world_size": trainer.accelerator.num_processes,
                "policy_trainable_params": t, "policy_params": n}
