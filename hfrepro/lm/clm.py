@@ -86,6 +86,9 @@ def train(args: CLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok,
                       data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
                       callbacks=[*callbacks(run), *extra_callbacks])
+    if targs.disable_tqdm:  # no progress bar asked for: no log lines on the console either (log.jsonl keeps them)
+        from transformers.trainer_callback import PrinterCallback
+        trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     resume = run.last_checkpoint()
     out = trainer.train(resume_from_checkpoint=resume)

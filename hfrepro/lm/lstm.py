@@ -131,7 +131,10 @@ def train_loop(args: LSTMArguments, model: LSTMLM, train_blocks: list[list[int]]
 
     acc = Accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     data = TensorDataset(torch.tensor(train_blocks, dtype=torch.long))
-    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True)
+    # The loader gets its own generator: starting an iterator would otherwise draw from torch's global RNG,
+    # and a resumed run's dropout masks would no longer be the ones the uninterrupted run drew.
+    loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(args.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay,
                             betas=(0.9, 0.98))
     model, opt, loader = acc.prepare(model, opt, loader)
@@ -223,6 +226,7 @@ def train(args: LSTMArguments, config: dict, score: bool = True, progress: bool 
     threads = setup_runtime(seed=args.seed, threads=args.threads or None)
     state = PartialState()
     run = RunDir(args.output_dir)
+    config = {k: v for k, v in config.items() if k != "stop_after_steps"}  # how far one call goes, not the run
     if state.is_main_process:
         run.start(config, overwrite=args.overwrite)
     state.wait_for_everyone()

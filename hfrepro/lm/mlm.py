@@ -58,7 +58,8 @@ def build_model(args: MLMArguments, tokenizer):
                      num_attention_heads=args.n_head, intermediate_size=4 * args.n_embd,
                      max_position_embeddings=args.block_size, type_vocab_size=1,
                      hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
-                     pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+                     pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                     eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
     return BertForMaskedLM(cfg)
 
 
@@ -78,6 +79,9 @@ def train(args: MLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=args.mlm_probability)
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok,
                       data_collator=collator, callbacks=[*callbacks(run), *extra_callbacks])
+    if targs.disable_tqdm:  # no progress bar asked for: no log lines on the console either (log.jsonl keeps them)
+        from transformers.trainer_callback import PrinterCallback
+        trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     resume = run.last_checkpoint()
     out = trainer.train(resume_from_checkpoint=resume)

@@ -179,9 +179,13 @@ class NgramLM:
 
     # fitting ------------------------------------------------------------------------------------------
     def fit(self, vocab: Vocabulary, token_lists: Iterable[Sequence[str]]) -> "NgramLM":
+        return self.fit_ids(vocab, [vocab.encode(t) for t in token_lists])
+
+    def fit_ids(self, vocab: Vocabulary, sequences: Sequence[np.ndarray]) -> "NgramLM":
+        """Fit on sentences already encoded with `vocab` (arrays of word ids, no padding)."""
         self.vocab = vocab
         _check_packable(len(vocab), self.order)
-        ids, sid = padded_stream([vocab.encode(t) for t in token_lists], self.order)
+        ids, sid = padded_stream(sequences, self.order)
         for k in range(1, self.order + 1):
             mat = predicted_ngrams(ids, sid, k) if k == self.order else ngram_matrix(ids, sid, k)
             self.raw[k] = _unique_counts(pack(mat, len(vocab)))
@@ -461,10 +465,11 @@ def fit_ladder(corpus, min_count: int = 2, kn_orders: Sequence[int] = (2, 3),
     speller = SpellingModel.fit(vocab, train)
     models: dict[str, NgramLM] = {}
     info: dict = {"vocab_size": len(vocab), "train_tokens": sum(len(t) + 1 for t in train)}
+    ids = [vocab.encode(t) for t in train]
     if "unigram" not in skip:
-        models["unigram"] = AddKLM(order=1, k=1.0).fit(vocab, train)
+        models["unigram"] = AddKLM(order=1, k=1.0).fit_ids(vocab, ids)
     if "bigram" not in skip:
-        bigram = AddKLM(order=2, k=k_grid[0]).fit(vocab, train)
+        bigram = AddKLM(order=2, k=k_grid[0]).fit_ids(vocab, ids)
         if len(k_grid) > 1:
             if not val_docs:
                 raise UserError("choosing the bigram's k needs validation documents")
@@ -478,7 +483,7 @@ def fit_ladder(corpus, min_count: int = 2, kn_orders: Sequence[int] = (2, 3),
         models["bigram"] = bigram
     for n in kn_orders:
         if f"kn{n}" not in skip:
-            models[f"kn{n}"] = KneserNeyLM(order=n).fit(vocab, train)
+            models[f"kn{n}"] = KneserNeyLM(order=n).fit_ids(vocab, ids)
     return vocab, speller, models, info
 
 

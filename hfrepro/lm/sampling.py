@@ -31,10 +31,17 @@ def load_for_generation(name: str):
     return load_causal_lm(path), load_tokenizer(path)
 
 
+def text_pipeline(model, tokenizer):
+    from transformers import pipeline
+    return pipeline("text-generation", model=model, tokenizer=tokenizer, device=model.device)
+
+
 def generate(model, tokenizer, prompt: str, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             max_new_tokens: int = 50, num_return_sequences: int = 1, seed: int = 0, chat: bool = False) -> list[str]:
-    """Sample continuations with `pipeline("text-generation")`. temperature 0 means greedy decoding."""
-    from transformers import pipeline, set_seed
+             max_new_tokens: int = 50, num_return_sequences: int = 1, seed: int = 0, chat: bool = False,
+             pipe=None) -> list[str]:
+    """Sample continuations with `pipeline("text-generation")` (`pipe`, or one built for the model).
+    temperature 0 means greedy decoding; top_k 0 and top_p 1 switch those filters off."""
+    from transformers import set_seed
 
     if temperature < 0:
         raise UserError(f"temperature must be >= 0, got {temperature}", fix="0 is greedy; 1 is the model's own")
@@ -44,7 +51,7 @@ def generate(model, tokenizer, prompt: str, temperature: float = 1.0, top_k: int
         raise UserError(f"top-k must be >= 0 (0 switches it off), got {top_k}")
     if chat and not getattr(tokenizer, "chat_template", None):
         raise UserError("--chat needs a model with a chat template", fix="drop --chat for this model")
-    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, device=model.device)
+    pipe = pipe or text_pipeline(model, tokenizer)
     greedy = temperature == 0
     kw = dict(max_new_tokens=max_new_tokens, do_sample=not greedy, pad_token_id=tokenizer.pad_token_id)
     if not greedy:
@@ -104,6 +111,7 @@ def temperature_study(model, tokenizer, docs: Sequence[str], prompts: Sequence[s
                       sample: bool = True) -> list[dict]:
     """One row per temperature: entropy of the next-token distribution (bits), distinct-1/2 of samples."""
     logits = next_token_logits(model, tokenizer, docs, entropy_tokens, max_length)
+    pipe = text_pipeline(model, tokenizer) if sample else None
     rows = []
     for T in temperatures:
         row = {"temperature": T, "entropy_bits": tempered_entropy_bits(logits, T), "positions": len(logits)}
@@ -111,7 +119,8 @@ def temperature_study(model, tokenizer, docs: Sequence[str], prompts: Sequence[s
             texts = []
             for k, p in enumerate(prompts):
                 texts += generate(model, tokenizer, p, temperature=T, max_new_tokens=max_new_tokens,
-                                  num_return_sequences=1 if T == 0 else samples_per_prompt, seed=seed + k)
+                                  num_return_sequences=1 if T == 0 else samples_per_prompt, seed=seed + k,
+                                  pipe=pipe)
             row.update({"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
                         "samples": len(texts), "example": texts[0]})
         rows.append(row)

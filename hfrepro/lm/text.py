@@ -17,6 +17,7 @@ its tokens. A word model's probability of the token sequence is then a probabili
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -63,8 +64,10 @@ class LMCorpus:
         return out
 
 
+@functools.lru_cache(maxsize=4)
 def load_corpus(dataset: str = "shakespeare", column: str = "text") -> LMCorpus:
-    """An embedded dataset name, a saved dataset folder, or a text file (one document per line)."""
+    """An embedded dataset name, a saved dataset folder, or a text file (one document per line).
+    Cached per process: several models of one run read it once (treat it as read-only)."""
     from hfrepro import data
 
     dd = data.load(dataset)

@@ -12,8 +12,9 @@ eos; or `start_token`) is put in front, so every token of the text, the first in
 every character is paid for: `bits_per_character` = total negative log2-likelihood / total characters.
 
 A text longer than `max_length` tokens is scored with a sliding window: windows of `max_length` tokens move
-by `stride`; each window scores only the tokens the previous one did not, so every token is predicted once,
-from at least `max_length - stride` tokens of context (all of its context inside the first window).
+by `stride` (at most max_length - 1, so a window's first token is always context); each window scores only
+the tokens the previous one did not, so every token is predicted exactly once, from at least
+max(1, max_length - stride) tokens of context (all of its context inside the first window).
 Windows of all texts are batched together (right-padded, attention mask), which gives the same numbers
 as one window at a time.
 
@@ -114,8 +115,9 @@ class Perplexity(evaluate.Metric):
                 end = min(begin + max_length, len(ids))
                 windows.append((i, ids[begin:end], scored_to - begin))
                 scored_to = end
-                begin += stride
+                begin = min(begin + stride, scored_to - 1)  # a window's first token is context, never scored
 
+        assert sum(len(w[1]) - w[2] for w in windows) == sum(n_tokens)  # every token scored exactly once
         nll = [0.0] * len(predictions)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         order = sorted(range(len(windows)), key=lambda k: -len(windows[k][1]))
