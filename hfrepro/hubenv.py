@@ -75,9 +75,10 @@ def require_hub(repo_id: str, what: str, alternatives: str, repo_type: str = "mo
     if not is_hub_id(repo_id):
         raise UserError(f"unknown {what} {repo_id!r}: not an embedded name, not a local path, not a Hub id",
                         fix=f"use one of the embedded {what}s: {alternatives}; or a local folder")
+    requested = offline_requested()  # before the probe, which switches offline mode on when it fails
     if hub_reachable() or cached_on_disk(repo_id, repo_type):
         return
-    why = ("offline mode is set (HF_HUB_OFFLINE)" if offline_requested()
+    why = ("offline mode is set (HF_HUB_OFFLINE)" if requested
            else f"the Hub ({endpoint()}) is not reachable from this machine")
     raise UserError(f"cannot load {what} {repo_id!r}: {why} and it is not in the local Hugging Face cache",
                     fix=f"use an embedded {what} instead ({alternatives}), a local folder, "

@@ -42,10 +42,36 @@ def run(args, config: dict) -> dict | None:
         return None
     acc.unwrap_model(trainer.model).save_pretrained(run_dir.model_dir, safe_serialization=True)
     tok.save_pretrained(run_dir.model_dir)
-    return run_dir.write_metrics({
+    metrics = run_dir.write_metrics({
         "world_size": acc.num_processes, "device": str(acc.device), "threads_per_process": threads,
         "distributed_type": str(acc.distributed_type), "first_loss": losses[0] if losses else None,
         "final_loss": losses[-1] if losses else None, "train_loss": out.training_loss,
         "steps": trainer.state.global_step, "tokens_seen": int(trainer.state.num_input_tokens_seen),
         "train_seconds": round(time.time() - t0, 2), "torch": torch.__version__,
     })
+    write_card(run_dir.model_dir, args, metrics, config)
+    return metrics
+
+
+def write_card(model_dir, args, metrics: dict, config: dict) -> None:
+    """The model card every saved model folder carries (hfrepro.hub.write_model_card): the pattern for stages."""
+    from pathlib import Path
+
+    from hfrepro import assets
+    from hfrepro.hub import write_model_card
+
+    embedded = args.dataset in assets.ASSETS
+    write_model_card(
+        model_dir, title="hfrepro smoke test: a tiny GPT-2", license="apache-2.0",
+        datasets=[args.dataset] if embedded else [],
+        language=list(assets.ASSETS[args.dataset].language) if embedded else [],
+        pipeline_tag="text-generation", tags=["smoke-test", "gpt2"],
+        description=(f"A 2-layer GPT-2 (64-dim) with a {args.vocab_size}-token byte-level BPE tokenizer, trained "
+                     f"from scratch for {metrics['steps']} steps on up to {args.max_examples} lines of "
+                     f"`{args.dataset}` by `recipes/smoke.py`, on {metrics['world_size']} process(es)."),
+        metrics=metrics, eval_metrics=["final_loss", "train_loss"],
+        eval_dataset=args.dataset if embedded else Path(args.dataset).name, eval_split="train",
+        config=config, command="hfrepro smoke --config run/config.yaml   # run/config.yaml: this run's config",
+        usage="Checking that a setup trains, saves, loads and shares a model end to end. Not for generating text.",
+        limits="Two layers, a few optimizer steps on a few hundred lines: its text is noise. The losses are "
+               "training losses on the lines it was trained on, not a held-out evaluation.")

@@ -8,6 +8,7 @@ Usage:
     python recipes/smoke.py --max_steps 5 --output_dir runs/smoke-5
     accelerate launch --config_file accelerate_config.yaml recipes/smoke.py
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/smoke.py   # 2 processes on CPU
+    python recipes/smoke.py --push_to_hub --hub_model_id you/smoke-gpt2     # share it (needs HF_TOKEN)
     hfrepro smoke --help
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from hfrepro.config import parse_args, resolved
 from hfrepro.errors import run_main
+from hfrepro.hub import HubArguments, hub_request, push_folder
 
 
 @dataclass
@@ -33,13 +35,16 @@ class SmokeArguments:
 
 
 def main():
-    (args,) = parse_args(SmokeArguments, config="smoke")
+    args, hub = parse_args((SmokeArguments, HubArguments), config="smoke")
+    req = hub_request(args, hub, default_name="hfrepro-smoke")  # fails here, before training, if it cannot push
     from hfrepro import smoke
-    metrics = smoke.run(args, config=resolved(args))
+    metrics = smoke.run(args, config=resolved(args, hub))
     if metrics:
         print(f"world size {metrics['world_size']} on {metrics['device']}: "
               f"loss {metrics['first_loss']:.3f} -> {metrics['final_loss']:.3f}, "
               f"{metrics['tokens_seen']:,} tokens -> {args.output_dir}")
+        if req:
+            print(f"pushed to {req.repo_id}: {push_folder(args.output_dir, req)}")
 
 
 if __name__ == "__main__":

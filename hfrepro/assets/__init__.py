@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 from hfrepro.assets import corpora, sources as S
 from hfrepro.errors import AssetMissing, UserError
 from hfrepro.fsutil import atomic_dir, atomic_write_json, dir_size
-from hfrepro.paths import DATA_CARDS_DIR, datasets_dir, models_dir
+from hfrepro.paths import datasets_dir, home, models_dir
 
 MARKER = "hfrepro-asset.json"
 SPLIT_SEED = 1234  # the seed that fixes every embedded dataset's train/validation/test split
@@ -70,9 +70,6 @@ class DatasetAsset(Asset):
         ds = Dataset.from_list(rows)
         dd = split_dataset(ds, seed=SPLIT_SEED, fractions=self.fractions, group_by=self.group_by)
         dd.save_to_disk(str(out / "data"))
-        card = DATA_CARDS_DIR / f"{self.name}.md"
-        if card.is_file():
-            (out / "README.md").write_text(card.read_text(encoding="utf-8"), encoding="utf-8")
         counts = {k: len(v) for k, v in dd.items()}
         text_cols = [c for c in ds.column_names if ds.features[c].dtype == "string"
                      and c in ("text", "en", "ko", "fr")]
@@ -170,22 +167,22 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [
     _d("gcide", "GCIDE dictionary (Webster 1913 + WordNet), one row per headword", "GPL-2.0-or-later", ["en"],
        [S.GCIDE], lambda: corpora.gcide(S.GCIDE.require())),
     _d("fortunes", "BSD fortune quotations, one row per quotation, labelled with its category file",
-       "BSD-3-Clause", ["en"], [S.FORTUNES], lambda: corpora.fortunes(S.FORTUNES.require())),
-    _d("lee", "Lee background corpus: 300 Australian news stories (gensim test data)", "LGPL-2.1", ["en"],
+       "BSD", ["en"], [S.FORTUNES], lambda: corpora.fortunes(S.FORTUNES.require())),
+    _d("lee", "Lee background corpus: 300 Australian news stories (gensim test data)", "LGPL-2.1 (gensim)", ["en"],
        [S.gensim_file("lee_background.cor")],
        lambda: corpora.lee(S.gensim_file("lee_background.cor").require())),
-    _d("questions-words", "Mikolov et al. (2013) analogy questions a:b :: c:d, 14 sections", "Apache-2.0",
+    _d("questions-words", "Mikolov et al. (2013) analogy questions a:b :: c:d, 14 sections", "LGPL-2.1 (gensim)",
        ["en"], [S.gensim_file("questions-words.txt")],
        lambda: corpora.questions_words(S.gensim_file("questions-words.txt").require())),
-    _d("wordsim353", "WordSim-353 word-pair similarity judgements", "CC-BY-4.0", ["en"],
+    _d("wordsim353", "WordSim-353 word-pair similarity judgements", "LGPL-2.1 (gensim)", ["en"],
        [S.gensim_file("wordsim353.tsv")], lambda: corpora.word_pairs(S.gensim_file("wordsim353.tsv").require())),
-    _d("simlex999", "SimLex-999 word-pair similarity judgements", "CC-BY-4.0", ["en"],
+    _d("simlex999", "SimLex-999 word-pair similarity judgements", "LGPL-2.1 (gensim)", ["en"],
        [S.gensim_file("simlex999.txt")], lambda: corpora.word_pairs(S.gensim_file("simlex999.txt").require())),
     _d("kolaw", "Constitution of the Republic of Korea (KoNLPy corpus), one row per line", "GPL-3.0", ["ko"],
        [S.KONLPY], lambda: corpora.kolaw(S.KONLPY.require())),
     _d("kobill", "10 Korean National Assembly bills (KoNLPy corpus), one row per line", "GPL-3.0", ["ko"],
        [S.KONLPY], lambda: corpora.kobill(S.KONLPY.require()), group_by="bill"),
-    _d("debian-faq-ko", "The Debian FAQ in Korean, one row per paragraph", "GPL-2.0-or-later", ["ko"],
+    _d("debian-faq-ko", "The Debian FAQ in Korean, one row per paragraph", "Debian FAQ licence (permissive)", ["ko"],
        [S.FAQ_KO], lambda: corpora.debian_faq_ko(S.FAQ_KO.require())),
     _d("lo-help-ko", "LibreOffice 7.4 help in Korean, one row per paragraph, labelled with its module",
        _LO, ["ko"], [S.LO_KO], lambda: corpora.help_monolingual(S.LO_KO.require(), "ko")),

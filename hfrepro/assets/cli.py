@@ -50,6 +50,11 @@ def _build(args) -> int:
 
     names = args.names or list(assets.ASSETS)
     todo = [assets.get(n) for n in names]
+    if not args.force:
+        todo = [a for a in todo if assets.check(a) != "ready"]
+    if not todo:
+        print(f"all {len(names)} asset(s) ready in {assets.home()}")
+        return 0
     failed = []
     bar = tqdm(todo, desc="building assets", unit="asset")
     for a in bar:

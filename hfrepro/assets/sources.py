@@ -127,8 +127,12 @@ class DebianPackage(Source):
         return (self.path() / ".complete").is_file()
 
     def version(self) -> str:
+        """The Debian version, from the downloaded file name `name_version_arch.deb`."""
         f = self.path() / ".complete"
-        return f.read_text().strip() if f.is_file() else ""
+        if not f.is_file():
+            return ""
+        parts = f.read_text().strip().split("_")
+        return parts[1].replace("%3a", ":") if len(parts) == 3 else parts[0]
 
     def provide_cmd(self) -> str:
         return f"hfrepro assets fetch  (runs: apt-get download {self.package} && dpkg-deb -x)"

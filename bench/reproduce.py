@@ -1,0 +1,51 @@
+"""Wall time and peak memory of each stage of `hfrepro reproduce` (targets: default budget <= 15 min on
+2 CPU cores, peak memory <= 6 GiB).
+
+    .venv/bin/python bench/reproduce.py                  # runs --budget default afresh (about 15 min)
+    .venv/bin/python bench/reproduce.py --budget tiny
+    .venv/bin/python bench/reproduce.py --from runs/reproduce-default   # read an existing run's timings
+
+Writes bench/results/reproduce-<budget>.json and prints a Markdown table.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TARGETS = {"default": {"total_seconds": 15 * 60, "peak_gib": 6.0}, "tiny": {"total_seconds": 8 * 60, "peak_gib": 6.0}}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget", default="default", choices=["tiny", "default", "full"])
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--from", dest="src", default=None, help="an existing run folder (skip running)")
+    a = ap.parse_args()
+    out = Path(a.src or f"runs/bench-reproduce-{a.budget}")
+    if not a.src:
+        subprocess.run([sys.executable, "-m", "hfrepro", "reproduce", "--budget", a.budget, "--out", str(out),
+                        "--threads", str(a.threads), "--force"], check=False)
+    t = json.loads((out / "timings.json").read_text())
+    rows = [{"stage": s, "status": v["status"], "wall_s": v["wall_seconds"],
+             "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in t["stages"].items()]
+    target = TARGETS.get(t["budget"], {})
+    summary = {"budget": t["budget"], "threads": t["threads"], "cpu_count": os.cpu_count(), "stages": rows,
+               "total_seconds": t["total_seconds"], "max_peak_gib": max(r["peak_gib"] for r in rows),
+               "targets": target}
+    if target:
+        summary["meets_time_target"] = t["total_seconds"] <= target["total_seconds"]
+        summary["meets_memory_target"] = summary["max_peak_gib"] <= target["peak_gib"]
+    res = Path("bench/results")
+    res.mkdir(parents=True, exist_ok=True)
+    (res / f"reproduce-{t['budget']}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from hfrepro.report import md_table
+    print(md_table(rows, digits=2))
+    print(f"total {t['total_seconds']:.0f} s with {t['threads']} thread(s); max peak {summary['max_peak_gib']} GiB; "
+          f"targets {target or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,408 @@
+"""`hfrepro finetune prepare-data -f data.jsonl`: check a fine-tuning JSONL file, report every problem with its
+line number, and write the fixes it can make to `<name>_prepared.jsonl` (the input is never modified).
+
+Two formats (TRL's standard ones), one per file:
+
+    {"prompt": "Word: run\\nPart of speech:", "completion": " verb"}
+    {"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."},
+                  {"role": "assistant", "content": "..."}]}
+
+Problem codes (each defect gets one message naming the line, and what was done about it):
+
+| code | what | fix in the prepared file |
+|---|---|---|
+| encoding | the line is not UTF-8 | dropped |
+| invalid-json | the line does not parse as JSON | dropped |
+| not-object | the line is JSON but not an object | dropped |
+| missing-field | no prompt/completion/messages, or a message without role/content | dropped |
+| empty-field | an empty prompt, completion, message content or messages list | dropped |
+| wrong-type | a field of the wrong type (a number where text belongs is converted) | converted or dropped |
+| mixed-format | a chat example in a prompt/completion file or the reverse | dropped |
+| bad-role | a role that is not system/user/assistant (case and common aliases are fixed) | normalised or dropped |
+| role-order | system not first, two turns of one role in a row, no assistant turn, ending on a user turn | trailing user turn removed, else dropped |
+| duplicate | the same example as an earlier line | dropped |
+| too-long | more tokens than the model's context | dropped |
+| long | more tokens than the training max_length (will be truncated) | kept (warning) |
+| unknown-key | a field training ignores | removed (warning) |
+| separator | prompt and completion would be glued together without a space | a space is put before the completion |
+| whitespace | trailing whitespace at the end of a completion/answer | stripped |
+| blank-line | an empty line | removed (warning) |
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hfrepro.errors import UserError
+
+ROLES = ("system", "user", "assistant")
+ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant", "ai": "assistant",
+                "chatgpt": "assistant"}
+PC_KEYS = ("prompt", "completion")
+CHAT_KEYS = ("messages",)
+WARNING_CODES = {"long", "unknown-key", "separator", "whitespace", "blank-line", "system-mix"}
+
+
+@dataclass
+class Problem:
+    line: int            # 1-based line of the input file (0: the whole file)
+    code: str
+    message: str
+    fix: str | None = None   # what the prepared file does about it; None: nothing (a note)
+
+    @property
+    def error(self) -> bool:
+        return self.code not in WARNING_CODES
+
+    def render(self) -> str:
+        where = f"line {self.line}" if self.line else "file"
+        return f"{where}: {self.message}" + (f" -> {self.fix}" if self.fix else "")
+
+
+@dataclass
+class Report:
+    path: Path
+    format: str | None = None          # "prompt_completion" | "messages"
+    lines: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)        # the prepared examples
+    row_lines: list[int] = field(default_factory=list)    # their input line numbers
+    token_counts: list[int] = field(default_factory=list)
+    dropped: int = 0
+    changed: int = 0
+    tokenizer_name: str | None = None
+    context: int | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.error]
+
+    def add(self, line: int, code: str, message: str, fix: str | None = None) -> None:
+        self.problems.append(Problem(line, code, message, fix))
+
+
+# --- reading --------------------------------------------------------------------------------------------
+
+def _lines(path: Path) -> list[tuple[int, bytes]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}", fix="check the path given to -f") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}", where=str(path)) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    parts = raw.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [(i, p.rstrip(b"\r")) for i, p in enumerate(parts, 1)]
+
+
+def _kind_of(obj: dict) -> str | None:
+    if "messages" in obj:
+        return "messages"
+    if "prompt" in obj or "completion" in obj:
+        return "prompt_completion"
+    return None
+
+
+def _short(v: Any, n: int = 40) -> str:
+    s = json.dumps(v, ensure_ascii=False)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+# --- checking one example -------------------------------------------------------------------------------
+
+def _check_text(rep: Report, ln: int, name: str, v: Any) -> tuple[str | None, bool]:
+    """(text or None if the example must be dropped, changed?)"""
+    if v is None:
+        rep.add(ln, "empty-field", f"{name} is null", "dropped")
+        return None, False
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        hint = " (for chat data use a \"messages\" list)" if isinstance(v, list) else ""
+        rep.add(ln, "wrong-type", f"{name} is a JSON {_jtype(v)}, expected a string{hint}", "dropped")
+        return None, False
+    if not isinstance(v, str):
+        rep.add(ln, "wrong-type", f"{name} is a number ({_short(v)}), expected a string",
+                f"converted to \"{v}\"")
+        return str(v), True
+    if not v.strip():
+        rep.add(ln, "empty-field", f"{name} is empty", "dropped")
+        return None, False
+    return v, False
+
+
+def _jtype(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(v), "number")
+
+
+def _check_pc(rep: Report, ln: int, obj: dict) -> tuple[dict | None, bool]:
+    missing = [k for k in PC_KEYS if k not in obj]
+    if missing:
+        rep.add(ln, "missing-field", f"no \"{missing[0]}\" field (has: {', '.join(obj) or 'nothing'})", "dropped")
+        return None, False
+    changed = False
+    out = {}
+    for k in PC_KEYS:
+        t, ch = _check_text(rep, ln, f"\"{k}\"", obj[k])
+        if t is None:
+            return None, False
+        out[k] = t
+        changed |= ch
+    extra = [k for k in obj if k not in PC_KEYS]
+    if extra:
+        rep.add(ln, "unknown-key", f"field(s) {', '.join(repr(k) for k in extra)} are not used by training",
+                "removed")
+        changed = True
+    c = out["completion"]
+    if c != c.rstrip():
+        rep.add(ln, "whitespace", "the completion ends with whitespace", "stripped")
+        out["completion"] = c = c.rstrip()
+        changed = True
+    p = out["prompt"]
+    if p and c and not p[-1].isspace() and not c[0].isspace() and p[-1].isalnum() and c[0].isalnum():
+        rep.add(ln, "separator", f"prompt and completion would be glued together (\"...{p[-12:]}{c[:12]}...\")",
+                "a space put before the completion")
+        out["completion"] = " " + c
+        changed = True
+    return out, changed
+
+
+def _check_messages(rep: Report, ln: int, obj: dict) -> tuple[dict | None, bool]:
+    msgs = obj["messages"]
+    changed = False
+    if not isinstance(msgs, list):
+        rep.add(ln, "wrong-type", f"\"messages\" is a JSON {_jtype(msgs)}, expected an array of "
+                                  "{\"role\": ..., \"content\": ...} objects", "dropped")
+        return None, False
+    if not msgs:
+        rep.add(ln, "empty-field", "\"messages\" is an empty list", "dropped")
+        return None, False
+    extra = [k for k in obj if k != "messages"]
+    if extra:
+        rep.add(ln, "unknown-key", f"field(s) {', '.join(repr(k) for k in extra)} are not used by training",
+                "removed")
+        changed = True
+    out = []
+    for i, m in enumerate(msgs, 1):
+        if not isinstance(m, dict):
+            rep.add(ln, "wrong-type", f"message {i} is a JSON {_jtype(m)}, expected an object with role and "
+                                      "content", "dropped")
+            return None, False
+        for key in ("role", "content"):
+            if key not in m:
+                rep.add(ln, "missing-field", f"message {i} has no \"{key}\"", "dropped")
+                return None, False
+        role = m["role"]
+        if not isinstance(role, str):
+            rep.add(ln, "wrong-type", f"message {i}: role is a JSON {_jtype(role)}, expected a string", "dropped")
+            return None, False
+        norm = role.strip().lower()
+        norm = ROLE_ALIASES.get(norm, norm)
+        if norm not in ROLES:
+            rep.add(ln, "bad-role", f"message {i} has role {role!r}; roles are system, user, assistant", "dropped")
+            return None, False
+        if norm != role:
+            rep.add(ln, "bad-role", f"message {i} has role {role!r}", f"normalised to {norm!r}")
+            changed = True
+        content, ch = _check_text(rep, ln, f"message {i} ({norm}) content", m["content"])
+        if content is None:
+            return None, False
+        changed |= ch
+        extra = [k for k in m if k not in ("role", "content")]
+        if extra:
+            rep.add(ln, "unknown-key", f"message {i}: field(s) {', '.join(repr(k) for k in extra)} are not used "
+                                       "by training", "removed")
+            changed = True
+        if norm == "assistant" and content != content.rstrip():
+            rep.add(ln, "whitespace", f"message {i} (assistant) ends with whitespace", "stripped")
+            content, changed = content.rstrip(), True
+        out.append({"role": norm, "content": content})
+    # order: [system] user assistant user assistant ... (ending with assistant)
+    roles = [m["role"] for m in out]
+    for i, r in enumerate(roles[1:], 2):
+        if r == "system":
+            rep.add(ln, "role-order", f"message {i} is a system message; only the first message may be system",
+                    "dropped")
+            return None, False
+    body = roles[1:] if roles[0] == "system" else roles
+    off = 2 if roles[0] == "system" else 1
+    if not body:
+        rep.add(ln, "role-order", "only a system message: no user or assistant turn", "dropped")
+        return None, False
+    if body[0] != "user":
+        rep.add(ln, "role-order", f"message {off} is {body[0]}; the conversation must start with a user turn "
+                                  "(after an optional system message)", "dropped")
+        return None, False
+    for j in range(1, len(body)):
+        if body[j] == body[j - 1]:
+            rep.add(ln, "role-order", f"messages {off + j - 1} and {off + j} are both {body[j]} turns; "
+                                      "user and assistant must alternate", "dropped")
+            return None, False
+    if body[-1] != "assistant":
+        if "assistant" not in body:
+            rep.add(ln, "role-order", "no assistant message: nothing to learn from", "dropped")
+            return None, False
+        rep.add(ln, "role-order", f"the conversation ends with a user turn (message {len(roles)})",
+                "trailing user turn removed")
+        out = out[:-1]
+        changed = True
+    return {"messages": out}, changed
+
+
+# --- the whole file -------------------------------------------------------------------------------------
+
+def check_file(path: str | Path, tokenizer=None, context: int | None = None, max_length: int | None = None,
+               tokenizer_name: str | None = None) -> Report:
+    """Check every line; returns a Report with the problems and the prepared rows (fixes applied).
+
+    tokenizer/context: count tokens per example (chat template for chat data) and drop those longer than
+    `context`; warn about those longer than `max_length` (training truncates them).
+    """
+    path = Path(path)
+    rep = Report(path=path, tokenizer_name=tokenizer_name, context=context)
+    parsed: list[tuple[int, dict]] = []
+    lines = _lines(path)
+    rep.lines = len(lines)
+    for ln, raw in lines:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            rep.add(ln, "encoding", f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
+                    "dropped")
+            continue
+        if not text.strip():
+            rep.add(ln, "blank-line", "empty line", "removed")
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            rep.add(ln, "invalid-json", f"invalid JSON: {e.msg} (column {e.colno})", "dropped")
+            continue
+        if not isinstance(obj, dict):
+            rep.add(ln, "not-object", f"a JSON {_jtype(obj)}, expected an object like "
+                                      "{\"prompt\": ..., \"completion\": ...} or {\"messages\": [...]}", "dropped")
+            continue
+        parsed.append((ln, obj))
+
+    kinds = [_kind_of(o) for _, o in parsed]
+    counts = {k: kinds.count(k) for k in ("prompt_completion", "messages")}
+    if counts["prompt_completion"] or counts["messages"]:
+        rep.format = "messages" if counts["messages"] > counts["prompt_completion"] else "prompt_completion"
+    seen: dict[str, int] = {}
+    for (ln, obj), kind in zip(parsed, kinds):
+        if kind is None:
+            rep.add(ln, "missing-field", f"no \"prompt\"/\"completion\" or \"messages\" field "
+                                         f"(has: {', '.join(obj) or 'nothing'})", "dropped")
+            continue
+        if kind != rep.format:
+            other = "chat example (\"messages\")" if kind == "messages" else "prompt/completion example"
+            rep.add(ln, "mixed-format", f"{other} in a file of "
+                    f"{'chat' if rep.format == 'messages' else 'prompt/completion'} examples "
+                    f"({counts[rep.format]} of {len(parsed)}); one format per file", "dropped")
+            continue
+        row, changed = (_check_messages if kind == "messages" else _check_pc)(rep, ln, obj)
+        if row is None:
+            continue
+        key = json.dumps(row, sort_keys=True, ensure_ascii=False)
+        if key in seen:
+            rep.add(ln, "duplicate", f"duplicate of line {seen[key]}", "dropped")
+            continue
+        seen[key] = ln
+        rep.rows.append(row)
+        rep.row_lines.append(ln)
+        rep.changed += int(changed)
+
+    if tokenizer is not None and rep.rows:
+        _check_lengths(rep, tokenizer, context, max_length)
+    if rep.format == "messages" and rep.rows:
+        with_sys = sum(1 for r in rep.rows if r["messages"][0]["role"] == "system")
+        if 0 < with_sys < len(rep.rows):
+            rep.add(0, "system-mix", f"{with_sys} of {len(rep.rows)} conversations have a system message and the "
+                                     "others do not (the chat template may add a default one to those)")
+    rep.dropped = sum(1 for p in rep.problems if p.fix == "dropped")
+    return rep
+
+
+def _check_lengths(rep: Report, tok, context: int | None, max_length: int | None) -> None:
+    keep_rows, keep_lines, counts = [], [], []
+    for row, ln in zip(rep.rows, rep.row_lines):
+        n = example_tokens(tok, row)
+        if context and n > context:
+            rep.add(ln, "too-long", f"{n:,} tokens, longer than the model's context of {context:,}", "dropped")
+            continue
+        if max_length and n > max_length:
+            rep.add(ln, "long", f"{n:,} tokens, longer than the training max_length {max_length:,}: "
+                                "training will truncate it", None)
+        keep_rows.append(row)
+        keep_lines.append(ln)
+        counts.append(n)
+    rep.rows, rep.row_lines, rep.token_counts = keep_rows, keep_lines, counts
+
+
+def example_tokens(tok, row: dict) -> int:
+    if "messages" in row:
+        return len(tok.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"])
+    return len(tok(row["prompt"] + row["completion"])["input_ids"]) + 1  # + the eos SFTTrainer appends
+
+
+def write_prepared(rep: Report, out: str | Path) -> Path:
+    from hfrepro.fsutil import atomic_write_text
+
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rep.rows)
+    return atomic_write_text(out, text)
+
+
+def default_output(path: str | Path) -> Path:
+    p = Path(path)
+    return p.with_name(f"{p.stem}_prepared.jsonl")
+
+
+def render(rep: Report, out: Path | None) -> str:
+    fmt = {"messages": "chat (\"messages\")", "prompt_completion": "prompt/completion", None: "unknown"}[rep.format]
+    lines = [f"Analyzing {rep.path} ...",
+             f"- {rep.lines:,} line(s), format: {fmt}"]
+    if rep.problems:
+        n_err = len(rep.errors)
+        lines.append(f"- {len(rep.problems)} problem(s) ({n_err} error(s), {len(rep.problems) - n_err} warning(s)):")
+        for p in sorted(rep.problems, key=lambda p: (p.line, p.code)):
+            lines.append(f"  {p.render()}")
+    else:
+        lines.append("- no problems found")
+    if rep.token_counts:
+        c = rep.token_counts
+        lines.append(f"- tokens per example ({rep.tokenizer_name or 'tokenizer'}): min {min(c)}, "
+                     f"mean {statistics.mean(c):.1f}, max {max(c)}; {sum(c):,} in all"
+                     + (f" (context {rep.context:,})" if rep.context else ""))
+    if len(rep.rows) < 10 and rep.rows:
+        lines.append(f"- only {len(rep.rows)} example(s): fine-tuning usually wants at least a few dozen")
+    if out is not None:
+        what = []
+        if rep.dropped:
+            what.append(f"{rep.dropped} dropped")
+        if rep.changed:
+            what.append(f"{rep.changed} changed")
+        lines.append(f"- wrote {out}: {len(rep.rows):,} example(s)" + (f" ({', '.join(what)})" if what else
+                                                                        " (unchanged)")
+                     + f". The input file {rep.path} was not modified.")
+    return "\n".join(lines)
+
+
+def load_examples(path: str | Path, tokenizer=None, context: int | None = None) -> list[dict]:
+    """The examples of a JSONL file for training; any error-level problem is a UserError naming its line."""
+    rep = check_file(path, tokenizer=tokenizer, context=context)
+    errs = rep.errors
+    if errs:
+        shown = "; ".join(p.render().split(" -> ")[0] for p in errs[:3])
+        more = f" (and {len(errs) - 3} more)" if len(errs) > 3 else ""
+        raise UserError(f"{len(errs)} problem(s) in the training file: {shown}{more}", where=str(path),
+                        fix=f"run `hfrepro finetune prepare-data -f {path}` and train on the prepared file it writes")
+    if not rep.rows:
+        raise UserError("the training file holds no examples", where=str(path),
+                        fix="one JSON object per line: {\"prompt\": ..., \"completion\": ...} or {\"messages\": [...]}")
+    return rep.rows

@@ -1,0 +1,72 @@
+"""The first recipe through the shared plumbing: 2 real processes on CPU, resume after a kill, exit codes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    f = tmp_path / "corpus.txt"
+    words = "the cat sat on the mat while a dog ran to the king and the queen in the old house".split()
+    f.write_text("\n".join(" ".join(words[i % 7:] + words[: i % 7]) for i in range(400)), encoding="utf-8")
+    return f
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1"}
+
+
+def test_two_processes_really_form_a_group(tmp_path, corpus):
+    """STACK.md: MULTI_CPU silently runs one process. Assert the world size the trainer actually saw."""
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                        str(REPO / "recipes/accelerate/cpu_2proc.yaml"), str(REPO / "recipes/smoke.py"),
+                        "--dataset", str(corpus), "--output_dir", str(out), "--max_steps", "4"],
+                       capture_output=True, text=True, env=_env(), cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["world_size"] == 2 and "MULTI_CPU" in m["distributed_type"]
+    assert m["steps"] == 4 and m["tokens_seen"] == 2 * 4 * 8 * 64  # 2 processes x steps x batch x block
+    assert (out / "model" / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+
+
+def test_killed_training_resumes_from_last_checkpoint(tmp_path, corpus):
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "recipes/smoke.py"), "--dataset", str(corpus), "--output_dir", str(out),
+           "--max_steps", "300", "--batch_size", "2", "--block_size", "32"]  # checkpoints at 150 and 300
+    p = subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+        time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    done = sorted(int(c.name.split("-")[1]) for c in (out / "checkpoints").glob("checkpoint-*")
+                  if (c / "trainer_state.json").is_file())
+    assert done and done[-1] < 300, "killed before the end, after a checkpoint"
+    assert not (out / "metrics.json").exists()
+    # The identical command again: it must continue from the checkpoint, not start over.
+    log_lines_before = len((out / "log.jsonl").read_text().splitlines())
+    r = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    first_after = logs[log_lines_before]["step"]
+    assert first_after > done[-1], f"resumed at step {first_after}, last checkpoint {done[-1]}"
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 300
+
+
+def test_changed_config_in_same_folder_is_refused(tmp_path, corpus):
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "hfrepro", "smoke", "--dataset", str(corpus), "--output_dir", str(out)]
+    assert subprocess.run(base + ["--max_steps", "2"], env=_env(), cwd=REPO, capture_output=True).returncode == 0
+    r = subprocess.run(base + ["--max_steps", "3"], env=_env(), cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "different config (differs in: max_steps)" in r.stderr
+    assert "Traceback" not in r.stderr
