@@ -23,7 +23,7 @@ from hfrepro.lm.clm import CLMArguments
 
 def main():
     args, targs = parse_args((CLMArguments, TrainingArguments), config="clm")
-    req = hub_request(args, targs)
+    req = hub_request(args, targs, default_name="hfrepro-clm")
     from hfrepro.lm import clm
     metrics = clm.train(args, targs, config=resolved(args, targs))
     if metrics:
@@ -31,7 +31,8 @@ def main():
               f"tokens): held-out {metrics['test_bits_per_character']:.3f} bits/char, token perplexity "
               f"{metrics['test_perplexity']:.1f} -> {metrics['model_dir']}")
         if req:
-            push_folder(metrics["model_dir"], req)
+            from pathlib import Path
+            print(f"pushed to {req.repo_id}: {push_folder(Path(metrics['model_dir']).parent, req)}")
 
 
 if __name__ == "__main__":

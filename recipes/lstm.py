@@ -19,7 +19,7 @@ from hfrepro.lm.lstm import LSTMArguments
 
 def main():
     args, hub = parse_args((LSTMArguments, HubArguments), config="lstm")
-    req = hub_request(args, hub)
+    req = hub_request(args, hub, default_name="hfrepro-lstm")
     from hfrepro.lm import lstm
     metrics = lstm.train(args, config=resolved(args))
     if metrics:
@@ -27,7 +27,8 @@ def main():
               f"tokens): held-out {metrics['test_bits_per_character']:.3f} bits/char, token perplexity "
               f"{metrics['test_perplexity']:.1f} -> {metrics['model_dir']}")
         if req:
-            push_folder(metrics["model_dir"], req)
+            from pathlib import Path
+            print(f"pushed to {req.repo_id}: {push_folder(Path(metrics['model_dir']).parent, req)}")
 
 
 if __name__ == "__main__":

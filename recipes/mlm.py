@@ -21,7 +21,7 @@ from hfrepro.lm.mlm import MLMArguments
 
 def main():
     args, targs = parse_args((MLMArguments, TrainingArguments), config="mlm")
-    req = hub_request(args, targs)
+    req = hub_request(args, targs, default_name="hfrepro-mlm")
     from hfrepro.lm import mlm
     metrics = mlm.train(args, targs, config=resolved(args, targs))
     if metrics:
@@ -29,7 +29,8 @@ def main():
               f"accuracy {metrics['masked_accuracy']:.3f} on {metrics['masked_tokens']:,} held-out tokens "
               f"(most-frequent-token baseline {metrics['majority_baseline_accuracy']:.3f}) -> {metrics['model_dir']}")
         if req:
-            push_folder(metrics["model_dir"], req)
+            from pathlib import Path
+            print(f"pushed to {req.repo_id}: {push_folder(Path(metrics['model_dir']).parent, req)}")
 
 
 if __name__ == "__main__":

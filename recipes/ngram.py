@@ -19,15 +19,16 @@ from hfrepro.lm.ngram import NgramArguments
 
 def main():
     args, hub = parse_args((NgramArguments, HubArguments), config="ngram")
-    req = hub_request(args, hub)
+    req = hub_request(args, hub, default_name="hfrepro-kneser-ney")
     from hfrepro.lm import ngram
     metrics = ngram.run(args, config=resolved(args))
     if metrics:
         print(metrics["table"])
         print(f"-> {args.output_dir}/models/")
-        if req:
+        if req:  # the highest-order Kneser-Ney model
             from pathlib import Path
-            push_folder(Path(args.output_dir) / "models" / f"kn{max(args.kn_orders)}", req)
+            print(f"pushed to {req.repo_id}: "
+                  f"{push_folder(Path(args.output_dir) / 'models' / f'kn{max(args.kn_orders)}', req)}")
 
 
 if __name__ == "__main__":

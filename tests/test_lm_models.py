@@ -56,8 +56,9 @@ def test_lstm_resumes_exactly_where_it_stopped(corpus_file, tmp_path):
     assert resumed["test_bits_per_character"] == pytest.approx(full["test_bits_per_character"], rel=1e-9)
     log = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 3, 4, 5, 6]     # steps 1-3, then 3-6 again from checkpoint 2
-    card = (tmp_path / "killed" / "model" / "README.md").read_text()
-    assert "test_bits_per_character" in card
+    from hfrepro.hub import check_model_card
+    card = tmp_path / "killed" / "model" / "README.md"
+    assert "test_bits_per_character" in card.read_text() and check_model_card(card) == []
     # a different config in the same folder is refused
     c = _lstm_args(corpus_file, tmp_path / "killed", d_model=16)
     with pytest.raises(UserError, match="different config"):
@@ -110,6 +111,8 @@ def test_gpt_pretrains_resumes_after_a_crash_and_generates(corpus_file, tmp_path
 
     model_dir = tmp_path / "clm" / "model"
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
+    from hfrepro.hub import check_model_card
+    assert check_model_card(model_dir / "README.md") == []
     gen = pipeline("text-generation", model=str(model_dir))
     out = gen("The king", max_new_tokens=5, do_sample=False)[0]["generated_text"]
     assert out.startswith("The king") and len(out) > len("The king")
@@ -218,3 +221,20 @@ def test_masked_accuracy_counts_what_it_says(corpus_file):
     assert masked_accuracy(Always(tok.mask_token_id), tok, docs, max_length=16, seed=3)["masked_accuracy"] == 0
     again = masked_accuracy(Always(the), tok, docs, max_length=16, seed=3)
     assert again["masked_tokens"] == r["masked_tokens"]             # the seed fixes the masked positions
+
+
+def test_ngram_recipe_saves_models_and_reuses_them(corpus_file, tmp_path):
+    from hfrepro.config import resolved
+    from hfrepro.hub import check_model_card
+    from hfrepro.lm import ngram
+    from hfrepro.lm.ngram import NgramArguments
+
+    args = NgramArguments(dataset=corpus_file, output_dir=str(tmp_path / "ng"), eval_max_chars=2000,
+                          val_max_chars=2000, bigram_k_grid=[1.0, 0.01])
+    first = ngram.run(args, resolved(args))
+    assert first["resumed_models"] == []
+    assert first["unigram"]["bits_per_character"] > first["kn3"]["bits_per_character"]
+    assert check_model_card(tmp_path / "ng" / "models" / "kn3" / "README.md") == []
+    again = ngram.run(args, resolved(args))          # a re-run (e.g. after a kill) reuses the saved folders
+    assert again["resumed_models"] == ["bigram", "kn2", "kn3", "unigram"]
+    assert again["kn3"]["bits"] == pytest.approx(first["kn3"]["bits"])

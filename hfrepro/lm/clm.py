@@ -126,6 +126,8 @@ def save_model(model_dir: Path, model, tok, metrics: dict, config: dict, dataset
             tmp, title=f"GPT-2-architecture LM pretrained from scratch on {dataset} (hfrepro stage 2)",
             license="apache-2.0", datasets=[dataset], language=["en"], pipeline_tag="text-generation",
             tags=["causal-lm", "gpt2", "from-scratch"], metrics=_card_metrics(metrics), config=config,
+            eval_metrics=["test_bits_per_character", "test_perplexity"], eval_dataset=dataset, eval_split="test",
+            command="hfrepro clm --config run/config.yaml",
             description=(f"A {model.num_parameters():,}-parameter GPT-2 (n_layer={model.config.n_layer}, "
                          f"n_embd={model.config.n_embd}) trained by `recipes/clm.py` for "
                          f"{metrics['steps']} steps ({metrics['tokens_seen']:,} tokens) with a byte-level BPE "

@@ -276,7 +276,12 @@ def save_model(model_dir, model: LSTMLM, tok, metrics: dict, config: dict, datas
             datasets=[dataset], language=["en"], library_name="pytorch", tags=["lstm", "language-model"],
             metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "eval_loss",
                                              "test_bits_per_character", "test_perplexity") if k in metrics},
-            config=config,
+            config=config, eval_metrics=["test_bits_per_character", "test_perplexity"], eval_dataset=dataset,
+            eval_split="test", command="hfrepro lstm --config run/config.yaml",
+            how_to_load=("from huggingface_hub import snapshot_download\nfrom transformers import AutoTokenizer\n"
+                         "from hfrepro.lm.lstm import LSTMLM\n\nfolder = snapshot_download(\"path/to/this/folder\")\n"
+                         "model = LSTMLM.from_pretrained(folder)   # plain torch: safetensors + config.json\n"
+                         "tokenizer = AutoTokenizer.from_pretrained(folder)"),
             description=(f"A {model.num_parameters():,}-parameter LSTM LM ({model.config.n_layers} layer(s), "
                          f"{model.config.d_model} wide, tied embeddings) in plain torch, trained by "
                          f"`recipes/lstm.py` for {metrics['steps']} steps. Not a transformers model: load it "

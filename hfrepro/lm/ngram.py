@@ -540,7 +540,10 @@ def _card(folder: Path, lm: NgramLM, r: dict, config: dict, dataset: str) -> Non
         folder, title=f"{describe('', lm)} word LM on {dataset} (hfrepro stage 2)", license="apache-2.0",
         datasets=[dataset], language=["en"], library_name="hfrepro", tags=["n-gram", "language-model"],
         metrics={k: r[k] for k in ("bits_per_character", "word_perplexity", "closed_vocab_perplexity", "oov_rate")},
-        config=config,
+        config=config, eval_metrics=["bits_per_character", "word_perplexity"], eval_dataset=dataset,
+        eval_split="test", command="hfrepro ngram --config run/config.yaml",
+        how_to_load=("from huggingface_hub import snapshot_download\nfrom hfrepro.lm.ngram import NgramLM\n\n"
+                     "lm, speller = NgramLM.from_pretrained(snapshot_download(\"path/to/this/folder\"))"),
         description=("Counts of a word n-gram model (safetensors: packed n-gram ids and their counts per order), "
                      "its vocabulary (vocab.json) and the character model that prices unknown words "
                      "(speller.json). Words are GPT-2-style pre-tokens (hfrepro.lm.text.pretokenize). Load with "
