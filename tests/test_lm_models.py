@@ -138,9 +138,14 @@ def test_bert_mlm_learns_and_fills_masks(corpus_file, tmp_path, capsys):
 
     args = MLMArguments(dataset=corpus_file, vocab_size=300, block_size=16, n_layer=1, n_embd=32, n_head=2,
                         eval_max_chars=2000, val_max_chars=600)
-    targs = _targs(tmp_path / "mlm", max_steps=60, save_steps=1000, learning_rate=3e-3, logging_steps=10,
-                   per_device_train_batch_size=8)
-    m = mlm.train(args, targs, resolved(args, targs))
+    def targs():
+        return _targs(tmp_path / "mlm", max_steps=60, save_steps=30, learning_rate=3e-3, logging_steps=10,
+                      per_device_train_batch_size=8)
+    config = resolved(args, targs())
+    with pytest.raises(_Crash):                                    # killed right after checkpoint-30
+        mlm.train(args, targs(), config, extra_callbacks=[_crash_after_first_save()])
+    m = mlm.train(args, targs(), config)
+    assert m["resumed_from"].endswith("checkpoint-30") and m["steps"] == 60
     assert m["masked_tokens"] > 20
     assert 0 <= m["majority_baseline_accuracy"] <= m["masked_accuracy"] <= 1
     log = [json.loads(x) for x in (tmp_path / "mlm" / "log.jsonl").read_text().splitlines()]

@@ -42,15 +42,15 @@ def build_model(args: CLMArguments, tokenizer):
 def prepare_run(args, targs, config: dict, tokenizer=None):
     """Runtime, run folder (main process writes), tokenizer (given; or trained once and reused on resume),
     training and validation blocks."""
-    from accelerate import PartialState
-
-    from hfrepro.lm.data import block_dataset, load_or_train_tokenizer, save_tokenizer
+    from hfrepro.lm.data import block_dataset, load_or_train_tokenizer, process_state, save_tokenizer
     from hfrepro.lm.text import load_corpus
     from hfrepro.training import RunDir, cpu_sane, setup_runtime
 
     threads = setup_runtime(seed=targs.seed, threads=args.threads or None)
     cpu_sane(targs)
-    state = PartialState()
+    if targs.include_num_input_tokens_seen in (None, False, "no"):
+        targs.include_num_input_tokens_seen = "non_padding"  # tokens seen: the x axis of the training curves
+    state = process_state()
     run = RunDir(targs.output_dir)
     config = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
     if state.is_main_process:
@@ -93,6 +93,7 @@ def train(args: CLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     resume = run.last_checkpoint()
     out = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - t0
+    eval_loss = trainer.evaluate()["eval_loss"]  # on every process: evaluation gathers across them
     acc = trainer.accelerator
     if not acc.is_main_process:
         return None
@@ -104,7 +105,7 @@ def train(args: CLMArguments, targs, config: dict, extra_callbacks=(), score: bo
         "train_loss": out.training_loss, "train_seconds": round(seconds, 2), "resumed_from": resume,
         "world_size": acc.num_processes, "threads_per_process": threads,
         "train_blocks": len(train_ds), "vocab_size": len(tok),
-        "eval_loss": trainer.evaluate()["eval_loss"],
+        "eval_loss": eval_loss,
     }
     if score:
         from hfrepro.lm.scoring import neural_bits
@@ -126,7 +127,8 @@ def save_model(model_dir: Path, model, tok, metrics: dict, config: dict, dataset
             tmp, title=f"GPT-2-architecture LM pretrained from scratch on {dataset} (hfrepro stage 2)",
             license="apache-2.0", datasets=[dataset], language=["en"], pipeline_tag="text-generation",
             tags=["causal-lm", "gpt2", "from-scratch"], metrics=_card_metrics(metrics), config=config,
-            eval_metrics=["test_bits_per_character", "test_perplexity"], eval_dataset=dataset, eval_split="test",
+            eval_metrics=[k for k in ("test_bits_per_character", "test_perplexity") if k in metrics],
+            eval_dataset=dataset, eval_split="test",
             command="hfrepro clm --config run/config.yaml",
             description=(f"A {model.num_parameters():,}-parameter GPT-2 (n_layer={model.config.n_layer}, "
                          f"n_embd={model.config.n_embd}) trained by `recipes/clm.py` for "

@@ -29,6 +29,17 @@ class LMDataArguments:
     val_max_chars: int = field(default=20000, metadata={"help": "validation characters for the loss curve"})
 
 
+def process_state():
+    """accelerate's PartialState, on the CPU when there is no GPU.
+
+    `accelerate launch` exports ACCELERATE_USE_CPU=False from a config with `use_cpu: false` (our 2-process
+    CPU config, recipes/accelerate/cpu_2proc.yaml), so hfrepro.training.setup_runtime's default does not
+    reach a bare Accelerator: without `cpu=True` each launched process would train alone (world size 1)."""
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def load_or_train_tokenizer(args: LMDataArguments, train_docs: list[str]):
     """The tokenizer from `args.tokenizer`, or a byte-level BPE trained on `train_docs`."""
     if args.tokenizer:
@@ -67,13 +78,25 @@ def start_id(tokenizer) -> int:
     return tid
 
 
+_STREAMS: dict = {}
+
+
 def token_stream(tokenizer, docs: list[str]) -> list[int]:
-    """[start] + ids(doc) for every document, concatenated (start = bos, or [CLS])."""
+    """[start] + ids(doc) for every document, concatenated (start = bos, or [CLS]).
+    Remembered per process for a saved tokenizer, so models of one run sharing it tokenize the text once."""
+    key = (tokenizer.name_or_path, len(tokenizer), len(docs), sum(map(len, docs)), docs[0] if docs else "",
+           docs[-1] if docs else "") if tokenizer.name_or_path else None
+    if key is not None and key in _STREAMS:
+        return _STREAMS[key]
     bos = start_id(tokenizer)
     out: list[int] = []
     for ids in tokenizer(docs, add_special_tokens=False, verbose=False)["input_ids"]:
         out.append(bos)
         out.extend(ids)
+    if key is not None:
+        while len(_STREAMS) >= 3:  # the training and validation streams of one run; memory stays small
+            _STREAMS.pop(next(iter(_STREAMS)))
+        _STREAMS[key] = out
     return out
 
 

@@ -129,7 +129,8 @@ def train_loop(args: LSTMArguments, model: LSTMLM, train_blocks: list[list[int]]
 
     from hfrepro.training import check_finite, load_loop_checkpoint, save_loop_checkpoint
 
-    acc = Accelerator(dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    acc = Accelerator(cpu=not torch.cuda.is_available(),
+                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     data = TensorDataset(torch.tensor(train_blocks, dtype=torch.long))
     # The loader gets its own generator: starting an iterator would otherwise draw from torch's global RNG,
     # and a resumed run's dropout masks would no longer be the ones the uninterrupted run drew.
@@ -217,14 +218,12 @@ def _val_loss(model: LSTMLM, val: torch.Tensor, batch_size: int, device) -> floa
 def train(args: LSTMArguments, config: dict, score: bool = True, progress: bool = True) -> dict | None:
     """The whole run: data, tokenizer, model, loop (resuming), `model/` folder, held-out bits per character.
     Returns the metrics on the main process (None elsewhere, or when stopped early by stop_after_steps)."""
-    from accelerate import PartialState
-
-    from hfrepro.lm.data import blocks, load_or_train_tokenizer, save_tokenizer, token_stream
+    from hfrepro.lm.data import blocks, load_or_train_tokenizer, process_state, save_tokenizer, token_stream
     from hfrepro.lm.text import load_corpus
     from hfrepro.training import RunDir, setup_runtime
 
     threads = setup_runtime(seed=args.seed, threads=args.threads or None)
-    state = PartialState()
+    state = process_state()
     run = RunDir(args.output_dir)
     config = {k: v for k, v in config.items() if k != "stop_after_steps"}  # how far one call goes, not the run
     if state.is_main_process:
@@ -276,7 +275,8 @@ def save_model(model_dir, model: LSTMLM, tok, metrics: dict, config: dict, datas
             datasets=[dataset], language=["en"], library_name="pytorch", tags=["lstm", "language-model"],
             metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "eval_loss",
                                              "test_bits_per_character", "test_perplexity") if k in metrics},
-            config=config, eval_metrics=["test_bits_per_character", "test_perplexity"], eval_dataset=dataset,
+            config=config, eval_dataset=dataset,
+            eval_metrics=[k for k in ("test_bits_per_character", "test_perplexity") if k in metrics],
             eval_split="test", command="hfrepro lstm --config run/config.yaml",
             how_to_load=("from huggingface_hub import snapshot_download\nfrom transformers import AutoTokenizer\n"
                          "from hfrepro.lm.lstm import LSTMLM\n\nfolder = snapshot_download(\"path/to/this/folder\")\n"

@@ -86,6 +86,7 @@ def train(args: MLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     resume = run.last_checkpoint()
     out = trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - t0
+    eval_loss = trainer.evaluate()["eval_loss"]  # on every process: evaluation gathers across them
     acc = trainer.accelerator
     if not acc.is_main_process:
         return None
@@ -95,7 +96,7 @@ def train(args: MLMArguments, targs, config: dict, extra_callbacks=(), score: bo
         "parameters": model.num_parameters(), "steps": trainer.state.global_step,
         "tokens_seen": int(trainer.state.num_input_tokens_seen), "train_loss": out.training_loss,
         "train_seconds": round(seconds, 2), "resumed_from": resume, "world_size": acc.num_processes,
-        "threads_per_process": threads, "vocab_size": len(tok), "eval_loss": trainer.evaluate()["eval_loss"],
+        "threads_per_process": threads, "vocab_size": len(tok), "eval_loss": eval_loss,
     }
     if score:
         docs = corpus.documents("test", args.eval_max_chars, seed=targs.seed)
@@ -171,7 +172,8 @@ def save_model(model_dir, model, tok, metrics: dict, config: dict, dataset: str,
             tmp, title=f"BERT masked LM on {dataset}, {origin} (hfrepro stage 2)", license="apache-2.0",
             datasets=[dataset], language=["en"], pipeline_tag="fill-mask",
             base_model="sentence-transformers/all-MiniLM-L6-v2" if args.init_from else None,
-            tags=["masked-lm", "bert"], config=config, eval_metrics=["masked_accuracy"], eval_dataset=dataset,
+            tags=["masked-lm", "bert"], config=config, eval_dataset=dataset,
+            eval_metrics=[k for k in ("masked_accuracy",) if k in metrics],
             eval_split="test", command="hfrepro mlm --config run/config.yaml",
             metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "eval_loss", "masked_accuracy",
                                              "majority_baseline_accuracy") if k in metrics},

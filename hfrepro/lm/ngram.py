@@ -498,13 +498,12 @@ def describe(name: str, lm: NgramLM) -> str:
 def run(args: NgramArguments, config: dict) -> dict | None:
     """recipes/ngram.py: fit the ladder, save every model folder, score held-out text. Main process only.
     Re-running with the same config reuses the model folders already saved (the resume of a counting run)."""
-    from accelerate import PartialState
-
+    from hfrepro.lm.data import process_state
     from hfrepro.lm.text import load_corpus
     from hfrepro.report import md_table
     from hfrepro.training import RunDir
 
-    if not PartialState().is_main_process:
+    if not process_state().is_main_process:
         return None  # counting is not distributed: under `accelerate launch` one process does it
     run_dir = RunDir(args.output_dir)
     run_dir.start(config, overwrite=args.overwrite)
