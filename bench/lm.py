@@ -104,7 +104,7 @@ def bench_ngram(nltk_speeches: int = 1500, nltk_words: int = 100) -> dict:
     from nltk.lm import KneserNeyInterpolated
     from nltk.util import everygrams
 
-    from hfrepro.lm.ngram import BOS, EOS, UNK, KneserNeyLM, SpellingModel, Vocabulary, fit_ladder, score_documents
+    from hfrepro.lm.ngram import BOS, EOS, UNK, KneserNeyLM, Vocabulary, fit_ladder, score_documents
     from hfrepro.lm.text import load_corpus, pretokenize
 
     corpus = load_corpus("shakespeare")

@@ -174,10 +174,12 @@ def train_loop(args: LSTMArguments, model: LSTMLM, train_blocks: list[list[int]]
             loss_sum, loss_n = loss_sum + loss_v, loss_n + 1
             if bar:
                 bar.update(1)
-            if step % args.logging_steps == 0 or step == args.max_steps:
+            last = step == args.max_steps
+            do_eval = step % args.eval_steps == 0 or last
+            if step % args.logging_steps == 0 or do_eval:
                 rec = {"step": step, "max_steps": args.max_steps, "loss": loss_sum / loss_n,
                        "learning_rate": lr_at(step - 1, args), "tokens_seen": step * tokens_per_step}
-                if step % args.eval_steps == 0 or step == args.max_steps:
+                if do_eval:
                     rec["eval_loss"] = _val_loss(acc.unwrap_model(model), val, args.batch_size, acc.device)
                 if acc.is_main_process:
                     run.log(rec)
