@@ -225,7 +225,7 @@ def test_masked_accuracy_counts_what_it_says(corpus_file):
     assert again["masked_tokens"] == r["masked_tokens"]             # the seed fixes the masked positions
 
 
-def test_ngram_recipe_saves_models_and_reuses_them(corpus_file, tmp_path):
+def test_ngram_recipe_saves_models_and_reuses_them(corpus_file, tmp_path, capsys):
     from hfrepro.config import resolved
     from hfrepro.hub import check_model_card
     from hfrepro.lm import ngram
@@ -240,3 +240,8 @@ def test_ngram_recipe_saves_models_and_reuses_them(corpus_file, tmp_path):
     again = ngram.run(args, resolved(args))          # a re-run (e.g. after a kill) reuses the saved folders
     assert again["resumed_models"] == ["bigram", "kn2", "kn3", "unigram"]
     assert again["kn3"]["bits"] == pytest.approx(first["kn3"]["bits"])
+    from hfrepro.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["perplexity", "--model", str(tmp_path / "ng"), "--file", corpus_file])
+    assert e.value.code == 0
+    assert "3-gram kneser-ney" in capsys.readouterr().out

@@ -67,9 +67,12 @@ def model_kind(path: str) -> str:
 def score_model(name: str, docs: list[str], max_length: int | None = None, stride: int | None = None,
                 batch_size: int = 4, progress: bool = False) -> dict:
     """Bits per character and per-word perplexity of any stage-2 model (or causal LM) on `docs`."""
+    from pathlib import Path
+
     from hfrepro.models import resolve
 
-    path = resolve(name)
+    kn = sorted(Path(name).glob("models/kn*/config.json")) if Path(name).is_dir() else []
+    path = str(kn[-1].parent) if kn else resolve(name)   # an ngram run folder: its highest-order Kneser-Ney
     kind = model_kind(path)
     if kind == "ngram":
         from hfrepro.errors import UserError
