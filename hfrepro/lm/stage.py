@@ -50,7 +50,7 @@ BUDGETS = {
                       vocab=4096, block=128,
                       gpt=dict(max_steps=340, batch=8, lr=3e-3, n_layer=2, n_embd=128, n_head=2),
                       lstm=dict(max_steps=340, batch=8, lr=3e-3, d_model=192),
-                      mlm=dict(max_steps=250, batch=8, lr=2e-3, n_layer=2, n_embd=128, n_head=2)),
+                      mlm=dict(max_steps=150, batch=8, lr=2e-3, n_layer=2, n_embd=128, n_head=2)),
     "full": Budget(test_chars=200_000, smol_chars=50_000, val_chars=100_000, neural_train_chars=None, vocab=8192,
                    block=256,
                    gpt=dict(max_steps=5000, batch=32, lr=1e-3, n_layer=6, n_embd=384, n_head=6),
