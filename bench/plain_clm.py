@@ -42,7 +42,7 @@ def main():
     ap.add_argument("--max_steps", type=int, default=60)
     a = ap.parse_args()
     docs = load_corpus("shakespeare").documents("train", 400_000, seed=0)
-    tok = train_tokenizer(docs, 2048)
+    tok = train_tokenizer(docs, 4096)
     with tempfile.TemporaryDirectory() as d:
         s = run(blocks(token_stream(tok, docs), 128), tok, 2, 128, 2, 128, a.max_steps, 8, 3e-3, 0, d)
     print(f"{a.max_steps} steps in {s:.1f} s")

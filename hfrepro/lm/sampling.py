@@ -135,10 +135,12 @@ def plot_study(studies: dict[str, list[dict]], path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, rows in studies.items():
         ts = [r["temperature"] for r in rows]
-        axes[0].plot(ts, [r["entropy_bits"] for r in rows], marker="o", label=name)
+        line, = axes[0].plot(ts, [r["entropy_bits"] for r in rows], marker="o", label=name)
         if rows and "distinct_2" in rows[0]:
-            axes[1].plot(ts, [r["distinct_1"] for r in rows], marker="o", linestyle="--", label=f"{name}: distinct-1")
-            axes[1].plot(ts, [r["distinct_2"] for r in rows], marker="s", label=f"{name}: distinct-2")
+            c = line.get_color()
+            axes[1].plot(ts, [r["distinct_1"] for r in rows], marker="o", linestyle="--", color=c,
+                         label=f"{name}: distinct-1")
+            axes[1].plot(ts, [r["distinct_2"] for r in rows], marker="s", color=c, label=f"{name}: distinct-2")
     axes[0].set(xlabel="temperature T", ylabel="entropy of softmax(logits/T), bits",
                 title="Next-token entropy on held-out text")
     axes[1].set(xlabel="temperature T", ylabel="distinct n-grams / n-grams", title="Diversity of samples",
