@@ -625,7 +625,7 @@ def _whoami(token: str, repo_id: str) -> dict:
 EXCLUDE_DIRS = {"checkpoints", "runs", "__pycache__", ".git", ".cache", "wandb"}
 EXCLUDE_FILES = re.compile(r"^(\..*|.*\.tmp|.*\.lock|optimizer\.(pt|bin)|scheduler\.pt|rng_state.*\.pth|"
                            r"training_args\.bin|trainer_state\.json|scaler\.pt)$")
-PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"}
+PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".kv"}  # .kv: gensim KeyedVectors.save
 RUN_RECORD = ("config.yaml", "metrics.json", "log.jsonl")  # a run folder's record, uploaded under run/
 MODEL_FILES = ("config.json", "adapter_config.json")
 

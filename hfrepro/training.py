@@ -105,7 +105,7 @@ def training_defaults(**overrides: Any) -> dict[str, Any]:
         save_total_limit=2,
         logging_strategy="steps",
         dataloader_num_workers=0,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,  # transformers 5 name; `gradient_checkpointing` is its deprecated alias
         include_num_input_tokens_seen="non_padding",
         disable_tqdm=False,
         **precision(),
@@ -144,8 +144,11 @@ def cpu_sane(args) -> Any:
             args.bf16 = False
         if getattr(args, "fp16", False):
             args.fp16 = False
-        if getattr(args, "gradient_checkpointing", False):
-            args.gradient_checkpointing = False
+        # Both names: `gradient_checkpointing` only mirrors `activation_checkpointing` after construction, and
+        # the Trainer reads the new one (TRL configs default it on).
+        for name in ("activation_checkpointing", "gradient_checkpointing"):
+            if getattr(args, name, False):
+                setattr(args, name, False)
     return args
 
 

@@ -22,12 +22,15 @@ from hfrepro.hub import HubArguments, hub_request
 
 def main():
     args, hub = parse_args((FewShotArguments, HubArguments), config="fewshot")
-    req = hub_request(args, hub)
+    req = hub_request(args, hub, default_name="hfrepro-fewshot-results")
     results = run(args, config=resolved(args, hub), hub=req)
+    from hfrepro.fewshot.evaluator import _world
+    if _world()[1] != 0:
+        return
     for r in results:
         print(f"{r.label}: {r.examples} scored prompts in {r.seconds:.1f} s ({r.examples_per_s:.1f}/s)")
         for row in r.table_rows():
-            curve = ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in row.items() if k.endswith("-shot"))
+            curve = ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in row.items() if k.endswith("-shot"))
             print(f"  {row['task']:20s} {row['metric']:12s} {curve}")
 
 

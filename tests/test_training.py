@@ -61,5 +61,15 @@ def test_loop_checkpoint_roundtrip(tmp_path):
 
 def test_cpu_defaults_have_no_bf16():
     d = training_defaults()
-    assert d["bf16"] is False and d["gradient_checkpointing"] is False and d["report_to"] == "none"
+    assert d["bf16"] is False and d["activation_checkpointing"] is False and d["report_to"] == "none"
     assert d["use_cpu"] is True
+
+
+def test_cpu_sane_turns_off_trl_defaults():
+    from trl import SFTConfig
+
+    from hfrepro.training import cpu_sane
+    cfg = SFTConfig(output_dir="/tmp/hfrepro-sft-cfg", bf16=False)
+    assert cfg.activation_checkpointing  # TRL's default
+    cpu_sane(cfg)
+    assert not cfg.activation_checkpointing and not cfg.gradient_checkpointing and cfg.use_cpu

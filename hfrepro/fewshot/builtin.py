@@ -7,14 +7,14 @@ The files are shipped with hfrepro (a few hundred rows each), so the tasks work 
 this module says exactly how they were made (data_cards/fewshot-tasks.md describes them). Every file has a
 `split` column: `test` rows are scored, `train` rows are the demonstration pool. Items never appear in both.
 
-| file | built from | rows |
+| file | built from | columns |
 |---|---|---|
 | words.jsonl (uppercase) | English words of SimLex-999 + WordSim-353 | word, upper |
-| unscramble_{swap,cycle,anagram}.jsonl | the same words, letters moved with a seeded RNG | word, scrambled |
+| unscramble_{swap,cycle,anagram}.jsonl | the same words, letters moved by a seeded RNG | word, scrambled |
 | arithmetic_{add,sub}_{2,3}digit.jsonl | seeded random operands (no source data) | a, b, answer |
-| translate_en_{fr,ko}.jsonl | 1-3 word English UI strings of LibreOffice help and their translations | en, fr/ko, aliases |
-| capitals.jsonl | the capital-world / capital-common-countries sections of questions-words | country, capital, choices |
-| synonyms.jsonl | SimLex-999 pairs scored >= 7.5 (near-synonyms) plus 3 random distractor words | word, synonym, choices |
+| translate_en_{fr,ko}.jsonl | 1-3 word English UI strings of LibreOffice help | en, fr/ko, aliases |
+| capitals.jsonl | capital sections of questions-words | country, capital, choices |
+| synonyms.jsonl | SimLex-999 pairs scored >= 7.5 + 3 random distractors | word, synonym, choices |
 """
 
 from __future__ import annotations

@@ -94,8 +94,14 @@ class FewShotResults:
 
     @property
     def label(self) -> str:
-        fmt = self.config.get("prompt_format", "raw")
-        return self.model if fmt == "raw" else f"{self.model} ({fmt})"
+        """A short name for tables and plots: the model (a path shortened to its last folders), + format."""
+        name = self.model
+        if "/" in name and Path(name.split("+")[0]).exists():
+            parts = Path(name).parts
+            name = "/".join(parts[-2:]) if parts[-1] in ("model", "adapter") and len(parts) > 1 else parts[-1]
+        extra = [x for x in (self.config.get("prompt_format", "raw") != "raw" and self.config["prompt_format"],
+                             self.config.get("instruction", True) is False and "no instruction") if x]
+        return f"{name} ({', '.join(extra)})" if extra else name
 
     def to_dict(self, with_samples: bool = False) -> dict:
         d = {"model": self.model, "label": self.label, "config": self.config, "tasks": self.tasks,
@@ -127,7 +133,7 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
              limit: int | None = None, seed: int = 1234, demos: str = "fixed", prompt_format: str = "raw",
              batch_size: int = 32, dtype: str = "float32", device: str | None = None,
              trust_remote_code: bool = False, model_name: str | None = None,
-             progress: bool = True) -> FewShotResults:
+             progress: bool = True, instruction: bool = True) -> FewShotResults:
     """Score `model` on `tasks` with each number of demonstrations in `shots`.
 
     model: an embedded name (smollm2-135m-instruct), a local folder (a save_pretrained folder, a run folder
@@ -136,6 +142,8 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
     adapter: a LoRA adapter folder loaded on top of `model` (base + adapter).
     limit: score only the first `limit` test examples of each task (the data files are pre-shuffled).
     seed: fixes which demonstrations are drawn; the same seed gives the same prompts for every model.
+    instruction: False drops the tasks' instruction line (GPT-3 Figure 1.2: "no prompt" vs "natural language
+        prompt").
     """
     import torch
 
@@ -174,12 +182,14 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
         else:
             tok = tokenizer
         name = model_name or getattr(lm, "name_or_path", None) or type(lm).__name__
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
     if prompt_format == "chat" and not getattr(tok, "chat_template", None):
         raise UserError(f"model {name!r} has no chat template, so prompt_format='chat' cannot be used",
                         fix="use prompt_format='raw' (--prompt_format raw)")
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device is None and _world()[0] > 1:
+        device = str(_state().device)
+    if device is None and not isinstance(model, (str, Path)) and getattr(lm, "device", None) is not None:
+        device = str(lm.device)              # a model object is scored where it is (it is not moved)
+    dev = torch.device(device or default_device())
     if getattr(lm, "device", None) != dev:
         lm = lm.to(dev)
     was_training = lm.training
@@ -187,9 +197,11 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
 
     config = {"model": name, "adapter": adapter, "tasks": [t.name for t in task_objs], "shots": shots,
               "limit": limit, "seed": seed, "demos": demos, "prompt_format": prompt_format,
-              "batch_size": batch_size, "dtype": str(dtype), "device": str(dev)}
+              "instruction": instruction,
+              "batch_size": batch_size, "dtype": str(dtype), "device": str(dev), "processes": _world()[0]}
     res = FewShotResults(model=name, config=config)
     engine = _Engine(lm, tok, dev, batch_size, prompt_format)
+    engine.instruction = instruction
     t0 = time.time()
     try:
         for task in task_objs:
@@ -199,6 +211,12 @@ def evaluate(model: Any = DEFAULT_MODEL, tasks: "str | Sequence" = ("uppercase",
             lm.train()
     res.seconds = time.time() - t0
     return res
+
+
+def default_device() -> str:
+    """cuda when there is a GPU, else cpu (the device a model given by name is scored on)."""
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _check_shots(shots) -> list[int]:
@@ -214,25 +232,30 @@ def _check_shots(shots) -> list[int]:
     return shots
 
 
+def _permutation(n: int, key: str) -> list[int]:
+    order = list(range(n))
+    random.Random(key).shuffle(order)   # a full permutation: k-shot demos are a prefix of (k+1)-shot ones
+    return order
+
+
 def demonstrations(task: Task, n: int, seed: int, mode: str = "fixed", index: int = 0) -> list[dict]:
     """The first `n` demonstrations for test example `index` (the same for every model)."""
     pool = task.demo_rows()
     key = f"{seed}:{task.name}" if mode == "fixed" else f"{seed}:{task.name}:{index}"
-    order = random.Random(key).sample(range(len(pool)), min(len(pool), max(n, 0)))
-    return [pool[i] for i in order[:n]]
+    return [pool[i] for i in _permutation(len(pool), key)[:n]]
 
 
 def demo_order(task: Task, n: int, seed: int) -> list[int]:
-    """Indices (into the demo split) of the fixed demonstrations, in prompt order."""
-    pool = task.demo_rows()
-    return random.Random(f"{seed}:{task.name}").sample(range(len(pool)), min(len(pool), n))
+    """Indices (into the demo split) of the first `n` fixed demonstrations, in prompt order."""
+    return _permutation(len(task.demo_rows()), f"{seed}:{task.name}")[:n]
 
 
-def build_prompt(task: Task, demos: list[dict], row: dict, prompt_format: str = "raw", tokenizer=None) -> str:
+def build_prompt(task: Task, demos: list[dict], row: dict, prompt_format: str = "raw", tokenizer=None,
+                 instruction: bool = True) -> str:
     """The prompt text for one test row (see the module docstring for the layout)."""
     if prompt_format == "raw":
-        return task.header() + "".join(task.demo_text(d) for d in demos) + task.question(row)
-    msgs = [{"role": "system", "content": task.instruction}] if task.instruction else []
+        return (task.header() if instruction else "") + "".join(task.demo_text(d) for d in demos) + task.question(row)
+    msgs = [{"role": "system", "content": task.instruction}] if task.instruction and instruction else []
     for d in demos:
         msgs += [{"role": "user", "content": task.question(d)}, {"role": "assistant", "content": task.target(d)}]
     msgs.append({"role": "user", "content": task.question(row)})
@@ -246,48 +269,62 @@ def _run_task(engine: "_Engine", task: Task, shots: list[int], limit, seed, mode
                             "metric": task.primary_metric, "metrics": task.metric, "n_test": len(rows),
                             "file": str(task.path) if task.path else None,
                             "fixed_demos": demo_order(task, max(shots), seed) if mode == "fixed" else None}
+    if task.scoring == "multiple_choice":   # expected accuracy of a random guess
+        res.tasks[task.name]["chance"] = sum(1 / len(task.choice_list(r)) for r in rows) / len(rows)
     res.scores[task.name], res.samples[task.name] = {}, {}
+    mine = [i for i in range(len(rows)) if i % engine.world == engine.rank]   # this process's share
     for k in shots:
-        prompts = [build_prompt(task, demonstrations(task, k, seed, mode, i), r, engine.prompt_format,
-                                engine.tok) for i, r in enumerate(rows)]
-        desc = f"{task.name} {k}-shot"
-        if task.scoring == "generate":
-            out = engine.generate(prompts, task, desc if progress else None)
-            if out is None:
-                res.scores[task.name][k] = None
-                continue
-            recs = []
-            for i, (r, p, g) in enumerate(zip(rows, prompts, out)):
-                pred = task.extract(g)
-                rec = {"index": i, "prompt": p, "target": task.target(r), "generation": g, "prediction": pred}
-                for m in task.metric:
-                    rec[m] = task.is_correct(pred, r, m)
-                recs.append(rec)
-        else:
-            choices = [task.choice_list(r) for r in rows]
-            delim = task.target_delimiter if engine.prompt_format == "raw" else ""
-            pairs = [(p, delim + c) for p, cs in zip(prompts, choices) for c in cs]
-            ll = engine.loglikelihood(pairs, desc if progress else None)
-            if ll is None:
-                res.scores[task.name][k] = None
-                continue
-            recs, j = [], 0
-            for i, (r, p, cs) in enumerate(zip(rows, prompts, choices)):
-                lls = ll[j:j + len(cs)]
-                j += len(cs)
-                gold = task.gold_index(r)
-                pred = max(range(len(cs)), key=lambda c: lls[c])
-                pred_n = max(range(len(cs)), key=lambda c: lls[c] / max(1, len(cs[c])))
-                rec = {"index": i, "prompt": p, "choices": cs, "target": cs[gold], "gold": gold,
-                       "loglikelihoods": [round(x, 4) for x in lls], "prediction": cs[pred],
-                       "acc": pred == gold, "acc_norm": pred_n == gold}
-                recs.append(rec)
+        prompts = [build_prompt(task, demonstrations(task, k, seed, mode, i), rows[i], engine.prompt_format,
+                                engine.tok, engine.instruction) for i in mine]
+        recs = _score(engine, task, [rows[i] for i in mine], mine, prompts, f"{task.name} {k}-shot", progress)
+        if engine.world > 1:
+            from accelerate.utils import gather_object
+            parts = gather_object([recs])
+            recs = None if any(p is None for p in parts) else sorted((r for p in parts for r in p),
+                                                                      key=lambda r: r["index"])
+        if recs is None:
+            res.scores[task.name][k] = None
+            continue
         score = {"n": len(recs)}
         for m in task.metric:
             score[m] = sum(bool(r[m]) for r in recs) / len(recs)
         res.scores[task.name][k] = score
         res.samples[task.name][k] = recs
         res.examples += len(recs)
+
+
+def _score(engine: "_Engine", task: Task, rows: list[dict], index: list[int], prompts: list[str], desc: str,
+           progress: bool) -> list[dict] | None:
+    """One record per prompt (None when the prompts do not fit the model's context)."""
+    recs = []
+    if task.scoring == "generate":
+        out = engine.generate(prompts, task, desc, progress)
+        if out is None:
+            return None
+        for i, r, p, g in zip(index, rows, prompts, out):
+            pred = task.extract(g)
+            rec = {"index": i, "prompt": p, "target": task.target(r), "generation": g, "prediction": pred}
+            for m in task.metric:
+                rec[m] = task.is_correct(pred, r, m)
+            recs.append(rec)
+        return recs
+    choices = [task.choice_list(r) for r in rows]
+    delim = task.target_delimiter if engine.prompt_format == "raw" else ""
+    pairs = [(p, delim + c) for p, cs in zip(prompts, choices) for c in cs]
+    ll = engine.loglikelihood(pairs, desc, progress)
+    if ll is None:
+        return None
+    j = 0
+    for i, r, p, cs in zip(index, rows, prompts, choices):
+        lls = ll[j:j + len(cs)]
+        j += len(cs)
+        gold = task.gold_index(r)
+        pred = max(range(len(cs)), key=lambda c: lls[c])
+        pred_n = max(range(len(cs)), key=lambda c: lls[c] / max(1, len(cs[c])))   # lm-eval's acc_norm
+        recs.append({"index": i, "prompt": p, "choices": cs, "target": cs[gold], "gold": gold,
+                     "loglikelihoods": [round(x, 4) for x in lls], "prediction": cs[pred],
+                     "acc": pred == gold, "acc_norm": pred_n == gold})
+    return recs
 
 
 # --- the model side ---------------------------------------------------------------------------------------
@@ -305,7 +342,10 @@ class _Engine:
             if isinstance(v, int) and v > 0:
                 self.max_len = v
                 break
-        self.pad_id = tokenizer.pad_token_id
+        # pads are always masked out; any id will do when the tokenizer has no pad token (it is not changed)
+        self.pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
+        self.world, self.rank = _world()
+        self.instruction = True
 
     def encode(self, text: str) -> list[int]:
         # raw: the tokenizer's own special-token behaviour (as lm-eval); chat: the template holds them.
@@ -313,9 +353,9 @@ class _Engine:
             return self.tok(text, add_special_tokens=False).input_ids
         return self.tok(text).input_ids
 
-    def _fits(self, lengths: list[int], extra: int, desc: str | None) -> bool:
+    def _fits(self, lengths: list[int], extra: int, desc: str) -> bool:
         if self.max_len and max(lengths) + extra > self.max_len:
-            print(f"[fewshot] skipped {desc or ''}: prompts of up to {max(lengths)} tokens (+{extra}) do not fit "
+            print(f"[fewshot] skipped {desc}: prompts of up to {max(lengths)} tokens (+{extra}) do not fit "
                   f"the model's {self.max_len}-token context", flush=True)
             return False
         return True
@@ -334,11 +374,11 @@ class _Engine:
             out = self.model(input_ids=torch.tensor([first[:n]], device=self.device), use_cache=True)
         return n, out.past_key_values
 
-    def _bar(self, total: int, desc: str | None):
+    def _bar(self, total: int, desc: str, progress: bool):
         from tqdm.auto import tqdm
-        return tqdm(total=total, desc=desc, unit="ex", disable=desc is None, leave=False)
+        return tqdm(total=total, desc=desc, unit="seq", disable=not progress, leave=False)
 
-    def generate(self, prompts: list[str], task: Task, desc: str | None) -> list[str] | None:
+    def generate(self, prompts: list[str], task: Task, desc: str = "", progress: bool = False) -> list[str] | None:
         import torch
 
         seqs = [self.encode(p) for p in prompts]
@@ -348,7 +388,7 @@ class _Engine:
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         out: list[str] = [""] * len(seqs)
         stop = _StopOnStrings(self.tok, task.stop)
-        with self._bar(len(seqs), desc) as bar, torch.no_grad():
+        with self._bar(len(seqs), desc, progress) as bar, torch.no_grad():
             for b in range(0, len(order), self.batch_size):
                 idx = order[b:b + self.batch_size]
                 suf = [seqs[i][n_pre:] for i in idx]
@@ -365,13 +405,14 @@ class _Engine:
                     input_ids=torch.tensor(ids, device=self.device),
                     attention_mask=torch.tensor(mask, device=self.device),
                     max_new_tokens=task.max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                    top_k=None, pad_token_id=self.pad_id, stopping_criteria=[stop], **kw)
+                    top_k=None, pad_token_id=self.pad_id, stopping_criteria=[stop], use_cache=True, **kw)
                 for row, i in zip(gen[:, n_pre + width:].tolist(), idx):
                     out[i] = self.tok.decode(row, skip_special_tokens=True)
                 bar.update(len(idx))
         return out
 
-    def loglikelihood(self, pairs: list[tuple[str, str]], desc: str | None) -> list[float] | None:
+    def loglikelihood(self, pairs: list[tuple[str, str]], desc: str = "",
+                      progress: bool = False) -> list[float] | None:
         """Sum of log-probabilities of each continuation given its context (lm-eval's encoding rules)."""
         import torch
 
@@ -393,7 +434,7 @@ class _Engine:
         n_pre, cache = self._prefix(wholes, min(ctx_lens) - 1)
         order = sorted(range(len(wholes)), key=lambda i: -len(wholes[i]))
         out = [0.0] * len(wholes)
-        with self._bar(len(wholes), desc) as bar, torch.no_grad():
+        with self._bar(len(wholes), desc, progress) as bar, torch.no_grad():
             for b in range(0, len(order), self.batch_size):
                 idx = order[b:b + self.batch_size]
                 suf = [wholes[i][n_pre:-1] for i in idx]  # the last token is only a target
@@ -415,6 +456,25 @@ class _Engine:
                     out[i] = float(logp[row, pos, tgt].sum())
                 bar.update(len(idx))
         return out
+
+
+def _world() -> tuple[int, int]:
+    """(number of processes, this process's rank): > 1 under `accelerate launch` / torchrun with several
+    processes, which then score disjoint shares of each task and gather the records."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 1, 0
+    st = _state()
+    return st.num_processes, st.process_index
+
+
+def _state():
+    # A bare PartialState() ignores ACCELERATE_USE_CPU (set by setup_runtime): on a machine without a GPU it
+    # would leave each process alone; cpu=True makes them one gloo process group.
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 class _StopOnStrings:

@@ -67,8 +67,8 @@ def plot_accuracy(results: Sequence, path: str | Path, title: str | None = None)
     plt = pyplot()
     tasks = list(dict.fromkeys(t for r in results for t in r.scores))
     n = len(tasks)
-    cols = min(4, n)
-    rows = (n + cols - 1) // cols
+    rows = (n + 3) // 4
+    cols = (n + rows - 1) // rows
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
     all_k = sorted({k for r in results for t in r.scores for k in r.scores[t]})
     for ax, task in zip(axes.flat, tasks):
@@ -76,8 +76,10 @@ def plot_accuracy(results: Sequence, path: str | Path, title: str | None = None)
             if task not in r.scores:
                 continue
             curve = {k: v for k, v in r.curve(task).items() if v is not None}
-            if curve:
-                ax.plot(list(curve), list(curve.values()), marker="o", label=r.label)
+            if curve:   # GPT-3 Figure 1.2: dashed = no instruction line ("no prompt")
+                ls = "--" if r.config.get("instruction", True) is False else "-"
+                mk = "s" if r.config.get("prompt_format", "raw") == "chat" else "o"
+                ax.plot(list(curve), list(curve.values()), marker=mk, linestyle=ls, label=r.label)
             metric = r.tasks[task]["metric"]
         chance = _chance(results, task)
         if chance:
@@ -85,6 +87,7 @@ def plot_accuracy(results: Sequence, path: str | Path, title: str | None = None)
         ax.set_xscale("symlog", linthresh=1)
         ax.set_xticks(all_k)
         ax.set_xticklabels([str(k) for k in all_k])
+        ax.set_xlim(-0.2, max(all_k) * 1.15 + 0.2)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("examples in context (K)", fontsize=8)
@@ -116,20 +119,31 @@ def _chance(results: Sequence, task: str) -> float | None:
 
 
 def write_results_card(out_dir: str | Path, results: Sequence, config: dict) -> Path:
-    """README.md for a results folder pushed as a Hub dataset repo: what was run and what it scored."""
+    """README.md (a Hub dataset card) for a results folder pushed as a dataset repo: what was run, what it
+    scored, where the prompts and answers are."""
     import yaml
 
     from hfrepro.config import resolved
+    from hfrepro.fsutil import atomic_write_text
+    from hfrepro.hub import dataset_card
 
     class _C:
         def to_dict(self):
             return dict(config)
 
-    header = {"license": "other", "tags": ["hfrepro", "evaluation", "few-shot"], "pretty_name": "hfrepro few-shot results"}
-    parts = ["---", yaml.safe_dump(header, sort_keys=False).strip(), "---", "",
-             "# Few-shot in-context evaluation results (hfrepro)", "",
-             "Accuracy by number of demonstrations, measured by `hfrepro fewshot` (prompts and answers of every "
-             "example are under `samples/`).", "", markdown_table(results), "",
-             "![accuracy vs shots](accuracy_vs_shots.png)", "", "## Configuration", "", "```yaml",
-             yaml.safe_dump(resolved(_C()), sort_keys=True, allow_unicode=True).strip(), "```", ""]
-    return atomic_write_text(Path(out_dir) / "README.md", "\n".join(parts))
+    n = sum(r.examples for r in results)
+    models = ", ".join(dict.fromkeys(r.label for r in results))
+    card = dataset_card(
+        title=f"Few-shot in-context evaluation of {models} (hfrepro)", license="LGPL and MPL-2.0",
+        language=["en", "fr", "ko"], source=["hfrepro few-shot tasks (data_cards/fewshot-tasks.md)"],
+        num_examples=n, task_categories=["text-generation"], tags=["evaluation", "few-shot"],
+        description=("Accuracy by number of demonstrations in the prompt (zero-, one- and few-shot, GPT-3's "
+                     "protocol), measured by `hfrepro fewshot`. `results.json` holds the scores, "
+                     "`samples/<model>/<task>.jsonl` every prompt, reference, generation and verdict.\n\n"
+                     + markdown_table(results) + "\n![accuracy vs shots](accuracy_vs_shots.png)"),
+        how_built=("```yaml\n" + yaml.safe_dump(resolved(_C()), sort_keys=True, allow_unicode=True).strip()
+                   + "\n```"),
+        limits=("Scores on a few dozen test examples per task move by several points with the choice of "
+                "demonstrations; the task data's own limits are in its dataset card. Licence: the task data "
+                "mixes LGPL (gensim test data), MPL-2.0 (LibreOffice help) and generated numbers."))
+    return atomic_write_text(Path(out_dir) / "README.md", str(card).rstrip("\n") + "\n")

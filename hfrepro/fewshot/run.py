@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hfrepro.errors import UserError
 
-DEFAULT_TASKS = "uppercase,unscramble_swap,add_2digit,translate_en_fr,capital_mc"
+DEFAULT_TASKS = "uppercase,unscramble_swap,capital_city,add_2digit,translate_en_fr,capital_mc"
 
 
 @dataclass
@@ -28,6 +28,9 @@ class FewShotArguments:
     prompt_format: str = field(default="raw", metadata={
         "help": "raw: plain-text prompt (GPT-3 protocol); chat: the tokenizer's chat template, demonstrations "
                 "as user/assistant turns; `raw,chat` runs both"})
+    instruction: str = field(default="yes", metadata={
+        "help": "yes: prompts start with the task's instruction line; no: without it; `yes,no` runs both "
+                "(GPT-3 Figure 1.2: natural-language prompt vs no prompt)"})
     batch_size: int = field(default=32, metadata={"help": "prompts per forward pass"})
     dtype: str = field(default="float32", metadata={"help": "float32 | bfloat16 | float16 | auto"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: cuda if available)"})
@@ -40,7 +43,7 @@ class FewShotArguments:
 
 def run(args: FewShotArguments, config: dict, hub=None) -> list:
     """Evaluate, save the results folder, return the list of FewShotResults (one per model and format)."""
-    from hfrepro.fewshot.evaluator import DEMO_MODES, PROMPT_FORMATS, evaluate
+    from hfrepro.fewshot.evaluator import DEMO_MODES, PROMPT_FORMATS, default_device, evaluate
     from hfrepro.fewshot.report import save_results
     from hfrepro.fewshot.tasks import load_tasks
     from hfrepro.training import RunDir, setup_runtime
@@ -54,17 +57,20 @@ def run(args: FewShotArguments, config: dict, hub=None) -> list:
     if bad or not formats:
         raise UserError(f"unknown prompt format(s): {', '.join(bad) or '(none)'}",
                         fix=f"use {' or '.join(PROMPT_FORMATS)}, or both: raw,chat")
+    instr = [i.strip() for i in args.instruction.split(",") if i.strip()]
+    if not instr or any(i not in ("yes", "no") for i in instr):
+        raise UserError(f"--instruction must be yes, no or yes,no; got {args.instruction!r}")
     if args.demos not in DEMO_MODES:
         raise UserError(f"unknown --demos {args.demos!r}", fix=f"use one of: {', '.join(DEMO_MODES)}")
     tasks = load_tasks(args.tasks)           # fail on a bad task file before any model is loaded
     for t in tasks:
         t.splits()
     run_dir = RunDir(Path(args.output_dir))
-    run_dir.start(config, overwrite=args.overwrite)
+    run_dir.start(config, overwrite=args.overwrite)   # every process checks; they write the same config
     results = []
     for m in models:
         model = tok = None
-        for fmt in formats:
+        for fmt, ins in [(f, i) for f in formats for i in instr]:
             if model is None:
                 from hfrepro.models import load_causal_lm, load_tokenizer
                 tok = load_tokenizer(m, trust_remote_code=args.trust_remote_code)
@@ -73,10 +79,13 @@ def run(args: FewShotArguments, config: dict, hub=None) -> list:
             name = m if not args.adapter else f"{m}+{Path(args.adapter).name}"
             results.append(evaluate(model, tasks, _shots(args.shots), tokenizer=tok, limit=args.limit or None,
                                     seed=args.seed, demos=args.demos, prompt_format=fmt,
-                                    batch_size=args.batch_size, device=args.device, model_name=name,
-                                    progress=args.progress))
+                                    batch_size=args.batch_size, device=args.device or default_device(),
+                                    model_name=name, progress=args.progress, instruction=ins == "yes"))
             results[-1].config.update({"adapter": args.adapter, "dtype": args.dtype})
         del model
+    from hfrepro.fewshot.evaluator import _world
+    if _world()[1] != 0:                     # several processes: each scored a share; the first one writes
+        return results
     paths = save_results(results, run_dir.path)
     run_dir.write_metrics({"scores": {r.label: r.to_dict()["scores"] for r in results},
                            "examples_per_s": {r.label: round(r.examples_per_s, 3) for r in results},

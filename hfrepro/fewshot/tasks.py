@@ -369,10 +369,10 @@ def _read_file(p: Path) -> list[dict]:
 def _read_splits(task: Task) -> dict[str, list[dict]]:
     if isinstance(task.data, dict):
         splits = {k: _read_file(p) for k, p in task.data.items()}
-        src = ", ".join(str(p) for p in task.data.values())
+        src = ", ".join(str(p) for p in task.data.values()) + f" (task file: {task.where})"
     else:
         rows = _read_file(task.data)
-        src = str(task.data)
+        src = f"{task.data} (task file: {task.where})"
         if not rows:
             raise UserError(f"task {task.name!r}: the data file has no rows", where=src,
                             fix="add examples, one JSON object per line (or one table row per line)")
@@ -381,7 +381,8 @@ def _read_splits(task: Task) -> dict[str, list[dict]]:
             for i, r in enumerate(rows, 1):
                 if task.split_column not in r:
                     raise UserError(f"row {i} has no {task.split_column!r} value while other rows do",
-                                    where=f"{src} (row {i})", fix="give every row a split, or none")
+                                    where=f"{task.data}:{i} (task file: {task.where})",
+                                    fix="give every row a split, or none")
                 splits.setdefault(str(r[task.split_column]), []).append(r)
         else:  # no split column: a fixed-seed split into a demonstration pool and the scored rows
             idx = list(range(len(rows)))

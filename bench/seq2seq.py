@@ -1,0 +1,109 @@
+"""Benchmark stage 3: training tokens/second and translation sentences/second for each architecture.
+
+Usage:
+    python bench/seq2seq.py                       # the recipe's default model sizes, 1 thread
+    python bench/seq2seq.py --size stage          # the sizes `hfrepro reproduce --budget default` trains
+    python bench/seq2seq.py --threads 2 --steps 30 --sentences 256
+
+Each architecture trains `--steps` updates of the recipe's batch size on real lo-help-en-ko training batches
+(after warm-up updates that are not timed) and translates `--sentences` test sentences greedily and with beam 4.
+Tokens are non-padding source + target tokens. Writes bench/results/seq2seq.json and prints a Markdown table.
+Timings depend on machine load: run it on a quiet machine and report the thread count. `train tokens/CPU-s`
+(tokens per second of this process's CPU time) is less sensitive to other jobs than the wall-clock rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=("recipe", "stage"), default="recipe")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=20, help="timed training updates per architecture")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed updates first")
+    ap.add_argument("--sentences", type=int, default=256, help="test sentences translated")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "seq2seq.json"))
+    a = ap.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import torch
+    from transformers import DataCollatorForSeq2Seq
+
+    from hfrepro.config import parse_args
+    from hfrepro.fsutil import atomic_write_json
+    from hfrepro.report import md_table
+    from hfrepro.seq2seq import data as s2s
+    from hfrepro.seq2seq.decode import translate
+    from hfrepro.seq2seq.train import Seq2SeqArguments, batch_plan, build_model, trainable_parameters
+    from hfrepro.training import setup_runtime
+
+    setup_runtime(seed=0, threads=a.threads)
+    if a.size == "recipe":
+        (args,) = parse_args(Seq2SeqArguments, config="seq2seq", argv=[])
+    else:
+        from hfrepro.seq2seq.stage import arguments
+        args = arguments("default", "/tmp/unused")
+    pairs = s2s.load_pairs(args.dataset)
+    tok = s2s.train_tokenizer(pairs, args.vocab_size, args.tokenizer_examples)
+    train = s2s.features(tok, pairs.splits["train"], args.max_train_tokens)
+    plan = batch_plan([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])], args.batch_size,
+                      a.warmup + a.steps, seed=0)
+    collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
+    test = list(pairs.splits["test"]["source"][: a.sentences])
+    rows = []
+    for arch in ("rnn", "rnn_attention", "transformer"):
+        model = build_model(arch, tok, args)
+        if arch == "transformer":
+            model.config.use_cache = True
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+        model.train()
+        tokens, t0, c0 = 0, 0.0, 0.0
+        for i, idx in enumerate(plan):
+            if i == a.warmup:
+                t0, c0, tokens = time.perf_counter(), time.process_time(), 0
+            batch = collate([train[j] for j in idx])
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            tokens += int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
+        train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+        model.eval()
+        speeds = {}
+        for beams in (1, 4):
+            t1 = time.perf_counter()
+            translate(model, tok, test, num_beams=beams, batch_size=64)
+            speeds[beams] = len(test) / (time.perf_counter() - t1)
+        rows.append({"arch": arch, "parameters": trainable_parameters(model),
+                     "train tokens/s": tokens / train_s, "train tokens/CPU-s": tokens / train_cpu,
+                     "train s/update": train_s / a.steps,
+                     "translate sent/s (greedy)": speeds[1], "translate sent/s (beam 4)": speeds[4]})
+        print(f"{arch}: {rows[-1]}", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    result = {"benchmark": "seq2seq", "size": a.size, "threads": torch.get_num_threads(), "steps": a.steps,
+              "batch_size": args.batch_size, "sentences": len(test), "peak_rss_gib": round(peak, 2),
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+              "torch": torch.__version__, "rows": rows,
+              "model_sizes": {k: getattr(args, k) for k in ("vocab_size", "embed_dim", "hidden_size", "d_model",
+                                                             "layers", "heads", "ffn_dim")}}
+    atomic_write_json(a.out, result)
+    print(f"\nseq2seq benchmark ({a.size} sizes, {result['threads']} thread(s), {result['machine']}):\n")
+    print(md_table(rows, digits=1))
+    print(f"peak memory {peak:.2f} GiB -> {a.out}")
+
+
+if __name__ == "__main__":
+    main()

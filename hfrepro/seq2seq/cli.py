@@ -1,0 +1,63 @@
+"""`hfrepro translate`: translate text with a model trained by `hfrepro seq2seq` (recipes/seq2seq.py).
+
+    hfrepro translate --model runs/seq2seq/rnn_attention "Choose Format - Character."
+    hfrepro translate --model runs/seq2seq/transformer --num_beams 4 --file sentences.txt
+    echo "Click OK." | hfrepro translate --model runs/seq2seq/rnn
+    hfrepro translate --model runs/seq2seq/rnn_attention --heatmap att.png "Select the text you want to format."
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("translate", help="stage 3: translate text with a trained seq2seq model",
+                       description="Translate sentences with a model trained by `hfrepro seq2seq` (GRU, GRU + "
+                                   "attention, or Transformer). Text comes from the arguments, --file, or stdin "
+                                   "(one sentence per line); translations go to stdout, one per line.")
+    p.add_argument("text", nargs="*", help="sentence(s) to translate, each quoted as one argument")
+    p.add_argument("--model", required=True,
+                   help="a run folder (runs/seq2seq/rnn_attention), its model/ folder, or a run holding one arch")
+    p.add_argument("--file", default=None, help="UTF-8 text file, one sentence per line")
+    p.add_argument("--num_beams", type=int, default=4, help="beam size (1: greedy)")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--heatmap", default=None,
+                   help="PNG path: draw the attention weights of the first sentence (GRU attention model)")
+    p.set_defaults(func=_translate)
+
+
+def _translate(args) -> int:
+    from hfrepro.errors import UserError
+
+    if args.num_beams < 1:
+        raise UserError(f"--num_beams must be at least 1, got {args.num_beams}")
+    if args.text:
+        if args.file:
+            raise UserError("give sentences either as arguments or with --file, not both")
+        texts = [t for t in args.text if t.strip()]
+    elif args.file:
+        from hfrepro.data import read_lines
+        texts = read_lines(args.file)
+    elif not sys.stdin.isatty():
+        texts = [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]
+    else:
+        raise UserError("nothing to translate", fix='pass a sentence: hfrepro translate --model RUN "Click OK."')
+    if not texts:
+        raise UserError("nothing to translate: the input is empty")
+
+    from hfrepro.seq2seq.decode import attention_map, load_model, translate
+    from hfrepro.training import configure_threads
+
+    configure_threads()
+    model, tok = load_model(args.model)
+    for line in translate(model, tok, texts, num_beams=args.num_beams, batch_size=args.batch_size):
+        print(line)
+    if args.heatmap:
+        from pathlib import Path
+
+        from hfrepro.seq2seq.report import plot_attention
+        src_t, out_t, w, translation = attention_map(model, tok, texts[0])
+        plot_attention(src_t, out_t, w, Path(args.heatmap), f"attention weights (greedy)\n{texts[0][:90]}")
+        print(f"attention heat map: {args.heatmap}", file=sys.stderr)
+    return 0

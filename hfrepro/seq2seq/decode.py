@@ -1,0 +1,125 @@
+"""Translate with a trained model: greedy or beam search, batched, for the GRU models and the Transformer alike;
+load a saved model folder; read the attention weights of one sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hfrepro.errors import UserError
+
+ARCHS = ("rnn", "rnn_attention", "transformer")
+
+
+def arch_of(model) -> str:
+    if getattr(model.config, "model_type", "") != "hfrepro-gru-seq2seq":
+        return "transformer"
+    return "rnn_attention" if model.config.attention else "rnn"
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A model folder from a model folder, an arch run folder (RUN/model) or a run folder holding exactly one
+    arch (RUN/<arch>/model)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserError(f"model not found: {path}", fix="give a run folder written by `hfrepro seq2seq` "
+                                                         "(e.g. runs/seq2seq/rnn_attention) or its model/ folder")
+    for cand in (p, p / "model"):
+        if (cand / "config.json").is_file():
+            return cand
+    found = [a for a in ARCHS if (p / a / "model" / "config.json").is_file()]
+    if len(found) == 1:
+        return p / found[0] / "model"
+    if found:
+        raise UserError(f"{p} holds {len(found)} models ({', '.join(found)}): say which",
+                        fix=f"e.g. --model {p / found[-1]}")
+    raise UserError(f"no translation model in {p} (no config.json in it, in model/, or in <arch>/model/)",
+                    fix="train one first: hfrepro seq2seq --arch rnn_attention")
+
+
+def load_model(path: str | Path):
+    """(model, tokenizer) from a saved folder (GRU: hfrepro's own class; Transformer: M2M100 or MarianMT)."""
+    import json
+
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from hfrepro.seq2seq.rnn import GRUSeq2Seq
+
+    d = resolve_model_dir(path)
+    try:
+        model_type = json.loads((d / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {d / 'config.json'}: {e}", where=str(d)) from None
+    if model_type in ("m2m_100", "marian"):
+        model = AutoModelForSeq2SeqLM.from_pretrained(d)
+    elif model_type == "hfrepro-gru-seq2seq":
+        model = GRUSeq2Seq.from_pretrained(d)
+    else:
+        raise UserError(f"{d} holds a {model_type!r} model, not a translation model trained by hfrepro",
+                        fix="point at a folder written by `hfrepro seq2seq`")
+    tok = AutoTokenizer.from_pretrained(d)
+    return model.eval(), tok
+
+
+def max_new_tokens_for(src_len: int, cap: int = 256) -> int:
+    """Room for the output: twice the source plus 10 tokens, at most `cap`."""
+    return min(cap, 2 * src_len + 10)
+
+
+def translate(model, tok, texts: Sequence[str], num_beams: int = 1, batch_size: int = 64,
+              max_source_tokens: int = 256, progress: bool = False, desc: str = "translating") -> list[str]:
+    """Translations of `texts`, in order. Batches hold sentences of similar length (sorted), so little is padded."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from hfrepro.seq2seq.data import encode
+
+    ids = encode(tok, texts, max_len=max_source_tokens)
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    out: list[str | None] = [None] * len(ids)
+    model.eval()
+    bar = tqdm(total=len(ids), desc=desc, disable=not progress, leave=False)
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+        kw = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=num_beams,
+                  max_new_tokens=max_new_tokens_for(batch["input_ids"].size(1)))
+        with torch.no_grad():
+            if arch_of(model) == "transformer":
+                gen = model.generate(**kw, do_sample=False, early_stopping=True if num_beams > 1 else False)
+            else:
+                gen = model.generate(**kw)
+        for i, text in zip(idx, tok.batch_decode(gen, skip_special_tokens=True)):
+            out[i] = text.strip()
+        bar.update(len(idx))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+def attention_map(model, tok, text: str, max_source_tokens: int = 256):
+    """Greedy translation of one sentence with its attention weights (GRU attention model):
+    (source tokens, output tokens, weights [output, source], translation)."""
+    import torch
+
+    from hfrepro.seq2seq.data import encode
+
+    if arch_of(model) != "rnn_attention":
+        raise UserError("attention weights are shown for the GRU attention model only",
+                        fix="use a model trained with --arch rnn_attention")
+    ids = encode(tok, [text], max_len=max_source_tokens)[0]
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        out, attn = model.generate(x, max_new_tokens=max_new_tokens_for(len(ids)), return_attentions=True)
+    out_ids = out[0].tolist()
+    if tok.eos_token_id in out_ids:
+        out_ids = out_ids[:out_ids.index(tok.eos_token_id) + 1]
+    weights = attn[0, :len(out_ids)].numpy()
+    return ([_piece(tok, i) for i in ids], [_piece(tok, i) for i in out_ids], weights,
+            tok.decode(out_ids, skip_special_tokens=True).strip())
+
+
+def _piece(tok, i: int) -> str:
+    if i == tok.eos_token_id:
+        return "</s>"
+    text = tok.decode([i]).replace(" ", "▁")
+    return "".join(c if c.isprintable() else "?" for c in text)  # a lone byte of a multi-byte character

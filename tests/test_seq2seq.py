@@ -1,0 +1,354 @@
+"""Stage 3 (translation) unit tests: tiny random models and a small fixture of pairs; seconds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hfrepro.errors import UserError
+
+FIX = Path(__file__).resolve().parent / "fixtures"
+
+HYPS = ["대화 상자 편집기에서 콘트롤의 속성을 변경합니다.", "텍스트를 선택하십시오.", "필터 적용",
+        "The cat sat on the mat.", "Choose Format - Character, then click OK."]
+REFS = ["대화 상자 편집기에서 콘트롤의 속성 변경", "텍스트를 선택합니다.", "필터 적용",
+        "The cat is sitting on the mat.", "Choose Format - Character and click OK."]
+
+
+# --- BLEU / chrF metric module ------------------------------------------------------------------------------
+
+def _sacrebleu_cli(ref: Path, hyp: Path, tok: str) -> list[float]:
+    out = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-tok", tok,
+                          "-m", "bleu", "chrf", "-b", "-w", "6"], capture_output=True, text=True, check=True)
+    return [float(x) for x in json.loads(out.stdout)]  # `-b` with two metrics prints a JSON list
+
+
+@pytest.mark.parametrize("tok", ["char", "13a"])
+def test_project_bleu_equals_sacrebleu_command_line(tmp_path, tok):
+    from hfrepro.seq2seq import scoring
+
+    hyp, ref = scoring.write_lines(tmp_path / "hyp.txt", HYPS), scoring.write_lines(tmp_path / "ref.txt", REFS)
+    cli_bleu, cli_chrf = _sacrebleu_cli(ref, hyp, tok)
+    ours = scoring.score(scoring.read_lines(hyp), scoring.read_lines(ref), tok)
+    assert ours["bleu"] == pytest.approx(cli_bleu, abs=5e-6)
+    assert ours["chrf"] == pytest.approx(cli_chrf, abs=5e-6)
+    assert f"tok:{tok}" in ours["bleu_signature"] and "version:" in ours["bleu_signature"]
+    assert 0 < ours["bleu"] < 100
+
+
+def test_metric_module_loads_offline_by_path_and_checks_input():
+    import evaluate
+
+    from hfrepro.seq2seq.scoring import METRIC_DIR
+
+    src = (METRIC_DIR / "bleu.py").read_text(encoding="utf-8")
+    assert all(not ln.startswith("import") or "," not in ln for ln in src.splitlines())  # one import per line
+    m = evaluate.load(str(METRIC_DIR.resolve()))
+    perfect = m.compute(predictions=["a b c d e"], references=[["a b c d e"]])
+    assert perfect["bleu"] == pytest.approx(100.0) and perfect["chrf"] == pytest.approx(100.0)
+    two_refs = m.compute(predictions=["a b c d e"], references=[["x y", "a b c d e"]])
+    assert two_refs["bleu"] == pytest.approx(100.0) and "nrefs:2" in two_refs["bleu_signature"]
+    with pytest.raises(ValueError, match="tokenizer"):
+        m.compute(predictions=["a"], references=[["a"]], tokenize="nope")
+
+
+def test_tokenize_choice_and_check():
+    from hfrepro.seq2seq.scoring import check_tokenize, default_tokenize
+
+    assert default_tokenize("ko") == "char" and default_tokenize("fr") == "13a" and default_tokenize("zh") == "zh"
+    with pytest.raises(UserError, match="unknown BLEU tokenizer"):
+        check_tokenize("words")
+    with pytest.raises(UserError, match="SentencePiece|sentencepiece"):
+        check_tokenize("flores200")
+
+
+def test_one_line_keeps_files_and_memory_equal():
+    from hfrepro.seq2seq.scoring import one_line
+    assert one_line("a\rb\u2028c\nd") == "a b c d"
+
+
+# --- pair files ----------------------------------------------------------------------------------------------
+
+def test_pair_files_read(tmp_path):
+    from hfrepro.seq2seq.data import load_pairs, read_pair_file
+
+    rows, src, tgt = read_pair_file(FIX / "pairs_en_ko.tsv", "en", "ko")
+    assert (src, tgt) == ("en", "ko") and len(rows) == 80 and set(rows[0]) == {"source", "target"}
+    j = tmp_path / "p.jsonl"
+    j.write_text('{"source": "Click OK.", "target": "확인을 누릅니다."}\n\n{"source": "Save", "target": "저장"}\n',
+                 encoding="utf-8")
+    assert [r["target"] for r in read_pair_file(j)[0]] == ["확인을 누릅니다.", "저장"]
+    c = tmp_path / "p.csv"
+    c.write_text('source,target,note\n"Hello, world",안녕,x\n', encoding="utf-8")
+    assert read_pair_file(c)[0] == [{"source": "Hello, world", "target": "안녕"}]
+    pairs = load_pairs(str(FIX / "pairs_en_ko.tsv"), "en", "ko")
+    assert sum(len(pairs.splits[s]) for s in ("train", "validation", "test")) == 80
+    assert pairs.source_lang == "en" and pairs.target_lang == "ko"
+
+
+@pytest.mark.parametrize("name,content,match,line", [
+    ("no_header.tsv", "Click OK.\t확인\n", "missing column", "no_header.tsv:1"),
+    ("wrong_cols.tsv", "source\tmeaning\nClick\t확인\n", "missing column.*'target'", ":1"),
+    ("empty_side.tsv", "source\ttarget\nClick\t확인\nSave\t \n", "line 3: column 'target' is empty", ":3"),
+    ("short_row.tsv", "source\ttarget\nClick\t확인\nSave\n", "line 3 has 1 column", ":3"),
+    ("missing_key.jsonl", '{"source": "a", "target": "b"}\n\n{"source": "c"}\n', "line 3: no key 'target'", ":3"),
+    ("empty.jsonl", '{"source": "a", "target": "b"}\n{"source": "", "target": "b"}\n', "line 2: 'source' is empty", ":2"),
+    ("number.jsonl", '{"source": "a", "target": 3}\n', "line 1: 'target' is a int", ":1"),
+    ("bad.json.jsonl", '{"source": "a", "target": "b"}\n{"source": \n', "invalid JSON on line 2", ":2"),
+    ("pairs.txt", "a\tb\n", "unsupported pair file type", "pairs.txt"),
+])
+def test_pair_file_errors_name_the_line(tmp_path, name, content, match, line):
+    from hfrepro.seq2seq.data import read_pair_file
+
+    p = tmp_path / name
+    p.write_text(content, encoding="utf-8")
+    with pytest.raises(UserError, match=match) as e:
+        read_pair_file(p)
+    assert line in (e.value.where or "")
+
+
+def test_pair_file_wrong_encoding_names_the_line(tmp_path):
+    from hfrepro.seq2seq.data import read_pair_file
+
+    p = tmp_path / "cp949.tsv"
+    p.write_bytes("source\ttarget\nClick\t확인\n".encode("utf-8") + "Save\t저장\n".encode("cp949"))
+    with pytest.raises(UserError, match="not valid UTF-8.*line 3") as e:
+        read_pair_file(p)
+    assert e.value.where.endswith(":3") and "iconv" in e.value.fix
+
+
+def test_unknown_dataset_and_direction():
+    from hfrepro.seq2seq.data import load_pairs
+
+    with pytest.raises(UserError, match="unknown parallel dataset"):
+        load_pairs("lo-help-en-xx")
+    with pytest.raises(UserError, match="not en->de"):
+        load_pairs("lo-help-en-ko", "en", "de")
+
+
+def test_buckets():
+    from hfrepro.seq2seq.data import bucket_of
+    assert [bucket_of(n) for n in (0, 1, 5, 6, 20, 21, 40, 41, 300)] == \
+        ["1-5", "1-5", "1-5", "6-10", "11-20", "21-30", "31-40", "41+", "41+"]
+
+
+# --- GRU models ----------------------------------------------------------------------------------------------
+
+def _gru(attention: bool, V: int = 40):
+    import torch
+
+    from hfrepro.seq2seq.rnn import GRUSeq2Seq, GRUSeq2SeqConfig
+    torch.manual_seed(0)
+    return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=V, embed_dim=16, hidden_size=24, attention_dim=24,
+                                       attention=attention, dropout=0.0)).eval()
+
+
+def test_attention_weights_are_a_distribution_over_real_source_tokens():
+    import torch
+
+    m = _gru(True)
+    x = torch.tensor([[5, 6, 7, 2, 0, 0], [8, 9, 10, 11, 12, 2]])
+    out = m(input_ids=x, labels=torch.tensor([[5, 6, 2], [7, 2, -100]]))
+    a = out.attentions  # [B, T, S]
+    assert a.shape == (2, 3, 6)
+    assert torch.allclose(a.sum(-1), torch.ones(2, 3), atol=1e-5)
+    assert a[0, :, 4:].abs().max() == 0  # padding never attended
+    assert _gru(False)(input_ids=x, labels=torch.tensor([[5, 6, 2], [7, 2, -100]])).attentions is None
+
+
+def test_padding_does_not_change_the_translation():
+    import torch
+
+    for att in (False, True):
+        m = _gru(att)
+        x = torch.tensor([[5, 6, 7, 2]])
+        xp = torch.tensor([[5, 6, 7, 2, 0, 0, 0]])
+        assert torch.equal(m.generate(x, max_new_tokens=6), m.generate(xp, max_new_tokens=6))
+
+
+def test_beam_search_one_beam_is_greedy_and_beams_score_at_least_greedy():
+    import torch
+
+    m = _gru(True)
+    x = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0]])
+    greedy = m.generate(x, max_new_tokens=8)
+    beam1 = m.generate(x, max_new_tokens=8, num_beams=1)
+    assert torch.equal(greedy, beam1)
+    beam4 = m.generate(x, max_new_tokens=8, num_beams=4, length_penalty=0.0)
+
+    def logp(seq, b):  # total log-probability of a decoded sequence (up to and including </s>)
+        seq = [t for t in seq.tolist() if t != 0]
+        labels = torch.tensor([seq])
+        out = m(input_ids=x[b:b + 1], labels=labels)
+        return -out.loss.item() * len(seq)
+
+    for b in range(2):
+        if 2 in greedy[b].tolist() and 2 in beam4[b].tolist():
+            assert logp(beam4[b], b) >= logp(greedy[b], b) - 1e-4
+
+
+def test_gru_save_and_reload(tmp_path):
+    import torch
+
+    from hfrepro.seq2seq.rnn import GRUSeq2Seq
+    m = _gru(True)
+    m.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "hfrepro-gru-seq2seq"
+    m2 = GRUSeq2Seq.from_pretrained(tmp_path).eval()
+    x = torch.tensor([[5, 6, 7, 2]])
+    assert torch.equal(m.generate(x, max_new_tokens=5), m2.generate(x, max_new_tokens=5))
+
+
+def test_batch_plan_and_schedule():
+    from hfrepro.seq2seq.train import batch_plan, lr_at
+
+    lengths = list(range(1, 201))
+    a, b = batch_plan(lengths, 8, 40, seed=1), batch_plan(lengths, 8, 40, seed=1)
+    assert a == b and len(a) == 40 and batch_plan(lengths, 8, 40, seed=2) != a
+    assert sorted(i for batch in a[:25] for i in batch) == list(range(200))  # one epoch = every pair once
+    spread = sum(max(lengths[i] for i in x) - min(lengths[i] for i in x) for x in a[:25]) / 25
+    assert spread < 30  # batches hold pairs of similar length
+    assert lr_at(0, 1.0, 10, 100) == pytest.approx(0.1) and lr_at(9, 1.0, 10, 100) == pytest.approx(1.0)
+    assert lr_at(55, 1.0, 10, 100) == pytest.approx(0.5) and lr_at(100, 1.0, 10, 100) == 0.0
+
+
+def test_romanize_fallback():
+    from hfrepro.seq2seq.report import romanize
+    assert romanize("한국어 OK") == "hangugeo OK"
+
+
+# --- the recipe end to end, resume, the translate command ----------------------------------------------------
+
+def _tiny_args(out: Path, **kw):
+    from hfrepro.seq2seq.train import Seq2SeqArguments
+    base = dict(dataset=str(FIX / "pairs_en_ko.tsv"), source_lang="en", target_lang="ko", output_dir=str(out),
+                vocab_size=300, embed_dim=16, hidden_size=24, d_model=16, layers=1, heads=2, ffn_dim=32,
+                max_steps=4, batch_size=8, warmup_steps=1, save_steps=2, logging_steps=2, num_beams=2,
+                eval_batch_size=8, progress=False, threads=1)
+    base.update(kw)
+    return Seq2SeqArguments(**base)
+
+
+def test_recipe_end_to_end_then_translate_command(tmp_path, capsys):
+    from hfrepro.cli import main
+    from hfrepro.seq2seq import train
+
+    out = tmp_path / "run"
+    summary = train.run(_tiny_args(out))
+    assert summary["archs"] == ["rnn", "rnn_attention", "transformer"]
+    for arch in summary["archs"]:
+        d = out / arch
+        for f in ("config.yaml", "metrics.json", "hyp.txt", "ref.txt", "test.tsv", "model/model.safetensors",
+                  "model/config.json", "model/tokenizer.json", "model/README.md"):
+            assert (d / f).is_file(), f"{arch}: {f} missing"
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["steps"] == 4 and m["test_sentences"] == 8 and "tok:char" in m["bleu_signature"]
+        assert sum(r["sentences"] for r in m["by_length"]) == 8
+        card = (d / "model" / "README.md").read_text()
+        assert "translation" in card and f"{m['bleu']:.4g}" in card
+    for f in ("results.md", "bleu_by_length.png", "attention.png", "config.yaml", "metrics.json", "tokenizer/tokenizer.json"):
+        assert (out / f).is_file(), f
+    assert json.loads((out / "metrics.json").read_text())["claim"]["held"] is None  # 8 test pairs: not judged
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(out / "rnn_attention"), "--num_beams", "2", "Apply Filter", "Save"])
+    assert e.value.code == 0
+    assert len(capsys.readouterr().out.strip("\n").split("\n")) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(out), "Apply Filter"])  # three models there: which one?
+    assert e.value.code == 2 and "say which" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(tmp_path / "nope"), "x"])
+    assert e.value.code == 2
+
+
+def test_bad_pair_file_exits_2_with_line(tmp_path, capsys):
+    from hfrepro.cli import main
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("source\ttarget\nClick\t확인\nSave\t\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as e:
+        main(["seq2seq", "--dataset", str(bad), "--output_dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "line 3" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("arch", ["rnn_attention", "transformer"])
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, arch):
+    """Train 4 updates straight; train again, 'killed' after the checkpoint at update 2 (later files removed as
+    if they had never been written); the re-run resumes at update 2 and ends with the very same weights."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from hfrepro.seq2seq import train
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    train.run(_tiny_args(a, arch=arch, num_beams=1))
+    train.run(_tiny_args(b, arch=arch, num_beams=1))
+    for f in ("model", "checkpoints/checkpoint-4", "metrics.json", "hyp.txt"):
+        p = b / arch / f
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    assert (b / arch / "checkpoints" / "checkpoint-2").is_dir()
+    train.run(_tiny_args(b, arch=arch, num_beams=1))
+    wa, wb = load_file(a / arch / "model" / "model.safetensors"), load_file(b / arch / "model" / "model.safetensors")
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+    log = [json.loads(x) for x in (b / arch / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 4
+
+
+def test_claim_check_can_hold_and_can_fail(tmp_path):
+    """The verdict comes from the numbers: a plain model that truncates long outputs loses to one that does not;
+    two identical systems give no verdict of reproduction."""
+    import random
+
+    from hfrepro.seq2seq.report import attention_claim
+    from hfrepro.seq2seq.scoring import write_lines
+
+    rng = random.Random(0)
+    syll = [chr(0xAC00 + rng.randrange(11172)) for _ in range(300)]
+
+    def sent(n):
+        return " ".join("".join(rng.choice(syll) for _ in range(3)) for _ in range(n))
+
+    src = [" ".join(["w"] * (25 if i % 2 else 5)) for i in range(240)]
+    ref = [sent(25 if i % 2 else 5) for i in range(240)]
+    truncated = [r[:24] for r in ref]  # right on short sentences, cut short on long ones
+
+    def run(rnn_hyp, att_hyp):
+        for arch, hyp in (("rnn", rnn_hyp), ("rnn_attention", att_hyp)):
+            d = tmp_path / arch
+            d.mkdir(exist_ok=True)
+            write_lines(d / "src.txt", src), write_lines(d / "ref.txt", ref), write_lines(d / "hyp.txt", hyp)
+        return attention_claim(tmp_path, {"rnn": {}, "rnn_attention": {}}, "char", 21)
+
+    good = run(truncated, ref)
+    assert good["held"] is True and good["p_value"] < 0.05 and good["n_long"] == 120
+    same = run(truncated, truncated)
+    assert same["held"] is False
+
+
+@pytest.mark.parametrize("style,model_type", [("pre_ln", "m2m_100"), ("marian", "marian")])
+def test_transformer_styles_save_and_load(tmp_path, style, model_type):
+    import torch
+
+    from hfrepro.seq2seq.data import train_tokenizer
+    from hfrepro.seq2seq.decode import arch_of, load_model, translate
+    from hfrepro.seq2seq.train import build_model, save_model
+
+    from hfrepro.seq2seq.data import load_pairs
+    pairs = load_pairs(str(FIX / "pairs_en_ko.tsv"), "en", "ko")
+    tok = train_tokenizer(pairs, 300)
+    m = build_model("transformer", tok, _tiny_args(tmp_path, transformer_style=style)).eval()
+    assert m.config.model_type == model_type
+    save_model(m, tok, tmp_path / "model")
+    m2, tok2 = load_model(tmp_path)
+    assert arch_of(m2) == "transformer"
+    with torch.no_grad():
+        assert translate(m, tok, ["Apply Filter"], num_beams=2) == translate(m2, tok2, ["Apply Filter"], num_beams=2)
