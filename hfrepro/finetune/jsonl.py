@@ -282,7 +282,8 @@ def check_file(path: str | Path, tokenizer=None, context: int | None = None, max
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
-            rep.add(ln, "invalid-json", f"invalid JSON: {e.msg} (column {e.colno})", "dropped")
+            at = "column" if e.msg.endswith(" at") else "at column"   # "Unterminated string starting at"
+            rep.add(ln, "invalid-json", f"invalid JSON: {e.msg} {at} {e.colno}", "dropped")
             continue
         if not isinstance(obj, dict):
             rep.add(ln, "not-object", f"a JSON {_jtype(obj)}, expected an object like "
@@ -368,8 +369,12 @@ def render(rep: Report, out: Path | None) -> str:
     lines = [f"Analyzing {rep.path} ...",
              f"- {rep.lines:,} line(s), format: {fmt}"]
     if rep.problems:
-        n_err = len(rep.errors)
-        lines.append(f"- {len(rep.problems)} problem(s) ({n_err} error(s), {len(rep.problems) - n_err} warning(s)):")
+        n_drop = sum(1 for p in rep.problems if p.fix == "dropped")
+        n_note = sum(1 for p in rep.problems if p.fix is None)
+        parts = [f"{len(rep.problems) - n_drop - n_note} fixed", f"{n_drop} example(s) dropped"]
+        if n_note:
+            parts.append(f"{n_note} note(s), nothing changed")
+        lines.append(f"- {len(rep.problems)} problem(s): {', '.join(parts)}")
         for p in sorted(rep.problems, key=lambda p: (p.line, p.code)):
             lines.append(f"  {p.render()}")
     else:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,9 +51,9 @@ from hfrepro.errors import UserError
 
 METHODS = ("full", "head", "lora")
 
-# Learning rates that worked on SmolLM2-135M in this project's comparison (see docs/finetune.md); LoRA and a
-# freshly untied head want a larger step than full fine-tuning.
-DEFAULT_LR = {"full": 3e-5, "head": 3e-4, "lora": 1e-3}
+# Defaults for runs of a few epochs over a few hundred examples (the README workflow). LoRA and the untied head
+# want a larger step than full fine-tuning; the 16-step comparison uses larger ones (compare.COMPARE_LR).
+DEFAULT_LR = {"full": 3e-5, "head": 1e-3, "lora": 1e-3}
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -295,6 +296,8 @@ class EventLog:
         self.echo = echo
 
     def __call__(self, msg: str) -> None:
+        if os.environ.get("RANK", "0") not in ("", "0"):  # several processes: only the main one writes
+            return
         line = f"[{_now()}] {msg}"
         if self.echo:
             print(line, flush=True)
@@ -430,6 +433,7 @@ def build_trainer(model, train_dataset, eval_dataset=None, *, method: str = "lor
                 "prompt/completion example per assistant turn instead")
             train_ds = split_turns(train_ds)
             eval_ds = split_turns(eval_ds) if eval_ds is not None else None
+            kind = "conversational_prompt_completion"
 
     context = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
     if sft_config is None:
@@ -485,23 +489,30 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
     Metrics: method, trainable_params, total_params, trainable_pct, train_loss, [eval_loss], steps, epochs,
     tokens_seen, train_seconds, tokens_per_second, peak_memory_bytes, flops_estimate, model_dir, ...
     """
-    from hfrepro.finetune.memory import PeakMemory
-    from hfrepro.fsutil import atomic_dir
-
     s = build_trainer(model, train_dataset, eval_dataset, method=method, run_dir=run_dir, tokenizer=tokenizer,
                       lora=lora, merge=merge, sft_config=sft_config, config=config, overwrite=overwrite,
                       callbacks=callbacks, log=log, echo=echo, **sft_kwargs)
-    trainer, run, log, args = s.trainer, s.run, s.log, s.trainer.args
     if s.finished:
-        log(f"Run already finished: {s.finished.get('model_dir')} (delete the folder, or pass overwrite, to "
-            "train again)")
+        s.log(f"Run already finished: {s.finished.get('model_dir')} (delete the folder, or pass overwrite, to "
+              "train again)")
         return s.finished
+    metrics = fit(s)
+    if not s.trainer.accelerator.is_main_process:
+        return metrics
+    return save(s, metrics, merge=merge, card=card)
+
+
+def fit(s: SFTSetup) -> dict:
+    """Train (resuming from the last checkpoint if any) and measure; returns the metrics (nothing saved)."""
+    from hfrepro.finetune.memory import PeakMemory
+
+    trainer, run, log, args, method = s.trainer, s.run, s.log, s.trainer.args, s.method
     epochs = args.num_train_epochs if args.max_steps <= 0 else None
     n_ex = len(trainer.train_dataset)
     log(f"Fine-tune {run.path.name}: method={method} model={s.base_name} examples={n_ex:,} ({s.kind}) "
         f"trainable={s.trainable:,}/{s.total:,} ({100 * s.trainable / s.total:.2f}%)")
     if epochs:
-        planned, how = s.tokens_per_epoch * epochs, f"{s.tokens_per_epoch:,} tokens/epoch x {epochs:g} epoch(s)"
+        planned, how = int(s.tokens_per_epoch * epochs), f"{s.tokens_per_epoch:,} tokens/epoch x {epochs:g} epoch(s)"
     else:
         per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
         planned = int(s.tokens_per_epoch / max(n_ex, 1) * per_step * args.max_steps)
@@ -511,10 +522,10 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
     ckpt = run.last_checkpoint()
     if ckpt:
         log(f"Resuming from {ckpt}")
-    t0 = time.time()
-    with PeakMemory() as pm:
+    with PeakMemory() as pm:   # entering it frees memory first (gc, malloc_trim): not part of the timing
+        t0 = time.time()
         out = trainer.train(resume_from_checkpoint=ckpt)
-    train_seconds = time.time() - t0
+        train_seconds = time.time() - t0
     state = trainer.state
     metrics: dict[str, Any] = {
         "method": method, "model": s.base_name, "format": s.kind, "examples": n_ex,
@@ -526,14 +537,22 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
         "peak_memory_bytes": int(pm.peak_bytes), "peak_memory_kind": pm.kind,
         "flops_per_token": s.flops_per_token, "flops_estimate": s.flops_per_token * int(state.num_input_tokens_seen),
         "trainer_total_flos": float(state.total_flos), "learning_rate": float(args.learning_rate),
-        "assistant_only_loss": s.assistant_only, "resumed_from": ckpt, **s.head_info,
+        "assistant_only_loss": s.assistant_only, "resumed_from": ckpt, "world_size": int(args.world_size),
+        **s.head_info,
     }
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     if losses:
         metrics["first_loss"], metrics["last_loss"] = float(losses[0]), float(losses[-1])
     if trainer.eval_dataset is not None:
         metrics["eval_loss"] = float(trainer.evaluate().get("eval_loss", float("nan")))
+    return metrics
 
+
+def save(s: SFTSetup, metrics: dict, merge: bool = False, card: dict | None = None) -> dict:
+    """Write run/model (and run/adapter when merging LoRA) with a model card; record the metrics."""
+    from hfrepro.fsutil import atomic_dir
+
+    trainer, run, log, method = s.trainer, s.run, s.log, s.method
     acc = trainer.accelerator
     acc.wait_for_everyone()
     if not acc.is_main_process:
@@ -559,8 +578,8 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
         metrics["adapter_dir"] = str(adapter_dir)
     metrics["finished"] = True
     run.write_metrics(metrics)
-    log(f"Fine-tune succeeded: {state.global_step} steps, {metrics['tokens_seen']:,} tokens, "
-        f"train loss {metrics['train_loss']:.4f}, {train_seconds:.0f}s; model saved to {model_dir}")
+    log(f"Fine-tune succeeded: {metrics['steps']} steps, {metrics['tokens_seen']:,} tokens, "
+        f"train loss {metrics['train_loss']:.4f}, {metrics['train_seconds']:.0f}s; model saved to {model_dir}")
     return metrics
 
 

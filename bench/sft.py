@@ -1,0 +1,110 @@
+"""SFT training throughput: hfrepro's `train_sft` against a plain TRL SFTTrainer script with the same settings
+(target: ratio >= 0.95). Same model, rows, method, steps, batch, learning rate, max_length, threads.
+
+    .venv/bin/python bench/sft.py                       # LoRA, 12 steps x 8 rows of stage 5's task, 3 rounds
+    .venv/bin/python bench/sft.py --method full --rounds 2 --threads 2
+
+Each run is its own process; the order alternates (ours, plain, plain, ours, ...) so drifting machine load
+hits both alike; the median tokens/sec of each side is compared. Writes bench/results/sft.json, prints a
+Markdown table.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ours(a) -> dict:
+    from hfrepro.finetune.sft import train_sft
+    from hfrepro.training import setup_runtime
+
+    setup_runtime(seed=0, threads=a.threads)
+    rows = [json.loads(x) for x in open(a.data)]
+    m = train_sft(a.model, rows, method=a.method, run_dir=tempfile.mkdtemp(prefix="sft-bench-"), echo=False,
+                  max_steps=a.max_steps, per_device_train_batch_size=a.batch_size, learning_rate=a.learning_rate,
+                  max_length=a.max_length, logging_steps=1, save_strategy="no", seed=0, data_seed=0)
+    return {"tokens": m["tokens_seen"], "seconds": m["train_seconds"], "train_loss": m["train_loss"],
+            "steps": m["steps"]}
+
+
+def run_one(side: str, a, data: Path, model: str) -> dict:
+    common = ["--model", model, "--data", str(data), "--method", a.method, "--max_steps", str(a.max_steps),
+              "--batch_size", str(a.batch_size), "--learning_rate", str(a.learning_rate),
+              "--max_length", str(a.max_length), "--threads", str(a.threads)]
+    script = [str(REPO / "bench" / "sft.py"), "--_side", "ours"] if side == "ours" else \
+        [str(REPO / "bench" / "sft_plain_trl.py")]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(a.threads),
+           "HFREPRO_THREADS": str(a.threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    p = subprocess.run([sys.executable, *script, *common], capture_output=True, text=True, env=env, cwd=REPO)
+    if p.returncode != 0:
+        raise SystemExit(f"{side} run failed:\n{p.stderr[-3000:]}")
+    return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--method", default="lora", choices=["lora", "full"])
+    ap.add_argument("--max_steps", type=int, default=12)
+    ap.add_argument("--batch_size", type=int, default=8)
+    ap.add_argument("--learning_rate", type=float, default=1e-3)
+    ap.add_argument("--max_length", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--_side", default=None)
+    a = ap.parse_args()
+    if a._side == "ours":
+        print(json.dumps(ours(a)))
+        return
+
+    from hfrepro.fewshot import load_task
+    from hfrepro.finetune.compare import TASK_FILE, training_rows
+    from hfrepro.models import resolve
+    from hfrepro.report import md_table
+
+    model = resolve(a.model)
+    data = Path(tempfile.mkdtemp(prefix="sft-bench-")) / "rows.jsonl"
+    rows = training_rows(load_task(str(TASK_FILE)), a.max_steps * a.batch_size)
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = {"ours": [], "plain": []}
+    order = []
+    for i in range(a.rounds):
+        order += ["ours", "plain"] if i % 2 == 0 else ["plain", "ours"]
+    for side in order:
+        r = run_one(side, a, data, model)
+        r["tokens_per_s"] = r["tokens"] / r["seconds"]
+        runs[side].append(r)
+        print(f"  {side:5s} {r['tokens']:,} tokens in {r['seconds']:.2f}s = {r['tokens_per_s']:.1f} tokens/s "
+              f"(loss {r['train_loss']:.4f})", flush=True)
+    med = {s: statistics.median(x["tokens_per_s"] for x in v) for s, v in runs.items()}
+    ratio = med["ours"] / med["plain"]
+    same = all(r["tokens"] == runs["ours"][0]["tokens"] for r in runs["ours"] + runs["plain"])
+    losses_match = abs(runs["ours"][0]["train_loss"] - runs["plain"][0]["train_loss"]) < 1e-3
+    table = [{"side": "hfrepro train_sft", "median tokens/s": med["ours"],
+              "runs": ", ".join(f"{x['tokens_per_s']:.1f}" for x in runs["ours"])},
+             {"side": "plain TRL SFTTrainer", "median tokens/s": med["plain"],
+              "runs": ", ".join(f"{x['tokens_per_s']:.1f}" for x in runs["plain"])}]
+    out = {"method": a.method, "max_steps": a.max_steps, "batch_size": a.batch_size, "threads": a.threads,
+           "cpu_count": os.cpu_count(), "tokens_per_run": runs["ours"][0]["tokens"], "same_tokens": same,
+           "same_first_loss": losses_match, "median_tokens_per_s": med, "ratio": ratio, "target": 0.95,
+           "meets_target": ratio >= 0.95, "runs": runs, "load_average": os.getloadavg(),
+           "date": time.strftime("%Y-%m-%d %H:%M")}
+    res = REPO / "bench" / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    (res / "sft.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(md_table(table, digits=1))
+    print(f"ratio hfrepro / plain TRL = {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}); "
+          f"same tokens: {same}; same train loss: {losses_match}; load average {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

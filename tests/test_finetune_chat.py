@@ -1,0 +1,64 @@
+"""hfrepro chat: history kept across turns, /reset, /system, streamed tokens."""
+
+import io
+
+import pytest
+
+from finetune_helpers import tiny_model_dir  # noqa: F401  (fixture)
+from hfrepro.errors import UserError
+from hfrepro.finetune.chat import ChatSession, repl
+
+
+@pytest.fixture
+def session(tiny_model_dir):
+    return ChatSession.load(str(tiny_model_dir), max_new_tokens=5, temperature=0.0, out=io.StringIO())
+
+
+def test_history_is_kept_and_sent(session):
+    seen = []
+    orig = session.tok.apply_chat_template
+
+    def spy(msgs, **kw):
+        seen.append([m["content"] for m in msgs])
+        return orig(msgs, **kw)
+
+    session.tok.apply_chat_template = spy
+    pieces = []
+    a1 = session.send("The cat sat?", on_token=pieces.append)
+    assert "".join(pieces).strip() == a1          # the reply is exactly what was streamed
+    session.send("And the dog?")
+    assert seen[-1] == ["The cat sat?", a1, "And the dog?"]   # turn 2 sees turn 1
+    assert [m["role"] for m in session.messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_reset_and_system(session):
+    session.send("hello")
+    assert session.handle("/reset").startswith("(conversation reset")
+    assert session.messages == []
+    msg = session.handle("/system You are a dictionary.")
+    assert "You are a dictionary." in msg
+    assert session.messages == [{"role": "system", "content": "You are a dictionary."}]
+    session.send("cat?")
+    session.handle("/reset")
+    assert session.messages == [{"role": "system", "content": "You are a dictionary."}]  # system kept
+    assert "unknown command" in session.handle("/frobnicate")
+    with pytest.raises(EOFError):
+        session.handle("/exit")
+
+
+def test_scripted_repl(session):
+    repl(session, messages=["The cat?", "/history", "/reset", "/history"])
+    out = session.out.getvalue()
+    assert "user> The cat?" in out and "assistant> " in out and "user: The cat?" in out and "(empty)" in out
+
+
+def test_context_overflow_drops_oldest(session):
+    session.context = 60
+    for _ in range(6):
+        session.send("The queen spoke to the king about the war and the land.")
+    assert session.messages[0]["role"] == "user" and len(session.messages) < 12
+
+
+def test_unknown_run(tmp_path):
+    with pytest.raises(UserError):
+        ChatSession.load("ft-does-not-exist", runs_dir=tmp_path)

@@ -1,0 +1,99 @@
+"""Jobs: create (background), follow, list, a dead job shown as failed, cancel; the CLI's exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from finetune_helpers import tiny_model_dir  # noqa: F401  (fixture)
+from hfrepro.errors import UserError
+from hfrepro.finetune import jobs
+
+BAD = Path(__file__).resolve().parent / "fixtures" / "finetune" / "bad"
+
+
+def _data(tmp_path) -> Path:
+    f = tmp_path / "train.jsonl"
+    words = [("cat", "noun"), ("run", "verb"), ("big", "adjective"), ("fast", "adverb"), ("dog", "noun"),
+             ("sing", "verb"), ("small", "adjective"), ("slowly", "adverb"), ("king", "noun"), ("walk", "verb"),
+             ("old", "adjective"), ("often", "adverb")]
+    rows = [{"prompt": f"{w} ->", "completion": f" {p}"} for w, p in words]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return f
+
+
+def test_background_job_follow_list_and_chat(tiny_model_dir, tmp_path, capsys):
+    """One detached process trains; follow streams its log to the end; list shows it; chat loads it."""
+    runs = tmp_path / "runs"
+    req = jobs.JobRequest(training_file=str(_data(tmp_path)), model=str(tiny_model_dir), method="lora",
+                          epochs=2, batch_size=4, threads=1)
+    run = jobs.create(req, base=runs, name="ft-test", background=True)
+    job = jobs.job_status(run)
+    assert job["status"] in ("queued", "running", "succeeded") and job["pid"]
+    final = jobs.follow(run, poll=0.2, timeout=240)
+    out = capsys.readouterr().out
+    assert final["status"] == "succeeded", final.get("error")
+    for line in ("Created fine-tune: ft-test", "Fine-tune started", "Estimated cost", "Completed epoch 1/2",
+                 "Completed epoch 2/2", "Fine-tune succeeded", "Job complete"):
+        assert line in out, out
+    rows = [jobs.summary(r) for r in jobs.list_run_dirs(runs)]
+    assert [(r["id"], r["status"], r["method"], r["steps"]) for r in rows] == [("ft-test", "succeeded", "lora", 6)]
+    from hfrepro.finetune.chat import ChatSession
+    s = ChatSession.load("ft-test", runs_dir=runs, max_new_tokens=4, out=open(os.devnull, "w"))
+    assert s.send("The cat?") is not None and len(s.messages) == 2
+
+
+def test_dead_job_shows_as_failed_with_its_last_error(tmp_path):
+    run = tmp_path / "runs" / "ft-dead"
+    run.mkdir(parents=True)
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    (run / "stderr.log").write_text("Traceback (most recent call last):\nMemoryError: out of memory\n")
+    jobs.write_job(run, id="ft-dead", status="running", pid=p.pid, pid_start="123", created=time.time())
+    job = jobs.job_status(run)
+    assert job["status"] == "failed"
+    assert f"pid {p.pid}" in job["error"] and "MemoryError: out of memory" in job["error"]
+    assert jobs.summary(run)["status"] == "failed"
+
+
+def test_cancel_a_running_job(tmp_path):
+    run = tmp_path / "runs" / "ft-sleep"
+    run.mkdir(parents=True)
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    jobs.write_job(run, id="ft-sleep", status="running", pid=p.pid, pid_start=jobs._proc_start(p.pid),
+                   created=time.time())
+    assert jobs.job_status(run)["status"] == "running"
+    job = jobs.cancel(run)
+    p.wait(timeout=10)
+    assert job["status"] == "cancelled"
+    with pytest.raises(UserError, match="not running"):
+        jobs.cancel(run)
+
+
+def test_create_refuses_bad_input_before_any_job(tmp_path):
+    runs = tmp_path / "runs"
+    with pytest.raises(UserError, match="line 3: invalid JSON"):
+        jobs.create(jobs.JobRequest(training_file=str(BAD / "invalid_json.jsonl")), base=runs)
+    with pytest.raises(UserError, match="unknown method"):
+        jobs.create(jobs.JobRequest(training_file=str(_data(tmp_path)), method="adapter"), base=runs)
+    with pytest.raises(UserError, match="--merge only applies"):
+        jobs.create(jobs.JobRequest(training_file=str(_data(tmp_path)), method="full", merge=True), base=runs)
+    with pytest.raises(UserError, match="no fine-tuning run 'ft-nope'"):
+        jobs.find_run("ft-nope", runs)
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_cli_prepare_data_exit_codes(tmp_path):
+    """The CLI end to end (one subprocess): messages by line, prepared file written, exit 0; --check exit 1;
+    a file with nothing usable: exit 2 with one clear message."""
+    src = tmp_path / "d.jsonl"
+    src.write_bytes((BAD / "duplicate.jsonl").read_bytes())
+    r = run_cli("finetune", "prepare-data", "-f", src, "-m", "none", "--check")
+    assert r.returncode == 1 and "line 4: duplicate of line 1 -> dropped" in r.stdout, r.stdout + r.stderr
+    r = run_cli("finetune", "prepare-data", "-f", tmp_path / "missing.jsonl", "-m", "none")
+    assert r.returncode == 2 and "error: file not found" in r.stderr and "Traceback" not in r.stderr
