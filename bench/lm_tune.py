@@ -5,7 +5,7 @@
 
 Keys: tokens (training tokens), B (batch), T (block), lr, L (layers), d (width), V (BPE vocabulary).
 Scores the first 20,000 characters of *validation* speeches (the test text is never used for choices) and
-appends a JSON line to bench/results/lm_tune.jsonl. docs/lm.md lists the grid that was run.
+appends a JSON line to bench/results/lm_tune.jsonl (a scratch log, not committed).
 """
 
 import json
