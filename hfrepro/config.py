@@ -70,6 +70,9 @@ def parse_args(types: type | Sequence[type], config: str | None = None, argv: Se
         for action in parser._actions:
             if action.dest in values:
                 action.required = False
+    if any(any(f.name == "use_cpu" for f in dataclasses.fields(t)) for t in types):
+        from hfrepro.training import use_cpu_without_accelerator
+        use_cpu_without_accelerator()  # TrainingArguments sets up processes when built: CPU-only must be known
     parsed = parser.parse_args_into_dataclasses(args=argv + (["--config", cfg_path] if cfg_path else []),
                                                 return_remaining_strings=False)
     return tuple(p for p in parsed if dataclasses.is_dataclass(p))

@@ -60,6 +60,16 @@ def configure_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def use_cpu_without_accelerator() -> None:
+    """Without a GPU, tell accelerate to use the CPU (ACCELERATE_USE_CPU=true), overriding the `False` that
+    `accelerate launch` exports from a config with `use_cpu: false` (recipes/accelerate/cpu_2proc.yaml).
+    Must happen before `TrainingArguments` is built: its __post_init__ sets up the process state."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+
+
 def setup_runtime(seed: int | None = None, threads: int | None = None) -> int:
     """Call first in every recipe: fixes threads, makes multi-process CPU runs really distributed, seeds.
 
@@ -68,10 +78,7 @@ def setup_runtime(seed: int | None = None, threads: int | None = None) -> int:
     ACCELERATE_USE_CPU when no accelerator is present so Trainer, TRL and bare Accelerator all agree.
     Returns the number of torch threads per process.
     """
-    import torch
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    use_cpu_without_accelerator()
     n = configure_threads(threads or None)
     if seed is not None:
         set_seed(seed)

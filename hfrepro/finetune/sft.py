@@ -338,8 +338,8 @@ def progress_callback(log: Callable[[str], None], flops_tok: float, every: int =
             losses = [h["loss"] for h in state.log_history if "loss" in h]
             tok = int(state.num_input_tokens_seen)
             log(f"Completed epoch {round(state.epoch or 0)}/{total}"
-                + (f" (loss {losses[-1]:.4f}" if losses else " (")
-                + f", tokens seen {tok:,}, ~{flops_tok * tok:.2e} FLOPs so far)")
+                + (f" (loss {losses[-1]:.4f}, " if losses else " (")
+                + f"tokens seen {tok:,}, ~{flops_tok * tok:.2e} FLOPs so far)")
 
     return Progress()
 
@@ -447,8 +447,12 @@ def build_trainer(model, train_dataset, eval_dataset=None, *, method: str = "lor
         args.output_dir = str(run.checkpoints)
     args.assistant_only_loss = assistant_only
     args.report_to = []
-    if getattr(args, "gradient_checkpointing", False) and method != "full":
-        args.gradient_checkpointing = False  # frozen inputs: checkpointing would need enable_input_require_grads
+    if args.include_num_input_tokens_seen in ("no", False):  # "tokens seen" in the progress log and metrics
+        args.include_num_input_tokens_seen = "non_padding"
+    if method != "full":  # frozen inputs: checkpointing would need enable_input_require_grads
+        for name in ("activation_checkpointing", "gradient_checkpointing"):  # transformers 5 name + its alias
+            if getattr(args, name, False):
+                setattr(args, name, False)
 
     head_info = make_head_only(model) if method == "head" else {}
     peft_config = lora.peft_config(model) if method == "lora" else None
@@ -497,9 +501,7 @@ def train_sft(model, train_dataset, eval_dataset=None, *, method: str = "lora", 
               "train again)")
         return s.finished
     metrics = fit(s)
-    # every rank enters save(): it starts with a barrier (returning early here left the main process waiting
-    # in it, one barrier ahead of the others, and the next collective hung under `accelerate launch`)
-    return save(s, metrics, merge=merge, card=card)
+    return save(s, metrics, merge=merge, card=card)  # every process enters: save() waits for all, main writes
 
 
 def fit(s: SFTSetup) -> dict:

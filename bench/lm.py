@@ -1,0 +1,199 @@
+"""Stage-2 speed: GPT pretraining tokens/s and MFU, recipe overhead vs a plain Trainer script, n-gram speed.
+
+    .venv/bin/python bench/lm.py                      # everything, 1 torch thread (about 5 min on a quiet machine)
+    .venv/bin/python bench/lm.py --threads 2 --steps 100
+    .venv/bin/python bench/lm.py --only ngram
+
+1. fp32 matmul peak of this machine, measured in the same run (square matmuls, best of several sizes).
+2. GPT pretraining through recipes/clm.py's code (Trainer): tokens/s, and model FLOPs utilisation
+   MFU = tokens/s x training FLOPs per token / peak, with FLOPs per token = 6 (N + V d + L T d)
+   (N: non-embedding parameters, V d: the output layer, L T d: attention scores; Kaplan et al. 2020).
+3. Overhead: the recipe's training loop (run folder, JSONL log, NaN guard, token counting) against
+   bench/plain_clm.py (Trainer, nothing else) on the same model, data and arguments, alternated `--reps`
+   times; overhead = fastest recipe time / fastest plain time - 1 (the fastest of several runs is the one
+   least disturbed by other processes; the median ratio is kept too). Target: <= 5%.
+4. n-grams: this project's vectorised Kneser-Ney against nltk.lm's KneserNeyInterpolated (fit, and
+   seconds per scored word), and the full-corpus fit and scoring used by the stage.
+
+Writes bench/results/lm.json and prints Markdown tables. Timings on a shared machine are noisy: run it on
+a quiet one for numbers to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+GPT = dict(n_layer=2, n_embd=128, n_head=2, block_size=128, vocab=4096, batch=8, lr=3e-3)  # the stage default
+
+
+def matmul_peak(threads: int, seconds: float = 1.0) -> dict:
+    import torch
+    torch.set_num_threads(threads)
+    best = {}
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        for _ in range(3):
+            a @ b
+        t, k = time.perf_counter(), 0
+        while time.perf_counter() - t < seconds:
+            a @ b
+            k += 1
+        best[n] = 2 * n ** 3 * k / (time.perf_counter() - t) / 1e9
+    return {"gflops_by_size": {str(k): round(v, 1) for k, v in best.items()}, "peak_gflops": round(max(best.values()), 1)}
+
+
+def gpt_flops_per_token(model, block_size: int) -> float:
+    c = model.config
+    n = model.num_parameters(exclude_embeddings=True)
+    return 6 * (n + c.vocab_size * c.n_embd + c.n_layer * block_size * c.n_embd)
+
+
+def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
+    import plain_clm
+    from transformers import AutoModelForCausalLM
+
+    from hfrepro.config import resolved
+    from hfrepro.lm import clm
+    from hfrepro.lm.clm import CLMArguments
+    from hfrepro.lm.data import blocks, token_stream, train_tokenizer
+    from hfrepro.lm.text import load_corpus
+    from hfrepro.training import make_training_args
+
+    g = GPT
+    train_chars = steps * g["batch"] * g["block_size"] * 4
+    docs = load_corpus("shakespeare").documents("train", train_chars, seed=0)
+    tok = train_tokenizer(docs, g["vocab"])
+    tok_dir = work / "tokenizer"
+    tok.save_pretrained(str(tok_dir))
+    data = blocks(token_stream(tok, docs), g["block_size"])
+    recipe_s, plain_s, metrics = [], [], None
+    for r in range(reps):
+        plain_s.append(plain_clm.run(data, tok, g["n_layer"], g["n_embd"], g["n_head"], g["block_size"], steps,
+                                     g["batch"], g["lr"], 0, str(work / f"plain-{r}")))
+        args = CLMArguments(tokenizer=str(tok_dir), train_max_chars=train_chars, block_size=g["block_size"],
+                            n_layer=g["n_layer"], n_embd=g["n_embd"], n_head=g["n_head"], threads=threads)
+        targs = make_training_args(output_dir=str(work / f"recipe-{r}"), max_steps=steps,
+                                   per_device_train_batch_size=g["batch"], learning_rate=g["lr"],
+                                   lr_scheduler_type="cosine", warmup_steps=max(1, steps // 10), weight_decay=0.01,
+                                   adam_beta2=0.98, optim="adamw_torch", logging_steps=10, save_strategy="no",
+                                   eval_strategy="no", seed=0, disable_tqdm=True)
+        metrics = clm.train(args, targs, resolved(args, targs), score=False)
+        recipe_s.append(metrics["train_seconds"])
+        print(f"[bench] rep {r + 1}/{reps}: plain {plain_s[-1]:.2f} s, recipe {recipe_s[-1]:.2f} s", flush=True)
+    model = AutoModelForCausalLM.from_pretrained(work / f"recipe-{reps - 1}" / "model")
+    tokens = metrics["tokens_seen"]
+    fpt = gpt_flops_per_token(model, g["block_size"])
+    best_r, best_p = min(recipe_s), min(plain_s)  # the fastest rep: the least disturbed by other processes
+    return {"config": g, "steps": steps, "tokens": tokens, "parameters": model.num_parameters(),
+            "flops_per_token": fpt, "recipe_train_seconds": recipe_s, "plain_train_seconds": plain_s,
+            "tokens_per_second": tokens / best_r, "achieved_gflops": tokens / best_r * fpt / 1e9,
+            "overhead": best_r / best_p - 1,
+            "overhead_median": statistics.median(recipe_s) / statistics.median(plain_s) - 1}
+
+
+def bench_ngram(nltk_speeches: int = 1500, nltk_words: int = 100) -> dict:
+    import numpy as np
+    from nltk.lm import KneserNeyInterpolated
+    from nltk.util import everygrams
+
+    from hfrepro.lm.ngram import BOS, EOS, UNK, KneserNeyLM, Vocabulary, fit_ladder, score_documents
+    from hfrepro.lm.text import load_corpus, pretokenize
+
+    corpus = load_corpus("shakespeare")
+    small = [pretokenize(s) for s in corpus.train[:nltk_speeches]]
+    vocab = Vocabulary.build(small, min_count=1)
+    padded = [[BOS, BOS, *s, EOS] for s in small]
+    t = time.perf_counter()
+    ref = KneserNeyInterpolated(3, discount=0.1)
+    ref.fit([everygrams(p, max_len=3) for p in padded], [w for p in padded for w in p])
+    nltk_fit = time.perf_counter() - t
+    t = time.perf_counter()
+    ours = KneserNeyLM(3, discount=0.1).fit(vocab, small)
+    our_fit = time.perf_counter() - t
+    test = [pretokenize(s) for s in corpus.test[:50]]
+    grams = [g for s in test for p in [[BOS, BOS, *[w if w in vocab else UNK for w in s], EOS]]
+             for g in zip(p, p[1:], p[2:])][:nltk_words]
+    t = time.perf_counter()
+    nl = [ref.score(g[2], list(g[:2])) for g in grams]
+    nltk_per_word = (time.perf_counter() - t) / len(grams)
+    ids = np.array([[vocab.index[w] for w in g] for g in grams])
+    t = time.perf_counter()
+    mine = ours.prob(ids)
+    our_per_word = (time.perf_counter() - t) / len(grams)
+    agree = float(np.max(np.abs(np.array(nl) - mine)[[g[:2] != (BOS, BOS) for g in grams]]))
+
+    t = time.perf_counter()
+    docs = corpus.documents("test", 40000, seed=0)
+    v, speller, models, info = fit_ladder(corpus, kn_orders=(3,), val_docs=corpus.documents("validation", 40000))
+    full_fit = time.perf_counter() - t
+    t = time.perf_counter()
+    r = score_documents(models["kn3"], speller, docs)
+    full_score = time.perf_counter() - t
+    return {"nltk_subset_speeches": nltk_speeches, "nltk_fit_s": nltk_fit, "ours_fit_s": our_fit,
+            "nltk_s_per_word": nltk_per_word, "ours_s_per_word": our_per_word, "max_abs_diff_vs_nltk": agree,
+            "full_ladder_fit_s": full_fit, "full_train_words": info["train_tokens"],
+            "full_kn3_score_s": full_score, "full_scored_words": r["tokens"],
+            "nltk_full_score_estimate_s": None}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("HFREPRO_THREADS", 1)))
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", choices=["gpt", "ngram"], default=None)
+    a = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from hfrepro.report import md_table
+    from hfrepro.training import setup_runtime
+
+    setup_runtime(seed=0, threads=a.threads)
+    out = {"threads": a.threads, "cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
+    if a.only in (None, "gpt"):
+        out["matmul"] = matmul_peak(a.threads)
+        with tempfile.TemporaryDirectory() as d:
+            out["gpt"] = bench_gpt(a.steps, a.reps, a.threads, Path(d))
+        g = out["gpt"]
+        g["mfu"] = g["achieved_gflops"] / out["matmul"]["peak_gflops"]
+        g["threads"], g["load_average_after"] = a.threads, os.getloadavg()
+        print(md_table([{"model": f"GPT-2 {GPT['n_layer']}x{GPT['n_embd']}, vocab {GPT['vocab']}, "
+                                  f"{g['parameters'] / 1e6:.2f}M params",
+                         "tokens/s": g["tokens_per_second"], "GFLOP/s": g["achieved_gflops"],
+                         "fp32 matmul peak GFLOP/s": out["matmul"]["peak_gflops"], "MFU": g["mfu"],
+                         "recipe overhead vs plain Trainer": f"{g['overhead']:+.1%}", "threads": a.threads}],
+                       digits=3))
+    if a.only in (None, "ngram"):
+        n = out["ngram"] = bench_ngram()
+        n["nltk_full_score_estimate_s"] = n["nltk_s_per_word"] * n["full_scored_words"]
+        n["load_average_after"] = os.getloadavg()
+        print(md_table([{"implementation": "nltk.lm KneserNeyInterpolated",
+                         f"fit, {n['nltk_subset_speeches']} speeches (s)": n["nltk_fit_s"],
+                         "ms per scored word": 1000 * n["nltk_s_per_word"]},
+                        {"implementation": "hfrepro.lm.ngram.KneserNeyLM",
+                         f"fit, {n['nltk_subset_speeches']} speeches (s)": n["ours_fit_s"],
+                         "ms per scored word": 1000 * n["ours_s_per_word"]}], digits=4))
+        print(f"max |P_ours - P_nltk| = {n['max_abs_diff_vs_nltk']:.2e} (contexts other than <s> <s>); full corpus: "
+              f"ladder fit {n['full_ladder_fit_s']:.1f} s on {n['full_train_words']:,} words, KN3 scoring "
+              f"{n['full_kn3_score_s']:.2f} s for {n['full_scored_words']:,} words (nltk, at its measured rate "
+              f"on the small model: {n['nltk_full_score_estimate_s']:.0f} s)")
+    res = Path(__file__).resolve().parent / "results"
+    res.mkdir(exist_ok=True)
+    old = json.loads((res / "lm.json").read_text()) if (res / "lm.json").is_file() else {}
+    if a.only:  # keep the other section's last numbers
+        out = {**old, **out}
+    (res / "lm.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
