@@ -376,6 +376,7 @@ def _row(name, ev: dict, m: dict, base: dict) -> dict:
         "repeat rate": ev.get("repeat_rate"),
         "no-EOS rate": ev.get("no_eos_rate"),
         "train time (s)": m.get("train_seconds"),
+        "train CPU s": m.get("train_cpu_seconds_main_process"),  # steadier than wall time on a shared machine
     }
 
 
