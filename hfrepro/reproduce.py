@@ -65,17 +65,17 @@ class Stage:
 
 STAGES = [
     Stage("embeddings", "Stage 1: word embeddings (word2vec CBOW vs skip-gram)", "hfrepro.embeddings.stage:reproduce",
-          expected_s={"tiny": 40, "default": 90, "full": 1200}),
+          expected_s={"tiny": 40, "default": 75, "full": 1200}),
     Stage("lm", "Stage 2: language models (n-gram, LSTM, GPT, BERT), perplexity, sampling",
-          "hfrepro.lm.stage:reproduce", expected_s={"tiny": 45, "default": 150, "full": 3600}),
+          "hfrepro.lm.stage:reproduce", expected_s={"tiny": 45, "default": 85, "full": 3600}),
     Stage("seq2seq", "Stage 3: translation (seq2seq with and without attention, BLEU)",
           "hfrepro.seq2seq.stage:reproduce", expected_s={"tiny": 45, "default": 150, "full": 3600}),
     Stage("fewshot", "Stage 4: zero-, one- and few-shot in-context learning", "hfrepro.fewshot.stage:reproduce",
-          expected_s={"tiny": 45, "default": 110, "full": 1800}),
+          expected_s={"tiny": 45, "default": 65, "full": 1800}),
     Stage("finetune", "Stage 5: fine-tuning (head-only, LoRA, full)", "hfrepro.finetune.stage:reproduce",
-          expected_s={"tiny": 45, "default": 130, "full": 1800}),
+          expected_s={"tiny": 45, "default": 85, "full": 1800}),
     Stage("rlhf", "Stage 6: RLHF (SFT, reward model, PPO)", "hfrepro.rlhf.stage:reproduce",
-          expected_s={"tiny": 45, "default": 140, "full": 3600}),
+          expected_s={"tiny": 45, "default": 300, "full": 3600}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -103,7 +103,23 @@ class StageResult:
 # --- one stage, in its own process -----------------------------------------------------------------------
 
 def _stage_key(stage: Stage, budget: str, seed: int) -> dict:
-    return {"stage": stage.name, "version": stage.version, "budget": budget, "seed": seed}
+    """What a finished stage's result depends on: a result is reused only when all of it is the same. `config`
+    hashes the stage module's source, where each stage keeps its budgets, so editing them re-runs the stage."""
+    return {"stage": stage.name, "version": stage.version, "budget": budget, "seed": seed,
+            "config": _source_hash(stage.target.split(":")[0])}
+
+
+def _source_hash(module: str) -> str | None:
+    import hashlib
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None
+    return hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:16]
 
 
 def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int) -> dict:
