@@ -33,10 +33,12 @@ def main():
              "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in t["stages"].items()]
     target = TARGETS.get(t["budget"], {})
     summary = {"budget": t["budget"], "threads": t["threads"], "cpu_count": os.cpu_count(), "stages": rows,
-               "total_seconds": t["total_seconds"], "max_peak_gib": max(r["peak_gib"] for r in rows),
+               "total_seconds": t["total_seconds"], "sum_stage_seconds": round(sum(r["wall_s"] or 0 for r in rows), 1),
+               "max_peak_gib": max(r["peak_gib"] for r in rows),
                "targets": target}
     if target:
-        summary["meets_time_target"] = t["total_seconds"] <= target["total_seconds"]
+        summary["meets_time_target"] = (max(t["total_seconds"], summary["sum_stage_seconds"])
+                                        <= target["total_seconds"])
         summary["meets_memory_target"] = summary["max_peak_gib"] <= target["peak_gib"]
     res = Path("bench/results")
     res.mkdir(parents=True, exist_ok=True)

@@ -201,9 +201,17 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
         print(f"[reproduce] {stage.name}: {result['status']} in {_mmss(wall)}, peak memory {peak / 2**30:.2f} GiB",
               flush=True)
         results[stage.name] = result
+    # Stages finished earlier in this folder with the same key (e.g. `--stages rlhf` after the others) stay in
+    # the report, so REPORT.md always covers every stage the folder holds a current result for.
+    for stage in STAGES:
+        f = out / stage.name / "result.json"
+        if stage.name not in results and f.is_file():
+            prev = read_json(f)
+            if prev.get("key") == _stage_key(stage, budget, seed) and prev.get("status") == "ok":
+                results[stage.name] = prev
     report = write_report(out, budget, seed, threads, results)
-    bench = {s: {"status": r.get("status"), "wall_seconds": r.get("wall_seconds"),
-                 "peak_rss_bytes": r.get("peak_rss_bytes")} for s, r in results.items()}
+    bench = {s.name: {"status": results[s.name].get("status"), "wall_seconds": results[s.name].get("wall_seconds"),
+                      "peak_rss_bytes": results[s.name].get("peak_rss_bytes")} for s in STAGES if s.name in results}
     atomic_write_json(out / "timings.json", {"budget": budget, "threads": threads, "stages": bench,
                                              "total_seconds": round(time.time() - t_start, 1)})
     print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")

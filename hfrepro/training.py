@@ -53,7 +53,13 @@ def configure_threads(n: int | None = None) -> int:
     import torch
 
     if n is None:
-        env = os.environ.get("HFREPRO_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        omp = os.environ.get("OMP_NUM_THREADS")
+        if omp == "1" and "ACCELERATE_DYNAMO_BACKEND" in os.environ:
+            # `accelerate launch` exports OMP_NUM_THREADS=1 unless the config says use_cpu (ours cannot: it must
+            # also use a GPU where there is one), which would leave a 2-core machine half idle. Ask for exactly
+            # one thread with HFREPRO_THREADS=1 or --threads 1.
+            omp = None
+        env = os.environ.get("HFREPRO_THREADS") or omp
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         n = int(env) if env else max(1, (os.cpu_count() or 1) // local)
     torch.set_num_threads(max(1, n))
