@@ -337,7 +337,9 @@ def _ladder_claim(rows: list[dict], chars: int) -> tuple[str, bool]:
         held &= ok
         if not ok:
             broken.append(f"{n2} ({by[k2]:.3f}) is not below {n1} ({by[k1]:.3f})")
-    parts = " > ".join(f"{n} {by[k]:.3f}" for k, n in order)
+    parts = f"{order[0][1]} {by[order[0][0]]:.3f}"
+    for (k1, _), (k2, n2) in zip(order, order[1:]):  # the sign says what was measured, not what was expected
+        parts += f" {'>' if by[k1] > by[k2] else '<='} {n2} {by[k2]:.3f}"
     ev = f"bits/char on {chars:,} held-out characters: {parts}"
     if broken:
         ev += "; broken: " + "; ".join(broken)
