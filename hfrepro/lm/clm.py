@@ -9,7 +9,6 @@ tokenizer, README card with the measured bits per character) that `pipeline("tex
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def build_model(args: CLMArguments, tokenizer):
 def prepare_run(args, targs, config: dict, tokenizer=None):
     """Runtime, run folder (main process writes), tokenizer (given; or trained once and reused on resume),
     training and validation blocks."""
-    from hfrepro.lm.data import block_dataset, load_or_train_tokenizer, process_state, save_tokenizer
+    from hfrepro.lm.data import block_dataset, process_state, run_tokenizer
     from hfrepro.lm.text import load_corpus
     from hfrepro.training import RunDir, cpu_sane, setup_runtime
 
@@ -58,17 +57,7 @@ def prepare_run(args, targs, config: dict, tokenizer=None):
     state.wait_for_everyone()
     corpus = load_corpus(args.dataset, args.text_column)
     train_docs = corpus.documents("train", args.train_max_chars, seed=targs.seed)
-    tok_dir = run.path / "tokenizer"
-    if tokenizer is not None:
-        tok = tokenizer
-    elif (tok_dir / "tokenizer.json").is_file() and not args.tokenizer:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    else:
-        tok = load_or_train_tokenizer(args, train_docs)
-        if state.is_main_process:
-            save_tokenizer(tok, tok_dir)
-    state.wait_for_everyone()
+    tok = run_tokenizer(run, args, train_docs, state, tokenizer)
     train = block_dataset(tok, train_docs, args.block_size)
     val = block_dataset(tok, corpus.documents("validation", args.val_max_chars, seed=targs.seed), args.block_size)
     targs.output_dir = str(run.checkpoints)
@@ -79,6 +68,7 @@ def train(args: CLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     """Pretrain, save `model/`, score the held-out text. Returns metrics on the main process, else None."""
     from transformers import DataCollatorForLanguageModeling, Trainer
 
+    from hfrepro.lm.data import fit
     from hfrepro.training import callbacks
 
     run, corpus, tok, train_ds, val_ds, threads = prepare_run(args, targs, config)
@@ -86,14 +76,7 @@ def train(args: CLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok,
                       data_collator=DataCollatorForLanguageModeling(tok, mlm=False),
                       callbacks=[*callbacks(run), *extra_callbacks])
-    if targs.disable_tqdm:  # no progress bar asked for: no log lines on the console either (log.jsonl keeps them)
-        from transformers.trainer_callback import PrinterCallback
-        trainer.remove_callback(PrinterCallback)
-    t0 = time.time()
-    resume = run.last_checkpoint()
-    out = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.time() - t0
-    eval_loss = trainer.evaluate()["eval_loss"]  # on every process: evaluation gathers across them
+    out, seconds, eval_loss, resume = fit(trainer, run, quiet=targs.disable_tqdm)  # no progress bar: no console logs
     acc = trainer.accelerator
     if not acc.is_main_process:
         return None

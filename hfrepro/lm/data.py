@@ -116,3 +116,37 @@ def block_dataset(tokenizer, docs: list[str], block_size: int):
 
 def save_tokenizer(tokenizer, folder: str | Path) -> None:
     tokenizer.save_pretrained(str(folder))
+
+
+def run_tokenizer(run, args: LMDataArguments, train_docs: list[str], state, tokenizer=None):
+    """The run's tokenizer: `tokenizer` if given; else the one saved in run/tokenizer by an earlier (interrupted)
+    call, so a resumed run keeps its vocabulary; else trained (or loaded from --tokenizer) and saved there."""
+    tok_dir = run.path / "tokenizer"
+    if tokenizer is not None:
+        tok = tokenizer
+    elif (tok_dir / "tokenizer.json").is_file() and not args.tokenizer:
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    else:
+        tok = load_or_train_tokenizer(args, train_docs)
+        if state.is_main_process:
+            save_tokenizer(tok, tok_dir)
+    state.wait_for_everyone()
+    return tok
+
+
+def fit(trainer, run, quiet: bool):
+    """Train (resuming from the run's last checkpoint) and evaluate; returns (train output, seconds, eval loss,
+    the checkpoint resumed from or None).
+    Every process calls it: evaluation gathers across them. `quiet`: no log lines on the console (log.jsonl
+    keeps them)."""
+    import time
+
+    if quiet:
+        from transformers.trainer_callback import PrinterCallback
+        trainer.remove_callback(PrinterCallback)
+    t0 = time.time()
+    resume = run.last_checkpoint()
+    out = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - t0
+    return out, seconds, trainer.evaluate()["eval_loss"], resume

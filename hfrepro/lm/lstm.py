@@ -220,7 +220,7 @@ def _val_loss(model: LSTMLM, val: torch.Tensor, batch_size: int, device) -> floa
 def train(args: LSTMArguments, config: dict, score: bool = True, progress: bool = True) -> dict | None:
     """The whole run: data, tokenizer, model, loop (resuming), `model/` folder, held-out bits per character.
     Returns the metrics on the main process (None elsewhere, or when stopped early by stop_after_steps)."""
-    from hfrepro.lm.data import blocks, load_or_train_tokenizer, process_state, save_tokenizer, token_stream
+    from hfrepro.lm.data import blocks, process_state, run_tokenizer, token_stream
     from hfrepro.lm.text import load_corpus
     from hfrepro.training import RunDir, setup_runtime
 
@@ -233,15 +233,7 @@ def train(args: LSTMArguments, config: dict, score: bool = True, progress: bool 
     state.wait_for_everyone()
     corpus = load_corpus(args.dataset, args.text_column)
     train_docs = corpus.documents("train", args.train_max_chars, seed=args.seed)
-    tok_dir = run.path / "tokenizer"
-    if (tok_dir / "tokenizer.json").is_file() and not args.tokenizer:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    else:
-        tok = load_or_train_tokenizer(args, train_docs)
-        if state.is_main_process:
-            save_tokenizer(tok, tok_dir)
-    state.wait_for_everyone()
+    tok = run_tokenizer(run, args, train_docs, state)
     train_blocks = blocks(token_stream(tok, train_docs), args.block_size)
     val_docs = corpus.documents("validation", args.val_max_chars, seed=args.seed)
     val_blocks = blocks(token_stream(tok, val_docs), args.block_size)

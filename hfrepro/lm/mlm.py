@@ -16,7 +16,6 @@ positions give the baseline of always answering the most frequent training token
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from hfrepro.lm.data import LMDataArguments
@@ -67,6 +66,7 @@ def train(args: MLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     from transformers import DataCollatorForLanguageModeling, Trainer
 
     from hfrepro.lm.clm import prepare_run
+    from hfrepro.lm.data import fit
     from hfrepro.training import callbacks
 
     tokenizer = None
@@ -79,14 +79,7 @@ def train(args: MLMArguments, targs, config: dict, extra_callbacks=(), score: bo
     collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=args.mlm_probability)
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, eval_dataset=val_ds, processing_class=tok,
                       data_collator=collator, callbacks=[*callbacks(run), *extra_callbacks])
-    if targs.disable_tqdm:  # no progress bar asked for: no log lines on the console either (log.jsonl keeps them)
-        from transformers.trainer_callback import PrinterCallback
-        trainer.remove_callback(PrinterCallback)
-    t0 = time.time()
-    resume = run.last_checkpoint()
-    out = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.time() - t0
-    eval_loss = trainer.evaluate()["eval_loss"]  # on every process: evaluation gathers across them
+    out, seconds, eval_loss, resume = fit(trainer, run, quiet=targs.disable_tqdm)  # no progress bar: no console logs
     acc = trainer.accelerator
     if not acc.is_main_process:
         return None
