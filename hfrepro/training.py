@@ -150,12 +150,22 @@ def cpu_sane(args) -> Any:
             args.bf16 = False
         if getattr(args, "fp16", False):
             args.fp16 = False
-        # Both names: `gradient_checkpointing` only mirrors `activation_checkpointing` after construction, and
-        # the Trainer reads the new one (TRL configs default it on).
-        for name in ("activation_checkpointing", "gradient_checkpointing"):
-            if getattr(args, name, False):
-                setattr(args, name, False)
+        no_activation_checkpointing(args)
     return args
+
+
+def no_activation_checkpointing(args) -> None:
+    """Turn activation (gradient) checkpointing off under both names: `gradient_checkpointing` only mirrors
+    `activation_checkpointing` after construction, and the Trainer reads the new one (TRL configs default it on)."""
+    for name in ("activation_checkpointing", "gradient_checkpointing"):
+        if getattr(args, name, False):
+            setattr(args, name, False)
+
+
+def count_tokens_seen(args) -> None:
+    """Make the Trainer count the (non-padding) tokens it trains on: "tokens seen" in logs and metrics."""
+    if args.include_num_input_tokens_seen in (None, False, "no"):
+        args.include_num_input_tokens_seen = "non_padding"
 
 
 # --- run folders ----------------------------------------------------------------------------------------

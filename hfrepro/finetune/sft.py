@@ -376,7 +376,8 @@ def build_trainer(model, train_dataset, eval_dataset=None, *, method: str = "lor
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    from hfrepro.training import RunDir, callbacks as base_callbacks, cpu_sane, make_training_args
+    from hfrepro.training import (RunDir, callbacks as base_callbacks, count_tokens_seen, cpu_sane, make_training_args,
+                                  no_activation_checkpointing)
 
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}", fix=f"use one of: {', '.join(METHODS)}")
@@ -447,12 +448,9 @@ def build_trainer(model, train_dataset, eval_dataset=None, *, method: str = "lor
         args.output_dir = str(run.checkpoints)
     args.assistant_only_loss = assistant_only
     args.report_to = []
-    if args.include_num_input_tokens_seen in ("no", False):  # "tokens seen" in the progress log and metrics
-        args.include_num_input_tokens_seen = "non_padding"
+    count_tokens_seen(args)  # "tokens seen" in the progress log and metrics
     if method != "full":  # frozen inputs: checkpointing would need enable_input_require_grads
-        for name in ("activation_checkpointing", "gradient_checkpointing"):  # transformers 5 name + its alias
-            if getattr(args, name, False):
-                setattr(args, name, False)
+        no_activation_checkpointing(args)
 
     head_info = make_head_only(model) if method == "head" else {}
     peft_config = lora.peft_config(model) if method == "lora" else None

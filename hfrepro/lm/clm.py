@@ -43,12 +43,11 @@ def prepare_run(args, targs, config: dict, tokenizer=None):
     training and validation blocks."""
     from hfrepro.lm.data import block_dataset, process_state, run_tokenizer
     from hfrepro.lm.text import load_corpus
-    from hfrepro.training import RunDir, cpu_sane, setup_runtime
+    from hfrepro.training import RunDir, count_tokens_seen, cpu_sane, setup_runtime
 
     threads = setup_runtime(seed=targs.seed, threads=args.threads or None)
     cpu_sane(targs)
-    if targs.include_num_input_tokens_seen in (None, False, "no"):
-        targs.include_num_input_tokens_seen = "non_padding"  # tokens seen: the x axis of the training curves
+    count_tokens_seen(targs)  # tokens seen: the x axis of the training curves
     state = process_state()
     run = RunDir(targs.output_dir)
     config = {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
