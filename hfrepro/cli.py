@@ -1,96 +1,101 @@
-"""The `hfrepro` command: one subcommand per stage tool, plus every recipe under its own name.
+"""The `hfrepro` command: every recipe under its own name, plus the tools around them.
 
     hfrepro --help
-    hfrepro assets                     # embedded models and datasets
-    hfrepro smoke --max_steps 5        # any recipe: same arguments as `python recipes/smoke.py`
+    hfrepro clm --max_steps 200 --output_dir runs/clm-200      # = python recipes/clm.py ... (same code)
+    hfrepro clm --accelerate_config cpu_2proc                  # = accelerate launch --config_file ... recipes/clm.py
+    hfrepro assets                                             # embedded models and datasets
+    hfrepro reproduce                                          # the main job
 
-Subcommand modules import their heavy libraries inside the handlers, so `--help` stays fast.
+Recipes live in `recipes/` (shipped inside the package as `hfrepro.recipes`), so every command works from any
+directory. `--help` lists them without importing them: their one-line help is their docstring's first line.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
-import runpy
+import os
+import subprocess
 import sys
+from pathlib import Path
 
+from hfrepro import __version__
 from hfrepro.errors import UserError, run_main
-from hfrepro.paths import RECIPES_DIR
+from hfrepro.paths import ACCELERATE_DIR, RECIPES_DIR
 
-# Modules with a `register(subparsers)` function, in the order they appear in --help.
+# Modules with a `register(subparsers)` function, in the order they appear in --help. They import their heavy
+# libraries inside the handlers, so `hfrepro --help` stays fast.
 COMMAND_MODULES = [
     "hfrepro.assets.cli",
-    "hfrepro.embeddings.cli",   # stage 1: hfrepro embeddings {train,pairs,analogy,similar,...}
-    "hfrepro.lm.cli",           # stage 2: hfrepro generate, hfrepro arch, hfrepro perplexity
+    "hfrepro.embeddings.cli",   # stage 1: hfrepro embeddings {pairs,analogy,similar,...}
+    "hfrepro.lm.cli",           # stage 2: hfrepro generate, fill-mask, perplexity, arch
     "hfrepro.seq2seq.cli",      # stage 3: hfrepro translate
-    "hfrepro.fewshot.cli",      # stage 4: hfrepro fewshot
+    "hfrepro.fewshot.cli",      # stage 4: hfrepro fewshot-tasks
     "hfrepro.finetune.cli",     # stage 5: hfrepro finetune {prepare-data,create,follow,list}, hfrepro chat
-    "hfrepro.rlhf.cli",         # stage 6
+    "hfrepro.rlhf.cli",         # stage 6: hfrepro prefs
     "hfrepro.hub_cli",          # sharing: hfrepro push
     "hfrepro.reproduce",        # the main job: hfrepro reproduce
 ]
 
-# Recipes runnable as `hfrepro <name> [args]`: the same script as `python recipes/<name>.py [args]`.
-RECIPES = {
-    "smoke": "check a setup: a tiny causal-LM training through the shared plumbing (any accelerate config)",
-    "word2vec": "stage 1: word2vec CBOW and skip-gram, evaluated on analogies and word similarity",
-    "ngram": "stage 2: unigram, bigram and Kneser-Ney n-gram language models",
-    "lstm": "stage 2: an LSTM language model in plain torch",
-    "clm": "stage 2: a GPT-2-architecture causal LM pretrained from scratch",
-    "mlm": "stage 2: a BERT masked LM pretrained from scratch",
-    "seq2seq": "stage 3: seq2seq translation (rnn | rnn_attention | transformer), scored with BLEU/chrF",
-    "fewshot": "stage 4: zero/one/few-shot in-context evaluation",
-    "sft": "stage 5: supervised fine-tuning (full | head | lora) with TRL's SFTTrainer",
-    "reward": "stage 6: reward model from preference pairs (TRL RewardTrainer)",
-    "ppo": "stage 6: PPO against a reward model (TRL)",
-    "rlhf": "stage 6: SFT -> reward model -> PPO (or rloo | grpo | dpo) in one run",
-}
 
-
-def _register_all(sub) -> None:
-    for mod in COMMAND_MODULES:
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name and mod.startswith(e.name):  # that stage is not in this checkout (yet)
-                continue
-            raise
-        m.register(sub)
+def recipes() -> dict[str, str]:
+    """name -> one-line help, for every recipes/<name>.py (read from the file, not imported)."""
+    out = {}
+    for f in sorted(RECIPES_DIR.glob("*.py")):
+        if f.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(ast.parse(f.read_text(encoding="utf-8"))) or ""
+        out[f.stem] = doc.strip().split("\n")[0]
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from hfrepro import __version__
-
     parser = argparse.ArgumentParser(
         prog="hfrepro",
         description="hfrepro: the road from word2vec to ChatGPT, stage by stage, on the Hugging Face stack.",
-        epilog="[recipe] commands run recipes/<name>.py with the same arguments; see `hfrepro <recipe> --help`.")
+        epilog="[recipe] commands run recipes/<name>.py with the same arguments; see `hfrepro <recipe> --help`. "
+               "Add --accelerate_config NAME|FILE to run one under `accelerate launch`.")
     parser.add_argument("--version", action="version", version=f"hfrepro {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _register_all(sub)
-    for name, help_ in RECIPES.items():
-        if (RECIPES_DIR / f"{name}.py").is_file():
-            sub.add_parser(name, help=f"[recipe] {help_}", add_help=False)
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).register(sub)
+    for name, help_ in recipes().items():
+        sub.add_parser(name, help=f"[recipe] {help_}", add_help=False)
     return parser
 
 
+def accelerate_config(name: str) -> Path:
+    """A config of recipes/accelerate/ by name (cpu_2proc, multi_gpu, fsdp, deepspeed_zero2, ...) or a file."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    p = ACCELERATE_DIR / f"{name}.yaml"
+    if p.is_file():
+        return p
+    have = ", ".join(sorted(f.stem for f in ACCELERATE_DIR.glob("*.yaml")))
+    raise UserError(f"unknown accelerate config {name!r}", fix=f"use a file, or one of: {have}")
+
+
 def run_recipe(name: str, argv: list[str]) -> int:
-    script = RECIPES_DIR / f"{name}.py"
-    if not script.is_file():
-        raise UserError(f"recipe script not found: {script}",
-                        fix="hfrepro must be installed from its checkout (pip install -e .)")
-    old = sys.argv
-    sys.argv = [str(script), *argv]
-    try:
-        runpy.run_path(str(script), run_name="__hfrepro_recipe__")["main"]()
-    finally:
-        sys.argv = old
+    """`hfrepro <recipe> ARGS`: the recipe's own `cli`, or `accelerate launch` of its file."""
+    if "--accelerate_config" in argv:
+        i = argv.index("--accelerate_config")
+        if i + 1 >= len(argv):
+            raise UserError("--accelerate_config needs a value", fix="a config name or a file")
+        cfg = accelerate_config(argv[i + 1])
+        rest = argv[:i] + argv[i + 2:]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg),
+               str(RECIPES_DIR / f"{name}.py"), *rest]
+        return subprocess.call(cmd, env=os.environ.copy())
+    module = importlib.import_module(f"hfrepro.recipes.{name}")
+    module.cli(argv)
     return 0
 
 
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in RECIPES:
+    if argv and argv[0] in recipes():
         return run_recipe(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)

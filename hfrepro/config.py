@@ -1,15 +1,24 @@
-"""Recipe arguments: dataclasses parsed with HfArgumentParser from `recipes/configs/<name>.yaml`
-plus command-line overrides (command line wins), the alignment-handbook / TRL-parser convention.
+"""Recipe arguments: dataclasses parsed with HfArgumentParser from a budget's YAML plus command-line overrides
+(the command line wins), the convention of TRL's scripts and the alignment handbook.
 
-    (args, train_args) = parse_args((ScriptArguments, TrainingArguments), config="sft")
+    script_args, training_args, run_args = parse_args((ScriptArguments, TrainingArguments, RunArguments),
+                                                      recipe="clm")
 
-`--config path.yaml` chooses another YAML. Unknown YAML keys are an error, not silently dropped.
+Every recipe has one YAML per budget: `recipes/configs/<recipe>/{tiny,default,full}.yaml` (`--budget`, default
+`default`), read by the recipe and by `hfrepro reproduce` alike. `--config FILE` reads another file, such as a
+run folder's `config.yaml` (which replays that run). Unknown keys and values of the wrong type are errors that
+name the file and the key, before anything loads.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import enum
 import sys
+import types as _types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +26,49 @@ import yaml
 
 from hfrepro.errors import UserError
 from hfrepro.paths import CONFIGS_DIR
+
+BUDGET_NAMES = ("tiny", "default", "full")
+DEFAULT_BUDGET = "default"
+# Recorded nowhere, ever: a replayable config must not carry a secret.
+SECRET_FIELDS = frozenset({"hub_token", "token", "hf_token", "push_to_hub_token", "api_key", "password",
+                           "wandb_api_key"})
+
+
+@dataclass
+class RunArguments:
+    """What every recipe accepts besides its own and the trainer's arguments."""
+    overwrite: bool = field(default=False, metadata={"help": "start afresh even if output_dir holds a run "
+                                                              "(finished, unfinished or with another config)"})
+    threads: int = field(default=0, metadata={"help": "torch threads per process (0: cores / processes)"})
+    wait: bool = field(default=False, metadata={"help": "if another process is writing output_dir, wait for it "
+                                                         "instead of stopping"})
+
+
+@dataclass
+class OutputArguments:
+    """For recipes without a transformers TrainingArguments: the same names for the same things."""
+    output_dir: str = field(default=None, metadata={"help": "run folder"})
+    seed: int = field(default=0, metadata={"help": "fixes splits, sampling and initialisation"})
+    resume_from_checkpoint: str = field(default=None, metadata={"help": "a checkpoint folder, or true for the "
+                                                                         "last one in output_dir"})
+    push_to_hub: bool = field(default=False, metadata={"help": "push the result to the Hub when done"})
+    hub_model_id: str = field(default=None, metadata={"help": "the Hub repository, user/name"})
+    hub_private_repo: bool = field(default=None, metadata={"help": "create the Hub repository as private"})
+    hub_token: str = field(default=None, metadata={"help": "Hub token (default: HF_TOKEN or `hf auth login`)"})
+
+
+# --- which YAML ---------------------------------------------------------------------------------------------
+
+def config_path(name: str, budget: str = DEFAULT_BUDGET) -> Path:
+    """`recipes/configs/<name>/<budget>.yaml`; `name` may name a variant folder, e.g. `word2vec/korean`."""
+    if budget not in BUDGET_NAMES:
+        raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
+    path = CONFIGS_DIR / name / f"{budget}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in (CONFIGS_DIR / name).glob("*.yaml"))
+        raise UserError(f"no `{budget}` budget for {name}", where=str(path),
+                        fix=f"budgets of {name}: {', '.join(have) or 'none'}; or pass --config FILE")
+    return path
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -32,73 +84,176 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _pop_config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
-    out, cfg, i = [], None, 0
+def _pop_flag(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
+    out, value, i = [], None, 0
     while i < len(argv):
         a = argv[i]
-        if a == "--config" and i + 1 < len(argv):
-            cfg, i = argv[i + 1], i + 2
+        if a == flag and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
             continue
-        if a.startswith("--config="):
-            cfg = a.split("=", 1)[1]
+        if a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
         else:
             out.append(a)
         i += 1
-    return cfg, out
+    return value, out
 
 
-def parse_args(types: type | Sequence[type], config: str | None = None, argv: Sequence[str] | None = None,
-               prog: str | None = None) -> tuple:
-    """Parse `types` (dataclasses) from YAML defaults + CLI overrides. Returns a tuple of instances."""
+# --- checking YAML values against the dataclass fields ----------------------------------------------------
+
+def _allowed(tp: Any) -> tuple[type, ...] | None:
+    """The Python types a YAML value may have for annotation `tp` (None: anything)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, _types.UnionType):
+        out: tuple = ()
+        for a in typing.get_args(tp):
+            got = _allowed(a)
+            if got is None:
+                return None
+            out += got
+        return out
+    if origin is typing.Literal:
+        return tuple({type(a) for a in typing.get_args(tp)})
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        return (list,)
+    if origin is dict or tp is dict:
+        return (dict, str)
+    if tp is type(None):
+        return (type(None),)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return (str,)
+    if tp is float:
+        return (float, int)
+    if tp in (int, str, bool):
+        return (tp,)
+    return None
+
+
+def _check_value(key: str, value: Any, tp: Any, where: str) -> None:
+    ok = _allowed(tp)
+    if ok is None:
+        return
+    good = isinstance(value, ok) and not (isinstance(value, bool) and bool not in ok)
+    if not good:
+        want = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in ok}))
+        raise UserError(f"config key `{key}` must be {want}, not {type(value).__name__} {value!r}", where=where,
+                        fix=f"give `{key}` a single value of that type (see --help)")
+
+
+def _yaml_defaults(types: list[type], values: dict[str, Any], where: str) -> dict[str, Any]:
+    """YAML keys (or their aliases, e.g. `model` for `model_name_or_path`) mapped to field names, checked."""
+    names: dict[str, tuple[str, Any]] = {}
+    for t in types:
+        hints = typing.get_type_hints(t)
+        for f in dataclasses.fields(t):
+            if not f.init:
+                continue
+            names[f.name] = (f.name, hints.get(f.name))
+            aliases = f.metadata.get("aliases") or []
+            for a in [aliases] if isinstance(aliases, str) else aliases:
+                names[a.lstrip("-").replace("-", "_")] = (f.name, hints.get(f.name))
+    unknown = sorted(k for k in values if k not in names)
+    if unknown:
+        raise UserError(f"unknown argument(s) in config: {', '.join(unknown)}", where=where,
+                        fix="remove them or fix their spelling (see --help for the argument names)")
+    out = {}
+    for k, v in values.items():
+        name, tp = names[k]
+        _check_value(k, v, tp, where)
+        out[name] = v
+    return out
+
+
+# --- parsing ------------------------------------------------------------------------------------------------
+
+def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Sequence[str] | None = None,
+               prog: str | None = None, description: str | None = None) -> tuple:
+    """Parse `types` (dataclasses) from the budget's YAML + command-line overrides. Returns their instances.
+
+    Each dataclass is built from: its defaults, then the YAML's values (typed as YAML types them, checked
+    against the fields), then the options given on the command line (typed by argparse)."""
     from transformers import HfArgumentParser
+
+    from hfrepro.runtime import use_cpu_without_accelerator
 
     types = [types] if isinstance(types, type) else list(types)
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg_path, argv = _pop_config_flag(argv)
-    if cfg_path is None and config is not None and (CONFIGS_DIR / f"{config}.yaml").is_file():
-        cfg_path = str(CONFIGS_DIR / f"{config}.yaml")
-    parser = HfArgumentParser(types, prog=prog)
-    parser.add_argument("--config", default=None, help="YAML file of argument values (command line wins)")
-    if cfg_path:
-        values = load_yaml(cfg_path)
-        known = {f.name for t in types for f in dataclasses.fields(t)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"unknown argument(s) in config: {', '.join(unknown)}", where=cfg_path,
-                            fix="remove them or fix their spelling (see --help for the argument names)")
-        parser.set_defaults(**values)
-        for action in parser._actions:
-            if action.dest in values:
-                action.required = False
-    if any(any(f.name == "use_cpu" for f in dataclasses.fields(t)) for t in types):
-        from hfrepro.training import use_cpu_without_accelerator
-        use_cpu_without_accelerator()  # TrainingArguments sets up processes when built: CPU-only must be known
-    parsed = parser.parse_args_into_dataclasses(args=argv + (["--config", cfg_path] if cfg_path else []),
-                                                return_remaining_strings=False)
-    return tuple(p for p in parsed if dataclasses.is_dataclass(p))
+    cfg_path, argv = _pop_flag(argv, "--config")
+    budget, argv = _pop_flag(argv, "--budget")
+    asking_help = "-h" in argv or "--help" in argv
+    if cfg_path is None and recipe is not None and not asking_help:
+        cfg_path = str(config_path(recipe, budget or DEFAULT_BUDGET))
+    parser = HfArgumentParser(types, prog=prog or (f"hfrepro {recipe}" if recipe else None), description=description)
+    parser.add_argument("--config", default=None, help="YAML file of argument values, e.g. a run's config.yaml "
+                                                        "(command line wins)")
+    parser.add_argument("--budget", default=DEFAULT_BUDGET, choices=BUDGET_NAMES,
+                        help=f"start from recipes/configs/{recipe or '<recipe>'}/<budget>.yaml (the defaults "
+                             "shown here are the code's; the budget's file sets most of them)")
+    if asking_help:
+        parser.parse_args(argv)  # prints the help and exits
+    values = _yaml_defaults(types, load_yaml(cfg_path), cfg_path) if cfg_path else {}
+    for action in parser._actions:  # after parsing, only what the command line gave is in the namespace
+        action.default = argparse.SUPPRESS
+        if action.dest in values:
+            action.required = False
+    given = vars(parser.parse_args(argv))
+    # TrainingArguments sets up accelerate's state when it is built: CPU-only must be known by then.
+    use_cpu_without_accelerator()
+    out = []
+    for t in types:
+        names = {f.name for f in dataclasses.fields(t) if f.init}
+        kwargs = {k: v for k, v in values.items() if k in names}
+        kwargs.update({k: v for k, v in given.items() if k in names})
+        try:
+            out.append(t(**kwargs))
+        except (ValueError, TypeError) as e:
+            raise UserError(f"invalid arguments: {e}", where=cfg_path,
+                            fix="check the values against --help") from None
+    return tuple(out)
 
 
 def resolved(*objs: Any) -> dict[str, Any]:
-    """A plain, JSON/YAML-able dict of the arguments actually used, with secrets redacted."""
+    """The arguments a run used, as plain YAML: every field of the recipe's own dataclasses, the fields of a
+    trainer config that differ from its defaults, never a secret. `--config` on it replays the run."""
     out: dict[str, Any] = {}
     for o in objs:
         if o is None:
             continue
-        d = o.to_dict() if hasattr(o, "to_dict") else dataclasses.asdict(o)
-        for k, v in d.items():
-            if "token" in k.lower() and v not in (None, False) and not isinstance(v, (bool, int)):
-                v = "<redacted>"
-            out[k] = _plain(v)
+        big = len(dataclasses.fields(o)) > 40  # a TrainingArguments / TRL config: record what was changed
+        for f in dataclasses.fields(o):
+            if f.name in SECRET_FIELDS or not f.init or f.name.startswith("_"):
+                continue
+            v = _plain(getattr(o, f.name))
+            if v is _SKIP:
+                continue
+            if big and v == _plain(_default(f)):
+                continue
+            out[f.name] = v
     return out
 
 
+_SKIP = object()
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return _SKIP
+
+
 def _plain(v: Any) -> Any:
+    if isinstance(v, enum.Enum):
+        return _plain(v.value)
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
+    if isinstance(v, Path):
+        return str(v)
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set)):
-        return [_plain(x) for x in v]
-    if hasattr(v, "value"):  # enums
-        return _plain(v.value)
-    return str(v)
+        items = {str(k): _plain(x) for k, x in v.items()}
+        return _SKIP if any(x is _SKIP for x in items.values()) else items
+    if isinstance(v, (list, tuple)):
+        items = [_plain(x) for x in v]
+        return _SKIP if any(x is _SKIP for x in items) else items
+    return _SKIP  # objects built from other fields (an AcceleratorConfig, ...): their fields say it

@@ -1,6 +1,6 @@
 """`hfrepro push`: share a run's model, or a dataset with its card, on the Hugging Face Hub.
 
-    hfrepro push runs/smoke --repo-id you/smoke-gpt2              # model/ at the root, the run record in run/
+    hfrepro push runs/smoke --repo-id you/smoke-gpt2              # the run folder is the repository
     hfrepro push runs/smoke --repo-id you/smoke-gpt2 --dry-run    # what would be uploaded; no token needed
     hfrepro push --dataset wordsim353 --repo-id you/wordsim353    # an embedded dataset + data_cards/wordsim353.md
     hfrepro push --dataset pairs.jsonl --card my_card.md --repo-id you/pairs --private
@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
+
+from hfrepro import assets, data, hub
+from hfrepro.cards import check_dataset_card
+from hfrepro.errors import UserError
+from hfrepro.paths import DATA_CARDS_DIR
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "push", help="push a run's model (or a dataset with its card) to the Hugging Face Hub",
-        description="Push a run folder's model (model/ at the repo root, config.yaml/metrics.json/log.jsonl "
-                    "under run/; checkpoints never) or a dataset (Parquet per split + its card) to the Hub, "
+        description="Push a run folder (the model, its card and the run's record: config.yaml, metrics.json, "
+                    "log.jsonl; checkpoints never) or a dataset (Parquet per split + its card) to the Hub, "
                     "as one commit, through huggingface_hub's HfApi. Needs a token (HF_TOKEN or "
                     "`hf auth login`); --dry-run shows what would be uploaded without one.",
         epilog="examples:\n  hfrepro push runs/smoke --repo-id you/smoke-gpt2\n"
                "  hfrepro push --dataset wordsim353 --repo-id you/wordsim353 --private",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", nargs="?", help="a run folder (holding model/) or a model folder")
+    p.add_argument("run_dir", nargs="?", help="a run folder or a model folder")
     p.add_argument("--dataset", help="an embedded dataset name (card from data_cards/NAME.md), a data file "
                                      "(.txt/.jsonl/.tsv/.csv) or a saved dataset folder")
     p.add_argument("--card", help="the dataset card (Markdown with YAML metadata); default data_cards/NAME.md")
@@ -38,9 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _push(args) -> int:
-    from hfrepro import hub
-    from hfrepro.errors import UserError
-
     if bool(args.run_dir) == bool(args.dataset):
         raise UserError("give either RUN_DIR or --dataset NAME (exactly one)",
                         fix="hfrepro push runs/x --repo-id you/name   or   hfrepro push --dataset NAME --repo-id "
@@ -53,8 +57,6 @@ def _push(args) -> int:
 
 def _request(args, repo_type: str):
     """The checked push request (token, Hub, permissions); in a dry run only the repo id's syntax."""
-    from hfrepro import hub
-
     if args.dry_run:
         if args.repo_id:
             _check_id_syntax(args.repo_id)
@@ -63,13 +65,6 @@ def _request(args, repo_type: str):
 
 
 def _push_dataset(args) -> int:
-    import tempfile
-    from pathlib import Path
-
-    from hfrepro import assets, data, hub
-    from hfrepro.errors import UserError
-    from hfrepro.paths import DATA_CARDS_DIR
-
     name = args.dataset
     if args.card:
         card = Path(args.card)
@@ -77,12 +72,12 @@ def _push_dataset(args) -> int:
         card = DATA_CARDS_DIR / f"{name}.md"
     else:
         raise UserError(f"{name!r} is not an embedded dataset: say which card describes it",
-                        fix="pass --card my_card.md (write one with hfrepro.hub.write_dataset_card)")
+                        fix="pass --card my_card.md (write one with hfrepro.cards.write_dataset_card)")
     if not card.is_file():
         raise UserError(f"no dataset card for {name!r}: {card} does not exist",
-                        fix="write one (hfrepro.hub.write_dataset_card) and pass it with --card, or add "
+                        fix="write one (hfrepro.cards.write_dataset_card) and pass it with --card, or add "
                             f"data_cards/{name}.md")
-    problems = hub.check_dataset_card(card)
+    problems = check_dataset_card(card)
     if problems:
         raise UserError("the dataset card is not valid: " + "; ".join(problems), where=str(card),
                         fix="fix the card, then push again")
@@ -97,7 +92,6 @@ def _push_dataset(args) -> int:
 def _check_id_syntax(repo_id: str) -> None:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    from hfrepro.errors import UserError
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
@@ -105,8 +99,6 @@ def _check_id_syntax(repo_id: str) -> None:
 
 
 def _do(plan, req, args, what: str) -> int:
-    from hfrepro import hub
-
     if args.dry_run:
         hub._check_card(plan)
         hub.check_no_token(plan)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hfrepro import assets
 from hfrepro.errors import UserError
+from hfrepro.hubenv import require_hub
 
 
 def embedded_models() -> dict[str, str]:
-    from hfrepro import assets
     return {a.name: getattr(a, "role", "") for a in assets.ASSETS.values() if a.kind == "model"}
 
 
@@ -26,11 +27,8 @@ def _alternatives() -> str:
 def resolve(name: str | Path) -> str:
     """A local folder path for embedded names and existing paths; the id itself for a usable Hub id.
 
-    A run folder written by a recipe (holding `model/`) resolves to its model folder.
+    A run folder written by a recipe is its model's folder (a folder holding `model/` also resolves).
     """
-    from hfrepro import assets
-    from hfrepro.hubenv import require_hub
-
     name = str(name)
     if name in assets.ASSETS:
         if assets.ASSETS[name].kind != "model":

@@ -1,4 +1,9 @@
-"""Where things live: the asset cache, the repository's recipes and configs, run folders."""
+"""Where things live: the recipes and their configs (inside the package), the asset cache, data cards.
+
+`recipes/` and `data_cards/` sit at the top of the checkout, where people look for them; the package reaches
+them through the links `hfrepro/recipes` and `hfrepro/data_cards`, so an installed hfrepro carries both and
+every command works from any directory.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent  # the checkout (hfrepro is installed editable by scripts/setup.sh)
-RECIPES_DIR = REPO_DIR / "recipes"
+RECIPES_DIR = PACKAGE_DIR / "recipes"
 CONFIGS_DIR = RECIPES_DIR / "configs"
-DATA_CARDS_DIR = REPO_DIR / "data_cards"
+ACCELERATE_DIR = RECIPES_DIR / "accelerate"
+DATA_CARDS_DIR = PACKAGE_DIR / "data_cards"
 
 
 def home() -> Path:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from hfrepro.splits import split_dataset
 from hfrepro import data
 from hfrepro.errors import UserError
 
@@ -15,9 +16,9 @@ def _ds(n=100, groups=None):
 
 
 def test_split_is_seeded_and_partitions():
-    a = data.split_dataset(_ds(), seed=1)
-    b = data.split_dataset(_ds(), seed=1)
-    c = data.split_dataset(_ds(), seed=2)
+    a = split_dataset(_ds(), seed=1)
+    b = split_dataset(_ds(), seed=1)
+    c = split_dataset(_ds(), seed=2)
     assert [len(a[s]) for s in data.SPLITS] == [80, 10, 10]
     assert list(a["test"]["text"]) == list(b["test"]["text"])
     assert list(a["test"]["text"]) != list(c["test"]["text"])
@@ -26,7 +27,7 @@ def test_split_is_seeded_and_partitions():
 
 
 def test_grouped_split_keeps_groups_together():
-    dd = data.split_dataset(_ds(200, groups=20), seed=0, group_by="g")
+    dd = split_dataset(_ds(200, groups=20), seed=0, group_by="g")
     seen = {s: set(dd[s]["g"]) for s in data.SPLITS}
     assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"])
     assert sum(len(dd[s]) for s in data.SPLITS) == 200
@@ -34,7 +35,7 @@ def test_grouped_split_keeps_groups_together():
 
 def test_bad_fractions():
     with pytest.raises(UserError, match="fractions"):
-        data.split_dataset(_ds(), seed=0, fractions=(0.5, 0.5, 0.5))
+        split_dataset(_ds(), seed=0, fractions=(0.5, 0.5, 0.5))
 
 
 def test_non_utf8_names_line_and_column(tmp_path):

@@ -303,7 +303,8 @@ def test_run_writes_a_complete_folder_and_is_deterministic(tmp_path):
     r1, r2 = tmp_path / "r1", tmp_path / "r2"
     for f in ("config.yaml", "metrics.json", "log.jsonl", "results.md", "analogy_pca.png"):
         assert (r1 / f).is_file(), f
-    from hfrepro.hub import check_model_card, plan_upload
+    from hfrepro.cards import check_model_card
+    from hfrepro.hub import plan_upload
     for mode in ("cbow", "skipgram"):
         folder = r1 / mode
         for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md"):

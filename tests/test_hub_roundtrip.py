@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, PY, REPO
-from hfrepro import hub
+from hfrepro import cards, hub
 from hubfakes import FakeHub, start_mirror
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ for rid in sys.argv[2].split(","):
         logits = model(ids).logits
     gen = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
     out[rid] = {"ids": ids.tolist(), "logits": logits.flatten().tolist(), "gen": gen.tolist()}
-out["metrics"] = json.load(open(hf_hub_download(sys.argv[2].split(",")[0], "run/metrics.json")))
+out["metrics"] = json.load(open(hf_hub_download(sys.argv[2].split(",")[0], "metrics.json")))
 ds = load_dataset(sys.argv[4])
 out["dataset"] = {s: list(ds[s]["text"]) for s in ds}
 json.dump(out, open(sys.argv[1], "w"))
@@ -66,8 +66,8 @@ def world(tmp_path_factory):
         push_env = _env(HF_ENDPOINT=fake.url, HF_TOKEN=TOKEN, HF_HOME=str(tmp / "hf-home-push"))
         recipe = subprocess.Popen(
             [PY, "recipes/smoke.py", "--dataset", str(FIXTURES / "tiny.txt"), "--max_steps", "2", "--block_size",
-             "32", "--batch_size", "4", "--output_dir", str(run), "--push_to_hub", "--hub_model_id",
-             "hfrepro-org/smoke", "--private"],
+             "32", "--per_device_train_batch_size", "4", "--output_dir", str(run), "--push_to_hub",
+             "--hub_model_id", "hfrepro-org/smoke", "--hub_private_repo", "true"],
             cwd=REPO, env=push_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             mirror_url, mirror = start_mirror(root)  # starts while the recipe trains
@@ -87,7 +87,7 @@ def world(tmp_path_factory):
 
             r = cli("push", run, "--repo-id", "alice/smoke-cli", env=push_env)
             assert r.returncode == 0, r.stderr
-            card = hub.write_dataset_card(
+            card = cards.write_dataset_card(
                 tmp / "tiny-lines.md", title="Tiny lines", license="mit", language=["en"],
                 source=["tests/fixtures/tiny.txt in the hfrepro repository"], num_examples=10,
                 description="Ten short English sentences used by hfrepro's tests.",
@@ -119,19 +119,21 @@ def test_recipe_push_is_one_private_commit_without_checkpoints(world):
     assert ("model", "hfrepro-org/smoke", "private") in fake.created
     files = set(commits[0]["files"])
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
-            "run/config.yaml", "run/metrics.json", "run/log.jsonl"} <= files
+            "config.yaml", "metrics.json", "log.jsonl"} <= files
     assert not [f for f in files if "checkpoint" in f or f.endswith((".bin", ".pt", ".pth"))]
-    assert (world["run"] / "checkpoints").is_dir()  # they exist locally, they just never go up
+    assert not [f for f in files if f in ("status.json", ".lock")]
+    assert list(world["run"].glob("checkpoint-*"))  # they exist locally, they just never go up
 
 
 def test_pushed_folder_is_a_complete_hub_repository(world):
     from huggingface_hub import ModelCard
 
-    for folder in (world["run"] / "model", world["fake"].repo_dir("model", "hfrepro-org/smoke")):
+    for folder in (world["run"], world["fake"].repo_dir("model", "hfrepro-org/smoke")):
         for f in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "README.md"):
             assert (folder / f).is_file(), f"{folder} lacks {f}"
-        assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
-        assert hub.check_model_card(folder / "README.md") == []
+        assert not [f for f in folder.glob("*.bin") if f.name != "training_args.bin" or folder != world["run"]]
+        assert not list(folder.glob("*.pt"))
+        assert cards.check_model_card(folder / "README.md") == []
         card = ModelCard.load(folder / "README.md")
         metrics = json.loads((world["run"] / "metrics.json").read_text())
         results = {r.metric_type: r.metric_value for r in card.data.eval_results}
@@ -146,7 +148,7 @@ def test_round_trip_from_pretrained_gives_the_same_outputs(world):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    local = world["run"] / "model"
+    local = world["run"]
     tok = AutoTokenizer.from_pretrained(local)
     model = AutoModelForCausalLM.from_pretrained(local).eval()
     ids = tok(TEXT, return_tensors="pt").input_ids
@@ -188,11 +190,11 @@ def test_token_never_written_or_printed(world):
             if needle in p.read_bytes():
                 leaks.append(str(p))
     assert {"runs/smoke/config.yaml", "runs/smoke/metrics.json", "runs/smoke/log.jsonl",
-            "runs/smoke/model/README.md", "hub/models/hfrepro-org/smoke/run/config.yaml"} <= scanned
+            "runs/smoke/README.md", "hub/models/hfrepro-org/smoke/config.yaml"} <= scanned
     for name, text in world["outputs"].items():
         if TOKEN in text:
             leaks.append(f"output of {name}")
     for c in world["fake"].commits:
         leaks += [f"uploaded {c['repo_id']}/{f}" for f, b in c["files"].items() if needle in b]
     assert not leaks, f"the token leaked into: {leaks}"
-    assert any(p.startswith("runs/smoke/checkpoints/") for p in scanned)  # checkpoints are searched too
+    assert any(p.startswith("runs/smoke/checkpoint-") for p in scanned)  # checkpoints are searched too

@@ -56,7 +56,7 @@ def test_lstm_resumes_exactly_where_it_stopped(corpus_file, tmp_path):
     assert resumed["test_bits_per_character"] == pytest.approx(full["test_bits_per_character"], rel=1e-9)
     log = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 3, 4, 5, 6]     # steps 1-3, then 3-6 again from checkpoint 2
-    from hfrepro.hub import check_model_card
+    from hfrepro.cards import check_model_card
     card = tmp_path / "killed" / "model" / "README.md"
     assert "test_bits_per_character" in card.read_text() and check_model_card(card) == []
     # a different config in the same folder is refused
@@ -111,7 +111,7 @@ def test_gpt_pretrains_resumes_after_a_crash_and_generates(corpus_file, tmp_path
 
     model_dir = tmp_path / "clm" / "model"
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
-    from hfrepro.hub import check_model_card
+    from hfrepro.cards import check_model_card
     assert check_model_card(model_dir / "README.md") == []
     gen = pipeline("text-generation", model=str(model_dir))
     out = gen("The king", max_new_tokens=5, do_sample=False)[0]["generated_text"]
@@ -227,7 +227,7 @@ def test_masked_accuracy_counts_what_it_says(corpus_file):
 
 def test_ngram_recipe_saves_models_and_reuses_them(corpus_file, tmp_path, capsys):
     from hfrepro.config import resolved
-    from hfrepro.hub import check_model_card
+    from hfrepro.cards import check_model_card
     from hfrepro.lm import ngram
     from hfrepro.lm.ngram import NgramArguments
 

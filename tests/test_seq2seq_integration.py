@@ -26,7 +26,7 @@ def test_embedded_pairs_both_directions_and_french():
 
 
 def test_stage_tiny_writes_report_and_its_bleu_equals_sacrebleu_cli(tmp_path):
-    from hfrepro.reproduce import StageContext
+    from hfrepro.claims import StageContext
     from hfrepro.seq2seq.stage import reproduce
 
     ctx = StageContext(dir=tmp_path / "seq2seq", root=tmp_path, budget="tiny", seed=0, threads=1)

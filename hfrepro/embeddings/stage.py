@@ -98,7 +98,7 @@ def reproduce(ctx):
     from hfrepro.embeddings import vectors
     from hfrepro.config import resolved
     from hfrepro.report import md_table
-    from hfrepro.reproduce import StageResult
+    from hfrepro.claims import StageResult
 
     import shutil
 

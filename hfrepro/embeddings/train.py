@@ -271,12 +271,11 @@ def _card(tmp: Path, mode: str, args: Word2VecArguments, config: dict, corpus_in
 
     import gensim
 
-    from hfrepro import hub
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import REPO_PLACEHOLDER, write_model_card
 
     lang = corpus_info["language"]
     probe = {"en": 'positive=["king", "woman"], negative=["man"]', "ko": '"대통령"'}.get(lang, '"the"')
-    repo = getattr(hub, "REPO_PLACEHOLDER", ".")
+    repo = REPO_PLACEHOLDER
     load = ("import os\n"
             "from gensim.models import KeyedVectors\n"
             "from huggingface_hub import snapshot_download\n"

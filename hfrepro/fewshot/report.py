@@ -125,7 +125,7 @@ def write_results_card(out_dir: str | Path, results: Sequence, config: dict) -> 
 
     from hfrepro.config import resolved
     from hfrepro.fsutil import atomic_write_text
-    from hfrepro.hub import dataset_card
+    from hfrepro.cards import dataset_card
 
     class _C:
         def to_dict(self):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hfrepro.reproduce import StageContext, StageResult
+from hfrepro.claims import StageContext, StageResult
 
 MODEL = "smollm2-135m-instruct"
 

@@ -612,7 +612,7 @@ def _count_tokens(ds, tokenizer, kind: str, max_length: int | None) -> int:
 
 
 def _card(folder, metrics, cfg, base_name, method, card, adapter=False, merged=False):
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
 
     card = dict(card or {})
     what = {"full": "full fine-tuning (every parameter)", "lora": "LoRA adapters (PEFT)",

@@ -8,7 +8,7 @@ parameters), full (a GPU: every training row, 3 epochs, all models saved; a few 
 
 from __future__ import annotations
 
-from hfrepro.reproduce import StageContext, StageResult
+from hfrepro.claims import StageContext, StageResult
 
 
 def reproduce(ctx: StageContext) -> StageResult:

@@ -100,7 +100,7 @@ def train(args: CLMArguments, targs, config: dict, extra_callbacks=(), score: bo
 
 def save_model(model_dir: Path, model, tok, metrics: dict, config: dict, dataset: str) -> None:
     from hfrepro.fsutil import atomic_dir
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
 
     with atomic_dir(model_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

@@ -259,7 +259,7 @@ def train(args: LSTMArguments, config: dict, score: bool = True, progress: bool 
 
 def save_model(model_dir, model: LSTMLM, tok, metrics: dict, config: dict, dataset: str) -> None:
     from hfrepro.fsutil import atomic_dir
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
 
     with atomic_dir(model_dir) as tmp:
         model.save_pretrained(tmp)

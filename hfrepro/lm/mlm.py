@@ -154,7 +154,7 @@ def masked_accuracy(model, tok, docs: list[str], max_length: int, seed: int = 0,
 
 def save_model(model_dir, model, tok, metrics: dict, config: dict, dataset: str, args: MLMArguments) -> None:
     from hfrepro.fsutil import atomic_dir
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
 
     with atomic_dir(model_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

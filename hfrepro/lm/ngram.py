@@ -533,7 +533,7 @@ def run(args: NgramArguments, config: dict) -> dict | None:
 
 
 def _card(folder: Path, lm: NgramLM, r: dict, config: dict, dataset: str) -> None:
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
 
     write_model_card(
         folder, title=f"{describe('', lm)} word LM on {dataset} (hfrepro stage 2)", license="apache-2.0",

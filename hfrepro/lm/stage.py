@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hfrepro.reproduce import StageContext, StageResult
+from hfrepro.claims import StageContext, StageResult
 
 CORPUS = "shakespeare"
 TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)

@@ -124,7 +124,7 @@ def _begin(run, cfg: dict, overwrite: bool, state) -> bool:
 
 
 def _finish(run, metrics: dict, state, card: dict) -> dict:
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
     if state.is_main_process:
         metrics = run.write_metrics({**metrics, "done": True})
         write_model_card(run.model_dir, metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))

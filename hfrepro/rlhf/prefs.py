@@ -27,6 +27,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from hfrepro.splits import split_dataset
 from hfrepro.errors import UserError
 
 SYSTEM = "Answer with one word."
@@ -209,7 +210,7 @@ def load_preferences(name: str, seed: int = 0, pairs_per_prompt: int = 2):
         from datasets import Dataset
         rows = data.read_jsonl(p)
         check_preferences(rows, str(p))
-        return data.split_dataset(Dataset.from_list(rows), seed)
+        return split_dataset(Dataset.from_list(rows), seed)
     dd = data.load(name, seed=seed)
     for split in dd:
         check_preferences(dd[split], f"{name} ({split})")

@@ -10,7 +10,7 @@ The exact-match accuracy (the independent metric) is reported whichever way it m
 
 from __future__ import annotations
 
-from hfrepro.reproduce import StageContext, StageResult
+from hfrepro.claims import StageContext, StageResult
 
 RM_THRESHOLD = 0.75
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from hfrepro.splits import split_dataset
 from hfrepro.errors import UserError
 
 # Embedded parallel datasets: name -> (source column, target column) of the default direction.
@@ -87,7 +88,7 @@ def load_pairs(dataset: str, source_lang: str | None = None, target_lang: str | 
     from datasets import Dataset
 
     from hfrepro.assets import SPLIT_SEED
-    dd = data.split_dataset(Dataset.from_list(rows), seed=SPLIT_SEED)
+    dd = split_dataset(Dataset.from_list(rows), seed=SPLIT_SEED)
     return Pairs(dd, source_lang or src_col, target_lang or tgt_col, path.name)
 
 

@@ -10,7 +10,7 @@ Budgets (same data, tokenizer, updates and batch size for the three models withi
 
 from __future__ import annotations
 
-from hfrepro.reproduce import StageContext, StageResult
+from hfrepro.claims import StageContext, StageResult
 
 COMMON = dict(dataset="lo-help-en-ko", seed=0, progress=False, overwrite=True, max_train_tokens=64)
 BUDGETS = {

@@ -375,7 +375,7 @@ def source_dependence(model, tok, test, n: int = 256) -> dict:
 
 
 def write_card(model_dir: Path, arch: str, pairs, metrics: dict, cfg: dict) -> None:
-    from hfrepro.hub import write_model_card
+    from hfrepro.cards import write_model_card
 
     what = {"rnn": "a GRU encoder-decoder without attention (the whole source in one vector; Cho et al. 2014)",
             "rnn_attention": "a GRU encoder-decoder with Bahdanau additive attention (Bahdanau et al. 2014)",

@@ -1,0 +1,43 @@
+"""`hfrepro reproduce`: walk the road from word2vec to RLHF and write REPORT.md with a claims table.
+
+    hfrepro reproduce                       # budget `default`: the whole road on 2 CPU cores
+    hfrepro reproduce --budget tiny         # CI-sized; --budget full for a GPU machine
+    hfrepro reproduce --stages lm,seq2seq --out runs/mine
+
+The plan (`plan.py`): six stages, each a module of this package that names the recipes it runs (at the
+budget's configs, exactly as a user would run them) and decides its claims from their run folders
+(`runner.py` runs them, `report.py` writes REPORT.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hfrepro.config import BUDGET_NAMES
+from hfrepro.fsutil import read_json
+from hfrepro.reproduce.plan import STAGE_NAMES
+from hfrepro.reproduce.runner import reproduce
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reproduce", help="run every stage and write REPORT.md with the claims table",
+                       description="Run the stages' recipes at one budget on the embedded assets, offline, and "
+                                   "write REPORT.md (+ PNGs) in the output folder. Re-running skips the stages "
+                                   "already finished with the same budget, seed and sources.")
+    p.add_argument("--stages", default=",".join(STAGE_NAMES),
+                   help=f"comma-separated subset of: {', '.join(STAGE_NAMES)} (default: all)")
+    p.add_argument("--budget", default="default", choices=BUDGET_NAMES,
+                   help="tiny: CI-sized smoke run; default: <=15 min on 2 CPU cores; full: for a GPU machine")
+    p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<budget>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--force", action="store_true", help="re-run stages even if already finished")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    out = Path(args.out or f"runs/reproduce-{args.budget}")
+    reproduce(stages, args.budget, out, seed=args.seed, threads=args.threads, force=args.force)
+    results = {s: read_json(out / s / "result.json") for s in stages if (out / s / "result.json").is_file()}
+    return 1 if any(r.get("status") in ("failed", "crashed") for r in results.values()) else 0

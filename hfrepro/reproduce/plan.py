@@ -1,0 +1,83 @@
+"""The main job's plan: the stages in road order, and what a stage runs.
+
+A stage is a module `hfrepro.reproduce.<name>` holding:
+
+    CLAIMS = [Claim("lm-ppl-ladder", "Perplexity falls from unigram to ... GPT"), ...]
+    RUNS = [RecipeRun("ngram"), RecipeRun("clm"), RecipeRun("word2vec", name="korean", config="word2vec/korean")]
+    def section(ctx: StageContext) -> StageResult: ...
+
+Each `RecipeRun` is exactly what a user would type: `hfrepro <recipe> --budget <budget> --output_dir
+<stage folder>/<name> --seed <seed>` plus its `args` (wiring only, e.g. a path to another run; never a budget
+number: budgets live in recipes/configs/<config>/<budget>.yaml). `{stage}` in an argument is the stage folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hfrepro.claims import StageContext
+from hfrepro.config import config_path
+
+
+@dataclass(frozen=True)
+class RecipeRun:
+    recipe: str                      # recipes/<recipe>.py
+    name: str | None = None          # its folder under the stage folder (default: the recipe's name)
+    config: str | None = None        # recipes/configs/<config>/<budget>.yaml (default: the recipe's name)
+    args: tuple[str, ...] = ()       # more arguments: wiring only
+
+    @property
+    def folder(self) -> str:
+        return self.name or self.recipe
+
+    def argv(self, ctx: StageContext) -> list[str]:
+        cfg = config_path(self.config or self.recipe, ctx.budget)
+        return ["--config", str(cfg), "--output_dir", str(ctx.run_dir(self.folder)), "--seed", str(ctx.seed),
+                "--threads", str(ctx.threads), *(a.replace("{stage}", str(ctx.dir)) for a in self.args)]
+
+    def sources(self, budget: str) -> list[Path]:
+        """The files this run's result depends on: its recipe and its budget's config."""
+        return [Path(recipe_module(self.recipe).__file__), config_path(self.config or self.recipe, budget)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+    expected_s: dict = field(default_factory=dict)  # budget -> rough seconds, for the progress estimate
+
+    @property
+    def module(self) -> str:
+        return f"hfrepro.reproduce.{self.name}"
+
+    def load(self):
+        return importlib.import_module(self.module)
+
+
+STAGES = [
+    Stage("embeddings", "Stage 1: word embeddings (word2vec CBOW vs skip-gram)",
+          expected_s={"tiny": 40, "default": 75, "full": 1200}),
+    Stage("lm", "Stage 2: language models (n-gram, LSTM, GPT, BERT), perplexity, sampling",
+          expected_s={"tiny": 45, "default": 85, "full": 3600}),
+    Stage("seq2seq", "Stage 3: translation (seq2seq with and without attention, BLEU)",
+          expected_s={"tiny": 45, "default": 150, "full": 3600}),
+    Stage("fewshot", "Stage 4: zero-, one- and few-shot in-context learning",
+          expected_s={"tiny": 45, "default": 65, "full": 1800}),
+    Stage("finetune", "Stage 5: fine-tuning (head-only, LoRA, full)",
+          expected_s={"tiny": 45, "default": 85, "full": 1800}),
+    Stage("rlhf", "Stage 6: RLHF (SFT, reward model, PPO)",
+          expected_s={"tiny": 45, "default": 300, "full": 3600}),
+]
+STAGE_NAMES = [s.name for s in STAGES]
+
+
+def recipe_module(name: str):
+    """The recipe `recipes/<name>.py`, imported as `hfrepro.recipes.<name>`."""
+    return importlib.import_module(f"hfrepro.recipes.{name}")
+
+
+def recipe_cli(name: str) -> Callable:
+    return recipe_module(name).cli

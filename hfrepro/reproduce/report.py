@@ -1,0 +1,69 @@
+"""REPORT.md: the claims table first (every verdict from a number this run measured), then time and memory,
+then each stage's section."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as md
+import os
+import platform
+from pathlib import Path
+
+from hfrepro import __version__
+from hfrepro.claims import NOT_RUN, verdict
+from hfrepro.fsutil import atomic_write_text
+from hfrepro.report import md_table
+from hfrepro.reproduce.plan import STAGES
+
+
+def claims() -> list[tuple[str, object]]:
+    """(stage name, Claim) for every claim of every stage, in road order."""
+    return [(s.name, c) for s in STAGES for c in s.load().CLAIMS]
+
+
+def verdicts(results: dict[str, dict]) -> list[dict]:
+    rows = []
+    for stage, c in claims():
+        r = results.get(stage)
+        got = (r or {}).get("claims", {}).get(c.id)
+        if got is None:
+            why = {None: "stage not run", "failed": "stage failed", "crashed": "stage crashed"}.get(
+                (r or {}).get("status"), "not measured by this stage")
+            rows.append({"claim": c.text, "evidence (this run)": why, "verdict": NOT_RUN})
+        else:
+            evidence, held = got
+            rows.append({"claim": c.text, "evidence (this run)": evidence, "verdict": verdict(held)})
+    return rows
+
+
+def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[str, dict]) -> Path:
+    lines = [
+        "# hfrepro: from word2vec to ChatGPT, reproduced on this machine", "",
+        f"- budget `{budget}`, seed {seed}, {threads} torch thread(s), hfrepro {__version__}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{_versions()}",
+        f"- written {_dt.datetime.now().isoformat(timespec='seconds')}", "",
+        "Every verdict below comes from a number this run measured. A claim from the literature that does not "
+        "hold at this scale is marked NOT REPRODUCED, with the number that decided it; a claim no stage "
+        "measured is NOT RUN.", "", "## Claims", "", md_table(verdicts(results)), "",
+    ]
+    timing = [{"stage": s.title, "status": results[s.name].get("status"),
+               "wall time (s)": results[s.name].get("wall_seconds"),
+               "peak memory (GiB)": (results[s.name].get("peak_rss_bytes") or 0) / 2**30}
+              for s in STAGES if s.name in results]
+    if timing:
+        lines += ["## Time and memory", "", md_table(timing, digits=2), ""]
+    for s in STAGES:
+        if s.name in results:
+            lines += [f"## {s.title}", "", results[s.name].get("markdown", "").strip(), ""]
+    return atomic_write_text(out / "REPORT.md", "\n".join(lines))
+
+
+def _versions() -> str:
+    out = []
+    for p in ("torch", "transformers", "trl", "peft", "gensim"):
+        try:
+            out.append(f"{p} {md.version(p)}")
+        except md.PackageNotFoundError:
+            pass
+    return ", ".join(out)

@@ -1,0 +1,145 @@
+"""Walk the stages: each in its own Python process (memory is returned between stages, and the runner measures
+each stage's wall time and peak memory), each writing `<out>/<stage>/result.json`.
+
+Inside a stage's process the recipes of its plan run one after another, in-process, exactly as `hfrepro
+<recipe> --config recipes/configs/<recipe>/<budget>.yaml ...` would run them; then the stage's `section`
+reads their run folders and decides its claims. A re-run skips a stage whose result was produced with the
+same budget, seed and sources (the stage module, its recipes and their budget configs), and inside a stage
+every finished recipe run is a no-op of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from hfrepro import runtime
+from hfrepro.claims import StageContext, StageResult
+from hfrepro.config import BUDGET_NAMES
+from hfrepro.errors import UserError
+from hfrepro.fsutil import atomic_write_json, read_json
+from hfrepro.reproduce.plan import STAGE_NAMES, STAGES, Stage, recipe_cli
+from hfrepro.reproduce.report import write_report
+
+
+def stage_key(stage: Stage, budget: str, seed: int) -> dict:
+    """What a finished stage's result depends on: it is reused only when all of it is the same."""
+    mod = stage.load()
+    files = [Path(mod.__file__)] + [f for r in getattr(mod, "RUNS", []) for f in r.sources(budget)]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    return {"stage": stage.name, "budget": budget, "seed": seed, "sources": h.hexdigest()[:16]}
+
+
+def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int) -> dict:
+    runtime.setup(seed=seed, threads=threads)
+    sdir = out / stage.name
+    sdir.mkdir(parents=True, exist_ok=True)
+    mod = stage.load()
+    ctx = StageContext(dir=sdir, root=out, budget=budget, seed=seed, threads=threads)
+    t0 = time.time()
+    try:
+        for r in mod.RUNS:
+            print(f"[{stage.name}] hfrepro {r.recipe} " + " ".join(r.argv(ctx)), flush=True)
+            recipe_cli(r.recipe)(r.argv(ctx))
+        res: StageResult = mod.section(ctx)
+        result = {"status": "ok", "markdown": res.markdown,
+                  "claims": {k: [ev, held] for k, (ev, held) in res.claims.items()}, "metrics": res.metrics}
+    except UserError as e:
+        print(e.render(), file=sys.stderr, flush=True)
+        result = {"status": "failed", "markdown": f"**Stage failed:** {e.what}" + (f" Fix: {e.fix}" if e.fix else ""),
+                  "claims": {}, "metrics": {}, "error": e.render()}
+    result["seconds"] = round(time.time() - t0, 1)
+    result["key"] = stage_key(stage, budget, seed)
+    atomic_write_json(sdir / "result.json", result)
+    return result
+
+
+def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int) -> tuple[dict, float, int]:
+    """Returns (result, wall seconds, peak RSS bytes of the stage's process tree)."""
+    cmd = [sys.executable, "-m", "hfrepro.reproduce", "--stage", stage.name, "--out", str(out),
+           "--budget", budget, "--seed", str(seed), "--threads", str(threads)]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd)
+    _, status, rusage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.time() - t0
+    peak = rusage.ru_maxrss * 1024  # Linux: kilobytes (the largest single process of the tree)
+    f = out / stage.name / "result.json"
+    key = stage_key(stage, budget, seed)
+    if f.is_file() and read_json(f).get("key") == key and proc.returncode == 0:
+        result = read_json(f)
+    else:
+        result = {"status": "crashed", "markdown": f"**Stage crashed** (exit code {proc.returncode}); see the "
+                  "output above.", "claims": {}, "metrics": {}, "key": key}
+    result["wall_seconds"], result["peak_rss_bytes"] = round(wall, 1), peak
+    atomic_write_json(f, result)
+    return result, wall, peak
+
+
+def _previous(stage: Stage, out: Path, budget: str, seed: int) -> dict | None:
+    f = out / stage.name / "result.json"
+    prev = read_json(f) if f.is_file() else None
+    if prev and prev.get("key") == stage_key(stage, budget, seed) and prev.get("status") == "ok":
+        return prev
+    return None
+
+
+def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads: int | None = None,
+              force: bool = False) -> Path:
+    if budget not in BUDGET_NAMES:
+        raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
+    unknown = [s for s in stages if s not in STAGE_NAMES]
+    if unknown or not stages:
+        raise UserError(f"unknown stage(s): {', '.join(unknown) or '(none given)'}",
+                        fix=f"stages: {', '.join(STAGE_NAMES)}")
+    threads = threads or int(os.environ.get("HFREPRO_THREADS", 0)) or (os.cpu_count() or 1)
+    runtime.check_writable_folder(out)
+    lock = runtime.lock_folder(out)
+    try:
+        return _walk(stages, budget, out, seed, threads, force)
+    finally:
+        runtime.unlock_folder(lock)
+
+
+def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, force: bool) -> Path:
+    chosen = [s for s in STAGES if s.name in stages]
+    results: dict[str, dict] = {}
+    t_start = time.time()
+    for k, stage in enumerate(chosen, 1):
+        elapsed = time.time() - t_start
+        left = sum(s.expected_s.get(budget, 60) for s in chosen[k - 1:])
+        head = (f"[reproduce] stage {k}/{len(chosen)}: {stage.name}  (elapsed {_mmss(elapsed)}, "
+                f"estimate {_mmss(left)} left)")
+        prev = None if force else _previous(stage, out, budget, seed)
+        if prev:
+            print(head + " -- already done with this config, skipped", flush=True)
+            results[stage.name] = prev
+            continue
+        print(head, flush=True)
+        result, wall, peak = _run_stage_subprocess(stage, out, budget, seed, threads)
+        print(f"[reproduce] {stage.name}: {result['status']} in {_mmss(wall)}, peak memory {peak / 2**30:.2f} GiB",
+              flush=True)
+        results[stage.name] = result
+    # Stages finished earlier in this folder with the same key (e.g. `--stages rlhf` after the others) stay in
+    # the report, so REPORT.md always covers every stage the folder holds a current result for.
+    for stage in STAGES:
+        if stage.name not in results and (prev := _previous(stage, out, budget, seed)):
+            results[stage.name] = prev
+    report = write_report(out, budget, seed, threads, results)
+    bench = {s.name: {"status": results[s.name].get("status"), "wall_seconds": results[s.name].get("wall_seconds"),
+                      "peak_rss_bytes": results[s.name].get("peak_rss_bytes")} for s in STAGES if s.name in results}
+    atomic_write_json(out / "timings.json", {"budget": budget, "threads": threads, "stages": bench,
+                                             "total_seconds": round(time.time() - t_start, 1)})
+    print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")
+    return report
+
+
+def _mmss(s: float) -> str:
+    s = int(s)
+    return f"{s // 60}m{s % 60:02d}s"

@@ -1,0 +1,477 @@
+"""The floor every recipe stands on: processes, threads, seeds, Trainer defaults, and the run folder.
+
+    from hfrepro import runtime
+    runtime.setup(seed=0)                                  # threads, CPU-only process groups, seeds
+    run = runtime.Run.begin("runs/clm", config)            # lock, record the config, find where to resume
+    if run.finished:                                       # the same command again: nothing to do
+        return run.metrics()
+    trainer = Trainer(..., callbacks=run.callbacks())
+    trainer.train(resume_from_checkpoint=run.resume_from)  # the Trainer's own checkpoints
+    run.finish({"test_loss": ...})                         # metrics.json, status.json; the lock is released
+
+A run folder is a Hugging Face model repository with the run's record beside it:
+
+    runs/<name>/
+        config.json, model.safetensors, tokenizer*, README.md     the model (Trainer.save_model()), its card
+        config.yaml     the resolved arguments (secrets redacted): `--config config.yaml` replays the run
+        metrics.json    what the run measured
+        log.jsonl       one JSON object per logging step
+        status.json     running | finished, when, and when last checked
+        checkpoint-N/   the Trainer's checkpoints (never uploaded)
+        .lock           held by the one process writing the folder
+
+This module imports nothing of hfrepro above `errors` and `fsutil`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hfrepro.errors import UserError
+from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
+
+# --- processes ---------------------------------------------------------------------------------------------
+
+
+def has_accelerator() -> bool:
+    import torch
+    return bool(torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()))
+
+
+def use_cpu_without_accelerator() -> None:
+    """Without a GPU, tell accelerate to use the CPU (ACCELERATE_USE_CPU=true).
+
+    Without it, N processes launched on a CPU-only machine never form a process group: each trains alone with
+    world size 1 (STACK.md). It overrides the `False` that `accelerate launch` exports from a config with
+    `use_cpu: false`, and must happen before anything builds accelerate's state (TrainingArguments does)."""
+    if not has_accelerator():
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+
+
+def process_state():
+    """accelerate's PartialState under the one rule above: on the CPU when there is no accelerator."""
+    from accelerate import PartialState
+
+    use_cpu_without_accelerator()
+    return PartialState(cpu=not has_accelerator())
+
+
+def is_main_process() -> bool:
+    return process_state().is_main_process
+
+
+def wait_for_everyone() -> None:
+    process_state().wait_for_everyone()
+
+
+# --- threads, seeds, precision -----------------------------------------------------------------------------
+
+def configure_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads: `n`, else $HFREPRO_THREADS, else cores / local processes.
+
+    On a small VM torch's default swings timings up to 10x (STACK.md); a fixed number keeps them stable.
+    `accelerate launch` exports OMP_NUM_THREADS=1 unless its config says use_cpu (ours cannot: it must also
+    use a GPU where there is one), which would leave a 2-core machine half idle: that value is ignored.
+    """
+    import torch
+
+    if not n:
+        omp = os.environ.get("OMP_NUM_THREADS")
+        if omp == "1" and "ACCELERATE_DYNAMO_BACKEND" in os.environ:
+            omp = None
+        env = os.environ.get("HFREPRO_THREADS") or omp
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        n = int(env) if env else max(1, (os.cpu_count() or 1) // local)
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def set_seed(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch; on CPU this makes the same command give the same numbers."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def setup(seed: int | None = None, threads: int | None = None) -> int:
+    """Call first in every recipe: CPU-only process groups, threads, seeds. Returns threads per process."""
+    use_cpu_without_accelerator()
+    n = configure_threads(threads or None)
+    if seed is not None:
+        set_seed(seed)
+    return n
+
+
+def precision() -> dict[str, bool]:
+    """bf16 only where the hardware has it (a CUDA GPU with bf16); fp32 on CPU.
+
+    TRL's configs default to bf16=True, which fails on CPU ("Your setup doesn't support bf16/gpu")."""
+    import torch
+
+    bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return {"bf16": bf16, "fp16": False}
+
+
+# --- Trainer arguments that are sane on any hardware -------------------------------------------------------
+
+def training_defaults(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for `TrainingArguments` (or a TRL config) that are sane on any hardware."""
+    d: dict[str, Any] = dict(
+        report_to="none", save_strategy="steps", save_total_limit=2, logging_strategy="steps",
+        dataloader_num_workers=0, activation_checkpointing=False, include_num_input_tokens_seen="non_padding",
+        disable_tqdm=False, **precision())
+    if not d["bf16"]:
+        d["dataloader_pin_memory"] = False
+        d["use_cpu"] = not has_accelerator()
+    d.update(overrides)
+    return d
+
+
+def make_training_args(cls=None, **kwargs: Any):
+    """Build `cls` (default `TrainingArguments`) with `training_defaults` under the caller's values."""
+    import dataclasses
+
+    if cls is None:
+        from transformers import TrainingArguments as cls  # noqa: N813
+    names = {f.name for f in dataclasses.fields(cls)}
+    merged = {k: v for k, v in training_defaults().items() if k in names}
+    merged.update(kwargs)
+    return cls(**merged)
+
+
+def cpu_sane(args) -> Any:
+    """Fix a parsed TrainingArguments / TRL config in place for this hardware: no bf16 and no activation
+    checkpointing on CPU, and count the tokens trained on ("tokens seen" in logs and metrics)."""
+    if not has_accelerator() and hasattr(args, "use_cpu"):
+        args.use_cpu = True
+    if not precision()["bf16"]:
+        for name in ("bf16", "fp16"):
+            if getattr(args, name, False):
+                setattr(args, name, False)
+        # `gradient_checkpointing` only mirrors `activation_checkpointing` after construction, and the
+        # Trainer reads the new name (TRL configs default it on): turn both off.
+        for name in ("activation_checkpointing", "gradient_checkpointing"):
+            if getattr(args, name, False):
+                setattr(args, name, False)
+    if getattr(args, "include_num_input_tokens_seen", "no") in (None, False, "no"):
+        args.include_num_input_tokens_seen = "non_padding"
+    return args
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------
+
+def checkpoints(folder: str | Path) -> list[Path]:
+    """`checkpoint-N` folders under `folder`, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+
+
+def checkpoint_step(path: str | Path) -> int:
+    return int(Path(path).name.rsplit("-", 1)[-1])
+
+
+def _complete(ck: Path) -> bool:
+    try:
+        state = read_json(ck / "trainer_state.json")
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "global_step" in state
+
+
+def last_checkpoint(folder: str | Path, warn: bool = True) -> str | None:
+    """The newest complete checkpoint (its trainer_state.json reads); a broken newer one is skipped with a
+    warning, so a run killed while saving resumes from the one before."""
+    for ck in reversed(checkpoints(folder)):
+        if _complete(ck):
+            return str(ck)
+        if warn:
+            print(f"warning: {ck} is incomplete or corrupt (trainer_state.json does not read); "
+                  "resuming from the checkpoint before it", file=sys.stderr)
+    return None
+
+
+# --- the run folder ----------------------------------------------------------------------------------------
+
+# Arguments that say where or how a run is watched, not what it computes: a change in them continues the run.
+NOT_PART_OF_RESULT = {"output_dir", "overwrite", "resume_from_checkpoint", "push_to_hub", "hub_model_id",
+                      "hub_private_repo", "hub_token", "disable_tqdm", "report_to", "logging_dir", "wait",
+                      "threads", "config", "run_name", "hub_strategy", "save_total_limit"}
+RECORD_FILES = ("config.yaml", "metrics.json", "log.jsonl", "status.json")
+
+
+class Run:
+    """One run folder, one writer. Build it with `Run.begin`; see the module docstring."""
+
+    def __init__(self, path: Path, config: dict, resume_from: str | None, finished: bool, lock_fd: int | None):
+        self.path, self.config, self.resume_from, self.finished = path, config, resume_from, finished
+        self._lock_fd = lock_fd
+        self.is_main = lock_fd is not None or not _distributed()
+
+    # -- paths --
+    config_path = property(lambda self: self.path / "config.yaml")
+    metrics_path = property(lambda self: self.path / "metrics.json")
+    log_path = property(lambda self: self.path / "log.jsonl")
+    status_path = property(lambda self: self.path / "status.json")
+
+    @classmethod
+    def begin(cls, output_dir: str | Path, config: dict[str, Any], overwrite: bool = False,
+              resume_from_checkpoint: str | bool | None = None, wait: bool = False) -> "Run":
+        """Take the folder for this run (only after the arguments validated: a refused start leaves nothing).
+
+        - a folder holding another config is refused unless `overwrite`; `overwrite` always starts afresh;
+        - the same config, finished: `finished` is True and nothing is written but `status.json`'s last_checked;
+        - the same config, unfinished: resume from the last complete checkpoint;
+        - `resume_from_checkpoint`: a checkpoint path, or True/"true" for the last one in this folder.
+        In a multi-process launch the main process does all of it and the others wait, then read.
+        """
+        path = Path(output_dir)
+        if not _distributed() or is_main_process():
+            run = cls._begin_main(path, config, overwrite, resume_from_checkpoint, wait)
+        if _distributed():
+            wait_for_everyone()
+            if not is_main_process():
+                st = _read_status(path)
+                run = cls(path, config, _resume_point(path, resume_from_checkpoint, same=True, warn=False),
+                          st.get("status") == "finished", None)
+        return run
+
+    @classmethod
+    def _begin_main(cls, path, config, overwrite, resume_from_checkpoint, wait) -> "Run":
+        check_writable_folder(path)
+        fd = lock_folder(path, wait)
+        try:
+            saved = _saved_config(path)
+            same = saved is not None and _result_keys(saved) == _result_keys(config)
+            if saved is not None and not same and not overwrite:
+                diff = sorted(k for k in set(_result_keys(saved)) | set(_result_keys(config))
+                              if _result_keys(saved).get(k) != _result_keys(config).get(k))
+                raise UserError(f"{path} holds a run with a different config (differs in: {', '.join(diff[:8])})",
+                                where=str(path / "config.yaml"),
+                                fix="choose another --output_dir, or pass --overwrite to start this one afresh")
+            if overwrite and any(p.name != ".lock" for p in path.iterdir()):
+                _clear(path)
+                saved, same = None, False
+            status = _read_status(path)
+            if same and status.get("status") == "finished" and not resume_from_checkpoint:
+                atomic_write_json(path / "status.json", {**status, "last_checked": _now()})
+                run = cls(path, config, None, True, fd)
+                run.close()
+                return run
+            resume = _resume_point(path, resume_from_checkpoint, same)
+            if resume:
+                _truncate_log(path / "log.jsonl", checkpoint_step(resume))
+            atomic_write_text(path / "config.yaml", yaml.safe_dump(config, sort_keys=True, allow_unicode=True))
+            atomic_write_json(path / "status.json", {"status": "running", "started": status.get("started") or _now(),
+                                                     "pid": os.getpid(), "resumed_from": resume})
+            return cls(path, config, resume, False, fd)
+        except BaseException:
+            unlock_folder(fd)
+            raise
+
+    # -- the record --
+    def metrics(self) -> dict:
+        return read_json(self.metrics_path) if self.metrics_path.is_file() else {}
+
+    def write_metrics(self, new: dict[str, Any]) -> dict:
+        """Merge `new` into metrics.json (atomically; main process only)."""
+        m = {**self.metrics(), **new}
+        if self.is_main:
+            atomic_write_json(self.metrics_path, m)
+        return m
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.is_main:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"time": round(time.time(), 3), **record}, ensure_ascii=False) + "\n")
+
+    def read_log(self) -> list[dict]:
+        return read_log(self.log_path)
+
+    def callbacks(self) -> list:
+        """The callbacks every hfrepro Trainer gets: stop on a NaN/inf loss; log to log.jsonl."""
+        return trainer_callbacks(self)
+
+    def finish(self, metrics: dict[str, Any] | None = None) -> dict:
+        """Write the final metrics and mark the run finished; release the folder."""
+        m = self.write_metrics(metrics or {})
+        if self.is_main:
+            st = _read_status(self.path)
+            atomic_write_json(self.status_path, {**st, "status": "finished", "finished": _now(),
+                                                 "last_checked": _now()})
+        self.close()
+        return m
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            unlock_folder(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _distributed() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def check_writable_folder(path: Path) -> None:
+    """Create `path` if needed; a UserError if it is a file or cannot be written."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"the output folder {path} is a file", where=str(path),
+                        fix="choose another --output_dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the output folder {path}: {e.strerror}", where=str(path),
+                        fix="choose a --output_dir you can write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"the output folder {path} is not writable", where=str(path),
+                        fix="choose a --output_dir you can write to, or fix its permissions")
+
+
+def lock_folder(path: Path, wait: bool = False) -> int:
+    """Take `path/.lock` (one writer per folder); a UserError naming the holder's pid if taken, unless `wait`.
+    The lock goes with the process: a killed run leaves nothing to clean up."""
+    fd = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UserError(f"{path} is being written by another run (pid {holder})", where=str(path / ".lock"),
+                        fix="wait for it to finish, pass --wait to queue behind it, or choose another "
+                            "--output_dir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def unlock_folder(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)  # an idle folder's lock file is empty: a no-op re-run leaves the folder as it was
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _saved_config(path: Path) -> dict | None:
+    f = path / "config.yaml"
+    if not f.is_file():
+        return None
+    try:
+        return yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {"<unreadable config.yaml>": True}
+
+
+def _result_keys(cfg: dict) -> dict:
+    return {k: v for k, v in (cfg or {}).items() if k not in NOT_PART_OF_RESULT}
+
+
+def _read_status(path: Path) -> dict:
+    try:
+        return read_json(path / "status.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def _clear(path: Path) -> None:
+    for p in path.iterdir():
+        if p.name == ".lock":
+            continue
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _resume_point(path: Path, requested: str | bool | None, same: bool, warn: bool = True) -> str | None:
+    if requested in (None, False, "", "false", "False"):
+        return last_checkpoint(path, warn=warn) if same else None
+    if requested in (True, "true", "True"):
+        ck = last_checkpoint(path, warn=warn)
+        if ck is None:
+            raise UserError(f"--resume_from_checkpoint true: no complete checkpoint in {path}",
+                            fix="run without --resume_from_checkpoint, or name a checkpoint folder")
+        return ck
+    ck = Path(str(requested))
+    if not (ck.is_dir() and _complete(ck)):
+        raise UserError(f"--resume_from_checkpoint {ck}: not a complete checkpoint folder", where=str(ck),
+                        fix="name a checkpoint-N folder holding trainer_state.json, or pass true for the last one")
+    return str(ck)
+
+
+def read_log(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows written after `step`: the killed run logged them, the resumed run logs them again."""
+    rows = read_log(path)
+    keep = [r for r in rows if r.get("step") is None or r["step"] <= step]
+    if len(keep) != len(rows):
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep))
+
+
+# --- Trainer callbacks -------------------------------------------------------------------------------------
+
+class TrainingDiverged(UserError):
+    pass
+
+
+def check_finite(loss: float, step: int, where: str) -> None:
+    """Stop on a NaN/inf loss with a message that says what to change."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"training diverged: loss is {loss} at step {step}", where=where,
+                               fix="lower the learning rate (or raise warm-up / gradient clipping) and run again")
+
+
+def trainer_callbacks(run: Run | None = None) -> list:
+    """NaN/inf guard and log.jsonl rows for a transformers/TRL Trainer (transformers is imported here,
+    not at start-up)."""
+    from transformers import TrainerCallback
+
+    class NaNGuard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            loss = (logs or {}).get("loss", (logs or {}).get("train_loss"))
+            if loss is not None:
+                check_finite(float(loss), state.global_step, str(args.output_dir))
+
+    class JsonlLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if run is not None and state.is_world_process_zero and logs:
+                run.log({"step": state.global_step, "max_steps": state.max_steps,
+                         "epoch": round(state.epoch or 0.0, 4), "tokens_seen": state.num_input_tokens_seen,
+                         **{k: v for k, v in logs.items() if isinstance(v, (int, float, str))}})
+
+    return [NaNGuard(), JsonlLog()]
