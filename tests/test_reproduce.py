@@ -1,31 +1,66 @@
-"""`hfrepro reproduce`: the claims table never states a verdict a run did not measure; re-runs skip."""
+"""`hfrepro reproduce`: the claims table never states a verdict a run did not measure; a stage runs its recipes
+exactly as a user would; re-runs skip what is done."""
 
 import json
+import re
 
 import pytest
 
-from hfrepro import reproduce as R
+from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, StageContext
+from hfrepro.config import config_path
+from hfrepro.reproduce import report as R
+from hfrepro.reproduce.plan import STAGE_NAMES, STAGES, RecipeRun
 from tests.conftest import run_cli
+
+
+def _claim(stage: str, cid: str):
+    return next(c for s, c in R.claims() if s == stage and c.id == cid)
 
 
 def test_verdicts_only_from_measurements():
     results = {
-        "embeddings": {"status": "ok", "claims": {"w2v-cbow-faster": ["CBOW 600k w/s vs skip-gram 200k", True],
-                                                 "w2v-king-queen": ["queen at rank 7", False]}},
+        "embeddings": {"status": "ok", "claims": {
+            "w2v-cbow-faster": {"verdict": REPRODUCED, "evidence": "CBOW 600k w/s vs skip-gram 200k"},
+            "w2v-king-queen": {"verdict": NOT_REPRODUCED, "evidence": "queen at rank 7"}}},
         "lm": {"status": "failed", "claims": {}},
     }
     rows = {r["claim"]: r for r in R.verdicts(results)}
-    by_id = {c.id: rows[c.text] for c in R.CLAIMS}
-    assert by_id["w2v-cbow-faster"]["verdict"] == R.REPRODUCED
-    assert by_id["w2v-king-queen"]["verdict"] == R.NOT_REPRODUCED
-    assert by_id["w2v-skipgram-semantic"]["verdict"] == R.NOT_RUN  # stage ran but did not measure it
-    assert by_id["lm-ppl-ladder"]["verdict"] == R.NOT_RUN and "failed" in by_id["lm-ppl-ladder"]["evidence (this run)"]
-    assert by_id["ppo-reward-kl"]["verdict"] == R.NOT_RUN and by_id["ppo-reward-kl"]["evidence (this run)"] == "stage not run"
+    assert rows[_claim("embeddings", "w2v-cbow-faster").text]["verdict"] == REPRODUCED
+    assert rows[_claim("embeddings", "w2v-king-queen").text]["verdict"] == NOT_REPRODUCED
+    semantic = rows[_claim("embeddings", "w2v-skipgram-semantic").text]
+    assert semantic["verdict"] == NOT_RUN and semantic["evidence (this run)"] == "not measured by this stage"
+    ladder = rows[_claim("lm", "lm-ppl-ladder").text]
+    assert ladder["verdict"] == NOT_RUN and "failed" in ladder["evidence (this run)"]
+    ppo = rows[_claim("rlhf", "ppo-reward-kl").text]
+    assert ppo["verdict"] == NOT_RUN and ppo["evidence (this run)"] == "stage not run"
 
 
-def test_unknown_stage_and_budget():
-    r = run_cli("reproduce", "--stages", "embeddings,nope", "--out", "/tmp/hfrepro-never")
-    assert r.returncode == 2 and "unknown stage(s): nope" in r.stderr
+def test_every_stage_declares_claims_and_runs_that_exist():
+    ids = [c.id for _, c in R.claims()]
+    assert len(ids) == len(set(ids)), "claim ids are unique"
+    for stage in STAGES:
+        mod = stage.load()
+        assert mod.CLAIMS and callable(mod.section), stage.name
+        for r in mod.RUNS:
+            for budget in ("tiny", "default", "full"):
+                assert config_path(r.config or r.recipe, budget).is_file(), (stage.name, r, budget)
+
+
+def test_a_recipe_run_is_the_users_command_line(tmp_path):
+    ctx = StageContext(dir=tmp_path / "lm", root=tmp_path, budget="tiny", seed=3, threads=2)
+    r = RecipeRun("smoke", name="s", args=("--tokenizer", "{stage}/clm"))
+    argv = r.argv(ctx)
+    assert argv[:2] == ["--config", str(config_path("smoke", "tiny"))]
+    assert argv[2:] == ["--output_dir", str(tmp_path / "lm" / "s"), "--seed", "3", "--threads", "2",
+                        "--tokenizer", str(tmp_path / "lm" / "clm")]
+    assert [p.name for p in r.sources("tiny")] == ["smoke.py", "tiny.yaml"]
+
+
+@pytest.mark.parametrize("stages,message", [("embeddings,nope", "unknown stage(s): nope"),
+                                            ("", "unknown stage(s): (none given)")])
+def test_unknown_or_no_stage(stages, message):
+    r = run_cli("reproduce", "--stages", stages, "--out", "/tmp/hfrepro-never")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.integration
@@ -35,24 +70,20 @@ def test_tiny_budget_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     assert "## Claims" in report
-    for c in R.CLAIMS:
+    for _, c in R.claims():
         assert c.text in report
     timings = json.loads((out / "timings.json").read_text())
-    assert set(timings["stages"]) == set(R.STAGE_NAMES)
+    assert set(timings["stages"]) == set(STAGE_NAMES)
     for name, t in timings["stages"].items():
         assert t["status"] == "ok", (name, t)
         res = json.loads((out / name / "result.json").read_text())
-        if res["status"] == "ok":
-            assert res["markdown"].strip() and res["claims"], name
-            for evidence, held in res["claims"].values():
-                assert evidence and held in (True, False, None)
-    # images linked from the report exist
-    import re
-    for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert res["markdown"].strip() and res["claims"], name
+        for rec in res["claims"].values():
+            assert rec["evidence"] and rec["verdict"] in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
+    for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):  # images linked from the report exist
         assert (out / img).is_file(), img
     # a second run skips every finished stage
     r2 = run_cli("reproduce", "--budget", "tiny", "--out", out, timeout=600)
     assert r2.returncode == 0
-    done = [s for s, t in timings["stages"].items() if t["status"] == "ok"]
-    for s in done:
+    for s in timings["stages"]:
         assert f"{s}  (elapsed" in r2.stdout and "already done with this config, skipped" in r2.stdout

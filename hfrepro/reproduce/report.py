@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 
 from hfrepro import __version__
-from hfrepro.claims import NOT_RUN, verdict
+from hfrepro.claims import NOT_RUN
 from hfrepro.fsutil import atomic_write_text
 from hfrepro.report import md_table
 from hfrepro.reproduce.plan import STAGES
@@ -31,8 +31,7 @@ def verdicts(results: dict[str, dict]) -> list[dict]:
                 (r or {}).get("status"), "not measured by this stage")
             rows.append({"claim": c.text, "evidence (this run)": why, "verdict": NOT_RUN})
         else:
-            evidence, held = got
-            rows.append({"claim": c.text, "evidence (this run)": evidence, "verdict": verdict(held)})
+            rows.append({"claim": c.text, "evidence (this run)": got["evidence"], "verdict": got["verdict"]})
     return rows
 
 
@@ -43,9 +42,11 @@ def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{_versions()}",
         f"- written {_dt.datetime.now().isoformat(timespec='seconds')}", "",
-        "Every verdict below comes from a number this run measured. A claim from the literature that does not "
-        "hold at this scale is marked NOT REPRODUCED, with the number that decided it; a claim no stage "
-        "measured is NOT RUN.", "", "## Claims", "", md_table(verdicts(results)), "",
+        "Every verdict below comes from a number this run measured, decided by hfrepro's claims protocol "
+        "(docs/CLAIMS.md): a statistic, a threshold "
+        "and a 95% interval; REPRODUCED when the interval clears the threshold, NOT REPRODUCED when it clears "
+        "it on the other side, INCONCLUSIVE when it straddles it; a claim no stage measured is NOT RUN.", "",
+        "## Claims", "", md_table(verdicts(results)), "",
     ]
     timing = [{"stage": s.title, "status": results[s.name].get("status"),
                "wall time (s)": results[s.name].get("wall_seconds"),

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hfrepro import runtime
-from hfrepro.claims import StageContext, StageResult
+from hfrepro.claims import Decision, StageContext, StageResult, verdict
 from hfrepro.config import BUDGET_NAMES
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, read_json
@@ -48,8 +48,8 @@ def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads
             print(f"[{stage.name}] hfrepro {r.recipe} " + " ".join(r.argv(ctx)), flush=True)
             recipe_cli(r.recipe)(r.argv(ctx))
         res: StageResult = mod.section(ctx)
-        result = {"status": "ok", "markdown": res.markdown,
-                  "claims": {k: [ev, held] for k, (ev, held) in res.claims.items()}, "metrics": res.metrics}
+        result = {"status": "ok", "markdown": res.markdown, "claims": {k: _claim_record(v) for k, v in
+                                                                       res.claims.items()}, "metrics": res.metrics}
     except UserError as e:
         print(e.render(), file=sys.stderr, flush=True)
         result = {"status": "failed", "markdown": f"**Stage failed:** {e.what}" + (f" Fix: {e.fix}" if e.fix else ""),
@@ -58,6 +58,14 @@ def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads
     result["key"] = stage_key(stage, budget, seed)
     atomic_write_json(sdir / "result.json", result)
     return result
+
+
+def _claim_record(v) -> dict:
+    """How a decided claim is kept in result.json: a protocol Decision, or a plain rule's (evidence, held)."""
+    if isinstance(v, Decision):
+        return {"verdict": v.verdict, "evidence": v.summary(), "decision": v.to_dict()}
+    evidence, held = v
+    return {"verdict": verdict(held), "evidence": evidence, "held": held}
 
 
 def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int) -> tuple[dict, float, int]:
