@@ -15,9 +15,10 @@ def main() -> None:
     ap.add_argument("--budget", required=True)
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--overwrite", action="store_true")
     a = ap.parse_args()
     stage = next(s for s in STAGES if s.name == a.stage)
-    run_stage_inprocess(stage, Path(a.out), a.budget, a.seed, a.threads)
+    run_stage_inprocess(stage, Path(a.out), a.budget, a.seed, a.threads, overwrite=a.overwrite)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,10 @@ def stage_key(stage: Stage, budget: str, seed: int) -> dict:
     return {"stage": stage.name, "budget": budget, "seed": seed, "sources": h.hexdigest()[:16]}
 
 
-def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int) -> dict:
+def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int,
+                        overwrite: bool = False) -> dict:
+    """Run the stage's recipes, then its section. `overwrite`: the stage's sources changed since its folder was
+    written (or --force): its recipe runs start afresh instead of refusing a folder with another config."""
     runtime.setup(seed=seed, threads=threads)
     sdir = out / stage.name
     sdir.mkdir(parents=True, exist_ok=True)
@@ -45,8 +48,9 @@ def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads
     t0 = time.time()
     try:
         for r in mod.RUNS:
-            print(f"[{stage.name}] hfrepro {r.recipe} " + " ".join(r.argv(ctx)), flush=True)
-            recipe_cli(r.recipe)(r.argv(ctx))
+            argv = r.argv(ctx) + (["--overwrite"] if overwrite else [])
+            print(f"[{stage.name}] hfrepro {r.recipe} " + " ".join(argv), flush=True)
+            recipe_cli(r.recipe)(argv)
         res: StageResult = mod.section(ctx)
         result = {"status": "ok", "markdown": res.markdown, "claims": {k: _claim_record(v) for k, v in
                                                                        res.claims.items()}, "metrics": res.metrics}
@@ -68,10 +72,11 @@ def _claim_record(v) -> dict:
     return {"verdict": verdict(held), "evidence": evidence, "held": held}
 
 
-def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int) -> tuple[dict, float, int]:
+def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int,
+                          overwrite: bool) -> tuple[dict, float, int]:
     """Returns (result, wall seconds, peak RSS bytes of the stage's process tree)."""
     cmd = [sys.executable, "-m", "hfrepro.reproduce", "--stage", stage.name, "--out", str(out),
-           "--budget", budget, "--seed", str(seed), "--threads", str(threads)]
+           "--budget", budget, "--seed", str(seed), "--threads", str(threads)] + (["--overwrite"] if overwrite else [])
     t0 = time.time()
     proc = subprocess.Popen(cmd)
     _, status, rusage = os.wait4(proc.pid, 0)
@@ -96,6 +101,13 @@ def _previous(stage: Stage, out: Path, budget: str, seed: int) -> dict | None:
     if prev and prev.get("key") == stage_key(stage, budget, seed) and prev.get("status") == "ok":
         return prev
     return None
+
+
+def _stale(stage: Stage, out: Path, budget: str, seed: int) -> bool:
+    """The stage's folder holds a result made from other sources, budget or seed: start its runs afresh.
+    (No result at all means a first run, or one interrupted: its recipe runs resume.)"""
+    f = out / stage.name / "result.json"
+    return f.is_file() and read_json(f).get("key") != stage_key(stage, budget, seed)
 
 
 def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads: int | None = None,
@@ -130,7 +142,8 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
             results[stage.name] = prev
             continue
         print(head, flush=True)
-        result, wall, peak = _run_stage_subprocess(stage, out, budget, seed, threads)
+        result, wall, peak = _run_stage_subprocess(stage, out, budget, seed, threads,
+                                                   overwrite=force or _stale(stage, out, budget, seed))
         print(f"[reproduce] {stage.name}: {result['status']} in {_mmss(wall)}, peak memory {peak / 2**30:.2f} GiB",
               flush=True)
         results[stage.name] = result
