@@ -137,7 +137,8 @@ def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: R
 
     # Model: one gensim Word2Vec per mode, the same settings but sg (skip-gram 1, CBOW 0). A mode this run
     # finished before it was interrupted is kept; one interrupted mid-way continues from its last epoch.
-    done = {m: run.metrics()[m] for m in modes if m in run.metrics() and (run.path / m / "model.safetensors").is_file()}
+    saved = run.metrics()
+    done = {m: saved[m] for m in modes if m in saved and (run.path / m / "model.safetensors").is_file()}
     if done:
         print(f"already trained with this config: {', '.join(done)} (--overwrite to retrain)", flush=True)
     models, states = {}, {}
@@ -157,16 +158,19 @@ def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: R
             bar.close()
 
     # Evaluate each mode (analogies, word pairs, king - man + woman) and save it as a Hub repository.
-    metrics = {"corpus": corpus_info, "modes": modes, "deterministic": script_args.workers == 1, **done}
-    kvs = {m: vectors.load(run.path / m) for m in done}
-    for m, model in models.items():
+    metrics = {"corpus": corpus_info, "modes": modes, "deterministic": script_args.workers == 1}
+    kvs = {}
+    for m in modes:
+        if m in done:
+            metrics[m], kvs[m] = done[m], vectors.load(run.path / m)
+            continue
+        kvs[m] = models[m].wv
         with threadpool_limits(threads):
-            ev = evaluate_mode(script_args, model.wv, corpus.language)
+            ev = evaluate_mode(script_args, kvs[m], corpus.language)
         metrics[m] = {**{k: v for k, v in states[m].items() if k != "mode"}, "trained_in_parallel": parallel, **ev}
-        save_mode(model.wv, run.path / m, script_args, output_args.seed, corpus_info, metrics[m], config,
+        save_mode(kvs[m], run.path / m, script_args, output_args.seed, corpus_info, metrics[m], config,
                   gensim_path=run.path / "gensim" / f"{m}.kv")
         run.write_metrics({m: metrics[m]})
-        kvs[m] = model.wv
 
     # The picture (analogy offsets in 2-D), and classification from averaged word vectors.
     metrics.update(picture(script_args, kvs, corpus.language, run.path / "analogy_pca.png"))
