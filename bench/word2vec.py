@@ -6,11 +6,12 @@ directly (target <= 5%).
 
 Both sides get the same tokenised sentences and settings (100 dimensions, window 5, negative 5, min_count 5,
 sample 1e-3, seed 0). "gensim" is `Word2Vec(sentences, ..., epochs=E)`: one call that counts the vocabulary
-and trains. "recipe" is `hfrepro.embeddings.train`: counting, `build_vocab_from_freq`, one `train()` call per
-epoch with a checkpoint (`model.save`) after each and the token progress bar. Each pair runs `--repeats` times,
-alternating which goes first; the table shows medians. Writes bench/results/word2vec.json.
-CPU seconds (process time, all threads) are reported too: on a shared, loaded machine they are far steadier
-than wall time, and an overhead is extra work either way. Quote wall-time words/s only from a quiet machine.
+and trains. "recipe" is recipes/word2vec.py's own `new_model` + `train_epochs`: counting,
+`build_vocab_from_freq`, one `train()` call per epoch with a checkpoint (`model.save`) after each and the token
+progress bar. Each pair runs `--repeats` times, alternating which goes first; the table shows medians.
+Writes bench/results/word2vec.json. CPU seconds (process time, all threads) are reported too: on a shared,
+loaded machine they are far steadier than wall time, and an overhead is extra work either way. Quote wall-time
+words/s only from a quiet machine.
 """
 
 import argparse
@@ -40,8 +41,16 @@ def main():
     from tqdm import tqdm
 
     from hfrepro.embeddings.text import load_corpus
-    from hfrepro.embeddings.train import Word2VecArguments, quiet_gensim, train_mode
+    from hfrepro.embeddings.vectors import quiet_gensim
+    from hfrepro.recipes.word2vec import ScriptArguments, new_model, train_epochs
     from hfrepro.report import md_table
+
+    class Run:  # where train_epochs puts its checkpoints and log rows (a temporary folder; no log)
+        def __init__(self, path):
+            self.path = Path(path)
+
+        def log(self, row):
+            pass
 
     quiet_gensim()
     corpus = load_corpus(a.corpus, max_tokens=a.max_tokens, seed=0)
@@ -56,12 +65,13 @@ def main():
         return time.perf_counter() - t, time.process_time() - c
 
     def recipe(mode, w):
-        args = Word2VecArguments(workers=w, epochs=a.epochs, seed=0)
+        args = ScriptArguments(workers=w, epochs=a.epochs)
         with tempfile.TemporaryDirectory() as d, open(os.devnull, "w") as null:
             bar = tqdm(total=a.epochs * words, file=null, mininterval=1.0)
             t, c = time.perf_counter(), time.process_time()
             counts = corpus.counts()
-            train_mode(args, mode, sents, counts, Path(d) / "ck", bar)
+            model, state = new_model(args, 0, mode, corpus, counts)
+            train_epochs(model, state, sents, args, Run(d), bar)
             dt, dc = time.perf_counter() - t, time.process_time() - c
             bar.close()
         return dt, dc
@@ -79,8 +89,10 @@ def main():
             dc, rc = (statistics.median(x[1] for x in td), statistics.median(x[1] for x in tr))
             rec = {"mode": mode, "workers": w, "gensim_s": round(d, 2), "recipe_s": round(rcp, 2),
                    "gensim_cpu_s": round(dc, 2), "recipe_cpu_s": round(rc, 2),
-                   "gensim_words_per_s": round(a.epochs * words / d), "recipe_words_per_s": round(a.epochs * words / rcp),
-                   "overhead_wall_pct": round(100 * (rcp / d - 1), 1), "overhead_cpu_pct": round(100 * (rc / dc - 1), 1),
+                   "gensim_words_per_s": round(a.epochs * words / d),
+                   "recipe_words_per_s": round(a.epochs * words / rcp),
+                   "overhead_wall_pct": round(100 * (rcp / d - 1), 1),
+                   "overhead_cpu_pct": round(100 * (rc / dc - 1), 1),
                    "gensim_runs_s": [round(x[0], 2) for x in td], "recipe_runs_s": [round(x[0], 2) for x in tr],
                    "gensim_runs_cpu_s": [round(x[1], 2) for x in td], "recipe_runs_cpu_s": [round(x[1], 2) for x in tr]}
             raw.append(rec)

@@ -1,6 +1,8 @@
 """Stage 1 (word2vec) unit tests: pair generator, tokeniser, coverage counting against gensim, OOV and
-empty-corpus errors, non-UTF-8 input, resume after interruption, determinism. Tiny synthetic corpora."""
+empty-corpus errors, non-UTF-8 input, the recipe's run folder (resume after interruption, no-op re-run,
+--overwrite, determinism), the stage's claims. Tiny synthetic corpora."""
 
+import json
 import os
 import random
 import subprocess
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hfrepro import runtime
 from hfrepro.embeddings import evaluate as E
 from hfrepro.embeddings import pairs as P
 from hfrepro.embeddings import text as T
@@ -165,7 +168,7 @@ def test_analogy_eval_agrees_with_gensim(tmp_path):
     words = [f"w{i}" for i in range(300)]
     kv = _kv({w: rng.normal(size=16) for w in words})
     r = random.Random(0)
-    lines, qs = [], []
+    lines = []
     for sec in ("capital-x", "gram1-y"):
         lines.append(f": {sec}")
         for _ in range(120):
@@ -257,89 +260,143 @@ def _synthetic(n=1500, seed=0):
     return [[r.choice(subj), r.choice(verb), "the", r.choice(obj)] + r.sample(obj, 2) for _ in range(n)]
 
 
-def _args(tmp_path, **kw):
-    from hfrepro.embeddings.train import Word2VecArguments
-    d = dict(vector_size=16, window=2, min_count=1, epochs=2, workers=1, seed=3, progress=False,
-             output_dir=str(tmp_path / "run"), analogies="", pair_sets="", classify="", plot_pairs="",
-             save_text_format=False)
-    d.update(kw)
-    return Word2VecArguments(**d)
+def _corpus_file(tmp_path, n=1500) -> Path:
+    f = tmp_path / "corpus.txt"
+    f.write_text("\n".join(" ".join(s) for s in _synthetic(n)) + "\n", encoding="utf-8")
+    return f
+
+
+def _argv(corpus, out, *more):
+    """The recipe on a synthetic corpus, small and quiet (the default budget's YAML under these overrides)."""
+    return ["--corpus", str(corpus), "--vector_size", "16", "--window", "2", "--min_count", "1", "--epochs", "2",
+            "--seed", "3", "--analogies", "", "--pair_sets", "", "--classify", "", "--plot_pairs", "",
+            "--disable_tqdm", "--output_dir", str(out), *more]
+
+
+class _StopAfter:
+    """Stands in for the run folder in train_epochs: a KeyboardInterrupt after epoch `stop`, as a kill would."""
+
+    def __init__(self, path, stop=None):
+        self.path, self.stop, self.rows = Path(path), stop, []
+
+    def log(self, row):
+        self.rows.append(row)
+        if row["epoch"] == self.stop:
+            raise KeyboardInterrupt
 
 
 def test_interrupted_training_resumes_to_the_same_vectors(tmp_path):
-    from hfrepro.embeddings.train import train_mode
+    from hfrepro.embeddings.epochs import load_checkpoint
     from hfrepro.embeddings.text import Corpus
+    from hfrepro.recipes.word2vec import ScriptArguments, new_model, train_epochs
 
-    sents = _synthetic()
-    counts = Corpus(sents, "en").counts()
-    args = _args(tmp_path, epochs=3)
-    ref, ref_state = train_mode(args, "skipgram", sents, counts, tmp_path / "ck-ref")
+    corpus = Corpus(_synthetic(), "en")
+    counts = corpus.counts()
+    args = ScriptArguments(vector_size=16, window=2, min_count=1, epochs=3)
+    ref, ref_state = new_model(args, 3, "skipgram", corpus, counts)
+    train_epochs(ref, ref_state, corpus.sentences, args, _StopAfter(tmp_path / "ref"))
 
-    def stop_after_first(rec):
-        if rec["epoch"] == 1:
-            raise KeyboardInterrupt
-
+    model, state = new_model(args, 3, "skipgram", corpus, counts)
     with pytest.raises(KeyboardInterrupt):
-        train_mode(args, "skipgram", sents, counts, tmp_path / "ck", on_epoch=stop_after_first)
-    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["checkpoint-1"]
-    model, state = train_mode(args, "skipgram", sents, counts, tmp_path / "ck")
+        train_epochs(model, state, corpus.sentences, args, _StopAfter(tmp_path / "run", stop=1))
+    assert [p.name for p in (tmp_path / "run" / "skipgram").iterdir()] == ["checkpoint-1"]
+    model, state = load_checkpoint(tmp_path / "run" / "skipgram")
+    train_epochs(model, state, corpus.sentences, args, _StopAfter(tmp_path / "run"))
     assert state["resumed_from_epoch"] == 1 and state["epoch"] == 3
     assert state["raw_words"] == ref_state["raw_words"]
     assert np.array_equal(model.wv.vectors, ref.wv.vectors)
+    assert [p.name for p in (tmp_path / "run" / "skipgram").iterdir()] == ["checkpoint-3"]  # only the newest kept
 
 
 def test_run_writes_a_complete_folder_and_is_deterministic(tmp_path):
-    from hfrepro.config import resolved
-    from hfrepro.embeddings.train import run
-
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(" ".join(s) for s in _synthetic()) + "\n", encoding="utf-8")
-    a1 = _args(tmp_path, corpus=str(corpus), output_dir=str(tmp_path / "r1"), plot_pairs="king:queen,man:woman",
-               save_text_format=True)
-    m1 = run(a1, config=resolved(a1))
-    a2 = _args(tmp_path, corpus=str(corpus), output_dir=str(tmp_path / "r2"), plot_pairs="king:queen,man:woman",
-               save_text_format=True)
-    m2 = run(a2, config=resolved(a2))
-    r1, r2 = tmp_path / "r1", tmp_path / "r2"
-    for f in ("config.yaml", "metrics.json", "log.jsonl", "results.md", "analogy_pca.png"):
-        assert (r1 / f).is_file(), f
     from hfrepro.cards import check_model_card
     from hfrepro.hub import plan_upload
+    from hfrepro.recipes.word2vec import cli
+
+    corpus = _corpus_file(tmp_path)
+    r1, r2 = tmp_path / "r1", tmp_path / "r2"
+    m1 = cli(_argv(corpus, r1, "--plot_pairs", "king:queen,man:woman", "--save_text_format", "true"))
+    m2 = cli(_argv(corpus, r2, "--plot_pairs", "king:queen,man:woman", "--save_text_format", "true"))
+    for f in ("config.yaml", "metrics.json", "log.jsonl", "status.json", "results.md", "analogy_pca.png"):
+        assert (r1 / f).is_file(), f
     for mode in ("cbow", "skipgram"):
         folder = r1 / mode
-        for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md"):
+        for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md", "config.yaml",
+                  "metrics.json", "checkpoint-2/trainer_state.json"):
             assert (folder / f).is_file(), f"{mode}/{f}"
         assert (r1 / "gensim" / f"{mode}.kv").is_file()
         card = (folder / "README.md").read_text()
         assert "library_name: gensim" in card and "snapshot_download" in card and check_model_card(card) == []
         assert (folder / "model.safetensors").read_bytes() == (r2 / mode / "model.safetensors").read_bytes()
-        # what a push of this mode would upload: the repo files + the run's record, no pickle, no checkpoint
-        paths = plan_upload(folder).paths
-        assert "model.safetensors" in paths and "run/config.yaml" in paths and "run/metrics.json" in paths
-        assert not [p for p in paths if p.endswith((".kv", ".model")) or "checkpoint" in p]
-    with pytest.raises(UserError, match="pickled"):  # the whole run folder holds gensim/*.kv
-        plan_upload(r1)
         assert m1[mode]["vocab_size"] == m2[mode]["vocab_size"] == 20
         assert m1[mode]["raw_words"] == 2 * 1500 * 6
+        # what a push of this mode uploads: the repo files + the run's record, no pickle, no checkpoint
+        paths = plan_upload(folder).paths
+        assert {"model.safetensors", "config.yaml", "metrics.json", "README.md"} <= set(paths)
+        assert not [p for p in paths if p.endswith((".kv", ".model")) or "checkpoint" in p]
     assert m1["deterministic"] is True and m1["corpus"]["tokens"] == 9000
-    # same command again: the finished run is reused, not retrained
-    m3 = run(a1, config=resolved(a1))
-    assert m3["cbow"]["train_seconds"] == m1["cbow"]["train_seconds"]
+    assert [r["epoch"] for r in runtime.read_log(r1 / "log.jsonl") if r["mode"] == "cbow"] == [1, 2]
+    with pytest.raises(UserError):  # the run folder itself is no model repository (and holds gensim/*.kv)
+        plan_upload(r1)
+
+
+def test_finished_run_is_a_noop_and_overwrite_retrains(tmp_path):
+    from hfrepro.recipes.word2vec import cli
+
+    corpus, out = _corpus_file(tmp_path, 300), tmp_path / "run"
+    m1 = cli(_argv(corpus, out))
+    vecs = (out / "skipgram" / "model.safetensors").read_bytes()
+    stamp = (out / "skipgram" / "model.safetensors").stat().st_mtime_ns
+    m2 = cli(_argv(corpus, out, "--threads", "1"))  # how a run is watched does not change what it computes
+    assert m2 == m1 and (out / "skipgram" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert len(runtime.read_log(out / "log.jsonl")) == 4
+    with pytest.raises(UserError, match="different config"):
+        cli(_argv(corpus, out, "--epochs", "1"))
+    m3 = cli(_argv(corpus, out, "--epochs", "1", "--overwrite"))
+    assert m3["skipgram"]["epoch"] == 1 and len(runtime.read_log(out / "log.jsonl")) == 2
+    assert (out / "skipgram" / "model.safetensors").read_bytes() != vecs
+
+
+def test_an_interrupted_run_keeps_its_finished_mode_and_resumes_the_other(tmp_path):
+    """Killed while saving skip-gram (CBOW saved, skip-gram's last checkpoint written): the same command keeps
+    CBOW as it is, continues skip-gram from its checkpoint, and ends with the vectors of an uninterrupted run."""
+    from hfrepro.recipes.word2vec import cli
+
+    corpus, out = _corpus_file(tmp_path, 300), tmp_path / "run"
+    argv = _argv(corpus, out, "--epochs", "3", "--no_parallel_modes")
+    ref = cli(_argv(corpus, tmp_path / "ref", "--epochs", "3", "--no_parallel_modes"))
+    code = ("import os, sys\nfrom hfrepro.recipes import word2vec as W\nreal = W.save_mode\n"
+            "def save_mode(kv, folder, *a, **kw):\n"
+            "    if folder.name == 'skipgram':\n        os._exit(9)\n"
+            "    return real(kv, folder, *a, **kw)\n"
+            "W.save_mode = save_mode\nW.cli(sys.argv[1:])\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 9, r.stderr
+    first = json.loads((out / "metrics.json").read_text())
+    assert "cbow" in first and "skipgram" not in first and (out / "skipgram" / "checkpoint-3").is_dir()
+    m = cli(argv)
+    assert m["cbow"] == first["cbow"] and m["skipgram"]["resumed_from_epoch"] == 3
+    for mode in ("cbow", "skipgram"):
+        assert (out / mode / "model.safetensors").read_bytes() == (tmp_path / "ref" / mode /
+                                                                   "model.safetensors").read_bytes()
+        assert m[mode]["vocab_size"] == ref[mode]["vocab_size"]
 
 
 def test_run_errors(tmp_path):
-    from hfrepro.config import resolved
-    from hfrepro.embeddings.train import run
+    from hfrepro.recipes.word2vec import cli
 
     f = tmp_path / "few.txt"
     f.write_text("one two three\n", encoding="utf-8")
-    a = _args(tmp_path, corpus=str(f), min_count=5)
     with pytest.raises(UserError, match="no word occurs at least min_count=5"):
-        run(a, config=resolved(a))
+        cli(_argv(f, tmp_path / "a", "--min_count", "5"))
     with pytest.raises(UserError, match="unknown mode"):
-        run(_args(tmp_path, corpus=str(f), modes="glove"), config={})
+        cli(_argv(f, tmp_path / "b", "--modes", "glove"))
     with pytest.raises(UserError, match="at least 1"):
-        run(_args(tmp_path, corpus=str(f), window=0), config={})
+        cli(_argv(f, tmp_path / "c", "--window", "0"))
+    with pytest.raises(UserError, match="its own last epoch"):
+        cli(_argv(f, tmp_path / "d", "--resume_from_checkpoint", str(tmp_path / "d" / "checkpoint-1")))
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()  # refused before the folder
 
 
 def test_vectors_do_not_depend_on_pythonhashseed(tmp_path):
@@ -348,10 +405,10 @@ def test_vectors_do_not_depend_on_pythonhashseed(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(" ".join(s) for s in _synthetic(400)) + "\n", encoding="utf-8")
     code = ("import hashlib; from hfrepro.embeddings.text import Corpus\n"
-            "from hfrepro.embeddings.train import Word2VecArguments, new_model\n"
+            "from hfrepro.recipes.word2vec import ScriptArguments, new_model\n"
             f"c = Corpus([l.split() for l in open({str(corpus)!r}, encoding='utf-8')], 'en')\n"
-            "a = Word2VecArguments(vector_size=8, min_count=1, epochs=1, workers=1, seed=0)\n"
-            "m = new_model(a, 'skipgram', c.counts(), len(c.sentences))\n"
+            "a = ScriptArguments(vector_size=8, min_count=1, epochs=1, workers=1)\n"
+            "m, _ = new_model(a, 0, 'skipgram', c, c.counts())\n"
             "m.train(c.sentences, total_examples=len(c.sentences), epochs=1)\n"
             "print(hashlib.sha256(m.wv.vectors.tobytes()).hexdigest())\n")
     outs = []
@@ -397,7 +454,7 @@ def test_plot_writes_png_and_rejects_unknown_words(tmp_path):
 
 
 def test_stage_claims_from_metrics():
-    from hfrepro.embeddings.stage import claims_from
+    from hfrepro.reproduce.embeddings import claims_from
 
     def an(sem, syn, cov=300):
         s = lambda acc, c: {"accuracy": acc, "covered": c, "questions": 9000}  # noqa: E731
@@ -416,6 +473,17 @@ def test_stage_claims_from_metrics():
     assert [c[k][1] for k in ("w2v-skipgram-semantic", "w2v-cbow-faster", "w2v-king-queen")] == [False] * 3
     m["cbow"]["analogies"] = an(0.0, 0.0, cov=10)
     assert claims_from(m)["w2v-skipgram-semantic"][1] is None
+
+
+def test_stage_korean_section_says_why_the_analogy_cannot_be_asked():
+    from hfrepro.reproduce.embeddings import korean_markdown
+
+    demo = {"vocab_size": 6059, "error": "not in the vocabulary", "neighbours": {"대통령": ["국회", "국민"]},
+            "corpus_counts": {"한국": 1, "서울": 0, "파리": 0, "프랑스": 2}}
+    md = "\n".join(korean_markdown({"corpus": {"tokens": 365_429}}, {"epochs": 3, "min_count": 5}, demo))
+    assert "365,429 tokens" in md and "3 epoch(s), 6,059 words" in md
+    assert "서울, 파리 never occur and 한국, 프랑스 occur fewer than min_count=5 times" in md
+    assert "| 대통령 | 국회, 국민 |" in md
 
 
 # --- the command line: one process each for the exit code ------------------------------------------------
@@ -438,9 +506,9 @@ def test_cli_oov_and_non_utf8_exit_2(tmp_path):
 def test_recipe_pushes_each_mode_without_pickles(tmp_path, monkeypatch):
     """--push_to_hub through the real HfApi to tests/hubfakes.FakeHub: one commit per mode."""
     import huggingface_hub.constants as c
+    from hubfakes import FakeHub
 
     from hfrepro.cli import run_recipe
-    from hubfakes import FakeHub
 
     token = "hf_w2vFAKEtokenDoNotLeak0123456789"
     corpus = tmp_path / "corpus.txt"
@@ -453,13 +521,13 @@ def test_recipe_pushes_each_mode_without_pickles(tmp_path, monkeypatch):
         monkeypatch.setenv("HF_TOKEN", token)
         run_recipe("word2vec", ["--corpus", str(corpus), "--epochs", "1", "--vector_size", "8", "--min_count", "1",
                                 "--analogies", "", "--pair_sets", "", "--classify", "", "--plot_pairs", "",
-                                "--progress", "false", "--output_dir", str(tmp_path / "run"),
+                                "--disable_tqdm", "--save_text_format", "--output_dir", str(tmp_path / "run"),
                                 "--push_to_hub", "--hub_model_id", "alice/w2v"])
         assert sorted(x["repo_id"] for x in h.commits) == ["alice/w2v-cbow", "alice/w2v-skipgram"]
         for commit in h.commits:
             files = commit["files"]
             assert {"model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md",
-                    "run/config.yaml", "run/metrics.json"} <= set(files)
+                    "config.yaml", "metrics.json"} <= set(files)
             assert not [p for p in files if p.endswith((".kv", ".model")) or "checkpoint" in p]
             assert commit["repo_id"].encode() in files["README.md"]
             assert not any(token.encode() in b for b in files.values())

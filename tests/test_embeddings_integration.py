@@ -1,5 +1,6 @@
 """Stage 1 (word2vec) on the real embedded assets, at the smallest real size."""
 
+import json
 import os
 import subprocess
 import sys
@@ -14,16 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _train(tmp_path, **kw):
-    from hfrepro.config import resolved
-    from hfrepro.embeddings.train import Word2VecArguments, run
-    a = Word2VecArguments(epochs=1, progress=False, save_text_format=False, classify="", plot_pairs="",
-                          output_dir=str(tmp_path / "run"), **kw)
-    return run(a, config=resolved(a)), Path(a.output_dir)
+    from hfrepro.recipes.word2vec import cli
+    args = {"epochs": 1, "classify": "", "plot_pairs": "", "output_dir": tmp_path / "run", **kw}
+    argv = [x for k, v in args.items() for x in (f"--{k}", str(v))]
+    return cli([*argv, "--disable_tqdm"]), Path(args["output_dir"])
 
 
 def test_english_corpus_uses_every_source_and_keeps_test_pages_out():
-    from hfrepro.embeddings.classify import lo_help_split
-    from hfrepro.embeddings.text import ENGLISH, load_corpus
+    from hfrepro.embeddings.text import ENGLISH, lo_help_split, load_corpus, tokenize
 
     c = load_corpus("english", seed=0)
     assert c.tokens > 7_000_000 and c.language == "en"
@@ -32,14 +31,12 @@ def test_english_corpus_uses_every_source_and_keeps_test_pages_out():
     pages = {k: set(dd[k]["page"][:]) for k in dd}
     assert not pages["train"] & pages["test"] and not pages["train"] & pages["validation"]
     lo = next(s for s in c.sources if s["source"].startswith("lo-help-en"))
-    from hfrepro.embeddings.text import tokenize
     assert lo["rows"] == sum(1 for t in dd["train"]["text"][:] if t and tokenize(t))  # train pages only
 
 
 def test_questions_words_eval_matches_gensim_on_a_real_model(tmp_path):
     from gensim.test.utils import datapath
 
-    from hfrepro.embeddings import evaluate as E
     from hfrepro.embeddings.vectors import load
 
     m, out = _train(tmp_path, corpus="kjv", modes="cbow", pair_sets="")
@@ -67,36 +64,47 @@ def test_korean_model_hangul_and_the_honest_analogy(tmp_path):
 
 
 def test_recipe_non_utf8_corpus_exits_2_with_the_line(tmp_path):
+    """`hfrepro word2vec` from a folder outside the checkout; a bad corpus is a clear error, exit code 2."""
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"good line\n\xc7\xd1\xb1\xb9 euc-kr text\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "recipes/word2vec.py", "--corpus", str(bad), "--output_dir",
-                        str(tmp_path / "run"), "--progress", "false"], capture_output=True, text=True, env=env,
-                       timeout=300, cwd=REPO)
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "word2vec", "--corpus", str(bad), "--output_dir", "run",
+                        "--disable_tqdm"], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "not valid UTF-8" in r.stderr and f"{bad}:2" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_tiny_budget_from_outside_the_checkout(tmp_path):
+    """`hfrepro word2vec --budget tiny` from any folder: the budget's YAML ships with the package."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "hfrepro", "word2vec", "--budget", "tiny", "--output_dir", "w2v", "--disable_tqdm"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "w2v" / "metrics.json").read_text())
+    assert m["corpus"]["spec"] == "kjv,shakespeare,lo-help-en" and m["skipgram"]["epoch"] == 1
+    assert m["classification"]["train"] == 5000 and (tmp_path / "w2v" / "analogy_pca.png").is_file()
+    assert m["skipgram"]["analogies"]["total"]["covered"] > 1000
+
+
 def test_killed_recipe_resumes_after_the_last_epoch(tmp_path):
     """SIGKILL the recipe after its first checkpoint; the same command continues from there."""
-    import json
     import signal
     import time
 
     out = tmp_path / "run"
     cmd = [sys.executable, "recipes/word2vec.py", "--corpus", "kjv", "--modes", "skipgram", "--epochs", "3",
            "--vector_size", "32", "--analogies", "", "--pair_sets", "", "--classify", "", "--plot_pairs", "",
-           "--save_text_format", "false", "--progress", "false", "--output_dir", str(out)]
+           "--disable_tqdm", "--output_dir", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck = out / "checkpoints" / "skipgram"
+    ck = out / "skipgram"
     deadline = time.time() + 240
     while time.time() < deadline and p.poll() is None and not list(ck.glob("checkpoint-*/trainer_state.json")):
         time.sleep(0.2)
     assert p.poll() is None, "the run finished before it could be killed"
     p.send_signal(signal.SIGKILL)
     p.wait()
-    assert not (out / "skipgram").exists()
+    assert not (out / "skipgram" / "model.safetensors").exists()
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "metrics.json").read_text())["skipgram"]

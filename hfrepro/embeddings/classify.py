@@ -15,28 +15,18 @@ Your own labelled file works too: .tsv/.csv with a header, or .jsonl; `--text_co
 
 from __future__ import annotations
 
-import functools
+import random
+import time
 from typing import Mapping
 
-from hfrepro.splits import split_dataset
+from hfrepro import data
+from hfrepro.embeddings.text import LO_HELP, lo_help_split, tokenize
 from hfrepro.errors import UserError
-
-LO_HELP = ("lo-help-en", "lo-help-ko")
-
-
-@functools.lru_cache(maxsize=4)
-def lo_help_split(name: str = "lo-help-en"):
-    """The LibreOffice-help task split: by page, fixed seed, train/validation/test = 80/10/10."""
-    from hfrepro import assets, data
-
-    return split_dataset(data.load(name, split="all"), seed=assets.SPLIT_SEED, group_by="page")
 
 
 def load_task(source: str = "lo-help-en", text_column: str = "text", label_column: str = "module",
               seed: int = 0) -> dict:
     """{"train": (texts, labels), "test": (texts, labels), "label_column": ...}; rows without text dropped."""
-    from hfrepro import data
-
     if source in LO_HELP:
         dd = lo_help_split(source)
         label_column = "module" if label_column in ("label", "module") else label_column
@@ -66,8 +56,6 @@ def average_vectors(kv, texts, language: str = "en"):
     Returns (matrix, fraction of tokens found in the vocabulary)."""
     import numpy as np
 
-    from hfrepro.embeddings.text import tokenize
-
     X = np.zeros((len(texts), kv.vector_size), dtype=np.float32)
     known = total = 0
     k2i = kv.key_to_index
@@ -84,8 +72,6 @@ def average_vectors(kv, texts, language: str = "en"):
 def run(kvs: Mapping[str, object], source: str = "lo-help-en", text_column: str = "text",
         label_column: str = "module", language: str = "en", seed: int = 0, max_train: int = 0) -> dict:
     """Train and score the three kinds of classifier. `kvs`: name -> KeyedVectors (e.g. cbow, skipgram)."""
-    import time
-
     import numpy as np
     from sklearn.dummy import DummyClassifier
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -94,14 +80,11 @@ def run(kvs: Mapping[str, object], source: str = "lo-help-en", text_column: str 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from hfrepro.embeddings.text import tokenize
-
     task = load_task(source, text_column, label_column, seed)
     label_column = task["label_column"]
     xtr, ytr = task["train"]
     xte, yte = task["test"]
     if max_train and len(xtr) > max_train:
-        import random
         keep = sorted(random.Random(seed).sample(range(len(xtr)), max_train))
         xtr, ytr = [xtr[i] for i in keep], [ytr[i] for i in keep]
     ytr, yte = np.array(ytr), np.array(yte)

@@ -1,6 +1,5 @@
-"""`hfrepro embeddings ...`: stage 1's tools.
+"""`hfrepro embeddings ...`: stage 1's tools. Training is `hfrepro word2vec` (= python recipes/word2vec.py).
 
-    hfrepro embeddings train [recipe args]                  # = hfrepro word2vec / python recipes/word2vec.py
     hfrepro embeddings pairs "The fat cat sat on the mat" --window 2 --mode skipgram
     hfrepro embeddings analogy king man woman               # king - man + woman
     hfrepro embeddings similar queen
@@ -14,8 +13,16 @@ Without --vectors the commands use the skip-gram vectors of the default run (run
 from __future__ import annotations
 
 import json
+import os
 
+from hfrepro.embeddings import classify as C
+from hfrepro.embeddings import evaluate as E
+from hfrepro.embeddings import pairs as P
+from hfrepro.embeddings import vectors
+from hfrepro.embeddings.plot import parse_pairs, plot
+from hfrepro.embeddings.text import detect_language
 from hfrepro.errors import UserError
+from hfrepro.report import md_table
 
 
 def _vectors_arg(p) -> None:
@@ -31,12 +38,6 @@ def register(sub) -> None:
                                    "evaluation, PCA plot, classification from averaged word vectors.")
     s = p.add_subparsers(dest="embeddings_command", metavar="COMMAND")
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
-
-    # prefix_chars nobody types: every argument after `train` (--help included) goes to the recipe untouched
-    t = s.add_parser("train", help="train CBOW and skip-gram (same as `hfrepro word2vec`)", add_help=False,
-                     prefix_chars="\x00", description="Runs recipes/word2vec.py; see `hfrepro word2vec --help`.")
-    t.add_argument("recipe_args", nargs="*")
-    t.set_defaults(func=_train)
 
     q = s.add_parser("pairs", help="the (centre, context) training pairs of CBOW / skip-gram for a sentence",
                      description="Print the training examples word2vec makes from one sentence, as the classic "
@@ -107,21 +108,11 @@ def register(sub) -> None:
     c.set_defaults(func=_classify)
 
 
-def _train(args) -> int:
-    from hfrepro.cli import run_recipe
-    rest = [x for x in args.recipe_args if x != "--"]
-    return run_recipe("word2vec", rest)
-
-
 def _load(path):
-    from hfrepro.embeddings import vectors
     return vectors.load(path), vectors.label(path)
 
 
 def _pairs(args) -> int:
-    from hfrepro.embeddings import pairs as P
-    from hfrepro.embeddings import vectors
-
     modes = ["cbow", "skipgram"] if args.mode == "both" else [args.mode]
     for m in modes:
         print(P.pairs_table(args.sentence, args.window, m))
@@ -136,7 +127,6 @@ def _pairs(args) -> int:
 
 
 def _analogy(args) -> int:
-    from hfrepro.embeddings import vectors
     kv, lbl = _load(args.vectors)
     res = vectors.analogy(kv, args.a, args.b, args.c, topn=args.topn, where=lbl)
     out = {"query": f"{args.a} - {args.b} + {args.c}", "vectors": lbl, "nearest": res}
@@ -158,7 +148,6 @@ def _analogy(args) -> int:
 
 
 def _similar(args) -> int:
-    from hfrepro.embeddings import vectors
     kv, lbl = _load(args.vectors)
     res = vectors.similar(kv, args.word, topn=args.topn, where=lbl)
     if args.json:
@@ -173,16 +162,11 @@ def _similar(args) -> int:
 def _evaluate(args) -> int:
     from threadpoolctl import threadpool_limits
 
-    from hfrepro.embeddings import evaluate as E
-    from hfrepro.embeddings.train import quiet_gensim
-    from hfrepro.report import md_table
-
-    quiet_gensim()
+    vectors.quiet_gensim()
     kv, lbl = _load(args.vectors)
     pair_sets = [p.strip() for p in args.pairs.split(",") if p.strip()]
     if not args.analogies and not pair_sets:
         raise UserError("nothing to evaluate", fix="give --analogies and/or --pairs")
-    import os
     with threadpool_limits(int(os.environ.get("HFREPRO_THREADS", 0)) or None):
         res = E.evaluate_all(kv, analogies=args.analogies or None, pair_sets=pair_sets,
                              restrict_vocab=args.restrict_vocab)
@@ -203,7 +187,6 @@ def _evaluate(args) -> int:
 
 
 def _plot(args) -> int:
-    from hfrepro.embeddings.plot import parse_pairs, plot
     kv, lbl = _load(args.vectors)
     analogy = [w.strip() for w in args.analogy.split(",") if w.strip()] or None
     if analogy and len(analogy) != 3:
@@ -216,10 +199,6 @@ def _plot(args) -> int:
 
 def _classify(args) -> int:
     from threadpoolctl import threadpool_limits
-
-    from hfrepro.embeddings import classify as C
-    from hfrepro.embeddings.text import detect_language
-    from hfrepro.report import md_table
 
     kv, lbl = _load(args.vectors)
     language = args.language

@@ -10,6 +10,7 @@ machine); `analogy_eval` answers them in batches with one matrix product and giv
 uncovered question counts as wrong (gensim's `dummy4unknown=True`), because a small corpus covers only half.
 
 Word pairs use gensim's own `evaluate_word_pairs` (Spearman's rho over the covered pairs, coverage).
+`king_queen` asks the one analogy everybody knows: the rank of queen nearest to king - man + woman.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from hfrepro import data
+from hfrepro.embeddings.vectors import lookup, rank_of
 from hfrepro.errors import UserError
 
-ANALOGY_SETS = ("questions-words",)
 PAIR_SETS = ("wordsim353", "simlex999")
 
 
@@ -43,8 +45,6 @@ def _category(section: str) -> str:
 
 def load_questions(source: str = "questions-words") -> list[Question]:
     """The embedded questions-words set, or a file in its format (': section' lines, then 'a b c d' lines)."""
-    from hfrepro import data
-
     if source == "questions-words":
         ds = data.load("questions-words", split="all")
         d = ds.to_dict()  # column lists: iterating rows of a Dataset decodes them one by one (slow)
@@ -137,8 +137,6 @@ def analogy_eval(kv, questions: Sequence[Question], restrict_vocab: int = 300_00
 def load_pairs(source: str) -> list[tuple[str, str, float]]:
     """(word1, word2, score) from an embedded set (wordsim353, simlex999) or a TSV/CSV file (header
     word1, word2, score; or a headerless tab-separated file as gensim ships them)."""
-    from hfrepro import data
-
     if source in PAIR_SETS:
         ds = data.load(source, split="all")
         d = ds.to_dict()
@@ -202,6 +200,17 @@ def evaluate_all(kv, analogies: str | None = "questions-words", pair_sets: Seque
     for ps in pair_sets:
         out[Path(ps).stem if ps not in PAIR_SETS else ps] = pairs_eval(kv, load_pairs(ps), restrict_vocab)
     return out
+
+
+def king_queen(kv, analogy=("king", "man", "woman"), target: str = "queen", topn: int = 5) -> dict:
+    """Where `target` ranks among the nearest words to a - b + c (inputs excluded), and the top `topn`."""
+    a, b, c = analogy
+    if not all(lookup(kv, w) for w in (a, b, c, target)):
+        return {"rank": None, "cosine": None, "top": [],
+                "missing": [w for w in (a, b, c, target) if not lookup(kv, w)]}
+    rank, cos = rank_of(kv, a, b, c, target)
+    top = kv.most_similar(positive=[lookup(kv, a), lookup(kv, c)], negative=[lookup(kv, b)], topn=topn)
+    return {"rank": rank, "cosine": cos, "top": [[w, round(float(s), 4)] for w, s in top]}
 
 
 def section_table(res: dict) -> list[dict]:

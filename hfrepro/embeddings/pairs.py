@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from hfrepro.embeddings.vectors import require_words
 from hfrepro.errors import UserError
 from hfrepro.report import md_table
 
 WORD_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-MODES = ("cbow", "skipgram")
 
 
 def sentence_words(sentence: str) -> list[str]:
@@ -95,7 +95,6 @@ def one_hot_picture(sentence: str, word: str, vocab_size: int = 10_000, kv=None,
         lines.append("dense: pass --vectors DIR (a folder written by `hfrepro word2vec`) to see a trained "
                      "dense vector and its graded similarities.")
         return "\n".join(lines)
-    from hfrepro.embeddings.vectors import require_words
     require_words(kv, [w], vectors_label)
     vec = kv[w]
     shown = ", ".join(f"{x:+.3f}" for x in vec[:show_dims])

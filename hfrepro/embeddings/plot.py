@@ -11,7 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from hfrepro.embeddings.vectors import lookup
 from hfrepro.errors import UserError
+from hfrepro.report import pyplot, save_figure
 
 DEFAULT_PAIRS = (("man", "woman"), ("king", "queen"), ("father", "mother"), ("son", "daughter"),
                  ("brother", "sister"), ("he", "she"))
@@ -38,9 +40,6 @@ def plot(kvs: Mapping[str, object], path: str | Path, pairs: Sequence[tuple[str,
     """One panel per model. Returns {model: {"plotted": [...], "missing": [...]}}; raises if nothing to plot."""
     import numpy as np
     from sklearn.decomposition import PCA
-
-    from hfrepro.embeddings.vectors import lookup
-    from hfrepro.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(kvs), figsize=(6.2 * len(kvs), 5.6), squeeze=False)

