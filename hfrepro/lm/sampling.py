@@ -26,8 +26,8 @@ def load_for_generation(name: str):
     path = resolve(name)
     cfg = Path(path) / "config.json"
     if cfg.is_file() and '"hfrepro-' in cfg.read_text(encoding="utf-8"):
-        raise UserError(f"{name} is an hfrepro n-gram or LSTM model; generation here goes through "
-                        "transformers' pipeline, which needs a transformers causal LM",
+        raise UserError(f"{name} is an hfrepro n-gram or LSTM model: it scores text (hfrepro perplexity) but "
+                        "has no `generate`, which transformers' text-generation pipeline needs",
                         fix="use a GPT run folder (runs/clm) or smollm2-135m-instruct")
     return load_causal_lm(path), load_tokenizer(path)
 
