@@ -5,7 +5,7 @@
     .venv/bin/python bench/lm.py --only ngram
 
 1. fp32 matmul peak of this machine, measured in the same run (square matmuls, best of several sizes).
-2. GPT pretraining through recipes/clm.py's code (Trainer): tokens/s, and model FLOPs utilisation
+2. GPT pretraining through recipes/clm.py (Trainer) at its default budget: tokens/s, and model FLOPs utilisation
    MFU = tokens/s x training FLOPs per token / peak, with FLOPs per token = 6 (N + V d + L T d)
    (N: non-embedding parameters, V d: the output layer, L T d: attention scores; Kaplan et al. 2020).
 3. Overhead: the recipe's training loop (run folder, JSONL log, NaN guard, token counting) against
@@ -13,7 +13,7 @@
    times; overhead = fastest recipe time / fastest plain time - 1 (the fastest of several runs is the one
    least disturbed by other processes; the median ratio is kept too). Target: <= 5%.
 4. n-grams: this project's vectorised Kneser-Ney against nltk.lm's KneserNeyInterpolated (fit, and
-   seconds per scored word), and the full-corpus fit and scoring used by the stage.
+   seconds per scored word), and recipes/ngram.py's full-corpus fit and the trigram's scoring.
 
 Writes bench/results/lm.json and prints Markdown tables. Timings on a shared machine are noisy: run it on
 a quiet one for numbers to quote.
@@ -49,7 +49,8 @@ def matmul_peak(threads: int, seconds: float = 1.0) -> dict:
             a @ b
             k += 1
         best[n] = 2 * n ** 3 * k / (time.perf_counter() - t) / 1e9
-    return {"gflops_by_size": {str(k): round(v, 1) for k, v in best.items()}, "peak_gflops": round(max(best.values()), 1)}
+    return {"gflops_by_size": {str(k): round(v, 1) for k, v in best.items()},
+            "peak_gflops": round(max(best.values()), 1)}
 
 
 def gpt_flops_per_token(model, block_size: int) -> float:
@@ -62,12 +63,9 @@ def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
     import plain_clm
     from transformers import AutoModelForCausalLM
 
-    from hfrepro.config import resolved
-    from hfrepro.lm import clm
-    from hfrepro.lm.clm import CLMArguments
     from hfrepro.lm.data import blocks, token_stream, train_tokenizer
     from hfrepro.lm.text import load_corpus
-    from hfrepro.training import make_training_args
+    from hfrepro.recipes import clm
 
     g = GPT
     train_chars = steps * g["batch"] * g["block_size"] * 4
@@ -80,17 +78,15 @@ def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
     for r in range(reps):
         plain_s.append(plain_clm.run(data, tok, g["n_layer"], g["n_embd"], g["n_head"], g["block_size"], steps,
                                      g["batch"], g["lr"], 0, str(work / f"plain-{r}")))
-        args = CLMArguments(tokenizer=str(tok_dir), train_max_chars=train_chars, block_size=g["block_size"],
-                            n_layer=g["n_layer"], n_embd=g["n_embd"], n_head=g["n_head"], threads=threads)
-        targs = make_training_args(output_dir=str(work / f"recipe-{r}"), max_steps=steps,
-                                   per_device_train_batch_size=g["batch"], learning_rate=g["lr"],
-                                   lr_scheduler_type="cosine", warmup_steps=max(1, steps // 10), weight_decay=0.01,
-                                   adam_beta2=0.98, optim="adamw_torch", logging_steps=10, save_strategy="no",
-                                   eval_strategy="no", seed=0, disable_tqdm=True)
-        metrics = clm.train(args, targs, resolved(args, targs), score=False)
+        # recipes/clm.py at the default budget (the stage's GPT), on the same tokenizer, text and steps
+        metrics = clm.cli(["--budget", "default", "--tokenizer", str(tok_dir), "--train_max_chars", str(train_chars),
+                           "--max_steps", str(steps), "--warmup_steps", str(max(1, steps // 10)), "--logging_steps",
+                           "10", "--save_strategy", "no", "--eval_strategy", "no", "--eval_max_chars", "2000",
+                           "--val_max_chars", "2000", "--disable_tqdm", "true", "--threads", str(threads),
+                           "--output_dir", str(work / f"recipe-{r}")])
         recipe_s.append(metrics["train_seconds"])
         print(f"[bench] rep {r + 1}/{reps}: plain {plain_s[-1]:.2f} s, recipe {recipe_s[-1]:.2f} s", flush=True)
-    model = AutoModelForCausalLM.from_pretrained(work / f"recipe-{reps - 1}" / "model")
+    model = AutoModelForCausalLM.from_pretrained(work / f"recipe-{reps - 1}")
     tokens = metrics["tokens_seen"]
     fpt = gpt_flops_per_token(model, g["block_size"])
     best_r, best_p = min(recipe_s), min(plain_s)  # the fastest rep: the least disturbed by other processes
@@ -101,13 +97,14 @@ def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
             "overhead_median": statistics.median(recipe_s) / statistics.median(plain_s) - 1}
 
 
-def bench_ngram(nltk_speeches: int = 1500, nltk_words: int = 100) -> dict:
+def bench_ngram(work: Path, nltk_speeches: int = 1500, nltk_words: int = 100) -> dict:
     import numpy as np
     from nltk.lm import KneserNeyInterpolated
     from nltk.util import everygrams
 
-    from hfrepro.lm.ngram import BOS, EOS, UNK, KneserNeyLM, Vocabulary, fit_ladder, score_documents
+    from hfrepro.lm.ngram import BOS, EOS, UNK, KneserNeyLM, NgramLM, Vocabulary, score_documents
     from hfrepro.lm.text import load_corpus, pretokenize
+    from hfrepro.recipes import ngram
 
     corpus = load_corpus("shakespeare")
     small = [pretokenize(s) for s in corpus.train[:nltk_speeches]]
@@ -132,16 +129,17 @@ def bench_ngram(nltk_speeches: int = 1500, nltk_words: int = 100) -> dict:
     our_per_word = (time.perf_counter() - t) / len(grams)
     agree = float(np.max(np.abs(np.array(nl) - mine)[[g[:2] != (BOS, BOS) for g in grams]]))
 
-    t = time.perf_counter()
+    # the recipe on the whole training split: unigram, bigram (k chosen on validation), Kneser-Ney 3-gram
+    m = ngram.cli(["--budget", "default", "--kn_orders", "3", "--eval_max_chars", "40000", "--val_max_chars",
+                   "40000", "--output_dir", str(work / "ngram")])
+    kn3, speller = NgramLM.from_pretrained(work / "ngram" / "kn3")
     docs = corpus.documents("test", 40000, seed=0)
-    v, speller, models, info = fit_ladder(corpus, kn_orders=(3,), val_docs=corpus.documents("validation", 40000))
-    full_fit = time.perf_counter() - t
     t = time.perf_counter()
-    r = score_documents(models["kn3"], speller, docs)
+    r = score_documents(kn3, speller, docs)
     full_score = time.perf_counter() - t
     return {"nltk_subset_speeches": nltk_speeches, "nltk_fit_s": nltk_fit, "ours_fit_s": our_fit,
             "nltk_s_per_word": nltk_per_word, "ours_s_per_word": our_per_word, "max_abs_diff_vs_nltk": agree,
-            "full_ladder_fit_s": full_fit, "full_train_words": info["train_tokens"],
+            "full_ladder_fit_s": m["fit_seconds"], "full_train_words": m["train_tokens"],
             "full_kn3_score_s": full_score, "full_scored_words": r["tokens"],
             "nltk_full_score_estimate_s": None}
 
@@ -155,10 +153,10 @@ def main():
     a = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    from hfrepro import runtime
     from hfrepro.report import md_table
-    from hfrepro.training import setup_runtime
 
-    setup_runtime(seed=0, threads=a.threads)
+    runtime.setup(seed=0, threads=a.threads)
     out = {"threads": a.threads, "cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
     if a.only in (None, "gpt"):
         out["matmul"] = matmul_peak(a.threads)
@@ -174,7 +172,8 @@ def main():
                          "recipe overhead vs plain Trainer": f"{g['overhead']:+.1%}", "threads": a.threads}],
                        digits=3))
     if a.only in (None, "ngram"):
-        n = out["ngram"] = bench_ngram()
+        with tempfile.TemporaryDirectory() as d:
+            n = out["ngram"] = bench_ngram(Path(d))
         n["nltk_full_score_estimate_s"] = n["nltk_s_per_word"] * n["full_scored_words"]
         n["load_average_after"] = os.getloadavg()
         print(md_table([{"implementation": "nltk.lm KneserNeyInterpolated",

@@ -15,8 +15,7 @@ import time
 def run(blocks, tokenizer, n_layer, n_embd, n_head, block_size, max_steps, batch_size, lr, seed, output_dir):
     import torch
     from datasets import Dataset
-    from transformers import (DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, Trainer,
-                              TrainingArguments)
+    from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=block_size, n_embd=n_embd,

@@ -1,39 +1,121 @@
-"""Pretrain a GPT-2-architecture causal LM from scratch with the transformers Trainer.
+"""Pretrain a GPT-2-architecture causal LM from scratch on Shakespeare's plays with the transformers Trainer.
 
-A byte-level BPE tokenizer is trained on the training split, the text is cut into blocks (each document
-starts with <s> and ends with its newline), GPT2LMHeadModel learns next-token prediction, and the run
-folder's model/ opens with pipeline("text-generation"). Bits per character on held-out documents make it
-comparable with the n-gram and LSTM models. Killed? Run the same command again: it resumes.
+The attention step of the perplexity ladder (Radford et al. 2018, 2019): a byte-level BPE trained on the
+training text, the speeches cut into blocks of `block_size` tokens (each speech starts with <s> and ends with
+its newline), `GPT2LMHeadModel` from a small `GPT2Config`, next-token prediction with
+`DataCollatorForLanguageModeling(mlm=False)`, and bits per character on held-out speeches, comparable with
+the n-gram and LSTM models. The run folder opens with `pipeline("text-generation", model=run_dir)`.
 
 Usage:
-    python recipes/clm.py                                   # defaults: recipes/configs/clm.yaml
-    python recipes/clm.py --max_steps 3000 --n_layer 6 --n_embd 256 --output_dir runs/clm-big
-    accelerate launch --config_file accelerate_config.yaml recipes/clm.py
+    hfrepro clm                                             # recipes/configs/clm/default.yaml
+    hfrepro clm --budget tiny --output_dir runs/clm-tiny
+    hfrepro clm --max_steps 3000 --n_layer 6 --n_embd 256 --output_dir runs/clm-big
+    hfrepro clm --tokenizer runs/lstm                       # the LSTM run's tokenizer (as `hfrepro reproduce` does)
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/clm.py --output_dir runs/clm-2p
     hfrepro generate --model runs/clm --prompt "ROMEO:" --temperature 0.8
 """
 
-from transformers import TrainingArguments
+from dataclasses import dataclass, field
 
-from hfrepro.config import parse_args, resolved
+from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+
+from hfrepro import runtime
+from hfrepro.cards import write_model_card
+from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import run_main
 from hfrepro.hub import hub_request, push_folder
-from hfrepro.lm.clm import CLMArguments
+from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer
+from hfrepro.lm.scoring import neural_bits
+from hfrepro.lm.text import load_corpus
 
 
-def main():
-    args, targs = parse_args((CLMArguments, TrainingArguments), config="clm")
-    req = hub_request(args, targs, default_name="hfrepro-clm")
-    from hfrepro.lm import clm
-    metrics = clm.train(args, targs, config=resolved(args, targs))
-    if metrics:
+@dataclass
+class ScriptArguments(LMDataArguments):
+    n_layer: int = field(default=2, metadata={"help": "transformer blocks"})
+    n_embd: int = field(default=128, metadata={"help": "model width"})
+    n_head: int = field(default=2, metadata={"help": "attention heads"})
+    dropout: float = field(default=0.0, metadata={"help": "residual, embedding and attention dropout"})
+
+
+def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
+    config = resolved(script_args, training_args, run_args)
+    push = hub_request(training_args, default_name="hfrepro-clm")  # fails now, not after training
+    threads = runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.cpu_sane(training_args)
+    run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
+                            resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait)
+    if run.finished:
+        print(f"already trained with this config: {run.path}/metrics.json")
+        return run.metrics()
+
+    # Data: speeches -> a byte-level BPE trained on the training text -> blocks of `block_size` tokens.
+    seed, block = training_args.seed, script_args.block_size
+    corpus = load_corpus(script_args.dataset, script_args.text_column)
+    train_docs = corpus.documents("train", script_args.train_max_chars, seed=seed)
+    tokenizer = lm_tokenizer(script_args, train_docs)
+    train = block_dataset(tokenizer, train_docs, block)
+    val = block_dataset(tokenizer, corpus.documents("validation", script_args.val_max_chars, seed=seed), block)
+
+    # Model: a GPT-2 of the given size, from scratch, input and output embeddings tied.
+    d = script_args.dropout
+    model = GPT2LMHeadModel(GPT2Config(
+        vocab_size=len(tokenizer), n_positions=block, n_embd=script_args.n_embd, n_layer=script_args.n_layer,
+        n_head=script_args.n_head, resid_pdrop=d, embd_pdrop=d, attn_pdrop=d, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id))
+
+    # Train: the transformers Trainer, next-token prediction.
+    trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=val,
+                      processing_class=tokenizer, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+                      callbacks=run.callbacks())
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
+    eval_loss = trainer.evaluate()["eval_loss"]
+
+    # Evaluate: bits per character on the held-out speeches, each from its start token.
+    test_docs = corpus.documents("test", script_args.eval_max_chars, seed=seed)
+    test = neural_bits(model, tokenizer, test_docs, block)
+    trainer.save_model()  # the run folder is the model's Hub repository
+    acc = trainer.accelerator
+    metrics = run.finish({
+        "model": "gpt2 (from scratch)", "parameters": model.num_parameters(),
+        "non_embedding_parameters": model.num_parameters(exclude_embeddings=True),
+        "steps": trainer.state.global_step, "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "train_loss": result.training_loss, "train_seconds": round(result.metrics["train_runtime"], 2),
+        "resumed_from": run.resume_from, "world_size": acc.num_processes, "threads_per_process": threads,
+        "train_blocks": len(train), "vocab_size": len(tokenizer), "eval_loss": eval_loss,
+        **{f"test_{k}": v for k, v in test.items()}})
+    if run.is_main:
+        write_card(run.path, model, metrics, config, corpus.name)
         print(f"GPT ({metrics['parameters']:,} parameters, {metrics['steps']} steps, {metrics['tokens_seen']:,} "
               f"tokens): held-out {metrics['test_bits_per_character']:.3f} bits/char, token perplexity "
-              f"{metrics['test_perplexity']:.1f} -> {metrics['model_dir']}")
-        if req:
-            from pathlib import Path
-            print(f"pushed to {req.repo_id}: {push_folder(Path(metrics['model_dir']).parent, req)}")
+              f"{metrics['test_perplexity']:.1f} -> {run.path}")
+        if push:
+            print(f"pushed to {push.repo_id}: {push_folder(run.path, push)}")
+    return metrics
+
+
+def write_card(folder, model, metrics: dict, config: dict, dataset: str) -> None:
+    write_model_card(
+        folder, title=f"GPT-2-architecture LM pretrained from scratch on {dataset} (hfrepro stage 2)",
+        license="apache-2.0", datasets=[dataset], language=["en"], pipeline_tag="text-generation",
+        tags=["causal-lm", "gpt2", "from-scratch"], config=config, eval_dataset=dataset, eval_split="test",
+        metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "train_loss", "eval_loss",
+                                         "test_bits_per_character", "test_perplexity") if metrics.get(k) is not None},
+        eval_metrics=[k for k in ("test_bits_per_character", "test_perplexity") if k in metrics],
+        command="hfrepro clm --config config.yaml   # config.yaml: this run's config",
+        description=(f"A {model.num_parameters():,}-parameter GPT-2 (n_layer={model.config.n_layer}, "
+                     f"n_embd={model.config.n_embd}) trained by `recipes/clm.py` for {metrics['steps']} steps "
+                     f"({metrics['tokens_seen']:,} tokens) with a byte-level BPE tokenizer trained on the same "
+                     "text. Bits per character are measured on held-out documents, each scored from the start "
+                     "token (see docs/lm.md)."),
+        usage="Teaching and experiments: see how a small GPT learns text. Not a useful general model.",
+        limits="Tiny, trained for minutes on one corpus (Early Modern English plays); it produces "
+               "Shakespeare-flavoured text of little coherence.")
+
+
+def cli(argv=None) -> dict:
+    return main(*parse_args((ScriptArguments, TrainingArguments, RunArguments), recipe="clm", argv=argv))
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(cli)

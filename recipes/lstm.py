@@ -1,35 +1,118 @@
-"""An LSTM language model in plain torch, trained by a small accelerate loop (there is no Trainer for it).
+"""An LSTM language model of Shakespeare's plays, trained with the transformers Trainer.
 
-Same tokenizer recipe, same training blocks and same held-out scoring as recipes/clm.py, so the LSTM and
-the GPT differ only in the network. Checkpoints every --save_steps; killed, the same command resumes
-with the very batches it would have seen.
+The recurrent step of the perplexity ladder (Zaremba et al. 2014; tied input and output embeddings, Press &
+Wolf 2017): the same BPE tokenizer recipe, the same training blocks and the same held-out scoring as
+recipes/clm.py, so the LSTM and the GPT differ only in the network. `hfrepro.lm.lstm.LSTMLM` is a
+transformers `PreTrainedModel` (its forward returns `.loss` and `.logits`), so the `Trainer` trains it:
+AdamW, warm-up then cosine decay to 10% of the peak rate, gradient clipping, checkpoints and resume.
+The run folder opens with `AutoModelForCausalLM.from_pretrained(run_dir, trust_remote_code=True)`.
 
 Usage:
-    python recipes/lstm.py                                  # defaults: recipes/configs/lstm.yaml
-    python recipes/lstm.py --d_model 512 --n_layers 2 --max_steps 3000 --output_dir runs/lstm-big
-    accelerate launch --config_file accelerate_config.yaml recipes/lstm.py
+    hfrepro lstm                                            # recipes/configs/lstm/default.yaml
+    hfrepro lstm --budget tiny --output_dir runs/lstm-tiny
+    hfrepro lstm --d_model 512 --n_layers 2 --max_steps 3000 --output_dir runs/lstm-big
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/lstm.py --output_dir runs/lstm-2p
+    hfrepro perplexity --model runs/lstm
 """
 
-from hfrepro.config import parse_args, resolved
+from dataclasses import dataclass, field
+
+from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from hfrepro import runtime
+from hfrepro.cards import write_model_card
+from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import run_main
-from hfrepro.hub import HubArguments, hub_request, push_folder
-from hfrepro.lm.lstm import LSTMArguments
+from hfrepro.hub import hub_request, push_folder
+from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer
+from hfrepro.lm.lstm import LSTMLM, LSTMConfig
+from hfrepro.lm.scoring import neural_bits
+from hfrepro.lm.text import load_corpus
 
 
-def main():
-    args, hub = parse_args((LSTMArguments, HubArguments), config="lstm")
-    req = hub_request(args, hub, default_name="hfrepro-lstm")
-    from hfrepro.lm import lstm
-    metrics = lstm.train(args, config=resolved(args))
-    if metrics:
+@dataclass
+class ScriptArguments(LMDataArguments):
+    d_model: int = field(default=256, metadata={"help": "embedding and hidden size"})
+    n_layers: int = field(default=1, metadata={"help": "LSTM layers"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout on the embeddings and the LSTM outputs"})
+
+
+def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
+    config = resolved(script_args, training_args, run_args)
+    push = hub_request(training_args, default_name="hfrepro-lstm")  # fails now, not after training
+    threads = runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.cpu_sane(training_args)
+    run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
+                            resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait)
+    if run.finished:
+        print(f"already trained with this config: {run.path}/metrics.json")
+        return run.metrics()
+
+    # Data: speeches -> a byte-level BPE trained on the training text -> blocks of `block_size` tokens.
+    seed, block = training_args.seed, script_args.block_size
+    corpus = load_corpus(script_args.dataset, script_args.text_column)
+    train_docs = corpus.documents("train", script_args.train_max_chars, seed=seed)
+    tokenizer = lm_tokenizer(script_args, train_docs)
+    train = block_dataset(tokenizer, train_docs, block)
+    val = block_dataset(tokenizer, corpus.documents("validation", script_args.val_max_chars, seed=seed), block)
+
+    # Model: embedding -> LSTM -> the embedding matrix again as the output layer.
+    model = LSTMLM(LSTMConfig(vocab_size=len(tokenizer), d_model=script_args.d_model, n_layers=script_args.n_layers,
+                              dropout=script_args.dropout, n_positions=block, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+
+    # Train: the transformers Trainer, next-token prediction (the model shifts the labels, as GPT-2 does).
+    trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=val,
+                      processing_class=tokenizer, data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+                      callbacks=run.callbacks())
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
+    eval_loss = trainer.evaluate()["eval_loss"]
+
+    # Evaluate: bits per character on the held-out speeches, each from its start token.
+    test_docs = corpus.documents("test", script_args.eval_max_chars, seed=seed)
+    test = neural_bits(model, tokenizer, test_docs, block)
+    trainer.save_model()  # the run folder is the model's Hub repository
+    acc = trainer.accelerator
+    metrics = run.finish({
+        "model": "lstm", "parameters": model.num_parameters(), "steps": trainer.state.global_step,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen), "train_loss": result.training_loss,
+        "train_seconds": round(result.metrics["train_runtime"], 2), "resumed_from": run.resume_from,
+        "world_size": acc.num_processes, "threads_per_process": threads, "train_blocks": len(train),
+        "vocab_size": len(tokenizer), "eval_loss": eval_loss, **{f"test_{k}": v for k, v in test.items()}})
+    if run.is_main:
+        write_card(run.path, model, metrics, config, corpus.name)
         print(f"LSTM ({metrics['parameters']:,} parameters, {metrics['steps']} steps, {metrics['tokens_seen']:,} "
               f"tokens): held-out {metrics['test_bits_per_character']:.3f} bits/char, token perplexity "
-              f"{metrics['test_perplexity']:.1f} -> {metrics['model_dir']}")
-        if req:
-            from pathlib import Path
-            print(f"pushed to {req.repo_id}: {push_folder(Path(metrics['model_dir']).parent, req)}")
+              f"{metrics['test_perplexity']:.1f} -> {run.path}")
+        if push:
+            print(f"pushed to {push.repo_id}: {push_folder(run.path, push)}")
+    return metrics
+
+
+def write_card(folder, model: LSTMLM, metrics: dict, config: dict, dataset: str) -> None:
+    write_model_card(
+        folder, title=f"LSTM language model on {dataset} (hfrepro stage 2)", license="apache-2.0",
+        datasets=[dataset], language=["en"], tags=["lstm", "language-model"],
+        metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "eval_loss",
+                                         "test_bits_per_character", "test_perplexity") if k in metrics},
+        config=config, eval_dataset=dataset, eval_split="test",
+        eval_metrics=[k for k in ("test_bits_per_character", "test_perplexity") if k in metrics],
+        command="hfrepro lstm --config config.yaml   # config.yaml: this run's config",
+        how_to_load=("from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+                     "model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\", trust_remote_code=True)"
+                     "  # lstm.py\ntokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")"),
+        description=(f"A {model.num_parameters():,}-parameter LSTM LM ({model.config.n_layers} layer(s), "
+                     f"{model.config.d_model} wide, tied embeddings) trained by `recipes/lstm.py` with the "
+                     f"transformers Trainer for {metrics['steps']} steps ({metrics['tokens_seen']:,} tokens). Its "
+                     "code is `lstm.py` in this folder (`hfrepro.lm.lstm`): load it with `trust_remote_code=True`. "
+                     "Bits per character are measured on held-out documents, each from the start token."),
+        usage="Teaching and experiments: compare with the n-gram and GPT models of the same run.",
+        limits="Tiny, trained for minutes on one corpus of Early Modern English plays.")
+
+
+def cli(argv=None) -> dict:
+    return main(*parse_args((ScriptArguments, TrainingArguments, RunArguments), recipe="lstm", argv=argv))
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(cli)

@@ -16,16 +16,13 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_ngram_ladder_on_shakespeare():
-    from hfrepro.lm.ngram import fit_ladder, score_documents
-    from hfrepro.lm.text import load_corpus
+def test_ngram_recipe_on_shakespeare(tmp_path):
+    from hfrepro.recipes import ngram
 
-    corpus = load_corpus("shakespeare")
-    docs = corpus.documents("test", 20000, seed=0)
-    _, speller, models, info = fit_ladder(corpus, kn_orders=(3,), k_grid=(0.01,))
-    assert info["vocab_size"] > 10000 and info["train_tokens"] > 800_000
-    bpc = {k: score_documents(m, speller, docs)["bits_per_character"] for k, m in models.items()}
-    assert bpc["unigram"] > bpc["bigram"] > bpc["kn3"]
+    m = ngram.cli(["--budget", "tiny", "--output_dir", str(tmp_path / "ngram")])
+    assert m["vocab_size"] > 10000 and m["train_tokens"] > 800_000
+    bpc = {k: m[k]["bits_per_character"] for k in ("unigram", "bigram", "kn2", "kn3")}
+    assert bpc["unigram"] > bpc["bigram"] > bpc["kn2"] > bpc["kn3"]
     assert 1.0 < bpc["kn3"] < 3.0
 
 
@@ -66,7 +63,7 @@ def test_clm_recipe_resumes_after_being_killed(tmp_path):
     deadline = time.time() + 300
 
     def saved():  # checkpoints rotate (2 kept): take any complete one
-        return sorted(int(c.parent.name.rsplit("-", 1)[1]) for c in out.glob("checkpoints/checkpoint-*/trainer_state.json"))
+        return sorted(int(c.parent.name.rsplit("-", 1)[1]) for c in out.glob("checkpoint-*/trainer_state.json"))
 
     while not saved() and p.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -79,7 +76,7 @@ def test_clm_recipe_resumes_after_being_killed(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["steps"] == 80
     assert int(m["resumed_from"].rsplit("-", 1)[1]) >= killed_at[-1] >= 10
-    assert (out / "model" / "model.safetensors").is_file()
+    assert (out / "model.safetensors").is_file()
     assert "bits/char" in r.stdout
 
 
@@ -87,7 +84,8 @@ def test_lstm_recipe_under_accelerate_with_two_processes(tmp_path):
     out = tmp_path / "lstm"
     accelerate = Path(sys.executable).with_name("accelerate")
     cmd = [str(accelerate), "launch", "--config_file", "recipes/accelerate/cpu_2proc.yaml", "recipes/lstm.py",
-           "--output_dir", str(out), "--max_steps", "6", "--save_steps", "3", "--batch_size", "4", "--d_model", "32",
+           "--output_dir", str(out), "--max_steps", "6", "--save_steps", "3", "--per_device_train_batch_size", "4",
+           "--d_model", "32",
            "--train_max_chars", "40000", "--vocab_size", "400", "--block_size", "32", "--eval_max_chars", "1500",
            "--val_max_chars", "1500", "--eval_steps", "3", "--logging_steps", "1"]
     r = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
@@ -95,6 +93,6 @@ def test_lstm_recipe_under_accelerate_with_two_processes(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2
     assert m["tokens_seen"] == 6 * 4 * 2 * 32          # both processes' batches counted
-    assert (out / "checkpoints" / "checkpoint-3").is_dir()
+    assert (out / "checkpoint-3").is_dir()
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in log] == [1, 2, 3, 4, 5, 6]  # one process logs
+    assert [x["step"] for x in log if "loss" in x] == [1, 2, 3, 4, 5, 6]  # one process logs

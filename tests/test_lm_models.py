@@ -1,12 +1,18 @@
-"""LSTM, GPT and BERT training on a tiny corpus: they learn, resume after a crash, and open in pipelines."""
+"""The stage-2 recipes on a tiny corpus: the n-grams, the LSTM, the GPT and the BERT train (the neural ones with
+the Trainer), resume, re-run as a no-op, open in pipelines and in the tool commands."""
 
 import json
+import math
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from hfrepro.errors import UserError
+from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -24,141 +30,137 @@ def corpus_file(tmp_path_factory):
     return str(f)
 
 
-def _lstm_args(corpus_file, out, **kw):
-    from hfrepro.lm.lstm import LSTMArguments
-    base = dict(dataset=corpus_file, vocab_size=300, block_size=16, eval_max_chars=600, val_max_chars=600,
-                output_dir=str(out), d_model=32, max_steps=6, batch_size=4, warmup_steps=2, logging_steps=1,
-                eval_steps=3, save_steps=2, seed=0)
-    base.update(kw)
-    return LSTMArguments(**base)
+def _data(corpus_file, out, *more):
+    """Arguments every neural recipe takes here: the tiny budget, overridden down to the tiny corpus."""
+    return ["--budget", "tiny", "--dataset", corpus_file, "--vocab_size", "300", "--block_size", "16",
+            "--train_max_chars", "0", "--eval_max_chars", "600", "--val_max_chars", "600", "--output_dir", str(out),
+            "--per_device_train_batch_size", "4", "--logging_steps", "1", "--eval_steps", "3", "--threads", "1",
+            "--disable_tqdm", "true", *map(str, more)]
 
 
-def test_lstm_resumes_exactly_where_it_stopped(corpus_file, tmp_path):
+def _log(folder):
+    return [json.loads(x) for x in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def test_lstm_is_trained_by_the_trainer_and_resumes_exactly(corpus_file, tmp_path):
     from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
 
-    from hfrepro.config import resolved
-    from hfrepro.lm import lstm
-
-    a = _lstm_args(corpus_file, tmp_path / "straight")
-    full = lstm.train(a, resolved(a), progress=False)
-    assert full["steps"] == 6 and full["test_bits_per_character"] > 0
-
-    b = _lstm_args(corpus_file, tmp_path / "killed", stop_after_steps=3)
-    assert lstm.train(b, resolved(b), progress=False) is None      # stopped at step 3; last checkpoint: 2
-    assert (tmp_path / "killed" / "checkpoints" / "checkpoint-2").is_dir()
-    b.stop_after_steps = 0
-    resumed = lstm.train(b, resolved(b), progress=False)
-    assert resumed["steps"] == 6
-    wa = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
-    wb = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
-    for k in wa:
-        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0)
-    assert resumed["test_bits_per_character"] == pytest.approx(full["test_bits_per_character"], rel=1e-9)
-    log = [json.loads(x) for x in (tmp_path / "killed" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3, 3, 4, 5, 6]     # steps 1-3, then 3-6 again from checkpoint 2
     from hfrepro.cards import check_model_card
-    card = tmp_path / "killed" / "model" / "README.md"
-    assert "test_bits_per_character" in card.read_text() and check_model_card(card) == []
-    # a different config in the same folder is refused
-    c = _lstm_args(corpus_file, tmp_path / "killed", d_model=16)
+    from hfrepro.recipes import lstm
+
+    out = tmp_path / "lstm"
+    argv = _data(corpus_file, out, "--d_model", "32", "--max_steps", "6", "--save_steps", "2", "--warmup_steps", "2")
+    m = lstm.cli(argv)
+    assert m["steps"] == 6 and m["tokens_seen"] == 6 * 4 * 16 and m["test_bits_per_character"] > 0
+    lrs = [r["learning_rate"] for r in _log(out) if "loss" in r]   # warm-up, then cosine down to 10% of the peak
+    assert lrs[2] == pytest.approx(3e-3) and lrs[5] == pytest.approx(3e-4 + 2.7e-3 * (1 + math.cos(0.75 * math.pi)) / 2)
+    assert check_model_card(out / "README.md") == [] and (out / "lstm.py").is_file()
+    model = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)   # the run folder is the model repo
+    assert type(model).__name__ == "LSTMLM" and model.config.n_positions == 16
+    straight = load_file(str(out / "model.safetensors"))
+
+    assert lstm.cli(argv) == m                                    # the same command again: nothing to do
+    again = lstm.cli(argv + ["--resume_from_checkpoint", str(out / "checkpoint-4")])
+    assert again["resumed_from"].endswith("checkpoint-4") and again["steps"] == 6
+    resumed = load_file(str(out / "model.safetensors"))
+    for k in straight:                                            # the Trainer restores data order and RNG
+        torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=0)
+    assert [r["step"] for r in _log(out) if "loss" in r] == [1, 2, 3, 4, 5, 6]   # rows after step 4 logged once
     with pytest.raises(UserError, match="different config"):
-        lstm.train(c, resolved(c), progress=False)
+        lstm.cli(_data(corpus_file, out, "--d_model", "16", "--max_steps", "6"))
 
 
-def _targs(out, **kw):
-    from hfrepro.training import make_training_args
-    base = dict(output_dir=str(out), max_steps=6, per_device_train_batch_size=4, learning_rate=3e-3,
-                logging_steps=1, save_steps=2, eval_strategy="no", seed=0, disable_tqdm=True, optim="adamw_torch")
-    base.update(kw)
-    return make_training_args(**base)
-
-
-class _Crash(Exception):
-    pass
-
-
-def _crash_after_first_save():
-    from transformers import TrainerCallback
-
-    class CrashAfterSave(TrainerCallback):
-        def on_save(self, args, state, control, **kw):
-            raise _Crash(f"simulated kill after saving step {state.global_step}")
-
-    return CrashAfterSave()
-
-
-def test_gpt_pretrains_resumes_after_a_crash_and_generates(corpus_file, tmp_path, capsys):
+def test_gpt_pretrains_shares_a_tokenizer_and_generates(corpus_file, tmp_path, capsys):
     from transformers import pipeline
 
-    from hfrepro.config import resolved
-    from hfrepro.lm import clm
-    from hfrepro.lm.clm import CLMArguments
-
-    args = CLMArguments(dataset=corpus_file, vocab_size=300, block_size=16, n_layer=1, n_embd=32, n_head=2,
-                        eval_max_chars=600, val_max_chars=600)
-    targs = _targs(tmp_path / "clm")
-    config = resolved(args, targs)
-    with pytest.raises(_Crash):
-        clm.train(args, targs, config, extra_callbacks=[_crash_after_first_save()])
-    targs = _targs(tmp_path / "clm")
-    m = clm.train(args, targs, config)
-    assert m["resumed_from"].endswith("checkpoint-2")
-    assert m["steps"] == 6
-    assert 0 < m["test_bits_per_character"] < 9
-    log = [json.loads(x) for x in (tmp_path / "clm" / "log.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in log if "loss" in r]
-    assert losses[-1] < losses[0]
-
-    model_dir = tmp_path / "clm" / "model"
-    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
     from hfrepro.cards import check_model_card
-    assert check_model_card(model_dir / "README.md") == []
-    gen = pipeline("text-generation", model=str(model_dir))
-    out = gen("The king", max_new_tokens=5, do_sample=False)[0]["generated_text"]
-    assert out.startswith("The king") and len(out) > len("The king")
-
     from hfrepro.cli import main
+    from hfrepro.recipes import clm
+
+    out = tmp_path / "clm"
+    m = clm.cli(_data(corpus_file, out, "--n_layer", "1", "--n_embd", "32", "--n_head", "2", "--max_steps", "40",
+                      "--save_steps", "20", "--learning_rate", "0.003"))
+    assert m["steps"] == 40 and 0 < m["test_bits_per_character"] < 9
+    losses = [r["loss"] for r in _log(out) if "loss" in r]
+    assert losses[-1] < losses[0] - 0.5
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {p.name for p in out.iterdir()}
+    assert check_model_card(out / "README.md") == []
+    text = pipeline("text-generation", model=str(out))("The king", max_new_tokens=5, do_sample=False)
+    assert text[0]["generated_text"].startswith("The king") and len(text[0]["generated_text"]) > len("The king")
+
+    shared = clm.cli(_data(corpus_file, tmp_path / "clm2", "--tokenizer", str(out), "--vocab_size", "999",
+                           "--n_layer", "1", "--n_embd", "32", "--max_steps", "2", "--save_steps", "2"))
+    assert shared["vocab_size"] == m["vocab_size"]                 # --tokenizer: the other run's, not a new one
+
     with pytest.raises(SystemExit) as e:
-        main(["generate", "--model", str(tmp_path / "clm"), "--prompt", "The king", "--temperature", "0.8",
-              "--top-k", "20", "--top-p", "0.9", "--max-new-tokens", "5", "-n", "2"])
-    assert e.value.code == 0
-    assert capsys.readouterr().out.count("The king") == 2
+        main(["generate", "--model", str(out), "--prompt", "The king", "--temperature", "0.8", "--top_k", "20",
+              "--top-p", "0.9", "--max_new_tokens", "5", "-n", "2"])
+    assert e.value.code == 0 and capsys.readouterr().out.count("The king") == 2
     with pytest.raises(SystemExit) as e:
-        main(["perplexity", "--model", str(tmp_path / "clm"), "--file", corpus_file])
-    assert e.value.code == 0
-    assert "bits per character" in capsys.readouterr().out
+        main(["perplexity", "--model_name_or_path", str(out), "--file", corpus_file])
+    assert e.value.code == 0 and "bits per character" in capsys.readouterr().out
 
 
 def test_bert_mlm_learns_and_fills_masks(corpus_file, tmp_path, capsys):
     from transformers import pipeline
 
-    from hfrepro.config import resolved
-    from hfrepro.lm import mlm
-    from hfrepro.lm.mlm import MLMArguments
-
-    args = MLMArguments(dataset=corpus_file, vocab_size=300, block_size=16, n_layer=1, n_embd=32, n_head=2,
-                        eval_max_chars=2000, val_max_chars=600)
-    def targs():
-        return _targs(tmp_path / "mlm", max_steps=60, save_steps=30, learning_rate=3e-3, logging_steps=10,
-                      per_device_train_batch_size=8)
-    config = resolved(args, targs())
-    with pytest.raises(_Crash):                                    # killed right after checkpoint-30
-        mlm.train(args, targs(), config, extra_callbacks=[_crash_after_first_save()])
-    m = mlm.train(args, targs(), config)
-    assert m["resumed_from"].endswith("checkpoint-30") and m["steps"] == 60
-    assert m["masked_tokens"] > 20
-    assert 0 <= m["majority_baseline_accuracy"] <= m["masked_accuracy"] <= 1
-    log = [json.loads(x) for x in (tmp_path / "mlm" / "log.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in log if "loss" in r]
-    assert losses[-1] < losses[0] - 0.5
-    fill = pipeline("fill-mask", model=str(tmp_path / "mlm" / "model"))
-    preds = fill("The king <mask> the moon.", top_k=3)
-    assert len(preds) == 3 and all("<mask>" not in p["sequence"] for p in preds)
     from hfrepro.cli import main
+    from hfrepro.recipes import mlm
+
+    out = tmp_path / "mlm"
+    m = mlm.cli(_data(corpus_file, out, "--n_layer", "1", "--n_embd", "32", "--n_head", "2", "--max_steps", "60",
+                      "--save_steps", "30", "--learning_rate", "0.003", "--logging_steps", "10",
+                      "--per_device_train_batch_size", "8", "--eval_max_chars", "2000", "--eval_strategy", "no"))
+    assert m["steps"] == 60 and m["masked_tokens"] > 20
+    assert 0 <= m["majority_baseline_accuracy"] <= m["masked_accuracy"] <= 1
+    losses = [r["loss"] for r in _log(out) if "loss" in r]
+    assert losses[-1] < losses[0] - 0.5
+    preds = pipeline("fill-mask", model=str(out))("The king <mask> the moon.", top_k=3)
+    assert len(preds) == 3 and all("<mask>" not in p["sequence"] for p in preds)
     with pytest.raises(SystemExit) as e:
-        main(["fill-mask", "--model", str(tmp_path / "mlm"), "--text", "The king sleeps."])
-    assert e.value.code == 2
-    assert "no mask token" in capsys.readouterr().err
+        main(["fill-mask", "--model", str(out), "--text", "The king sleeps."])
+    assert e.value.code == 2 and "no mask token" in capsys.readouterr().err
+
+
+def test_ngram_recipe_fits_saves_and_scores(corpus_file, tmp_path, capsys):
+    from hfrepro.cards import check_model_card
+    from hfrepro.cli import main
+    from hfrepro.lm.ngram import NgramLM
+    from hfrepro.recipes import ngram
+
+    out = tmp_path / "ng"
+    argv = ["--budget", "tiny", "--dataset", corpus_file, "--output_dir", str(out), "--eval_max_chars", "2000",
+            "--val_max_chars", "2000", "--bigram_k_grid", "1.0", "0.01"]
+    m = ngram.cli(argv)
+    assert m["unigram"]["bits_per_character"] > m["kn3"]["bits_per_character"]
+    assert m["bigram_k"] in (1.0, 0.01) and set(m["bigram_k_validation_bpc"]) == {"1.0", "0.01"}
+    assert check_model_card(out / "kn3" / "README.md") == []
+    lm, speller = NgramLM.from_pretrained(out / "bigram")
+    assert lm.k == m["bigram_k"] and speller is not None
+    assert ngram.cli(argv) == m                                   # the same command again: nothing to do
+    with pytest.raises(SystemExit) as e:
+        main(["perplexity", "--model", str(out), "--file", corpus_file])
+    assert e.value.code == 0 and "3-gram kneser-ney" in capsys.readouterr().out
+
+
+@pytest.mark.integration  # eight subprocesses (each imports torch): about two minutes on a loaded 2-core machine
+def test_recipes_run_from_outside_the_checkout(corpus_file, tmp_path):
+    """`hfrepro <recipe> --budget tiny` from another directory; the same command again is a no-op."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PYTHONPATH": str(REPO)}
+    small = ("--max_steps", "2", "--save_steps", "2", "--n_layer", "1", "--n_embd", "16")
+    cmds = {"ngram": ["--budget", "tiny", "--dataset", corpus_file, "--eval_max_chars", "2000",
+                      "--output_dir", str(tmp_path / "ngram")],
+            "lstm": _data(corpus_file, tmp_path / "lstm", "--d_model", "16", *small[:4]),
+            "clm": _data(corpus_file, tmp_path / "clm", *small),
+            "mlm": _data(corpus_file, tmp_path / "mlm", *small)}
+    for name, argv in cmds.items():
+        cmd = [sys.executable, "-m", "hfrepro", name, *argv]
+        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert (tmp_path / name / "metrics.json").is_file()
+        r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and "already" in r.stdout, r.stderr[-3000:]
 
 
 def test_temperature_raises_entropy_and_distinct_n():
@@ -223,25 +225,3 @@ def test_masked_accuracy_counts_what_it_says(corpus_file):
     assert masked_accuracy(Always(tok.mask_token_id), tok, docs, max_length=16, seed=3)["masked_accuracy"] == 0
     again = masked_accuracy(Always(the), tok, docs, max_length=16, seed=3)
     assert again["masked_tokens"] == r["masked_tokens"]             # the seed fixes the masked positions
-
-
-def test_ngram_recipe_saves_models_and_reuses_them(corpus_file, tmp_path, capsys):
-    from hfrepro.config import resolved
-    from hfrepro.cards import check_model_card
-    from hfrepro.lm import ngram
-    from hfrepro.lm.ngram import NgramArguments
-
-    args = NgramArguments(dataset=corpus_file, output_dir=str(tmp_path / "ng"), eval_max_chars=2000,
-                          val_max_chars=2000, bigram_k_grid=[1.0, 0.01])
-    first = ngram.run(args, resolved(args))
-    assert first["resumed_models"] == []
-    assert first["unigram"]["bits_per_character"] > first["kn3"]["bits_per_character"]
-    assert check_model_card(tmp_path / "ng" / "models" / "kn3" / "README.md") == []
-    again = ngram.run(args, resolved(args))          # a re-run (e.g. after a kill) reuses the saved folders
-    assert again["resumed_models"] == ["bigram", "kn2", "kn3", "unigram"]
-    assert again["kn3"]["bits"] == pytest.approx(first["kn3"]["bits"])
-    from hfrepro.cli import main
-    with pytest.raises(SystemExit) as e:
-        main(["perplexity", "--model", str(tmp_path / "ng"), "--file", corpus_file])
-    assert e.value.code == 0
-    assert "3-gram kneser-ney" in capsys.readouterr().out

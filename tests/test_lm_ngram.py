@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from hfrepro.errors import UserError
-from hfrepro.lm.ngram import (BOS, EOS, UNK, AddKLM, KneserNeyLM, NgramLM, SpellingModel, Vocabulary,
-                              score_documents)
+from hfrepro.lm.ngram import BOS, EOS, UNK, AddKLM, KneserNeyLM, NgramLM, SpellingModel, Vocabulary, score_documents
 from hfrepro.lm.text import pretokenize
 
 CORPUS = """The fat cat sat on the mat .
@@ -188,3 +187,19 @@ def test_bad_settings_are_user_errors():
     big = Vocabulary([BOS, EOS, UNK] + [f"w{i}" for i in range(100_000)])
     with pytest.raises(UserError, match="64-bit"):
         KneserNeyLM(order=4).fit(big, [["w1", "w2"]])
+
+
+def test_choose_k_takes_the_best_on_validation():
+    from hfrepro.lm.ngram import choose_k
+
+    train = [pretokenize(line) for line in ("the cat sat.", "the dog sat.", "the cat ran.") * 5]
+    vocab = Vocabulary.build(train, min_count=1)
+    speller = SpellingModel.fit(vocab, train)
+    lm = AddKLM(order=2).fit(vocab, train)
+    val = ["the cat sat.\n", "the dog ran.\n"]
+    scores = choose_k(lm, speller, val, [1.0, 0.1, 0.01])
+    assert lm.k == min(scores, key=scores.get) and len(scores) == 3
+    assert scores[lm.k] == score_documents(lm, speller, val)["bits_per_character"]
+    assert choose_k(lm, speller, [], [0.5]) == {} and lm.k == 0.5     # one k: nothing to choose
+    with pytest.raises(UserError, match="validation"):
+        choose_k(lm, speller, [], [1.0, 0.1])

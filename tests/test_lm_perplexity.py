@@ -103,6 +103,26 @@ def test_loads_a_causal_lm_folder(metric, tiny, tmp_path):
     assert a["nll"] == pytest.approx(b["nll"], rel=1e-6)
 
 
+def test_takes_names_as_the_commands_do(metric, tiny, tmp_path):
+    """`model_name_or_path` (TRL's name), or `model` given as a name; an LSTM run folder runs its own code."""
+    from hfrepro.lm.lstm import LSTMLM, LSTMConfig
+
+    model, tok, texts = tiny
+    model.save_pretrained(tmp_path / "gpt")
+    tok.save_pretrained(tmp_path / "gpt")
+    b = metric.compute(predictions=texts[:3], model=model, tokenizer=tok, max_length=32)
+    for kw in ({"model_name_or_path": str(tmp_path / "gpt")}, {"model": str(tmp_path / "gpt")}):
+        assert metric.compute(predictions=texts[:3], max_length=32, **kw)["nll"] == pytest.approx(b["nll"], rel=1e-6)
+    torch.manual_seed(0)
+    lstm = LSTMLM(LSTMConfig(vocab_size=len(tok), d_model=16, n_positions=32, bos_token_id=tok.bos_token_id))
+    lstm.save_pretrained(tmp_path / "lstm")
+    tok.save_pretrained(tmp_path / "lstm")
+    assert (tmp_path / "lstm" / "lstm.py").is_file()                 # the folder carries the model's code
+    a = metric.compute(predictions=texts[:3], model_id=str(tmp_path / "lstm"), trust_remote_code=True)
+    assert a["max_length"] == 32
+    assert a["nll"] == pytest.approx(metric.compute(predictions=texts[:3], model=lstm, tokenizer=tok)["nll"], rel=1e-6)
+
+
 def test_without_start_token_the_first_token_is_context(metric, tiny):
     model, tok, texts = tiny
     r = metric.compute(predictions=texts[:2], model=model, tokenizer=tok, add_start_token=False, max_length=64)

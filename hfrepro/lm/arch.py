@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hfrepro.report import md_table
+
 TOLERANCE = 0.03  # |computed - published| / published; published numbers are rounded to 2-3 digits
 
 
@@ -68,8 +70,7 @@ ARCHS = [
 
 def build_on_meta(a: Arch):
     import torch
-    from transformers import (BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig,
-                              OpenAIGPTLMHeadModel)
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
 
     with torch.device("meta"):
         if a.family == "gpt1":
@@ -105,7 +106,6 @@ def table(archs=ARCHS) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    from hfrepro.report import md_table
     cols = ["model", "layers", "d_model", "heads", "d_head", "context", "vocab", "computed", "published",
             "diff %", "12·L·d² share %", "note"]
     return md_table(rows, columns=cols, digits=2)

@@ -11,43 +11,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hfrepro.errors import UserError
+from hfrepro.models import load_tokenizer
+from hfrepro.tokenizer import train_bpe
 
 
 @dataclass
 class LMDataArguments:
+    """The corpus, the tokenizer and the held-out text: the same for the LSTM, the GPT and the BERT."""
     dataset: str = field(default="shakespeare", metadata={"help": "embedded dataset name, a saved dataset "
                                                                   "folder, or a .txt file (one document per line)"})
     text_column: str = field(default="text", metadata={"help": "the column holding the text"})
-    tokenizer: str | None = field(default=None, metadata={"help": "a tokenizer folder to reuse; default: train a "
-                                                                   "byte-level BPE on the training split"})
+    tokenizer: str | None = field(default=None, metadata={"help": "a tokenizer (or model/run folder) to reuse; "
+                                                                   "default: train a byte-level BPE on the training "
+                                                                   "text"})
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size when training the tokenizer"})
     train_max_chars: int | None = field(default=None, metadata={"help": "use a seeded sample of at most this many "
-                                                                        "training characters (default: all)"})
+                                                                        "training characters (0 or null: all)"})
     block_size: int = field(default=128, metadata={"help": "tokens per training example (and scoring window)"})
     eval_max_chars: int = field(default=40000, metadata={"help": "held-out test characters scored for bits per "
                                                                  "character"})
     val_max_chars: int = field(default=20000, metadata={"help": "validation characters for the loss curve"})
 
 
-def process_state():
-    """accelerate's PartialState, on the CPU when there is no GPU.
-
-    `accelerate launch` exports ACCELERATE_USE_CPU=False from a config with `use_cpu: false` (our 2-process
-    CPU config, recipes/accelerate/cpu_2proc.yaml), so hfrepro.training.setup_runtime's default does not
-    reach a bare Accelerator: without `cpu=True` each launched process would train alone (world size 1)."""
-    import torch
-    from accelerate import PartialState
-    return PartialState(cpu=not torch.cuda.is_available())
-
-
-def load_or_train_tokenizer(args: LMDataArguments, train_docs: list[str]):
-    """The tokenizer from `args.tokenizer`, or a byte-level BPE trained on `train_docs`."""
+def lm_tokenizer(args: LMDataArguments, train_docs: list[str]):
+    """The tokenizer from `args.tokenizer`, or a byte-level BPE trained on `train_docs` (deterministic: every
+    process of a launch, and a resumed run, trains the same one)."""
     if args.tokenizer:
-        if (Path(args.tokenizer) / "tokenizer.json").is_file():  # a tokenizer folder (no model in it)
+        if (Path(args.tokenizer) / "tokenizer.json").is_file():  # a tokenizer, model or run folder
             from transformers import AutoTokenizer
             tok = AutoTokenizer.from_pretrained(args.tokenizer)
-        else:                                                       # an embedded model name or model folder
-            from hfrepro.models import load_tokenizer
+        else:                                                       # an embedded model name
             tok = load_tokenizer(args.tokenizer)
         start_id(tok)
         return tok
@@ -59,8 +52,6 @@ def train_tokenizer(docs: list[str], vocab_size: int, model_max_length: int = 10
     (when special tokens are asked for, as pipelines do): the models here learn documents that start with
     <s>, so `pipeline("text-generation")` and `pipeline("fill-mask")` give them the same start."""
     from tokenizers.processors import TemplateProcessing
-
-    from hfrepro.tokenizer import train_bpe
 
     tok = train_bpe(docs, vocab_size=vocab_size, model_max_length=model_max_length)
     bos = tok.bos_token
@@ -112,41 +103,3 @@ def block_dataset(tokenizer, docs: list[str], block_size: int):
     """A `datasets.Dataset` of `input_ids` blocks."""
     from datasets import Dataset
     return Dataset.from_dict({"input_ids": blocks(token_stream(tokenizer, docs), block_size)})
-
-
-def save_tokenizer(tokenizer, folder: str | Path) -> None:
-    tokenizer.save_pretrained(str(folder))
-
-
-def run_tokenizer(run, args: LMDataArguments, train_docs: list[str], state, tokenizer=None):
-    """The run's tokenizer: `tokenizer` if given; else the one saved in run/tokenizer by an earlier (interrupted)
-    call, so a resumed run keeps its vocabulary; else trained (or loaded from --tokenizer) and saved there."""
-    tok_dir = run.path / "tokenizer"
-    if tokenizer is not None:
-        tok = tokenizer
-    elif (tok_dir / "tokenizer.json").is_file() and not args.tokenizer:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    else:
-        tok = load_or_train_tokenizer(args, train_docs)
-        if state.is_main_process:
-            save_tokenizer(tok, tok_dir)
-    state.wait_for_everyone()
-    return tok
-
-
-def fit(trainer, run, quiet: bool):
-    """Train (resuming from the run's last checkpoint) and evaluate; returns (train output, seconds, eval loss,
-    the checkpoint resumed from or None).
-    Every process calls it: evaluation gathers across them. `quiet`: no log lines on the console (log.jsonl
-    keeps them)."""
-    import time
-
-    if quiet:
-        from transformers.trainer_callback import PrinterCallback
-        trainer.remove_callback(PrinterCallback)
-    t0 = time.time()
-    resume = run.last_checkpoint()
-    out = trainer.train(resume_from_checkpoint=resume)
-    seconds = time.time() - t0
-    return out, seconds, trainer.evaluate()["eval_loss"], resume

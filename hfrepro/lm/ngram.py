@@ -38,6 +38,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from hfrepro.errors import UserError
+from hfrepro.fsutil import atomic_dir, atomic_write_json, read_json
+from hfrepro.lm.text import PRETOKEN_PATTERN, pretokenize
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 BOS_ID, EOS_ID, UNK_ID = 0, 1, 2
@@ -224,9 +226,6 @@ class NgramLM:
         """Counts as safetensors, config.json, vocab.json (the tokenizer), speller.json."""
         from safetensors.numpy import save_file
 
-        from hfrepro.fsutil import atomic_dir, atomic_write_json
-        from hfrepro.lm.text import PRETOKEN_PATTERN
-
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             tensors = {}
@@ -242,8 +241,6 @@ class NgramLM:
     @staticmethod
     def from_pretrained(folder: str | Path) -> tuple["NgramLM", "SpellingModel | None"]:
         from safetensors.numpy import load_file
-
-        from hfrepro.fsutil import read_json
 
         folder = Path(folder)
         if not (folder / "config.json").is_file():
@@ -413,8 +410,6 @@ def score_documents(lm: NgramLM, speller: SpellingModel, docs: Sequence[str]) ->
     Each document is its pre-tokens plus </s> (the newline). An in-vocabulary token costs
     -log2 P(token | context); an out-of-vocabulary token costs -log2 P(<unk> | context) plus its spelling
     under `speller`. Characters counted: every character of every document, newlines included."""
-    from hfrepro.lm.text import pretokenize
-
     token_lists = []
     for d in docs:
         line = d[:-1] if d.endswith("\n") else d
@@ -435,118 +430,27 @@ def score_documents(lm: NgramLM, speller: SpellingModel, docs: Sequence[str]) ->
             "closed_vocab_perplexity": 2 ** (word_bits / len(flat))}
 
 
-# --- the ladder, as the recipe and the stage run it ------------------------------------------------------
+# --- choosing the add-k bigram's k ---------------------------------------------------------------------
 
-@dataclass
-class NgramArguments:
-    dataset: str = field(default="shakespeare", metadata={"help": "embedded dataset name, saved dataset folder "
-                                                                  "or .txt file (one document per line)"})
-    text_column: str = field(default="text")
-    min_count: int = field(default=2, metadata={"help": "words seen fewer times in training become <unk>"})
-    kn_orders: list[int] = field(default_factory=lambda: [2, 3], metadata={"help": "Kneser-Ney orders to fit"})
-    bigram_k_grid: list[float] = field(default_factory=lambda: [1.0, 0.1, 0.03, 0.01, 0.003, 0.001],
-                                       metadata={"help": "add-k values tried for the bigram (best on validation)"})
-    eval_max_chars: int = field(default=40000, metadata={"help": "held-out test characters scored"})
-    val_max_chars: int = field(default=40000, metadata={"help": "validation characters for choosing k"})
-    output_dir: str = field(default="runs/ngram", metadata={"help": "run folder"})
-    seed: int = field(default=0, metadata={"help": "which held-out documents are drawn"})
-    overwrite: bool = field(default=False, metadata={"help": "start afresh if output_dir holds another run"})
-
-
-def fit_ladder(corpus, min_count: int = 2, kn_orders: Sequence[int] = (2, 3),
-               k_grid: Sequence[float] = (1.0, 0.1, 0.03, 0.01, 0.003, 0.001), val_docs: Sequence[str] = (),
-               skip: Sequence[str] = ()) -> tuple[Vocabulary, SpellingModel, dict[str, NgramLM], dict]:
-    """Unigram (add-1), bigram (add-k, k chosen on `val_docs`), Kneser-Ney of each order, on corpus.train.
-    Returns (vocab, speller, {folder name: model}, info)."""
-    from hfrepro.lm.text import pretokenize
-
-    train = [pretokenize(line) for line in corpus.train]
-    vocab = Vocabulary.build(train, min_count=min_count)
-    speller = SpellingModel.fit(vocab, train)
-    models: dict[str, NgramLM] = {}
-    info: dict = {"vocab_size": len(vocab), "train_tokens": sum(len(t) + 1 for t in train)}
-    ids = [vocab.encode(t) for t in train]
-    if "unigram" not in skip:
-        models["unigram"] = AddKLM(order=1, k=1.0).fit_ids(vocab, ids)
-    if "bigram" not in skip:
-        bigram = AddKLM(order=2, k=k_grid[0]).fit_ids(vocab, ids)
-        if len(k_grid) > 1:
-            if not val_docs:
-                raise UserError("choosing the bigram's k needs validation documents")
-            scores = {}
-            for k in k_grid:
-                bigram.k = float(k)
-                scores[k] = score_documents(bigram, speller, val_docs)["bits_per_character"]
-            bigram.k = float(min(scores, key=scores.get))
-            info["bigram_k_validation_bpc"] = {str(k): v for k, v in scores.items()}
-        info["bigram_k"] = bigram.k
-        models["bigram"] = bigram
-    for n in kn_orders:
-        if f"kn{n}" not in skip:
-            models[f"kn{n}"] = KneserNeyLM(order=n).fit_ids(vocab, ids)
-    return vocab, speller, models, info
+def choose_k(lm: AddKLM, speller: SpellingModel, val_docs: Sequence[str], k_grid: Sequence[float]) -> dict:
+    """Set `lm.k` to the value of `k_grid` with the lowest bits per character on `val_docs`; returns
+    {k: validation bits per character} (empty for a single k: nothing to choose)."""
+    if len(k_grid) == 1:
+        lm.k = float(k_grid[0])
+        return {}
+    if not val_docs:
+        raise UserError("choosing the bigram's k needs validation documents")
+    scores = {}
+    for k in k_grid:
+        lm.k = float(k)
+        scores[k] = score_documents(lm, speller, val_docs)["bits_per_character"]
+    lm.k = float(min(scores, key=scores.get))
+    return scores
 
 
-def describe(name: str, lm: NgramLM) -> str:
+def describe(lm: NgramLM) -> str:
     if isinstance(lm, KneserNeyLM):
         return f"Kneser-Ney {lm.order}-gram (interpolated)"
     if lm.order == 1:
         return f"unigram (add-{lm.k:g})"
     return f"{'bigram' if lm.order == 2 else f'{lm.order}-gram'} (add-k, k={lm.k:g})"
-
-
-def run(args: NgramArguments, config: dict) -> dict | None:
-    """recipes/ngram.py: fit the ladder, save every model folder, score held-out text. Main process only.
-    Re-running with the same config reuses the model folders already saved (the resume of a counting run)."""
-    from hfrepro.lm.data import process_state
-    from hfrepro.lm.text import load_corpus
-    from hfrepro.report import md_table
-    from hfrepro.training import RunDir
-
-    if not process_state().is_main_process:
-        return None  # counting is not distributed: under `accelerate launch` one process does it
-    run_dir = RunDir(args.output_dir)
-    run_dir.start(config, overwrite=args.overwrite)
-    corpus = load_corpus(args.dataset, args.text_column)
-    test = corpus.documents("test", args.eval_max_chars, seed=args.seed)
-    val = corpus.documents("validation", args.val_max_chars, seed=args.seed)
-    folder = run_dir.path / "models"
-    done = {p.name for p in folder.glob("*") if (p / "model.safetensors").is_file()} if folder.is_dir() else set()
-    vocab, speller, models, info = fit_ladder(corpus, args.min_count, args.kn_orders, args.bigram_k_grid, val,
-                                              skip=done)
-    for name in sorted(done):
-        models[name], _ = NgramLM.from_pretrained(folder / name)
-    rows, metrics = [], {"dataset": corpus.name, "resumed_models": sorted(done), **info}
-    order = ["unigram", "bigram", *[f"kn{n}" for n in args.kn_orders]]
-    for name in order:
-        lm = models[name]
-        r = score_documents(lm, speller, test)
-        if name not in done:
-            lm.save_pretrained(folder / name, speller)
-            _card(folder / name, lm, r, config, corpus.name)
-        metrics[name] = r
-        rows.append({"model": describe(name, lm), "bits per character": r["bits_per_character"],
-                     "per-word perplexity": r["word_perplexity"], "closed-vocab perplexity": r["closed_vocab_perplexity"],
-                     "OOV rate": r["oov_rate"]})
-    metrics["table"] = md_table(rows)
-    return run_dir.write_metrics(metrics)
-
-
-def _card(folder: Path, lm: NgramLM, r: dict, config: dict, dataset: str) -> None:
-    from hfrepro.cards import write_model_card
-
-    write_model_card(
-        folder, title=f"{describe('', lm)} word LM on {dataset} (hfrepro stage 2)", license="apache-2.0",
-        datasets=[dataset], language=["en"], library_name="hfrepro", tags=["n-gram", "language-model"],
-        metrics={k: r[k] for k in ("bits_per_character", "word_perplexity", "closed_vocab_perplexity", "oov_rate")},
-        config=config, eval_metrics=["bits_per_character", "word_perplexity"], eval_dataset=dataset,
-        eval_split="test", command="hfrepro ngram --config run/config.yaml",
-        how_to_load=("from huggingface_hub import snapshot_download\nfrom hfrepro.lm.ngram import NgramLM\n\n"
-                     "lm, speller = NgramLM.from_pretrained(snapshot_download(\"path/to/this/folder\"))"),
-        description=("Counts of a word n-gram model (safetensors: packed n-gram ids and their counts per order), "
-                     "its vocabulary (vocab.json) and the character model that prices unknown words "
-                     "(speller.json). Words are GPT-2-style pre-tokens (hfrepro.lm.text.pretokenize). Load with "
-                     "`hfrepro.lm.ngram.NgramLM.from_pretrained(folder)`; score with "
-                     "`hfrepro perplexity --model FOLDER`."),
-        usage="Teaching: the counting baseline of the stage-2 perplexity ladder.",
-        limits="Not a transformers model. Probabilities cover only this tokenisation of the text.")

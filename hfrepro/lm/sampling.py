@@ -12,21 +12,22 @@ the mean entropy (bits) of the tempered next-token distribution over held-out po
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 from hfrepro.errors import UserError
+from hfrepro.lm.data import start_id
+from hfrepro.models import load_causal_lm, load_tokenizer, resolve
+from hfrepro.report import pyplot, save_figure
 
 
 def load_for_generation(name: str):
     """(model, tokenizer) of a causal LM: an embedded name, a model folder, or a run folder."""
-    from hfrepro.models import load_causal_lm, load_tokenizer, resolve
-
     path = resolve(name)
-    from pathlib import Path
     cfg = Path(path) / "config.json"
     if cfg.is_file() and '"hfrepro-' in cfg.read_text(encoding="utf-8"):
-        raise UserError(f"{name} is an hfrepro n-gram or LSTM model; generation here goes through "
-                        "transformers' pipeline, which needs a transformers causal LM",
+        raise UserError(f"{name} is an hfrepro n-gram or LSTM model: it scores text (hfrepro perplexity) but "
+                        "has no `generate`, which transformers' text-generation pipeline needs",
                         fix="use a GPT run folder (runs/clm) or smollm2-135m-instruct")
     return load_causal_lm(path), load_tokenizer(path)
 
@@ -70,8 +71,6 @@ def generate(model, tokenizer, prompt: str, temperature: float = 1.0, top_k: int
 def next_token_logits(model, tokenizer, docs: Sequence[str], max_tokens: int, max_length: int):
     """Logits at up to `max_tokens` positions of the held-out documents (each from its start token)."""
     import torch
-
-    from hfrepro.lm.data import start_id
 
     s = start_id(tokenizer)
     out, n = [], 0
@@ -129,8 +128,6 @@ def temperature_study(model, tokenizer, docs: Sequence[str], prompts: Sequence[s
 
 def plot_study(studies: dict[str, list[dict]], path) -> None:
     """Entropy and distinct-n against temperature, one line per model."""
-    from hfrepro.report import pyplot, save_figure
-
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for name, rows in studies.items():

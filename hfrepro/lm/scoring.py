@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
+from hfrepro.errors import UserError
+from hfrepro.fsutil import read_json
+from hfrepro.lm.ngram import NgramLM, score_documents
+from hfrepro.lm.text import pretokenize
+from hfrepro.models import load_causal_lm, load_tokenizer, resolve
 from hfrepro.paths import PACKAGE_DIR
 
 METRIC_DIR = PACKAGE_DIR / "metrics" / "perplexity"
@@ -39,7 +45,6 @@ def neural_bits(model, tokenizer, docs: list[str], max_length: int, stride: int 
 
 def n_words(docs: list[str]) -> int:
     """Pre-tokens plus one end-of-line per document: the per-word perplexity's denominator."""
-    from hfrepro.lm.text import pretokenize
     return sum(len(pretokenize(d.rstrip("\n"))) + 1 for d in docs)
 
 
@@ -56,48 +61,49 @@ def start_token_for(tokenizer) -> str | None:
 
 
 def model_kind(path: str) -> str:
-    from pathlib import Path
-
-    from hfrepro.fsutil import read_json
     cfg = Path(path) / "config.json"
     t = read_json(cfg).get("model_type") if cfg.is_file() else None
     return {"hfrepro-ngram": "ngram", "hfrepro-lstm": "lstm"}.get(t, "causal-lm")
 
 
+def load_lm(name: str):
+    """(model, tokenizer, context) of a neural LM: an embedded name, a model or run folder (the LSTM's too: its
+    folder carries its code, lstm.py, which only a local folder is trusted to run), or a Hub id."""
+    path = resolve(name)
+    trust = model_kind(path) == "lstm" and Path(path).is_dir()
+    model, tok = load_causal_lm(path, trust_remote_code=trust).eval(), load_tokenizer(path)
+    ctx = min(1024, getattr(model.config, "n_positions", None)
+              or getattr(model.config, "max_position_embeddings", None) or 1024)
+    return model, tok, ctx
+
+
+def ngram_model_dir(name: str) -> str | None:
+    """An n-gram model folder, or the highest-order Kneser-Ney model of an ngram run folder; else None."""
+    p = Path(name)
+    kn = sorted(p.glob("kn*/config.json"), key=lambda c: int(c.parent.name[2:]) if c.parent.name[2:].isdigit()
+                else 0) if p.is_dir() else []
+    if kn:
+        return str(kn[-1].parent)
+    return name if p.is_dir() and model_kind(name) == "ngram" else None
+
+
 def score_model(name: str, docs: list[str], max_length: int | None = None, stride: int | None = None,
                 batch_size: int = 4, progress: bool = False) -> dict:
     """Bits per character and per-word perplexity of any stage-2 model (or causal LM) on `docs`."""
-    from pathlib import Path
-
-    from hfrepro.models import resolve
-
-    kn = sorted(Path(name).glob("models/kn*/config.json")) if Path(name).is_dir() else []
-    path = str(kn[-1].parent) if kn else resolve(name)   # an ngram run folder: its highest-order Kneser-Ney
-    kind = model_kind(path)
-    if kind == "ngram":
-        from hfrepro.errors import UserError
-        from hfrepro.lm.ngram import NgramLM, score_documents
-        lm, speller = NgramLM.from_pretrained(path)
+    ngram = ngram_model_dir(name)
+    if ngram:
+        lm, speller = NgramLM.from_pretrained(ngram)
         if speller is None:
-            raise UserError(f"the n-gram model in {path} has no speller.json to price unknown words",
+            raise UserError(f"the n-gram model in {ngram} has no speller.json to price unknown words",
                             fix="re-save it with recipes/ngram.py")
         r = score_documents(lm, speller, docs)
         out = {"model": name, "kind": f"{lm.order}-gram {lm.kind}", "tokens": r["tokens"]}
     else:
-        if kind == "lstm":
-            from transformers import AutoTokenizer
-
-            from hfrepro.lm.lstm import LSTMLM
-            model, tok = LSTMLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
-            ctx = model.config.max_length
-        else:
-            from hfrepro.models import load_causal_lm, load_tokenizer
-            model, tok = load_causal_lm(path), load_tokenizer(path)
-            ctx = min(1024, getattr(model.config, "n_positions", None)
-                      or getattr(model.config, "max_position_embeddings", None) or 1024)
+        model, tok, ctx = load_lm(name)
         r = neural_bits(model, tok, docs, max_length or ctx, stride=stride, batch_size=batch_size,
                         start_token=start_token_for(tok), progress=progress)
-        out = {"model": name, "kind": kind, "tokens": r["tokens"], "token perplexity": r["perplexity"]}
+        out = {"model": name, "kind": model_kind(resolve(name)), "tokens": r["tokens"],
+               "token perplexity": r["perplexity"]}
     words = n_words(docs)
     out.update({"documents": len(docs), "characters": r["chars"], "words": words, "bits": r["bits"],
                 "bits per character": r["bits_per_character"],

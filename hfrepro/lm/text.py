@@ -21,6 +21,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from hfrepro import data
 from hfrepro.errors import UserError
 
 # A run of letters / digits / other non-space characters, each with the one space before it; any other
@@ -44,11 +45,12 @@ class LMCorpus:
 
     def documents(self, split: str, max_chars: int | None = None, seed: int = 0) -> list[str]:
         """Held-out documents (speech + '\\n'): a seeded sample of the split, in a fixed random order,
-        cut to at most `max_chars` characters. A smaller `max_chars` gives a prefix of the larger sample,
-        so the small held-out text is part of the big one."""
+        cut to at most `max_chars` characters (None or 0: all of it). A smaller `max_chars` gives a prefix of
+        the larger sample, so the small held-out text is part of the big one."""
         import numpy as np
 
         lines = getattr(self, split)
+        max_chars = max_chars or None
         order = np.random.default_rng(seed).permutation(len(lines))
         out, n = [], 0
         for i in order:
@@ -68,8 +70,6 @@ class LMCorpus:
 def load_corpus(dataset: str = "shakespeare", column: str = "text") -> LMCorpus:
     """An embedded dataset name, a saved dataset folder, or a text file (one document per line).
     Cached per process: several models of one run read it once (treat it as read-only)."""
-    from hfrepro import data
-
     dd = data.load(dataset)
     parts = {}
     for split in ("train", "validation", "test"):
@@ -85,6 +85,3 @@ def load_corpus(dataset: str = "shakespeare", column: str = "text") -> LMCorpus:
             raise UserError(f"the {split} split of {dataset!r} has no text")
     return LMCorpus(name=dataset, **parts)
 
-
-def n_chars(docs: list[str]) -> int:
-    return sum(len(d) for d in docs)

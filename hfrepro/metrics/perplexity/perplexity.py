@@ -4,7 +4,8 @@ Written for hfrepro (not a copy of the Hub's `perplexity` module); loads offline
 
     import evaluate
     ppl = evaluate.load("/abs/path/to/hfrepro/metrics/perplexity")
-    ppl.compute(predictions=["To be, or not to be\\n"], model_id="runs/clm/model")     # a causal-LM folder
+    ppl.compute(predictions=["To be, or not to be\\n"], model_id="runs/clm")        # a run or model folder
+    ppl.compute(predictions=texts, model_name_or_path="smollm2-135m-instruct")       # an embedded model
     ppl.compute(predictions=texts, model=model, tokenizer=tok, max_length=128, stride=64)  # objects
 
 Each text is scored on its own. With `add_start_token` (default) a start token (the tokenizer's bos, else
@@ -15,8 +16,11 @@ A text longer than `max_length` tokens is scored with a sliding window: windows 
 by `stride` (at most max_length - 1, so a window's first token is always context); each window scores only
 the tokens the previous one did not, so every token is predicted exactly once, from at least
 max(1, max_length - stride) tokens of context (all of its context inside the first window).
-Windows of all texts are batched together (right-padded, attention mask), which gives the same numbers
-as one window at a time.
+Windows of all texts are batched together (right-padded by the metric itself, whatever the tokenizer's
+`padding_side`, with an attention mask), which gives the same numbers as one window at a time.
+
+A model named by a string is loaded the way every hfrepro command loads one (`hfrepro.models`): an embedded
+model name, a run or model folder, a LoRA adapter folder, or a Hub id.
 
 `model` may be any causal LM object whose call `model(input_ids=..., attention_mask=...)` returns an object
 with `.logits` of shape (batch, length, vocab) -- a transformers model or a plain torch module.
@@ -27,7 +31,8 @@ import math
 import datasets
 import evaluate
 import torch
-import transformers
+
+from hfrepro.models import load_causal_lm, load_tokenizer
 
 _CITATION = """\
 @article{jelinek1977perplexity,
@@ -45,9 +50,13 @@ different tokenizers are not comparable; bits per character (total -log2 p over 
 _KWARGS_DESCRIPTION = """
 Args:
     predictions (list of str): the texts to score, each on its own.
-    model_id (str): a causal-LM folder (or Hub id) to load, when `model` is not given.
-    model: a causal LM object (returns `.logits`); needs `tokenizer` (or `model_id` for the tokenizer).
+    model_id (str): the causal LM to load, when `model` is not given: an embedded model name, a run or model
+        folder, a LoRA adapter folder, or a Hub id. `model_name_or_path` is the same (the name hfrepro's
+        commands and TRL use).
+    model: a causal LM object (returns `.logits`; needs `tokenizer`, or `model_id` for the tokenizer), or a name
+        as for `model_id`.
     tokenizer: the model's tokenizer.
+    trust_remote_code (bool): let a loaded folder run its own model code (e.g. an hfrepro LSTM run folder).
     batch_size (int): windows per forward pass (default 8).
     add_start_token (bool): put a start token in front so the first token is scored too (default True).
     start_token (str): the start token (default: the tokenizer's bos token, else its eos token).
@@ -82,19 +91,8 @@ class Perplexity(evaluate.Metric):
 
     def _compute(self, predictions, model_id=None, model=None, tokenizer=None, batch_size=8,
                  add_start_token=True, start_token=None, max_length=None, stride=None, device=None,
-                 progress=False):
-        if model is None:
-            if not model_id:
-                raise ValueError("perplexity needs `model_id` (a causal-LM folder or Hub id) or a `model` object")
-            model = transformers.AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
-            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-            model = model.to(device)
-        if tokenizer is None:
-            if not model_id:
-                raise ValueError("perplexity needs the model's `tokenizer` (or `model_id` to load it from)")
-            tokenizer = transformers.AutoTokenizer.from_pretrained(model_id)
-        if device is None:
-            device = next(iter(model.parameters())).device
+                 progress=False, model_name_or_path=None, trust_remote_code=False):
+        model, tokenizer, device = _load(model_name_or_path or model_id, model, tokenizer, device, trust_remote_code)
         max_length = int(max_length or _context_size(model))
         stride = int(stride or max(1, max_length // 2))
         if not 0 < stride <= max_length:
@@ -102,55 +100,8 @@ class Perplexity(evaluate.Metric):
         if add_start_token and max_length < 2:
             raise ValueError("max_length must be at least 2")
         start_id = _start_id(tokenizer, start_token) if add_start_token else None
-
-        # every text -> token ids -> windows (text index, ids, first scored position)
-        windows, n_tokens = [], []
-        for i, text in enumerate(predictions):
-            ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-            if start_id is not None:
-                ids = [start_id] + ids
-            n_tokens.append(max(0, len(ids) - 1))
-            begin, scored_to = 0, 1
-            while scored_to < len(ids):
-                end = min(begin + max_length, len(ids))
-                windows.append((i, ids[begin:end], scored_to - begin))
-                scored_to = end
-                begin = min(begin + stride, scored_to - 1)  # a window's first token is context, never scored
-
-        assert sum(len(w[1]) - w[2] for w in windows) == sum(n_tokens)  # every token scored exactly once
-        nll = [0.0] * len(predictions)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        order = sorted(range(len(windows)), key=lambda k: -len(windows[k][1]))
-        batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
-        if progress:
-            from tqdm.auto import tqdm
-            batches = tqdm(batches, desc="perplexity", unit="batch")
-        was_training = getattr(model, "training", False)
-        model.eval()
-        try:
-            with torch.inference_mode():
-                for batch in batches:
-                    width = max(len(windows[k][1]) for k in batch)
-                    x = torch.full((len(batch), width), pad_id, dtype=torch.long)
-                    mask = torch.zeros((len(batch), width), dtype=torch.long)
-                    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-                    for row, k in enumerate(batch):
-                        _, ids, first = windows[k]
-                        x[row, :len(ids)] = torch.tensor(ids)
-                        mask[row, :len(ids)] = 1
-                        labels[row, first:len(ids)] = x[row, first:len(ids)]
-                    logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits
-                    logits = logits[:, :-1].float()
-                    target = labels[:, 1:].to(logits.device)
-                    loss = torch.nn.functional.cross_entropy(
-                        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
-                        reduction="none").view(target.shape).sum(dim=1).double().cpu()
-                    for row, k in enumerate(batch):
-                        nll[windows[k][0]] += float(loss[row])
-        finally:
-            if was_training:
-                model.train()
-
+        windows, n_tokens = _windows(tokenizer, predictions, start_id, max_length, stride)
+        nll = _score(model, windows, len(predictions), _pad_id(tokenizer), batch_size, device, progress)
         total_nll, total_tok = sum(nll), sum(n_tokens)
         ppls = [math.exp(a / n) if n else float("nan") for a, n in zip(nll, n_tokens)]
         finite = [p for p in ppls if not math.isnan(p)]
@@ -166,6 +117,87 @@ class Perplexity(evaluate.Metric):
             "max_length": max_length,
             "stride": stride,
         }
+
+
+def _load(name, model, tokenizer, device, trust_remote_code):
+    """(model, tokenizer, device). `name` (or `model` given as a string) is anything an hfrepro command takes:
+    an embedded model name, a run or model folder, a LoRA adapter folder, a Hub id."""
+    if isinstance(model, str):
+        name, model = model, None
+    if model is None:
+        if not name:
+            raise ValueError("perplexity needs `model_id` / `model_name_or_path` (a causal-LM name or folder) or a "
+                             "`model` object")
+        model = load_causal_lm(name, dtype="float32", trust_remote_code=trust_remote_code)
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if tokenizer is None:
+        if not name:
+            raise ValueError("perplexity needs the model's `tokenizer` (or `model_id` to load it from)")
+        tokenizer = load_tokenizer(name)
+    return model, tokenizer, device or next(iter(model.parameters())).device
+
+
+def _windows(tokenizer, predictions, start_id, max_length, stride):
+    """Every text -> token ids -> windows (text index, ids, first scored position); and each text's number of
+    scored tokens."""
+    windows, n_tokens = [], []
+    for i, text in enumerate(predictions):
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        if start_id is not None:
+            ids = [start_id] + ids
+        n_tokens.append(max(0, len(ids) - 1))
+        begin, scored_to = 0, 1
+        while scored_to < len(ids):
+            end = min(begin + max_length, len(ids))
+            windows.append((i, ids[begin:end], scored_to - begin))
+            scored_to = end
+            begin = min(begin + stride, scored_to - 1)  # a window's first token is context, never scored
+    assert sum(len(w[1]) - w[2] for w in windows) == sum(n_tokens)  # every token scored exactly once
+    return windows, n_tokens
+
+
+def _pad_id(tokenizer):
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def _score(model, windows, n_texts, pad_id, batch_size, device, progress):
+    """Negative log-likelihood (nats) per text: windows batched longest first, right-padded by hand (whatever
+    the tokenizer's padding_side), each scoring only its tokens after `first`."""
+    nll = [0.0] * n_texts
+    order = sorted(range(len(windows)), key=lambda k: -len(windows[k][1]))
+    batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    if progress:
+        from tqdm.auto import tqdm
+        batches = tqdm(batches, desc="perplexity", unit="batch")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                x, mask, labels = _batch([windows[k] for k in batch], pad_id)
+                logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
+                target = labels[:, 1:].to(logits.device)
+                loss = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                    reduction="none").view(target.shape).sum(dim=1).double().cpu()
+                for row, k in enumerate(batch):
+                    nll[windows[k][0]] += float(loss[row])
+    finally:
+        if was_training:
+            model.train()
+    return nll
+
+
+def _batch(rows, pad_id):
+    width = max(len(ids) for _, ids, _ in rows)
+    x = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for row, (_, ids, first) in enumerate(rows):
+        x[row, :len(ids)] = torch.tensor(ids)
+        mask[row, :len(ids)] = 1
+        labels[row, first:len(ids)] = x[row, first:len(ids)]
+    return x, mask, labels
 
 
 def _context_size(model):
