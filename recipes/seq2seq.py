@@ -235,10 +235,15 @@ def build_model(arch: str, tokenizer, script_args: ScriptArguments, seed: int):
                   decoder_ffn_dim=s.ffn_dim, max_position_embeddings=512, dropout=s.dropout, scale_embedding=True,
                   **ids)
     if s.transformer_style == "marian":  # post-LayerNorm, as in Vaswani et al. and MarianMT
-        return MarianMTModel(MarianConfig(**common, forced_eos_token_id=None))
-    # pre-LayerNorm (M2M100, the BART family): an option, not the default (docs/seq2seq.md)
-    return M2M100ForConditionalGeneration(M2M100Config(**common, attention_dropout=s.dropout,
-                                                       encoder_layerdrop=0.0, decoder_layerdrop=0.0))
+        model = MarianMTModel(MarianConfig(**common, forced_eos_token_id=None))
+    else:  # pre-LayerNorm (M2M100, the BART family): an option, not the default (docs/seq2seq.md)
+        model = M2M100ForConditionalGeneration(M2M100Config(**common, attention_dropout=s.dropout,
+                                                            encoder_layerdrop=0.0, decoder_layerdrop=0.0))
+    # Their forward takes **kwargs, so the Trainer believes they divide their loss by its token count
+    # (num_items_in_batch) and multiplies it by the number of processes; they return a mean (transformers 5.23),
+    # so with 2 processes the loss and the gradients doubled. The GRU model does divide (rnn.py).
+    model.accepts_loss_kwargs = False
+    return model
 
 
 def trainable_parameters(model) -> int:
