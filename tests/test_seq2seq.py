@@ -328,6 +328,10 @@ def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
     assert _files(out) == before  # a re-run of a finished command is a no-op
     with pytest.raises(UserError, match="different config.*max_steps"):
         cli(_argv(out, "--max_steps", "5"))
+    replay = cli(["--config", str(out / "rnn" / "config.yaml"), "--output_dir", str(tmp_path / "replay")])
+    assert replay["archs"] == ["rnn"]  # an arch's config.yaml replays that model (its card says so)
+    assert json.loads((tmp_path / "replay" / "rnn" / "metrics.json").read_text())["train_loss"] == \
+        json.loads((out / "rnn" / "metrics.json").read_text())["train_loss"]
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
