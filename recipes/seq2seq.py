@@ -179,7 +179,8 @@ def train_and_score(arch: str, pairs, tokenizer, train, config: dict, script_arg
     if arch == "transformer":
         lr, sampling, data = script_args.transformer_learning_rate, "random", train
     else:
-        batch = training_args.per_device_train_batch_size * training_args.world_size
+        batch = (training_args.per_device_train_batch_size * training_args.world_size
+                 * training_args.gradient_accumulation_steps)  # the pairs of one update
         order = length_grouped_order([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])],
                                      batch, training_args.max_steps, training_args.seed)
         lr, sampling, data = training_args.learning_rate, "sequential", train.select(order)

@@ -346,6 +346,21 @@ def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
     assert e.value.code == 2
 
 
+def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
+    """Under the Trainer, 2 accumulated batches of 4 pairs give the GRU the same update as one batch of 8: the
+    same pairs (length-grouped per update), the same loss and gradient norm."""
+    from hfrepro.recipes.seq2seq import cli
+
+    common = ["--arch", "rnn_attention", "--max_steps", "2", "--logging_steps", "1", "--num_beams", "1"]
+    cli(_argv(tmp_path / "one", *common))
+    cli(_argv(tmp_path / "acc", *common, "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"))
+    logs = [[json.loads(x) for x in (tmp_path / r / "rnn_attention" / "log.jsonl").read_text().splitlines()
+             if '"loss"' in x] for r in ("one", "acc")]
+    for a, b in zip(*logs):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["grad_norm"] == pytest.approx(b["grad_norm"],
+                                                                                                    rel=1e-4)
+
+
 @pytest.mark.parametrize("argv,match", [
     (["--arch", "rnn,lstm"], "unknown --arch 'lstm'"),
     (["--transformer_style", "post"], "unknown --transformer_style"),
