@@ -1,21 +1,23 @@
 """Benchmark stage 3: training tokens/second and translation sentences/second for each architecture.
 
 Usage:
-    python bench/seq2seq.py                       # the recipe's default model sizes, 1 thread
-    python bench/seq2seq.py --size stage          # the sizes `hfrepro reproduce --budget default` trains
+    python bench/seq2seq.py                       # the default budget's model sizes, 1 thread
+    python bench/seq2seq.py --budget full         # the sizes of recipes/configs/seq2seq/<budget>.yaml
     python bench/seq2seq.py --threads 2 --steps 30 --sentences 256
 
-Each architecture trains `--steps` updates of the recipe's batch size on real lo-help-en-ko training batches
-(after warm-up updates that are not timed) and translates `--sentences` test sentences greedily and with beam 4.
-Tokens are non-padding source + target tokens. Writes bench/results/seq2seq.json and prints a Markdown table.
-Timings depend on machine load: run it on a quiet machine and report the thread count. `train tokens/CPU-s`
-(tokens per second of this process's CPU time) is less sensitive to other jobs than the wall-clock rate.
+Each architecture trains `--steps` updates of the budget's batch size on real lo-help-en-ko training batches made as
+the recipe makes them (length-grouped for the GRU models, at random for the Transformer), after warm-up updates
+that are not timed, and translates
+`--sentences` test sentences greedily and with beam 4. The updates are a bare forward/backward/AdamW step, so the
+numbers are the models' own speed, without the Trainer's bookkeeping. Tokens are non-padding source + target
+tokens. Writes bench/results/seq2seq.json and prints a Markdown table. Timings depend on machine load: run it on a
+quiet machine and report the thread count. `train tokens/CPU-s` (tokens per second of this process's CPU time) is
+less sensitive to other jobs than the wall-clock rate.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", choices=("recipe", "stage"), default="recipe")
+    ap.add_argument("--budget", choices=("tiny", "default", "full"), default="default")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20, help="timed training updates per architecture")
     ap.add_argument("--warmup", type=int, default=3, help="untimed updates first")
@@ -39,38 +41,39 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import torch
-    from transformers import DataCollatorForSeq2Seq
+    from transformers import DataCollatorForSeq2Seq, TrainingArguments
 
-    from hfrepro.config import parse_args
+    from hfrepro import runtime
+    from hfrepro.config import RunArguments, parse_args
     from hfrepro.fsutil import atomic_write_json
+    from hfrepro.recipes.seq2seq import ScriptArguments, build_model, trainable_parameters
     from hfrepro.report import md_table
     from hfrepro.seq2seq import data as s2s
     from hfrepro.seq2seq.decode import translate
-    from hfrepro.seq2seq.train import Seq2SeqArguments, batch_plan, build_model, trainable_parameters
-    from hfrepro.training import setup_runtime
 
-    setup_runtime(seed=0, threads=a.threads)
-    if a.size == "recipe":
-        (args,) = parse_args(Seq2SeqArguments, config="seq2seq", argv=[])
-    else:
-        from hfrepro.seq2seq.stage import arguments
-        args = arguments("default", "/tmp/unused")
+    runtime.setup(seed=0, threads=a.threads)
+    args, targs, _ = parse_args((ScriptArguments, TrainingArguments, RunArguments), recipe="seq2seq",
+                                argv=["--budget", a.budget])
     pairs = s2s.load_pairs(args.dataset)
     tok = s2s.train_tokenizer(pairs, args.vocab_size, args.tokenizer_examples)
     train = s2s.features(tok, pairs.splits["train"], args.max_train_tokens)
-    plan = batch_plan([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])], args.batch_size,
-                      a.warmup + a.steps, seed=0)
+    bs, n = targs.per_device_train_batch_size, a.warmup + a.steps
+    grouped = s2s.length_grouped_order([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])], bs, n,
+                                       seed=0)
+    shuffled = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).tolist()
+    shuffled *= n * bs // len(train) + 1
     collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
     test = list(pairs.splits["test"]["source"][: a.sentences])
     rows = []
     for arch in ("rnn", "rnn_attention", "transformer"):
-        model = build_model(arch, tok, args)
+        model = build_model(arch, tok, args, seed=0)
         if arch == "transformer":
             model.config.use_cache = True
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
         model.train()
         tokens, t0, c0 = 0, 0.0, 0.0
-        for i, idx in enumerate(plan):
+        order = shuffled if arch == "transformer" else grouped
+        for i, idx in enumerate(order[k * bs:(k + 1) * bs] for k in range(n)):
             if i == a.warmup:
                 t0, c0, tokens = time.perf_counter(), time.process_time(), 0
             batch = collate([train[j] for j in idx])
@@ -93,14 +96,14 @@ def main() -> None:
                      "translate sent/s (greedy)": speeds[1], "translate sent/s (beam 4)": speeds[4]})
         print(f"{arch}: {rows[-1]}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    result = {"benchmark": "seq2seq", "size": a.size, "threads": torch.get_num_threads(), "steps": a.steps,
-              "batch_size": args.batch_size, "sentences": len(test), "peak_rss_gib": round(peak, 2),
+    result = {"benchmark": "seq2seq", "budget": a.budget, "threads": torch.get_num_threads(), "steps": a.steps,
+              "batch_size": bs, "sentences": len(test), "peak_rss_gib": round(peak, 2),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
               "torch": torch.__version__, "rows": rows,
               "model_sizes": {k: getattr(args, k) for k in ("vocab_size", "embed_dim", "hidden_size", "d_model",
                                                              "layers", "heads", "ffn_dim")}}
     atomic_write_json(a.out, result)
-    print(f"\nseq2seq benchmark ({a.size} sizes, {result['threads']} thread(s), {result['machine']}):\n")
+    print(f"\nseq2seq benchmark ({a.budget} budget sizes, {result['threads']} thread(s), {result['machine']}):\n")
     print(md_table(rows, digits=1))
     print(f"peak memory {peak:.2f} GiB -> {a.out}")
 

@@ -1,42 +1,346 @@
-"""Stage 3: translation with a GRU encoder-decoder, the same with Bahdanau attention, and a small Transformer,
-trained on the same data, tokenizer and number of updates, scored with BLEU and chrF (sacrebleu) overall and
-by source-sentence length (the figure of Bahdanau et al. 2014).
+"""Translation: a GRU encoder-decoder, the same with Bahdanau attention, and a small Transformer, scored with BLEU.
+
+The three models are trained on the same pairs, with the same tokenizer, number of updates, batch size,
+learning-rate schedule and gradient clipping, each by the transformers `Trainer`, then translate the whole
+held-out test split and are scored with BLEU and chrF (sacrebleu) overall and by source-sentence length: the
+figure of Bahdanau, Cho and Bengio (2014), where the plain encoder-decoder falls off on long sentences and
+the attention model holds up. Stage 3 of `hfrepro reproduce` (claim `s2s-attention-long`).
 
 Usage:
-    python recipes/seq2seq.py                                   # all three archs, recipes/configs/seq2seq.yaml
-    python recipes/seq2seq.py --arch rnn_attention --max_steps 500 --output_dir runs/s2s-att
-    python recipes/seq2seq.py --dataset lo-help-en-fr --output_dir runs/seq2seq-fr
-    python recipes/seq2seq.py --dataset my_pairs.tsv --source_lang en --target_lang de   # your own pairs
-    accelerate launch --config_file accelerate_config.yaml recipes/seq2seq.py
-    hfrepro seq2seq --help
+    python recipes/seq2seq.py                                # recipes/configs/seq2seq/default.yaml: 500 updates
+    hfrepro seq2seq --budget tiny --output_dir runs/s2s-tiny  # seconds
+    hfrepro seq2seq --max_steps 2000 --num_beams 4 --dropout 0.1 --warmup_steps 100 --save_steps 500 \\
+        --output_dir runs/seq2seq-2000                      # the 2,000-update table of docs/seq2seq.md
+    hfrepro seq2seq --arch rnn_attention --output_dir runs/s2s-att      # rnn | rnn_attention | transformer | all
+    hfrepro seq2seq --dataset lo-help-en-fr --output_dir runs/seq2seq-fr
+    hfrepro seq2seq --dataset my_pairs.tsv --source_lang en --target_lang de --output_dir runs/mine
+    hfrepro seq2seq --accelerate_config cpu_2proc             # = accelerate launch ... recipes/seq2seq.py
     hfrepro translate --model runs/seq2seq/rnn_attention "Choose Format - Character."
 
-Interrupted? Run the same command again: each arch resumes from its last checkpoint, finished archs are reused.
+The run folder holds the comparison (config.yaml, metrics.json, results.md, bleu_by_length.png,
+attention.png), the shared tokenizer (tokenizer/), and one run folder per architecture (rnn/,
+rnn_attention/, transformer/): the model's Hugging Face repository (model, tokenizer, card) with its
+config.yaml, metrics.json, log.jsonl, the Trainer's checkpoint-N/ and the test translations (test.tsv,
+src.txt/ref.txt/hyp.txt for `sacrebleu ref.txt -i hyp.txt -tok char`). Interrupted? Run the same command
+again: finished architectures are reused, an unfinished one resumes from its last checkpoint.
 """
 
-from hfrepro.config import parse_args
-from hfrepro.errors import run_main
-from hfrepro.hub import HubArguments, hub_request, push_folder
-from hfrepro.seq2seq.train import Seq2SeqArguments, parse_archs
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+from hfrepro import runtime
+from hfrepro.cards import write_model_card
+from hfrepro.config import RunArguments, parse_args, resolved
+from hfrepro.errors import UserError, run_main
+from hfrepro.fsutil import atomic_dir
+from hfrepro.hub import hub_request, push_folder
+from hfrepro.seq2seq import report, scoring
+from hfrepro.seq2seq.data import (
+    EMBEDDED,
+    LONG_FROM,
+    features,
+    length_grouped_order,
+    load_pairs,
+    select_test,
+    train_tokenizer,
+)
+from hfrepro.seq2seq.decode import ARCHS, attention_map, load_model, source_dependence, translate
+from hfrepro.seq2seq.rnn import GRUSeq2Seq, GRUSeq2SeqConfig
 
 
-def main():
-    args, hub = parse_args((Seq2SeqArguments, HubArguments), config="seq2seq")
-    req = hub_request(args, hub, default_name="hfrepro-seq2seq")  # fails here, before training
-    from hfrepro.seq2seq import train
-    summary = train.run(args)
-    if summary is None:  # not the main process
-        return
-    for arch in summary["archs"]:
-        print(f"{arch:14s} BLEU {summary[f'{arch}_bleu']:6.2f}  chrF {summary[f'{arch}_chrf']:6.2f}")
-    print(f"results: {args.output_dir}/results.md, {args.output_dir}/bleu_by_length.png")
-    if req:
-        import dataclasses
-        from pathlib import Path
-        archs = parse_archs(args.arch)
-        for arch in archs:  # one Hub repo per model: <id> for one arch, <id>-<arch> for several
-            r = req if len(archs) == 1 else dataclasses.replace(req, repo_id=f"{req.repo_id}-{arch}")
-            print(f"pushed to {r.repo_id}: {push_folder(Path(args.output_dir) / arch, r)}")
+@dataclass
+class ScriptArguments:
+    arch: str = field(default="all", metadata={"help": "rnn | rnn_attention | transformer | all, or a comma list"})
+    dataset: str = field(default="lo-help-en-ko", metadata={
+        "help": "lo-help-en-ko, lo-help-en-fr, or a .tsv/.csv/.jsonl file of pairs (columns source/target)"})
+    source_lang: str | None = field(default=None, metadata={"help": "source column/language (default: from data)"})
+    target_lang: str | None = field(default=None, metadata={"help": "target column/language (default: from data)"})
+    vocab_size: int = field(default=3000, metadata={"help": "shared BPE vocabulary for both languages"})
+    tokenizer_examples: int = field(default=0, metadata={"help": "train the tokenizer on this many pairs (0: all)"})
+    max_train_tokens: int = field(default=64, metadata={
+        "help": "drop training pairs longer than this (tokens, either side); 0 keeps all. Never applied to test"})
+    max_train_examples: int = field(default=0, metadata={"help": "use at most this many training pairs (0: all)"})
+    embed_dim: int = field(default=64, metadata={"help": "GRU models: word embedding size"})
+    hidden_size: int = field(default=128, metadata={"help": "GRU models: hidden size (encoder: per direction)"})
+    d_model: int = field(default=128, metadata={"help": "Transformer: model width"})
+    layers: int = field(default=2, metadata={"help": "Transformer: encoder and decoder layers (each)"})
+    heads: int = field(default=4, metadata={"help": "Transformer: attention heads"})
+    ffn_dim: int = field(default=256, metadata={"help": "Transformer: feed-forward size"})
+    transformer_style: str = field(default="marian", metadata={
+        "help": "marian: post-LayerNorm MarianMT (default); pre_ln: pre-LayerNorm encoder-decoder (M2M100Config)"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout of every model"})
+    transformer_learning_rate: float = field(default=2e-3, metadata={
+        "help": "peak learning rate of the Transformer (--learning_rate is the GRU models')"})
+    num_beams: int = field(default=1, metadata={"help": "beam size for the test-set translations (1: greedy)"})
+    also_greedy: bool = field(default=False, metadata={"help": "also score greedy decoding (when num_beams > 1)"})
+    max_eval_examples: int = field(default=0, metadata={"help": "score a seeded subset of the test split (0: all)"})
+    eval_batch_size: int = field(default=64, metadata={"help": "sentences translated at once"})
+    bleu_tokenize: str | None = field(default=None, metadata={
+        "help": "sacrebleu BLEU tokenizer (default: char for ko/ja, zh for zh, else 13a)"})
+    heatmap_text: str | None = field(default=None, metadata={
+        "help": "sentence for the attention heat map (default: the first test sentence of 10-20 words)"})
+
+
+def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
+    archs = check_arguments(script_args, training_args)
+    config = resolved(script_args, training_args, run_args)
+    push = hub_request(training_args, default_name="hfrepro-seq2seq")  # fails now, not after training
+    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.cpu_sane(training_args)
+    run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait)
+    if run.finished:
+        print(f"already trained and scored with this config: {run.path}/results.md")
+        return run.metrics()
+
+    # Data: parallel pairs split train/validation/test; one byte-level BPE vocabulary for both languages,
+    # trained on the training split; training pairs of at most `max_train_tokens` tokens a side.
+    pairs = load_pairs(script_args.dataset, script_args.source_lang, script_args.target_lang)
+    tokenizer = shared_tokenizer(run, pairs, script_args)
+    train_split = pairs.splits["train"]
+    if script_args.max_train_examples:
+        train_split = train_split.select(range(min(script_args.max_train_examples, len(train_split))))
+    train = features(tokenizer, train_split, script_args.max_train_tokens)
+    if len(train) == 0:
+        raise UserError(f"no training pair is at most {script_args.max_train_tokens} tokens long",
+                        fix="raise --max_train_tokens (or 0 to keep all)")
+    print(f"[seq2seq] {pairs.name} {pairs.source_lang}->{pairs.target_lang}: {len(train):,} training pairs "
+          f"(of {len(train_split):,}; at most {script_args.max_train_tokens or 'any'} tokens a side), "
+          f"{len(pairs.splits['test']):,} test pairs, vocabulary {len(tokenizer):,}")
+
+    # Each architecture: model -> Trainer -> test translations and scores, in its own run folder.
+    results = {arch: train_and_score(arch, pairs, tokenizer, train, config, script_args, training_args, run_args)
+               for arch in archs}
+
+    # The comparison: BLEU/chrF by source length, the claim, the attention heat map -> results.md.
+    if not run.is_main:
+        return run.finish()
+    metrics = run.finish(compare(run.path, results, pairs, tokenizer, script_args))
+    for arch in archs:
+        print(f"{arch:14s} BLEU {results[arch]['bleu']:6.2f}  chrF {results[arch]['chrf']:6.2f}")
+    print(f"results: {run.path}/results.md, {run.path}/bleu_by_length.png")
+    if push:  # one Hub repository per model: <id> for one arch, <id>-<arch> for several
+        for arch in archs:
+            req = push if len(archs) == 1 else dataclasses.replace(push, repo_id=f"{push.repo_id}-{arch}")
+            print(f"pushed to {req.repo_id}: {push_folder(run.path / arch, req)}")
+    return metrics
+
+
+def check_arguments(script_args: ScriptArguments, training_args: TrainingArguments) -> list[str]:
+    """The architectures asked for; every argument mistake found here stops the run before anything is written."""
+    names = [a.strip() for a in script_args.arch.split(",") if a.strip()]
+    names = list(ARCHS) if names == ["all"] else names
+    bad = [a for a in names if a not in ARCHS]
+    if bad or not names:
+        raise UserError(f"unknown --arch {', '.join(bad) or script_args.arch!r}",
+                        fix=f"use {' | '.join(ARCHS)} | all, or a comma list")
+    archs = [a for a in ARCHS if a in names]
+    if script_args.bleu_tokenize:
+        scoring.check_tokenize(script_args.bleu_tokenize)
+    if script_args.transformer_style not in ("pre_ln", "marian"):
+        raise UserError(f"unknown --transformer_style {script_args.transformer_style!r}", fix="use pre_ln or marian")
+    for name, value in (("max_steps", training_args.max_steps), ("vocab_size", script_args.vocab_size),
+                        ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
+        if value <= 0:
+            raise UserError(f"--{name} must be positive, got {value}")
+    resume = training_args.resume_from_checkpoint
+    if resume not in (None, "", "true", "True", "false", "False") and len(archs) > 1:
+        raise UserError(f"--resume_from_checkpoint {resume}: a checkpoint belongs to one architecture",
+                        fix="add --arch <that architecture>, or pass true (each resumes from its last checkpoint)")
+    return archs
+
+
+def shared_tokenizer(run: runtime.Run, pairs, script_args: ScriptArguments):
+    """The run's tokenizer: trained once (main process) into tokenizer/, and read back by every process."""
+    folder = run.path / "tokenizer"
+    if run.is_main and not (folder / "tokenizer.json").is_file():
+        tokenizer = train_tokenizer(pairs, script_args.vocab_size, script_args.tokenizer_examples)
+        with atomic_dir(folder) as tmp:
+            tokenizer.save_pretrained(tmp)
+    runtime.wait_for_everyone()
+    return AutoTokenizer.from_pretrained(folder)
+
+
+# --- one architecture -----------------------------------------------------------------------------------------
+
+RNN_ONLY = ("embed_dim", "hidden_size", "learning_rate")
+TRANSFORMER_ONLY = ("d_model", "layers", "heads", "ffn_dim", "transformer_style", "transformer_learning_rate")
+
+
+def train_and_score(arch: str, pairs, tokenizer, train, config: dict, script_args: ScriptArguments,
+                    training_args: TrainingArguments, run_args: RunArguments) -> dict:
+    """Build `arch`, train it with the Trainer in <output_dir>/<arch>, translate and score the test split."""
+    # The same Trainer settings for every model but two. The peak learning rate is the architecture's own. And
+    # the batches: the GRU decoders step through the target one token at a time, so their batches hold pairs of
+    # similar length (shuffled length-grouped batches, which the Trainer reads in sequence); the Transformer's
+    # are drawn at random (with transformers' length-grouped sampler it never learned to use its source).
+    if arch == "transformer":
+        lr, sampling, data = script_args.transformer_learning_rate, "random", train
+    else:
+        batch = (training_args.per_device_train_batch_size * training_args.world_size
+                 * training_args.gradient_accumulation_steps)  # the pairs of one update
+        order = length_grouped_order([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])],
+                                     batch, training_args.max_steps, training_args.seed)
+        lr, sampling, data = training_args.learning_rate, "sequential", train.select(order)
+    args = dataclasses.replace(training_args, output_dir=f"{training_args.output_dir}/{arch}", learning_rate=lr,
+                               train_sampling_strategy=sampling)
+    own = {k: v for k, v in config.items() if k not in (RNN_ONLY if arch == "transformer" else TRANSFORMER_ONLY)}
+    run = runtime.Run.begin(args.output_dir, {**own, "arch": arch},
+                            resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait)
+    if run.finished:
+        print(f"[seq2seq] {arch}: already trained and scored with this config in {run.path}, reusing it")
+        return run.metrics()
+
+    model = build_model(arch, tokenizer, script_args, seed=args.seed)
+    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+                      callbacks=run.callbacks())
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
+    trainer.save_model()  # the arch's run folder is the model's Hub repository
+
+    acc, state = trainer.accelerator, trainer.state
+    metrics = {"arch": arch, "world_size": acc.num_processes, "parameters": trainable_parameters(model),
+               "steps": state.global_step, "batch_size": args.per_device_train_batch_size * acc.num_processes,
+               "train_pairs": len(train), "train_loss": result.training_loss,
+               "train_seconds": round(result.metrics["train_runtime"], 1),
+               "source_tokens_seen": int(state.num_input_tokens_seen)}
+    metrics["train_source_tokens_per_second"] = round(metrics["source_tokens_seen"] / max(
+        metrics["train_seconds"], 1e-9), 1)
+    if run.is_main:  # the main process translates the test split while the others wait
+        metrics.update(score_test_split(model.eval(), tokenizer, pairs, script_args, run.path, arch, args))
+    metrics = run.finish(metrics)
+    if run.is_main:
+        write_card(run.path, arch, pairs, metrics, run.config)
+    runtime.wait_for_everyone()
+    return metrics
+
+
+def build_model(arch: str, tokenizer, script_args: ScriptArguments, seed: int):
+    """rnn / rnn_attention: hfrepro's GRU encoder-decoder (hfrepro/seq2seq/rnn.py), the two differing only in the
+    context vector; transformer: a MarianMT (post-LayerNorm) or M2M100 (pre-LayerNorm) model from its config."""
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, MarianConfig, MarianMTModel
+
+    torch.manual_seed(seed)  # the same initialisation for the same seed, whatever ran before
+    s = script_args
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.bos_token_id)
+    if arch in ("rnn", "rnn_attention"):
+        return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=len(tokenizer), embed_dim=s.embed_dim, hidden_size=s.hidden_size,
+                                           attention_dim=s.hidden_size, attention=arch == "rnn_attention",
+                                           dropout=s.dropout, **ids))
+    common = dict(vocab_size=len(tokenizer), d_model=s.d_model, encoder_layers=s.layers, decoder_layers=s.layers,
+                  encoder_attention_heads=s.heads, decoder_attention_heads=s.heads, encoder_ffn_dim=s.ffn_dim,
+                  decoder_ffn_dim=s.ffn_dim, max_position_embeddings=512, dropout=s.dropout, scale_embedding=True,
+                  **ids)
+    if s.transformer_style == "marian":  # post-LayerNorm, as in Vaswani et al. and MarianMT
+        model = MarianMTModel(MarianConfig(**common, forced_eos_token_id=None))
+    else:  # pre-LayerNorm (M2M100, the BART family): an option, not the default (docs/seq2seq.md)
+        model = M2M100ForConditionalGeneration(M2M100Config(**common, attention_dropout=s.dropout,
+                                                            encoder_layerdrop=0.0, decoder_layerdrop=0.0))
+    # Their forward takes **kwargs, so the Trainer believes they divide their loss by its token count
+    # (num_items_in_batch) and multiplies it by the number of processes; they return a mean (transformers 5.23),
+    # so with 2 processes the loss and the gradients doubled. The GRU model does divide (rnn.py).
+    model.accepts_loss_kwargs = False
+    return model
+
+
+def trainable_parameters(model) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters() if p.requires_grad}.values())
+
+
+def score_test_split(model, tokenizer, pairs, script_args: ScriptArguments, folder, arch: str,
+                     args: TrainingArguments) -> dict:
+    """Translate the test split; BLEU/chrF overall and by source length; the source-dependence check; write the
+    translations (test.tsv, src.txt/ref.txt/hyp.txt) into the arch's run folder."""
+    tokenize = script_args.bleu_tokenize or scoring.default_tokenize(pairs.target_lang)
+    test = select_test(pairs, script_args.max_eval_examples, args.seed)
+    src, ref = [scoring.one_line(x) for x in test["source"]], [scoring.one_line(x) for x in test["target"]]
+    beams, progress = script_args.num_beams, not args.disable_tqdm
+    t0 = time.time()
+    hyp = [scoring.one_line(x) for x in translate(model, tokenizer, src, num_beams=beams, progress=progress,
+                                                  batch_size=script_args.eval_batch_size,
+                                                  desc=f"{arch}: translating test (beam {beams})")]
+    seconds = time.time() - t0
+    s = scoring.score(hyp, ref, tokenize)
+    m = {"test_sentences": len(src), "bleu_tokenize": tokenize, "num_beams": beams,
+         "translate_seconds": round(seconds, 1),
+         "translate_sentences_per_second": round(len(src) / max(seconds, 1e-9), 1),
+         **{k: s[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature", "bleu_string", "brevity_penalty")},
+         "by_length": scoring.by_length(src, hyp, ref, tokenize)}
+    if script_args.also_greedy and beams > 1:
+        greedy = translate(model, tokenizer, src, num_beams=1, batch_size=script_args.eval_batch_size,
+                           progress=progress, desc=f"{arch}: translating test (greedy)")
+        g = scoring.score(greedy, ref, tokenize)
+        m.update(greedy_bleu=g["bleu"], greedy_chrf=g["chrf"])
+    m.update(source_dependence(model, tokenizer, test))
+    scoring.write_outputs(folder, src, ref, hyp)
+    print(f"[seq2seq] {arch}: {s['bleu_string']}")
+    print(f"[seq2seq] {arch}: chrF2 = {s['chrf']:.2f}  ({s['chrf_signature']})")
+    return m
+
+
+# --- the comparison -------------------------------------------------------------------------------------------
+
+def compare(root, results: dict, pairs, tokenizer, script_args: ScriptArguments) -> dict:
+    """The claim check on the test translations, the attention heat map of one sentence, results.md and the
+    BLEU-by-length plot. Returns the comparison's metrics (the run folder's metrics.json)."""
+    results = {a: results[a] for a in ARCHS if a in results}
+    claim = report.attention_claim(root, results, next(iter(results.values()))["bleu_tokenize"], LONG_FROM)
+    heat = None
+    if "rnn_attention" in results:
+        text = script_args.heatmap_text or report.default_heatmap_text(report.read_outputs(root / "rnn_attention")[0])
+        model, tok = load_model(root / "rnn_attention")
+        src_tokens, out_tokens, weights, translation = attention_map(model, tok, text)
+        report.plot_attention(src_tokens, out_tokens, weights, root / "attention.png",
+                              f"Bahdanau attention weights (GRU + attention)\n{text[:90]}")
+        heat = {"source": text, "translation": translation, "png": "attention.png"}
+    return report.write_results(root, results, pairs, len(tokenizer), claim, heat)
+
+
+def write_card(folder, arch: str, pairs, metrics: dict, config: dict) -> None:
+    what = {"rnn": "a GRU encoder-decoder without attention (the whole source in one vector; Cho et al. 2014)",
+            "rnn_attention": "a GRU encoder-decoder with Bahdanau additive attention (Bahdanau et al. 2014)",
+            "transformer": "a small Transformer encoder-decoder (MarianMT config, or M2M100 with --transformer_style "
+                           "pre_ln) trained from scratch"}[arch]
+    src, tgt, embedded = pairs.source_lang, pairs.target_lang, pairs.name in EMBEDDED
+    card_metrics = {"test BLEU": metrics["bleu"], "test chrF": metrics["chrf"],
+                    "BLEU signature": metrics["bleu_signature"], "test sentences": metrics["test_sentences"],
+                    "parameters (trainable)": metrics["parameters"], "training updates": metrics["steps"],
+                    "training time (s)": metrics["train_seconds"]}
+    card_metrics.update({f"BLEU, source {r['bucket']} words (n={r['sentences']})": r["bleu"]
+                         for r in metrics["by_length"] if r["bleu"] is not None})
+    loader = ("from hfrepro.seq2seq.decode import load_model, translate  # needs hfrepro installed\n"
+              "model, tok = load_model(path)\n"
+              "print(translate(model, tok, [\"Choose Format - Character.\"], num_beams=4))")
+    write_model_card(
+        folder, title=f"hfrepro seq2seq {arch}: {src}->{tgt} on {pairs.name}", license="apache-2.0",
+        datasets=[pairs.name] if embedded else [], language=[src, tgt], pipeline_tag="translation",
+        tags=["translation", "seq2seq", arch], library_name="transformers",
+        description=(f"This is {what}, trained from scratch by hfrepro's stage 3 recipe (`recipes/seq2seq.py`) on "
+                     f"{metrics['train_pairs']:,} {src}->{tgt} pairs of `{pairs.name}`"
+                     + (" (LibreOffice help texts, MPL-2.0)" if embedded else "") + ". "
+                     f"{metrics['parameters']:,} trainable parameters, {metrics['steps']} updates of "
+                     f"{metrics['batch_size']} pairs. Scores are on the held-out test split, BLEU and chrF computed "
+                     "by sacrebleu through hfrepro's own `evaluate` module (signatures below).\n\n"
+                     "From the command line:\n\n"
+                     f"```bash\nhfrepro translate --model PATH_TO_THIS_FOLDER \"Choose Format - Character.\"\n```"),
+        metrics=card_metrics, eval_metrics=["test BLEU", "test chrF"],
+        eval_dataset=pairs.name if embedded else None, eval_split="test", task="translation",
+        config=config, how_to_load=loader,
+        command="hfrepro seq2seq --config config.yaml --output_dir RUN   # config.yaml: this model's run config",
+        usage="Teaching and reproduction: it shows what a small model of this architecture learns in minutes of "
+              "CPU. It is not a usable translation system.",
+        limits="Trained for minutes on one domain (software help text); long or out-of-domain sentences are "
+               "translated badly. " + ("Loading needs the hfrepro package installed (its own model class, no "
+                                        "remote code)." if arch != "transformer" else ""))
+
+
+def cli(argv=None) -> dict:
+    return main(*parse_args((ScriptArguments, TrainingArguments, RunArguments), recipe="seq2seq", argv=argv))
+
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(cli)

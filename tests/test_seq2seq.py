@@ -96,7 +96,8 @@ def test_pair_files_read(tmp_path):
     ("empty_side.tsv", "source\ttarget\nClick\t확인\nSave\t \n", "line 3: column 'target' is empty", ":3"),
     ("short_row.tsv", "source\ttarget\nClick\t확인\nSave\n", "line 3 has 1 column", ":3"),
     ("missing_key.jsonl", '{"source": "a", "target": "b"}\n\n{"source": "c"}\n', "line 3: no key 'target'", ":3"),
-    ("empty.jsonl", '{"source": "a", "target": "b"}\n{"source": "", "target": "b"}\n', "line 2: 'source' is empty", ":2"),
+    ("empty.jsonl", '{"source": "a", "target": "b"}\n{"source": "", "target": "b"}\n', "line 2: 'source' is empty",
+     ":2"),
     ("number.jsonl", '{"source": "a", "target": 3}\n', "line 1: 'target' is a int", ":1"),
     ("bad.json.jsonl", '{"source": "a", "target": "b"}\n{"source": \n', "invalid JSON on line 2", ":2"),
     ("pairs.txt", "a\tb\n", "unsupported pair file type", "pairs.txt"),
@@ -204,103 +205,45 @@ def test_gru_save_and_reload(tmp_path):
     assert torch.equal(m.generate(x, max_new_tokens=5), m2.generate(x, max_new_tokens=5))
 
 
-def test_batch_plan_and_schedule():
-    from hfrepro.seq2seq.train import batch_plan, lr_at
+def test_gru_loss_sums_over_the_trainers_token_count():
+    """Under the Trainer the loss is the sum over real target tokens / `num_items_in_batch` (the count over all
+    processes and accumulated batches): two half-batches then add up to the loss of the whole batch; without the
+    count it is the mean, as before."""
+    import torch
 
-    lengths = list(range(1, 201))
-    a, b = batch_plan(lengths, 8, 40, seed=1), batch_plan(lengths, 8, 40, seed=1)
-    assert a == b and len(a) == 40 and batch_plan(lengths, 8, 40, seed=2) != a
-    assert sorted(i for batch in a[:25] for i in batch) == list(range(200))  # one epoch = every pair once
-    spread = sum(max(lengths[i] for i in x) - min(lengths[i] for i in x) for x in a[:25]) / 25
-    assert spread < 30  # batches hold pairs of similar length
-    assert lr_at(0, 1.0, 10, 100) == pytest.approx(0.1) and lr_at(9, 1.0, 10, 100) == pytest.approx(1.0)
-    assert lr_at(55, 1.0, 10, 100) == pytest.approx(0.5) and lr_at(100, 1.0, 10, 100) == 0.0
+    m = _gru(True)
+    x = torch.tensor([[5, 6, 7, 2, 0], [8, 9, 10, 11, 2], [12, 2, 0, 0, 0], [13, 14, 2, 0, 0]])
+    y = torch.tensor([[5, 6, 2, -100], [7, 8, 9, 2], [10, 2, -100, -100], [11, 12, 13, 2]])
+    n = int((y != -100).sum())
+    mean = m(input_ids=x, labels=y).loss
+    assert torch.allclose(m(input_ids=x, labels=y, num_items_in_batch=n).loss, mean, atol=1e-6)
+    halves = sum(m(input_ids=x[i:i + 2], labels=y[i:i + 2], num_items_in_batch=torch.tensor(n)).loss for i in (0, 2))
+    assert torch.allclose(halves, mean, atol=1e-6)
+    assert not torch.allclose(m(input_ids=x[:2], labels=y[:2]).loss + m(input_ids=x[2:], labels=y[2:]).loss, mean)
+
+
+def test_length_grouped_order():
+    """The GRU models' batches: deterministic per seed, every pair once per epoch (the incomplete batch left out),
+    pairs of similar length together, and the batches in shuffled order, not in runs from long to short."""
+    from hfrepro.seq2seq.data import length_grouped_order
+
+    lengths = [(i * 37) % 200 + 1 for i in range(203)]
+    a = length_grouped_order(lengths, 8, 40, seed=1)
+    assert a == length_grouped_order(lengths, 8, 40, seed=1) != length_grouped_order(lengths, 8, 40, seed=2)
+    assert len(a) == 40 * 8
+    epoch = a[:25 * 8]  # 203 pairs: 25 full batches and 3 pairs left out
+    assert len(set(epoch)) == 200
+    batches = [a[i:i + 8] for i in range(0, len(a), 8)]
+    assert sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches[:25]) / 25 < 30
+    longest = [max(lengths[i] for i in b) for b in batches[:25]]
+    assert longest != sorted(longest, reverse=True)
+    with pytest.raises(UserError, match="cannot fill a batch"):
+        length_grouped_order(lengths[:5], 8, 1, seed=0)
 
 
 def test_romanize_fallback():
     from hfrepro.seq2seq.report import romanize
     assert romanize("한국어 OK") == "hangugeo OK"
-
-
-# --- the recipe end to end, resume, the translate command ----------------------------------------------------
-
-def _tiny_args(out: Path, **kw):
-    from hfrepro.seq2seq.train import Seq2SeqArguments
-    base = dict(dataset=str(FIX / "pairs_en_ko.tsv"), source_lang="en", target_lang="ko", output_dir=str(out),
-                vocab_size=300, embed_dim=16, hidden_size=24, d_model=16, layers=1, heads=2, ffn_dim=32,
-                max_steps=4, batch_size=8, warmup_steps=1, save_steps=2, logging_steps=2, num_beams=2,
-                eval_batch_size=8, progress=False, threads=1)
-    base.update(kw)
-    return Seq2SeqArguments(**base)
-
-
-def test_recipe_end_to_end_then_translate_command(tmp_path, capsys):
-    from hfrepro.cli import main
-    from hfrepro.seq2seq import train
-
-    out = tmp_path / "run"
-    summary = train.run(_tiny_args(out))
-    assert summary["archs"] == ["rnn", "rnn_attention", "transformer"]
-    for arch in summary["archs"]:
-        d = out / arch
-        for f in ("config.yaml", "metrics.json", "hyp.txt", "ref.txt", "test.tsv", "model/model.safetensors",
-                  "model/config.json", "model/tokenizer.json", "model/README.md"):
-            assert (d / f).is_file(), f"{arch}: {f} missing"
-        m = json.loads((d / "metrics.json").read_text())
-        assert m["steps"] == 4 and m["test_sentences"] == 8 and "tok:char" in m["bleu_signature"]
-        assert sum(r["sentences"] for r in m["by_length"]) == 8
-        card = (d / "model" / "README.md").read_text()
-        assert "translation" in card and f"{m['bleu']:.4g}" in card
-    for f in ("results.md", "bleu_by_length.png", "attention.png", "config.yaml", "metrics.json", "tokenizer/tokenizer.json"):
-        assert (out / f).is_file(), f
-    assert json.loads((out / "metrics.json").read_text())["claim"]["held"] is None  # 8 test pairs: not judged
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main(["translate", "--model", str(out / "rnn_attention"), "--num_beams", "2", "Apply Filter", "Save"])
-    assert e.value.code == 0
-    assert len(capsys.readouterr().out.strip("\n").split("\n")) == 2
-    with pytest.raises(SystemExit) as e:
-        main(["translate", "--model", str(out), "Apply Filter"])  # three models there: which one?
-    assert e.value.code == 2 and "say which" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e:
-        main(["translate", "--model", str(tmp_path / "nope"), "x"])
-    assert e.value.code == 2
-
-
-def test_bad_pair_file_exits_2_with_line(tmp_path, capsys):
-    from hfrepro.cli import main
-
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("source\ttarget\nClick\t확인\nSave\t\n", encoding="utf-8")
-    with pytest.raises(SystemExit) as e:
-        main(["seq2seq", "--dataset", str(bad), "--output_dir", str(tmp_path / "r")])
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and "line 3" in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("arch", ["rnn_attention", "transformer"])
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path, arch):
-    """Train 4 updates straight; train again, 'killed' after the checkpoint at update 2 (later files removed as
-    if they had never been written); the re-run resumes at update 2 and ends with the very same weights."""
-    import shutil
-
-    from safetensors.torch import load_file
-
-    from hfrepro.seq2seq import train
-
-    a, b = tmp_path / "a", tmp_path / "b"
-    train.run(_tiny_args(a, arch=arch, num_beams=1))
-    train.run(_tiny_args(b, arch=arch, num_beams=1))
-    for f in ("model", "checkpoints/checkpoint-4", "metrics.json", "hyp.txt"):
-        p = b / arch / f
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    assert (b / arch / "checkpoints" / "checkpoint-2").is_dir()
-    train.run(_tiny_args(b, arch=arch, num_beams=1))
-    wa, wb = load_file(a / arch / "model" / "model.safetensors"), load_file(b / arch / "model" / "model.safetensors")
-    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
-    log = [json.loads(x) for x in (b / arch / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 4
 
 
 def test_claim_check_can_hold_and_can_fail(tmp_path):
@@ -334,21 +277,161 @@ def test_claim_check_can_hold_and_can_fail(tmp_path):
     assert same["held"] is False
 
 
+# --- the recipe end to end, re-run, resume, the translate command --------------------------------------------
+
+def _argv(out: Path, *extra: str) -> list[str]:
+    """recipes/seq2seq.py at the tiny budget, on the 80-pair fixture, with models of a few thousand parameters."""
+    return ["--budget", "tiny", "--dataset", str(FIX / "pairs_en_ko.tsv"), "--source_lang", "en",
+            "--target_lang", "ko", "--output_dir", str(out), "--vocab_size", "300", "--embed_dim", "16",
+            "--hidden_size", "24", "--d_model", "16", "--layers", "1", "--heads", "2", "--ffn_dim", "32",
+            "--max_steps", "4", "--per_device_train_batch_size", "8", "--warmup_steps", "1", "--save_steps", "2",
+            "--logging_steps", "2", "--num_beams", "2", "--eval_batch_size", "8", "--threads", "1", *extra]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in ("status.json", ".lock")}
+
+
+def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
+    """Three sub-runs, each the model's repository; the comparison beside them; the same command again changes
+    nothing; a changed config is refused; `hfrepro translate` reads an arch's folder."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from hfrepro.cli import main
+    from hfrepro.recipes.seq2seq import cli
+    from hfrepro.seq2seq.rnn import GRUSeq2Seq
+
+    out = tmp_path / "run"
+    summary = cli(_argv(out))
+    assert summary["archs"] == ["rnn", "rnn_attention", "transformer"]
+    assert summary["claim"]["held"] is None  # 8 test pairs: not judged
+    for arch in summary["archs"]:
+        d = out / arch
+        for f in ("config.yaml", "metrics.json", "log.jsonl", "status.json", "hyp.txt", "ref.txt", "test.tsv",
+                  "model.safetensors", "config.json", "tokenizer.json", "README.md", "checkpoint-4/trainer_state.json"):
+            assert (d / f).is_file(), f"{arch}: {f} missing"
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["steps"] == 4 and m["test_sentences"] == 8 and "tok:char" in m["bleu_signature"]
+        assert sum(r["sentences"] for r in m["by_length"]) == 8 and m["source_tokens_seen"] > 0
+        assert f"{m['bleu']:.4g}" in (d / "README.md").read_text()
+        assert [r["step"] for r in map(json.loads, (d / "log.jsonl").read_text().splitlines()) if "loss" in r] == [2, 4]
+    loaded = GRUSeq2Seq.from_pretrained(out / "rnn_attention")
+    assert loaded.config.attention and AutoTokenizer.from_pretrained(out / "rnn").pad_token == "<pad>"
+    assert AutoModelForSeq2SeqLM.from_pretrained(out / "transformer").config.model_type == "marian"
+    for f in ("results.md", "bleu_by_length.png", "attention.png", "config.yaml", "metrics.json",
+              "tokenizer/tokenizer.json"):
+        assert (out / f).is_file(), f
+
+    before = _files(out)
+    assert cli(_argv(out)) == json.loads((out / "metrics.json").read_text())
+    assert _files(out) == before  # a re-run of a finished command is a no-op
+    with pytest.raises(UserError, match="different config.*max_steps"):
+        cli(_argv(out, "--max_steps", "5"))
+    replay = cli(["--config", str(out / "rnn" / "config.yaml"), "--output_dir", str(tmp_path / "replay")])
+    assert replay["archs"] == ["rnn"]  # an arch's config.yaml replays that model (its card says so)
+    assert json.loads((tmp_path / "replay" / "rnn" / "metrics.json").read_text())["train_loss"] == \
+        json.loads((out / "rnn" / "metrics.json").read_text())["train_loss"]
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(out / "rnn_attention"), "--num_beams", "2", "Apply Filter", "Save"])
+    assert e.value.code == 0
+    assert len(capsys.readouterr().out.strip("\n").split("\n")) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(out), "Apply Filter"])  # three models there: which one?
+    assert e.value.code == 2 and "say which" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(tmp_path / "nope"), "x"])
+    assert e.value.code == 2
+
+
+def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
+    """Under the Trainer, 2 accumulated batches of 4 pairs give the GRU the same update as one batch of 8: the
+    same pairs (length-grouped per update), the same loss and gradient norm."""
+    from hfrepro.recipes.seq2seq import cli
+
+    common = ["--arch", "rnn_attention", "--max_steps", "2", "--logging_steps", "1", "--num_beams", "1"]
+    cli(_argv(tmp_path / "one", *common))
+    cli(_argv(tmp_path / "acc", *common, "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2"))
+    logs = [[json.loads(x) for x in (tmp_path / r / "rnn_attention" / "log.jsonl").read_text().splitlines()
+             if '"loss"' in x] for r in ("one", "acc")]
+    for a, b in zip(*logs):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-5) and a["grad_norm"] == pytest.approx(b["grad_norm"],
+                                                                                                    rel=1e-4)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--arch", "rnn,lstm"], "unknown --arch 'lstm'"),
+    (["--transformer_style", "post"], "unknown --transformer_style"),
+    (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
+    (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one architecture"),
+])
+def test_argument_mistakes_stop_before_anything_is_written(tmp_path, argv, match):
+    from hfrepro.recipes.seq2seq import cli
+
+    with pytest.raises(UserError, match=match):
+        cli(_argv(tmp_path / "run", *argv))
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_pair_file_exits_2_with_line(tmp_path, capsys):
+    from hfrepro.cli import main
+
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("source\ttarget\nClick\t확인\nSave\t\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as e:
+        main(["seq2seq", "--budget", "tiny", "--dataset", str(bad), "--output_dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "line 3" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("arch,how", [("rnn_attention", "same command"), ("transformer", "checkpoint path")])
+def test_killed_training_resumes_to_the_same_weights(tmp_path, arch, how):
+    """Train 4 updates straight; train again and leave the folder as a kill after the checkpoint at update 2
+    would (later files gone, status running); the re-run resumes the Trainer at update 2 and ends with the very
+    same weights."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from hfrepro.fsutil import atomic_write_json, read_json
+    from hfrepro.recipes.seq2seq import cli
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    cli(_argv(a, "--arch", arch, "--num_beams", "1"))
+    cli(_argv(b, "--arch", arch, "--num_beams", "1"))
+    sub = b / arch
+    shutil.rmtree(sub / "checkpoint-4")
+    for f in ("model.safetensors", "metrics.json", "hyp.txt", "README.md", b / "metrics.json", b / "results.md"):
+        (sub / f).unlink()
+    for d in (b, sub):
+        atomic_write_json(d / "status.json", {**read_json(d / "status.json"), "status": "running"})
+    resume = ["--resume_from_checkpoint", str(sub / "checkpoint-2")] if how == "checkpoint path" else []
+    cli(_argv(b, "--arch", arch, "--num_beams", "1", *resume))
+    assert read_json(sub / "status.json")["resumed_from"] == str(sub / "checkpoint-2")
+    wa, wb = load_file(a / arch / "model.safetensors"), load_file(sub / "model.safetensors")
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+    assert read_json(a / "metrics.json")[f"{arch}_bleu"] == read_json(b / "metrics.json")[f"{arch}_bleu"]
+    steps = [r["step"] for r in map(json.loads, (sub / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert steps == [2, 4]  # the rows the killed run wrote after step 2 are dropped, then written again
+
+
 @pytest.mark.parametrize("style,model_type", [("pre_ln", "m2m_100"), ("marian", "marian")])
 def test_transformer_styles_save_and_load(tmp_path, style, model_type):
     import torch
 
-    from hfrepro.seq2seq.data import train_tokenizer
+    from hfrepro.recipes.seq2seq import ScriptArguments, build_model
+    from hfrepro.seq2seq.data import load_pairs, train_tokenizer
     from hfrepro.seq2seq.decode import arch_of, load_model, translate
-    from hfrepro.seq2seq.train import build_model, save_model
 
-    from hfrepro.seq2seq.data import load_pairs
-    pairs = load_pairs(str(FIX / "pairs_en_ko.tsv"), "en", "ko")
-    tok = train_tokenizer(pairs, 300)
-    m = build_model("transformer", tok, _tiny_args(tmp_path, transformer_style=style)).eval()
+    tok = train_tokenizer(load_pairs(str(FIX / "pairs_en_ko.tsv"), "en", "ko"), 300)
+    m = build_model("transformer", tok, ScriptArguments(d_model=16, layers=1, heads=2, ffn_dim=32,
+                                                        transformer_style=style), seed=0).eval()
     assert m.config.model_type == model_type
-    save_model(m, tok, tmp_path / "model")
-    m2, tok2 = load_model(tmp_path)
+    m.save_pretrained(tmp_path / "transformer")
+    tok.save_pretrained(tmp_path / "transformer")
+    m2, tok2 = load_model(tmp_path)  # a run folder holding one arch
     assert arch_of(m2) == "transformer"
     with torch.no_grad():
         assert translate(m, tok, ["Apply Filter"], num_beams=2) == translate(m2, tok2, ["Apply Filter"], num_beams=2)

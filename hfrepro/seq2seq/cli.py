@@ -9,6 +9,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from hfrepro.data import read_lines
+from hfrepro.errors import UserError
+from hfrepro.runtime import configure_threads
+from hfrepro.seq2seq.report import plot_attention
 
 
 def register(sub) -> None:
@@ -18,7 +24,7 @@ def register(sub) -> None:
                                    "(one sentence per line); translations go to stdout, one per line.")
     p.add_argument("text", nargs="*", help="sentence(s) to translate, each quoted as one argument")
     p.add_argument("--model", required=True,
-                   help="a run folder (runs/seq2seq/rnn_attention), its model/ folder, or a run holding one arch")
+                   help="an arch's run folder (runs/seq2seq/rnn_attention), or a run folder holding one arch")
     p.add_argument("--file", default=None, help="UTF-8 text file, one sentence per line")
     p.add_argument("--num_beams", type=int, default=4, help="beam size (1: greedy)")
     p.add_argument("--batch_size", type=int, default=32)
@@ -28,8 +34,6 @@ def register(sub) -> None:
 
 
 def _translate(args) -> int:
-    from hfrepro.errors import UserError
-
     if args.num_beams < 1:
         raise UserError(f"--num_beams must be at least 1, got {args.num_beams}")
     if args.text:
@@ -37,7 +41,6 @@ def _translate(args) -> int:
             raise UserError("give sentences either as arguments or with --file, not both")
         texts = [t for t in args.text if t.strip()]
     elif args.file:
-        from hfrepro.data import read_lines
         texts = read_lines(args.file)
     elif not sys.stdin.isatty():
         texts = [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]
@@ -46,17 +49,14 @@ def _translate(args) -> int:
     if not texts:
         raise UserError("nothing to translate: the input is empty")
 
+    # Imported here, not at the top: it loads torch and transformers (seconds), and `hfrepro --help` must stay fast.
     from hfrepro.seq2seq.decode import attention_map, load_model, translate
-    from hfrepro.training import configure_threads
 
     configure_threads()
     model, tok = load_model(args.model)
     for line in translate(model, tok, texts, num_beams=args.num_beams, batch_size=args.batch_size):
         print(line)
     if args.heatmap:
-        from pathlib import Path
-
-        from hfrepro.seq2seq.report import plot_attention
         src_t, out_t, w, translation = attention_map(model, tok, texts[0])
         plot_attention(src_t, out_t, w, Path(args.heatmap), f"attention weights (greedy)\n{texts[0][:90]}")
         print(f"attention heat map: {args.heatmap}", file=sys.stderr)

@@ -16,13 +16,15 @@ split 80/10/10 into train/validation/test with hfrepro's fixed split seed.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from hfrepro.splits import split_dataset
+from hfrepro import data
+from hfrepro.assets import SPLIT_SEED
 from hfrepro.errors import UserError
+from hfrepro.splits import split_dataset
+from hfrepro.tokenizer import train_bpe
 
 # Embedded parallel datasets: name -> (source column, target column) of the default direction.
 EMBEDDED = {"lo-help-en-ko": ("en", "ko"), "lo-help-en-fr": ("en", "fr")}
@@ -61,8 +63,6 @@ def n_words(text: str) -> int:
 def load_pairs(dataset: str, source_lang: str | None = None, target_lang: str | None = None) -> Pairs:
     """Pairs from an embedded dataset name or a TSV/CSV/JSONL file, as train/validation/test with columns
     `source` and `target`. For embedded data the direction can be reversed (source_lang=ko target_lang=en)."""
-    from hfrepro import data
-
     if dataset in EMBEDDED:
         default_src, default_tgt = EMBEDDED[dataset]
         src, tgt = source_lang or default_src, target_lang or default_tgt
@@ -87,7 +87,6 @@ def load_pairs(dataset: str, source_lang: str | None = None, target_lang: str | 
                         where=str(path), fix="give at least 10 pairs (thousands to learn anything)")
     from datasets import Dataset
 
-    from hfrepro.assets import SPLIT_SEED
     dd = split_dataset(Dataset.from_list(rows), seed=SPLIT_SEED)
     return Pairs(dd, source_lang or src_col, target_lang or tgt_col, path.name)
 
@@ -108,8 +107,6 @@ def _columns(available: Sequence[str], source_lang: str | None, target_lang: str
 
 def read_pair_file(path: str | Path, source_lang: str | None = None, target_lang: str | None = None):
     """Read and check a pair file. Returns (rows [{"source", "target"}], source column, target column)."""
-    from hfrepro import data
-
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".tsv", ".csv"):
@@ -148,8 +145,6 @@ def read_pair_file(path: str | Path, source_lang: str | None = None, target_lang
 
 def _object_line_numbers(path: Path, n: int) -> list[int]:
     """Line numbers of the JSON objects read by hfrepro.data.read_jsonl (it skips blank lines)."""
-    from hfrepro import data
-
     text = data.read_text(path)
     if text.lstrip().startswith("["):  # a JSON list: no per-object lines; number the items instead
         return list(range(1, n + 1))
@@ -160,8 +155,6 @@ def _object_line_numbers(path: Path, n: int) -> list[int]:
 
 def train_tokenizer(pairs: Pairs, vocab_size: int, max_examples: int = 0):
     """One byte-level BPE vocabulary for both languages, trained on the training split only."""
-    from hfrepro.tokenizer import train_bpe
-
     train = pairs.splits["train"]
     if max_examples:
         train = train.select(range(min(max_examples, len(train))))
@@ -188,5 +181,39 @@ def features(tok, split, max_tokens: int = 0):
                               "labels": [tgt[i] for i in keep]})
 
 
-def to_json_line(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+
+def select_test(pairs: Pairs, max_examples: int = 0, seed: int = 0):
+    """The test split, or a seeded subset of `max_examples` pairs of it (in their original order)."""
+    test = pairs.splits["test"]
+    if max_examples and max_examples < len(test):
+        import numpy as np
+        idx = sorted(np.random.default_rng(seed).choice(len(test), max_examples, replace=False).tolist())
+        test = test.select(idx)
+    return test
+
+
+def length_grouped_order(lengths: Sequence[int], batch_size: int, steps: int, seed: int) -> list[int]:
+    """Row indices for `steps` batches of `batch_size` pairs of similar length, to be read in sequence: each
+    epoch shuffled, sorted by length inside mega-batches of 50 batches and cut into batches, and the batches
+    shuffled. transformers' LengthGroupedSampler does the same but leaves each mega-batch's batches in order,
+    longest first: runs of 50 batches from long to short, with which the Transformer here never learned to use
+    its source and the GRU trained worse (docs/seq2seq.md). The last, incomplete batch of an epoch is left out."""
+    import numpy as np
+
+    if len(lengths) < batch_size:
+        raise UserError(f"{len(lengths)} training pair(s) cannot fill a batch of {batch_size}",
+                        fix="give more training pairs, or lower --per_device_train_batch_size")
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths)
+    mega = batch_size * 50
+    order: list[int] = []
+    while len(order) < steps * batch_size:
+        perm = rng.permutation(len(lengths))
+        batches = []
+        for s in range(0, len(perm), mega):
+            chunk = perm[s:s + mega]
+            chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+        for i in rng.permutation(len(batches)):
+            order += batches[i] if len(batches[i]) == batch_size else []
+    return order[:steps * batch_size]

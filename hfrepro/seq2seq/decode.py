@@ -1,12 +1,15 @@
-"""Translate with a trained model: greedy or beam search, batched, for the GRU models and the Transformer alike;
-load a saved model folder; read the attention weights of one sentence."""
+"""Use a trained model: load a saved folder, translate (greedy or beam search, batched, for the GRU models and
+the Transformer alike), read the attention weights of one sentence, and check that the decoder uses its source."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 from hfrepro.errors import UserError
+from hfrepro.seq2seq.data import encode, features
+from hfrepro.seq2seq.rnn import GRUSeq2Seq
 
 ARCHS = ("rnn", "rnn_attention", "transformer")
 
@@ -18,32 +21,27 @@ def arch_of(model) -> str:
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A model folder from a model folder, an arch run folder (RUN/model) or a run folder holding exactly one
-    arch (RUN/<arch>/model)."""
+    """A model folder: the folder itself (an arch's run folder, RUN/<arch>, is its model's repository) or the one
+    arch folder of a run folder."""
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"model not found: {path}", fix="give a run folder written by `hfrepro seq2seq` "
-                                                         "(e.g. runs/seq2seq/rnn_attention) or its model/ folder")
-    for cand in (p, p / "model"):
-        if (cand / "config.json").is_file():
-            return cand
-    found = [a for a in ARCHS if (p / a / "model" / "config.json").is_file()]
+                                                         "(e.g. runs/seq2seq/rnn_attention)")
+    if (p / "config.json").is_file():
+        return p
+    found = [a for a in ARCHS if (p / a / "config.json").is_file()]
     if len(found) == 1:
-        return p / found[0] / "model"
+        return p / found[0]
     if found:
         raise UserError(f"{p} holds {len(found)} models ({', '.join(found)}): say which",
                         fix=f"e.g. --model {p / found[-1]}")
-    raise UserError(f"no translation model in {p} (no config.json in it, in model/, or in <arch>/model/)",
+    raise UserError(f"no translation model in {p} (no config.json in it or in <arch>/)",
                     fix="train one first: hfrepro seq2seq --arch rnn_attention")
 
 
 def load_model(path: str | Path):
-    """(model, tokenizer) from a saved folder (GRU: hfrepro's own class; Transformer: M2M100 or MarianMT)."""
-    import json
-
+    """(model, tokenizer) from a saved folder (GRU: hfrepro's own class; Transformer: MarianMT or M2M100)."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from hfrepro.seq2seq.rnn import GRUSeq2Seq
 
     d = resolve_model_dir(path)
     try:
@@ -72,8 +70,6 @@ def translate(model, tok, texts: Sequence[str], num_beams: int = 1, batch_size: 
     import torch
     from tqdm.auto import tqdm
 
-    from hfrepro.seq2seq.data import encode
-
     ids = encode(tok, texts, max_len=max_source_tokens)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     out: list[str | None] = [None] * len(ids)
@@ -101,8 +97,6 @@ def attention_map(model, tok, text: str, max_source_tokens: int = 256):
     (source tokens, output tokens, weights [output, source], translation)."""
     import torch
 
-    from hfrepro.seq2seq.data import encode
-
     if arch_of(model) != "rnn_attention":
         raise UserError("attention weights are shown for the GRU attention model only",
                         fix="use a model trained with --arch rnn_attention")
@@ -123,3 +117,21 @@ def _piece(tok, i: int) -> str:
         return "</s>"
     text = tok.decode([i]).replace(" ", "▁")
     return "".join(c if c.isprintable() else "?" for c in text)  # a lone byte of a multi-byte character
+
+
+def source_dependence(model, tok, test, n: int = 256) -> dict:
+    """Teacher-forced test loss with each sentence's own source, and with the next sentence's source instead.
+    Equal losses mean the decoder ignores the source (it is only a language model of the target so far)."""
+    import torch
+    from transformers import DataCollatorForSeq2Seq
+
+    feats = features(tok, test.select(range(min(n, len(test)))))
+    collate = DataCollatorForSeq2Seq(tok, model=model if hasattr(model, "prepare_decoder_input_ids_from_labels")
+                                     else None, padding=True, label_pad_token_id=-100)
+    batch = collate([feats[i] for i in range(len(feats))])
+    other = torch.roll(torch.arange(len(feats)), 1)
+    with torch.no_grad():
+        own = model(**batch).loss.item()
+        batch["input_ids"], batch["attention_mask"] = batch["input_ids"][other], batch["attention_mask"][other]
+        shuffled = model(**batch).loss.item()
+    return {"test_loss": round(own, 4), "test_loss_other_source": round(shuffled, 4)}

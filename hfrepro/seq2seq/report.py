@@ -1,13 +1,16 @@
 """The comparison of the three models: results table, BLEU by source length (table + the Bahdanau-style plot),
 the attention heat map of one sentence, and the check of the claim "attention holds BLEU up on long
-sentences where plain seq2seq falls"."""
+sentences where plain seq2seq falls". Reads and writes files only: no model is loaded here."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from hfrepro.fsutil import atomic_write_text
 from hfrepro.report import fmt, md_table, pyplot, save_figure
+from hfrepro.seq2seq import scoring
+from hfrepro.seq2seq.data import n_words
 
 LABELS = {"rnn": "GRU enc-dec (no attention)", "rnn_attention": "GRU + Bahdanau attention",
           "transformer": "Transformer"}
@@ -17,8 +20,7 @@ MIN_LONG = 50  # fewer long test sentences than this: the claim is not measurabl
 
 def read_outputs(folder: Path) -> tuple[list[str], list[str], list[str]]:
     """(sources, references, hypotheses) of an arch's test translations."""
-    from hfrepro.seq2seq.scoring import read_lines
-    return read_lines(folder / "src.txt"), read_lines(folder / "ref.txt"), read_lines(folder / "hyp.txt")
+    return tuple(scoring.read_lines(folder / f"{name}.txt") for name in ("src", "ref", "hyp"))
 
 
 # --- the claim ----------------------------------------------------------------------------------------------
@@ -31,8 +33,6 @@ def attention_claim(root: Path, results: dict, tokenize: str, long_from: int) ->
     of its short-sentence BLEU on long sentences (it falls less with length), and (4) chrF on long sentences
     agrees (higher with attention). (4) was added after the first default-budget run, where the BLEU gap came
     from the brevity penalty alone (the plain model stopped early) while chrF was lower with attention."""
-    from hfrepro.seq2seq import scoring
-
     if not {"rnn", "rnn_attention"} <= set(results):
         return {"held": None, "evidence": "needs both rnn and rnn_attention runs"}
     src, ref, hyp_rnn = read_outputs(root / "rnn")
@@ -83,7 +83,8 @@ def claim_sentence(claim: dict) -> str:
         return ("**The attention effect reproduces here:** on long sentences the attention model scores "
                 f"{b['rnn_attention']['long']:.2f} BLEU against {b['rnn']['long']:.2f} without attention "
                 f"(p={claim['p_value']:.3f}), and it keeps more of its short-sentence score "
-                f"({fmt(claim['ratio_long_short']['rnn_attention'], 2)} vs {fmt(claim['ratio_long_short']['rnn'], 2)}).")
+                f"({fmt(claim['ratio_long_short']['rnn_attention'], 2)} vs "
+                f"{fmt(claim['ratio_long_short']['rnn'], 2)}).")
     reasons = []
     if not b["rnn_attention"]["long"] > b["rnn"]["long"]:
         reasons.append("attention is not ahead on long sentences")
@@ -94,7 +95,8 @@ def claim_sentence(claim: dict) -> str:
         reasons.append("it does not fall less with length than the plain model")
     if not claim.get("chrf_agrees", True):
         reasons.append("chrF on long sentences is not higher with attention (a BLEU gap from length alone)")
-    return ("**The attention effect does NOT reproduce at this size:** " + "; ".join(reasons) + f" ({claim['evidence']}).")
+    return ("**The attention effect does NOT reproduce at this size:** " + "; ".join(reasons)
+            + f" ({claim['evidence']}).")
 
 
 # --- plots --------------------------------------------------------------------------------------------------
@@ -121,8 +123,6 @@ def plot_by_length(results: dict, path: Path, title: str) -> Path:
 
 def hangul_font():
     """A font that has Hangul glyphs (installed, or shipped by koreanize-matplotlib), else None."""
-    import importlib.util
-
     from matplotlib import font_manager
 
     for f in font_manager.fontManager.ttflist:
@@ -173,19 +173,7 @@ def plot_attention(src_tokens, out_tokens, weights, path: Path, title: str) -> P
     return save_figure(fig, path)
 
 
-def heatmap(root: Path, text: str, path: Path) -> dict | None:
-    from hfrepro.seq2seq.decode import attention_map, load_model
-
-    if not (root / "rnn_attention" / "model" / "config.json").is_file():
-        return None
-    model, tok = load_model(root / "rnn_attention")
-    src_t, out_t, w, translation = attention_map(model, tok, text)
-    plot_attention(src_t, out_t, w, path, f"Bahdanau attention weights (GRU + attention)\n{text[:90]}")
-    return {"source": text, "translation": translation, "png": path.name}
-
-
 def default_heatmap_text(sources: list[str]) -> str:
-    from hfrepro.seq2seq.data import n_words
     return next((s for s in sources if 10 <= n_words(s) <= 20), sources[0])
 
 
@@ -221,21 +209,16 @@ def length_rows(results: dict) -> list[dict]:
     return rows
 
 
-def write_comparison(root: Path, results: dict, pairs, tok, args) -> dict:
-    from hfrepro.seq2seq.data import LONG_FROM
-
-    results = {a: results[a] for a in ("rnn", "rnn_attention", "transformer") if a in results}
+def write_results(root: Path, results: dict, pairs, vocab_size: int, claim: dict, heat: dict | None) -> dict:
+    """results.md and bleu_by_length.png in the run folder; returns the comparison's metrics."""
     first = next(iter(results.values()))
     tokenize = first["bleu_tokenize"]
     title = (f"{pairs.name} {pairs.source_lang}->{pairs.target_lang}, test split (n={first['test_sentences']}), "
              f"{first['steps']} updates of {first['batch_size']} pairs each; BLEU tok:{tokenize}")
     plot_by_length(results, root / "bleu_by_length.png", title)
-    claim = attention_claim(root, results, tokenize, LONG_FROM)
-    src = read_outputs(root / first["arch"])[0]
-    heat = heatmap(root, args.heatmap_text or default_heatmap_text(src), root / "attention.png")
     md = ["# Translation: seq2seq with and without attention, and a Transformer", "",
           f"Data: `{pairs.name}` {pairs.source_lang}->{pairs.target_lang}; every model saw the same "
-          f"{first['train_pairs']:,} training pairs, the same BPE vocabulary ({len(tok):,} tokens) and "
+          f"{first['train_pairs']:,} training pairs, the same BPE vocabulary ({vocab_size:,} tokens) and "
           f"{first['steps']} updates of {first['batch_size']} pairs. Test: {first['test_sentences']:,} held-out pairs.",
           "", "## Results", "", md_table(results_rows(results), digits=2),
           f"BLEU: `{first['bleu_signature']}`  ", f"chrF: `{first['chrf_signature']}`", "",
@@ -249,4 +232,5 @@ def write_comparison(root: Path, results: dict, pairs, tok, args) -> dict:
     print(claim_sentence(claim))
     return {"archs": list(results), "claim": claim, "results_md": "results.md",
             "plot": "bleu_by_length.png", "heatmap": heat,
-            **{f"{a}_bleu": m["bleu"] for a, m in results.items()}, **{f"{a}_chrf": m["chrf"] for a, m in results.items()}}
+            **{f"{a}_bleu": m["bleu"] for a, m in results.items()},
+            **{f"{a}_chrf": m["chrf"] for a, m in results.items()}}

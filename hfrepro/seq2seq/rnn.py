@@ -106,7 +106,11 @@ class GRUSeq2Seq(PreTrainedModel):
         hidden = torch.tanh(self.pre_output(self.drop(torch.cat([state, ctx, y], -1))))
         return hidden, state, weights
 
-    def forward(self, input_ids, attention_mask=None, labels=None, decoder_input_ids=None, **_):
+    def forward(self, input_ids, attention_mask=None, labels=None, decoder_input_ids=None, num_items_in_batch=None,
+                **_):
+        """Teacher-forced logits, and with `labels` the cross-entropy over the real (non -100) target tokens: their
+        mean, or their sum / `num_items_in_batch` when the Trainer passes the count over all processes and
+        accumulated batches (then the loss of 2 processes or 2 accumulated half-batches equals that of one batch)."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
         if decoder_input_ids is None:
@@ -120,7 +124,11 @@ class GRUSeq2Seq(PreTrainedModel):
         logits = self.output(self.drop(torch.stack(hiddens, 1)))  # the big projection, once for all steps
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+            flat = (logits.reshape(-1, logits.size(-1)), labels.reshape(-1))
+            if num_items_in_batch is None:
+                loss = F.cross_entropy(*flat, ignore_index=-100)
+            else:
+                loss = F.cross_entropy(*flat, ignore_index=-100, reduction="sum") / num_items_in_batch
         return Seq2SeqOutput(loss=loss, logits=logits,
                              attentions=torch.stack(attns, 1) if self.config.attention else None)
 

