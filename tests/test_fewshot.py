@@ -75,7 +75,9 @@ def write_task(tmp: Path, rows: list[dict] | None = None, name: str = "caps", **
 def test_builtin_tasks_load_and_have_data():
     names = builtin_tasks()
     assert len(names) == 13 and not any(n.startswith("_") for n in names)   # _*.yaml are include bases
-    for t in load_tasks("all") + [load_task(WORD_CLASS), load_task(WORD_CLASS.with_name("word_class_mc.yaml"))]:
+    stage5 = [load_task("word_class"), load_task("word_class_mc")]         # stage 5's, found by name too
+    assert [t.path for t in stage5] == [WORD_CLASS, WORD_CLASS.with_name("word_class_mc.yaml")]
+    for t in load_tasks("all") + stage5:
         assert t.test_rows() and len(t.demo_rows()) >= 16 and available_demos(t) == 16, t.name
         tests = {json.dumps(r, sort_keys=True) for r in t.test_rows()}
         assert not any(json.dumps(r, sort_keys=True) in tests for r in t.demo_rows()), f"{t.name}: demo in test"

@@ -381,7 +381,8 @@ class _Engine:
 
     def _bar(self, total: int, desc: str, progress: bool):
         from tqdm.auto import tqdm
-        return tqdm(total=total, desc=desc, unit="seq", disable=not progress, leave=False)
+        # progress bars on a terminal only (None: tqdm's own test), never in a log file
+        return tqdm(total=total, desc=desc, unit="seq", disable=None if progress else True, leave=False)
 
     def generate(self, prompts: list[str], task: Task, desc: str = "", progress: bool = False) -> list[str] | None:
         import torch

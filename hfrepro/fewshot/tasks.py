@@ -55,6 +55,8 @@ from hfrepro.data import read_jsonl
 from hfrepro.errors import UserError
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+# Every stage may ship task files in hfrepro/<stage>/tasks/ (stage 5: word_class); all are found by name.
+SHIPPED_TASK_DIRS = sorted(p for p in TASKS_DIR.parents[1].glob("*/tasks") if p.is_dir())
 
 OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood")
 METRICS = {"generate_until": ("exact_match",), "multiple_choice": ("acc", "acc_norm", "acc_bytes"),
@@ -652,10 +654,12 @@ def _check_rows(task: Task) -> None:
 
 # --- finding tasks -----------------------------------------------------------------------------------
 
-def task_files(include_path: str | Path | list | None = None) -> dict[str, Path]:
-    """{task name: YAML file} for the built-in tasks and every task YAML under `include_path` folders (as
-    lm-eval's TaskManager(include_path=...)). Files without a `task:` name (include bases) are skipped."""
-    folders = [TASKS_DIR] + [Path(p).expanduser() for p in _as_list(include_path)]
+def task_files(include_path: str | Path | list | None = None, shipped: bool = True) -> dict[str, Path]:
+    """{task name: YAML file} for the tasks shipped with hfrepro (this stage's first) and every task YAML under
+    `include_path` folders (as lm-eval's TaskManager(include_path=...)). Files without a `task:` name (include
+    bases) are skipped."""
+    folders = ([TASKS_DIR, *(d for d in SHIPPED_TASK_DIRS if d != TASKS_DIR)] if shipped else [TASKS_DIR])
+    folders += [Path(p).expanduser() for p in _as_list(include_path)]
     return _index(tuple(str(f.resolve()) for f in folders))
 
 
@@ -687,8 +691,8 @@ def _names(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
 
 
 def builtin_tasks() -> list[str]:
-    """Names of the tasks shipped with hfrepro (hfrepro/fewshot/tasks/*.yaml)."""
-    return sorted(task_files())
+    """Names of this stage's tasks (hfrepro/fewshot/tasks/*.yaml): what `all` means."""
+    return sorted(task_files(shipped=False))
 
 
 def load_task_file(path: str | Path) -> Task:
