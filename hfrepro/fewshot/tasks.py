@@ -175,13 +175,13 @@ def local_jsonl(data_files: Any, split_column: str | None = None, config_source:
     return DatasetDict({k: Dataset.from_list(v) for k, v in out.items()})
 
 
-def _hub_free_files(files: Any, base: Path) -> Any:
+def _next_to_yaml(files: Any, base: Path) -> Any:
     """data_files with relative paths resolved against the YAML's folder where the file is there (lm-eval
     reads them against the working directory; a path that exists there still works)."""
     if isinstance(files, dict):
-        return {k: _hub_free_files(v, base) for k, v in files.items()}
+        return {k: _next_to_yaml(v, base) for k, v in files.items()}
     if isinstance(files, list):
-        return [_hub_free_files(v, base) for v in files]
+        return [_next_to_yaml(v, base) for v in files]
     p = Path(str(files)).expanduser()
     return str(base / p) if not p.is_absolute() and "://" not in str(files) and (base / p).exists() else str(files)
 
@@ -200,7 +200,7 @@ def load_splits(task: "Task") -> dict[str, list[dict]]:
         else:
             import datasets
             if "data_files" in kwargs and task.path:
-                kwargs["data_files"] = _hub_free_files(kwargs["data_files"], task.path.parent)
+                kwargs["data_files"] = _next_to_yaml(kwargs["data_files"], task.path.parent)
             data = datasets.load_dataset(path=src["dataset_path"], name=src.get("dataset_name"), **kwargs)
     except UserError:
         raise
