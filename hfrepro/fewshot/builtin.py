@@ -27,7 +27,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from hfrepro import data
 from hfrepro.fewshot.tasks import TASKS_DIR
+from hfrepro.fsutil import atomic_write_text
 
 SEED = 1234
 DATA_DIR = TASKS_DIR / "data"
@@ -37,8 +39,6 @@ N_DEMO = 64    # at most this many demonstration rows per file
 
 def _vocab() -> list[str]:
     """Lower-case alphabetic English words (3-10 letters) from SimLex-999 and WordSim-353, sorted."""
-    from hfrepro import data
-
     ws: set[str] = set()
     for name in ("simlex999", "wordsim353"):
         d = data.load(name, split="all")
@@ -116,8 +116,6 @@ def translation_rows(lang: str) -> list[dict]:
     """Short English UI strings and their translations. English strings are deduplicated (case-insensitive)
     before the split, so no string is both a demonstration and a test item; every translation seen for a
     string is an accepted answer (`aliases`), the most frequent one is the reference."""
-    from hfrepro import data
-
     d = data.load(f"lo-help-en-{lang}", split="all")
     trans: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     forms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -143,8 +141,6 @@ def translation_rows(lang: str) -> list[dict]:
 
 
 def capital_rows() -> list[dict]:
-    from hfrepro import data
-
     q = data.load("questions-words", split="all")
     pairs: dict[str, str] = {}
     for sec, a, b, c, dd in zip(q["section"], q["a"], q["b"], q["c"], q["d"]):
@@ -163,8 +159,6 @@ def capital_rows() -> list[dict]:
 
 
 def synonym_rows(vocab: list[str]) -> list[dict]:
-    from hfrepro import data
-
     d = data.load("simlex999", split="all")
     related: dict[str, set[str]] = defaultdict(set)
     for w1, w2 in zip(d["word1"], d["word2"]):   # any scored pair counts as related: never a distractor
@@ -205,8 +199,6 @@ def to_jsonl(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    from hfrepro.fsutil import atomic_write_text
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="compare a fresh build with the shipped files")
     ap.add_argument("--out", default=str(DATA_DIR))

@@ -1,250 +1,734 @@
-"""Few-shot tasks as small YAML files plus a data file, in the spirit of lm-evaluation-harness task files.
+"""Few-shot tasks in lm-evaluation-harness's task schema: the YAML files lm-eval reads, read by hfrepro too.
 
-A task file (all keys; the required ones are marked):
+hfrepro's own tasks (hfrepro/fewshot/tasks/*.yaml) run unchanged in lm-eval (`lm_eval --include_path
+hfrepro/fewshot/tasks --tasks uppercase`), and an lm-eval task YAML over local data runs unchanged in hfrepro
+(`hfrepro fewshot --tasks path/to/task.yaml`). The keys (lm-eval 0.4's `TaskConfig`):
 
-    name: unscramble_swap                       # required: how results and plots name the task
-    description: two adjacent letters swapped   # for people; not shown to the model
-    scoring: generate                           # generate (exact match) | multiple_choice (log-likelihood)
-    instruction: "Unscramble the letters into an English word."   # first line(s) of every prompt ("" = none)
-    template: "{scrambled} =>"                  # required: the question, Python str.format over a data row
-    answer: "{word}"                            # required: the expected answer (generate) / the gold choice
-    aliases: null                               # a column holding a list of other accepted answers
-    choices: null                               # multiple_choice: a list column, or a list of templates
-    target_delimiter: " "                       # between question and answer (lm-eval: target_delimiter)
-    separator: "\\n"                            # after each demonstration (lm-eval: fewshot_delimiter)
-    instruction_separator: "\\n"                # after the instruction
-    stop: ["\\n"]                               # generation stops at the first of these strings
-    max_new_tokens: 16                          # generation budget per answer
-    answer_regex: null                          # keep the first match (group 1 if any) of the generation
-    normalize: [strip, lower, punctuation, whitespace]   # applied to prediction and answer before comparing
-    metric: exact_match                         # generate: exact_match | prefix_match;
-                                                # multiple_choice: acc | acc_norm (first one is the headline)
-    data: unscramble_swap.jsonl                 # required: a .jsonl/.json/.tsv/.csv file next to the YAML,
-                                                # or {test: file, train: file} (one file per split)
-    split_column: split                         # in a single file, the column naming each row's split
-    test_split: test                            # the rows that are scored
-    demo_split: train                           # the rows demonstrations are drawn from (never scored)
+    task: uppercase                          # the name (any Unicode: `task: 반의어`)
+    dataset_path: json                       # datasets' json/csv/... builder over local files, as lm-eval
+    dataset_kwargs: {data_files: {test: test.jsonl, train: train.jsonl}}   # relative: to the working dir
+    custom_dataset: !function hfrepro.fewshot.tasks.local_jsonl   # hfrepro's tasks: files relative to the
+                                             # YAML, rows split by a column (dataset_kwargs: data_files, split_column)
+    test_split: test                         # the scored rows (else validation_split)
+    training_split: train                    # the demonstration pool when there is no fewshot_split
+    fewshot_split: null                      # the pool lm-eval's samplers draw from
+    fewshot_config: {sampler: first_n, samples: [...]}   # fixed demonstrations, in order (or sampler:
+                                             # default = lm-eval's seeded draw per test example)
+    output_type: generate_until              # | multiple_choice | loglikelihood
+    description: "Write each word in capital letters.\\n"   # before the demonstrations (Jinja)
+    doc_to_text: "{{word}} =>"               # the question: Jinja over a row, or a column name
+    doc_to_target: "{{upper}}"               # the answer; a list = several accepted; multiple choice: a
+                                             # choice or its index
+    doc_to_choice: choices                   # multiple_choice: a column, a Jinja list, or a YAML list
+    target_delimiter: " "                    # between question and answer
+    fewshot_delimiter: "\\n"                 # after each demonstration
+    generation_kwargs: {until: ["\\n"], max_gen_toks: 8, do_sample: false}
+    metric_list: [{metric: exact_match, aggregation: mean, higher_is_better: true, ignore_case: true,
+                   regexes_to_ignore: ["^\\\\s+|\\\\s+$"]}]
+    filter_list: [{name: answer, filter: [{function: regex, regex_pattern: "..."}, {function: take_first}]}]
+    num_fewshot: 8                           # lm-eval's default k for this task
+    include: _base.yaml                      # variants: the included file's keys, overridden by this file's
+    metadata: {version: 1.0, summary: "..."} # summary: one line for people (`hfrepro fewshot-tasks list`)
 
-A single data file without a `split` column is split with a fixed seed: 20% of the rows (at least 1, at
-most 64) become the demonstration pool, the rest are scored.
-
-Normalisation steps, in this order: `nfkc` (Unicode NFKC), `strip` (outer whitespace), `lower`
-(case-fold), `punctuation` (drop every Unicode punctuation character), `whitespace` (collapse runs of
-whitespace to one space and strip). A prediction is right under `exact_match` when its normalised form
-equals the normalised answer (or an alias); under `prefix_match` when it starts with it.
+Templates are Jinja rendered exactly as lm-eval renders them (StrictUndefined, trailing newline kept, the
+`regex_replace` filter). hfrepro refuses, naming the key, what its evaluator does not implement
+(process_results, promptsource prompts, multiple-input tasks, sampling, several filter pipelines): run those in
+lm-eval. A `!function` is resolved as lm-eval resolves it: a Python file next to the YAML, else an importable
+module; like lm-eval, that runs the code it names.
 """
 
 from __future__ import annotations
 
-import random
+import ast
+import functools
+import importlib
+import importlib.util
 import re
 import string
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from hfrepro.data import read_jsonl
 from hfrepro.errors import UserError
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+# Every stage may ship task files in hfrepro/<stage>/tasks/ (stage 5: word_class); all are found by name.
+SHIPPED_TASK_DIRS = sorted(p for p in TASKS_DIR.parents[1].glob("*/tasks") if p.is_dir())
 
-SCORINGS = ("generate", "multiple_choice")
-METRICS = {"generate": ("exact_match", "prefix_match"), "multiple_choice": ("acc", "acc_norm")}
-NORMALIZERS = ("nfkc", "strip", "lower", "punctuation", "whitespace")
-DEFAULT_NORMALIZE = ["strip", "lower", "punctuation", "whitespace"]
-DATA_SUFFIXES = (".jsonl", ".json", ".tsv", ".csv")
+OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood")
+METRICS = {"generate_until": ("exact_match",), "multiple_choice": ("acc", "acc_norm", "acc_bytes"),
+           "loglikelihood": ("perplexity", "acc")}
+DEFAULT_METRICS = {"generate_until": ["exact_match"], "multiple_choice": ["acc", "acc_norm"],
+                   "loglikelihood": ["perplexity", "acc"]}
+EXACT_MATCH_OPTIONS = ("regexes_to_ignore", "ignore_case", "ignore_punctuation", "ignore_numbers")
+FILTERS = ("take_first", "regex", "remove_whitespace", "lowercase", "uppercase", "map")
+SAMPLERS = ("default", "first_n")
+DEFAULT_MAX_GEN_TOKS = 256            # lm-eval's HFLM default
 
-REQUIRED = ("name", "template", "answer", "data")
-OPTIONAL: dict[str, Any] = {
-    "description": "", "scoring": "generate", "instruction": "", "aliases": None, "choices": None,
-    "target_delimiter": " ", "separator": "\n", "instruction_separator": "\n", "stop": ["\n"],
-    "max_new_tokens": 16, "answer_regex": None, "normalize": None, "metric": None,
-    "split_column": "split", "test_split": "test", "demo_split": "train", "tags": [],
-}
+# lm-eval TaskConfig keys hfrepro reads, ignores (they change nothing here), or refuses (not implemented).
+READ = {"task", "dataset_path", "dataset_name", "dataset_kwargs", "custom_dataset", "training_split",
+        "validation_split", "test_split", "fewshot_split", "process_docs", "doc_to_text", "doc_to_target",
+        "doc_to_choice", "description", "target_delimiter", "fewshot_delimiter", "fewshot_config", "num_fewshot",
+        "metric_list", "output_type", "generation_kwargs", "filter_list", "metadata", "repeats", "unsafe_code"}
+IGNORED = {"task_alias", "tag", "should_decontaminate", "doc_to_decontamination_query"}
+REFUSED = {"process_results": "a Python scoring function", "use_prompt": "promptsource prompts",
+           "doc_to_image": "images", "doc_to_audio": "audio", "gen_prefix": "an answer prefix (gen_prefix)",
+           "class": "a Python task class", "group": "a group of tasks (list its tasks instead)"}
 
+
+# --- YAML: lm-eval's loader (includes, !function) ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Function:
+    """A `!function module.name` reference, resolved as lm-eval resolves it (file next to the YAML first)."""
+    spec: str
+    base: Path
+
+    def resolve(self) -> Any:
+        return _resolve_function(self.spec, self.base)
+
+
+@functools.cache
+def _resolve_function(qual: str, base: Path) -> Any:
+    mod, _, name = qual.rpartition(".")
+    if not mod:
+        raise UserError(f"`!function {qual}` names no module", where=str(base),
+                        fix="write !function module.name, e.g. !function utils.process_docs")
+    local = (base / f"{mod.replace('.', '/')}.py").resolve()
+    try:
+        if local.is_file():
+            spec = importlib.util.spec_from_file_location(f"hfrepro_task_code.{local.stem}", local)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod)
+        return getattr(module, name)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"cannot resolve `!function {qual}`: {e}", where=str(base),
+                        fix="put the module next to the task YAML, or make it importable") from None
+
+
+def _loader(base: Path) -> type:
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.add_constructor("!function", lambda loader, node: Function(loader.construct_scalar(node), base))
+    return Loader
+
+
+def read_task_yaml(path: str | Path, _seen: frozenset = frozenset()) -> dict:
+    """A task YAML as a dict, its `include:` files merged in first (relative to it; its own keys win)."""
+    path = Path(path).expanduser().resolve()
+    if path in _seen:
+        raise UserError(f"include cycle at {path}", where=str(path))
+    try:
+        cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader(path.parent))  # noqa: S506 (SafeLoader)
+    except OSError as e:
+        raise UserError(f"cannot read task file {path}: {e.strerror}", where=str(path)) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise UserError(f"task file is not valid YAML: {getattr(e, 'problem', None) or e}",
+                        where=f"{path}:{mark.line + 1}" if mark else str(path)) from None
+    if not isinstance(cfg, dict):
+        raise UserError("a task file must be a YAML mapping of keys to values", where=str(path),
+                        fix="see docs/fewshot.md, 'Adding a task'")
+    includes = cfg.pop("include", None)
+    merged: dict = {}
+    for inc in [] if includes is None else includes if isinstance(includes, list) else [includes]:
+        p = Path(inc) if Path(inc).is_absolute() else path.parent / inc
+        if not p.is_file():
+            raise UserError(f"included file not found: {p}", where=str(path), fix="paths are relative to the YAML")
+        merged.update(read_task_yaml(p, _seen | {path}))
+    merged.update(cfg)
+    return merged
+
+
+# --- data: local files (hfrepro's `custom_dataset`, and lm-eval's dataset_path) --------------------------
+
+def local_jsonl(data_files: Any, split_column: str | None = None, config_source: str | None = None, **_: Any):
+    """lm-eval `custom_dataset`: JSON-lines files relative to the task YAML, split by a column.
+
+    lm-eval passes the task's `metadata` (with `config_source`, the YAML's path) and `dataset_kwargs`.
+    `data_files`: one file, or {split: file}. With `split_column`, each row goes to the split it names."""
+    from datasets import Dataset, DatasetDict
+
+    base = Path(config_source).parent if config_source else Path.cwd()
+    files = data_files if isinstance(data_files, dict) else {"train": data_files}
+    out: dict[str, list[dict]] = {}
+    for split, name in files.items():
+        p = Path(name).expanduser()
+        p = p if p.is_absolute() else base / p
+        if not p.is_file():
+            raise UserError(f"data file not found: {p}", where=config_source,
+                            fix="data_files are relative to the task YAML")
+        rows = read_jsonl(p)
+        if split_column is None:
+            out.setdefault(split, []).extend(rows)
+            continue
+        for i, r in enumerate(rows, 1):
+            if split_column not in r:
+                raise UserError(f"row {i} has no {split_column!r} column", where=f"{p}:{i}",
+                                fix="give every row its split, or drop split_column")
+            out.setdefault(str(r[split_column]), []).append(r)
+    return DatasetDict({k: Dataset.from_list(v) for k, v in out.items()})
+
+
+def _next_to_yaml(files: Any, base: Path) -> Any:
+    """data_files with relative paths resolved against the YAML's folder where the file is there (lm-eval
+    reads them against the working directory; a path that exists there still works)."""
+    if isinstance(files, dict):
+        return {k: _next_to_yaml(v, base) for k, v in files.items()}
+    if isinstance(files, list):
+        return [_next_to_yaml(v, base) for v in files]
+    p = Path(str(files)).expanduser()
+    return str(base / p) if not p.is_absolute() and "://" not in str(files) and (base / p).exists() else str(files)
+
+
+def load_splits(task: "Task") -> dict[str, list[dict]]:
+    """{split: rows} of a task, read as lm-eval reads them (custom_dataset, or datasets.load_dataset)."""
+    src = task.dataset
+    kwargs = dict(src.get("dataset_kwargs") or {})
+    kwargs.pop("trust_remote_code", None)
+    try:
+        if src.get("custom_dataset") is not None:
+            fn = src["custom_dataset"]
+            fn = fn.resolve() if isinstance(fn, Function) else fn
+            meta = {**(src.get("metadata") or {}), "config_source": str(task.path) if task.path else None}
+            data = fn(**meta, **kwargs)
+        else:
+            import datasets
+            if "data_files" in kwargs and task.path:
+                kwargs["data_files"] = _next_to_yaml(kwargs["data_files"], task.path.parent)
+            data = datasets.load_dataset(path=src["dataset_path"], name=src.get("dataset_name"), **kwargs)
+    except UserError:
+        raise
+    except Exception as e:  # datasets' own errors: a missing file, no network for a Hub dataset, ...
+        raise UserError(f"task {task.name!r}: cannot load its data ({type(e).__name__}: {e})", where=task.where,
+                        fix="check dataset_path / dataset_kwargs; hfrepro reads the data as lm-eval does "
+                            "(datasets.load_dataset), offline unless the Hub is reachable") from None
+    process = src.get("process_docs")
+    process = process.resolve() if isinstance(process, Function) else process
+    out = {}
+    for k, v in data.items():
+        v = process(v) if process is not None else v
+        out[k] = v.to_list() if hasattr(v, "to_list") else list(v)
+    return out
+
+
+# --- Jinja, as lm-eval renders --------------------------------------------------------------------------
+
+@functools.cache
+def _jinja():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.BaseLoader(), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    env.filters["regex_replace"] = lambda s, pattern, repl, count=0: re.sub(pattern, repl, s, count=count)
+    return env
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(text: str):
+    return _jinja().from_string(text)
+
+
+def render(text: str, row: dict) -> str:
+    return _template(text).render(**row)
+
+
+# --- the task ------------------------------------------------------------------------------------------
 
 @dataclass
 class Task:
-    """One task: how to turn a data row into a question and an answer, and how to score the model."""
+    """One task (an lm-eval task config): how a row becomes a question and an answer, and how it is scored."""
 
     name: str
-    template: str
-    answer: str
-    data: Any
-    description: str = ""
-    scoring: str = "generate"
-    instruction: str = ""
-    aliases: str | None = None
-    choices: Any = None
+    doc_to_text: Any
+    doc_to_target: Any
+    dataset: dict                                # dataset_path, dataset_name, dataset_kwargs, custom_dataset, ...
+    output_type: str = "generate_until"
+    doc_to_choice: Any = None
+    instruction: str = ""                        # lm-eval's `description`: before the demonstrations (Jinja)
     target_delimiter: str = " "
-    separator: str = "\n"
-    instruction_separator: str = "\n"
-    stop: list[str] = field(default_factory=lambda: ["\n"])
-    max_new_tokens: int = 16
-    answer_regex: str | None = None
-    normalize: list[str] = field(default_factory=lambda: list(DEFAULT_NORMALIZE))
-    metric: list[str] = field(default_factory=list)
-    split_column: str = "split"
-    test_split: str = "test"
-    demo_split: str = "train"
-    tags: list[str] = field(default_factory=list)
-    path: Path | None = None          # the YAML file (None for a task built in code)
+    fewshot_delimiter: str = "\n\n"
+    until: list[str] = field(default_factory=lambda: ["\n\n"])
+    max_gen_toks: int = DEFAULT_MAX_GEN_TOKS
+    metric_list: list[dict] = field(default_factory=list)
+    filters: list[dict] = field(default_factory=list)       # the steps of the (one) filter pipeline
+    fewshot_config: dict = field(default_factory=dict)
+    test_split: str | None = "test"
+    validation_split: str | None = None
+    training_split: str | None = None
+    fewshot_split: str | None = None
+    num_fewshot: int | None = None
+    summary: str = ""                            # metadata.summary: one line for people
+    path: Path | None = None                     # the YAML file (None for a task given as a dict)
     _splits: dict[str, list[dict]] | None = field(default=None, repr=False)
-
-    # --- data ---------------------------------------------------------------------------------------
 
     @property
     def where(self) -> str:
         return str(self.path) if self.path else f"task {self.name!r}"
 
     @property
+    def metrics(self) -> list[str]:
+        return [m["metric"] for m in self.metric_list]
+
+    @property
     def primary_metric(self) -> str:
-        return self.metric[0]
+        return self.metrics[0]
+
+    # --- rows ---------------------------------------------------------------------------------------
 
     def splits(self) -> dict[str, list[dict]]:
-        """{split name: rows}, read once and checked (every template field exists in every row)."""
+        """{split: rows}, read once and checked: every template renders on every row it is used on."""
         if self._splits is None:
-            self._splits = _read_splits(self)
-            _check_rows(self, self._splits)
+            self._splits = load_splits(self)
+            _check_rows(self)
         return self._splits
 
+    def _split(self, name: str, what: str) -> list[dict]:
+        s = self.splits()
+        if not s.get(name):
+            have = ", ".join(f"{k} ({len(v)})" for k, v in s.items()) or "none"
+            raise UserError(f"task {self.name!r}: the {what} split {name!r} is empty or missing (splits found: "
+                            f"{have})", where=self.where, fix="name a split the data has in the task YAML")
+        return s[name]
+
     def test_rows(self, limit: int | None = None) -> list[dict]:
-        rows = self.splits()[self.test_split]
+        """The scored rows (lm-eval's eval docs: test_split, else validation_split); the first `limit`."""
+        split = self.test_split or self.validation_split
+        if not split:
+            raise UserError(f"task {self.name!r} has neither test_split nor validation_split", where=self.where,
+                            fix="add test_split: <the split to score>")
+        rows = self._split(split, "scored")
         return rows[:limit] if limit else rows
 
+    @property
+    def pool_split(self) -> str | None:
+        """The split demonstrations are drawn from (lm-eval: fewshot_split, else training, validation, test)."""
+        return (self.fewshot_config.get("split") or self.fewshot_split or self.training_split
+                or self.validation_split or self.test_split)
+
     def demo_rows(self) -> list[dict]:
-        return self.splits()[self.demo_split]
+        """The demonstration pool (never the scored rows, unless the task says so), in file order."""
+        return self._split(self.pool_split, "demonstration")
 
-    # --- rendering ----------------------------------------------------------------------------------
+    def fewshot_docs(self) -> list[dict]:
+        """What the task's sampler draws from (lm-eval): the fewshot split, else `fewshot_config.samples`,
+        else the pool."""
+        if self.fewshot_config.get("split") or self.fewshot_split:
+            return self.demo_rows()
+        samples = self.fewshot_config.get("samples")
+        if samples is not None:
+            samples = samples.resolve() if isinstance(samples, Function) else samples
+            return list(samples() if callable(samples) else samples)
+        return self.demo_rows()
 
-    def question(self, row: dict) -> str:
-        return _render(self.template, row, self, "template")
+    @property
+    def sampler(self) -> str:
+        return self.fewshot_config.get("sampler", "default")
 
-    def target(self, row: dict) -> str:
-        return _render(self.answer, row, self, "answer")
+    # --- rendering (lm-eval's doc_to_text / doc_to_target / doc_to_choice rules) ---------------------
 
-    def accepted(self, row: dict) -> list[str]:
-        out = [self.target(row)]
-        if self.aliases:
-            extra = row.get(self.aliases) or []
-            out += [str(x) for x in (extra if isinstance(extra, list) else [extra])]
-        return out
+    def _field(self, spec: Any, row: dict, key: str) -> Any:
+        if isinstance(spec, Function):
+            spec = spec.resolve()
+        if callable(spec):
+            return spec(row)
+        if not isinstance(spec, str):
+            return spec
+        if spec in row:
+            return row[spec]
+        try:
+            return render(spec, row)
+        except Exception as e:  # jinja2's UndefinedError, TemplateSyntaxError, TypeError in an expression
+            raise UserError(f"task {self.name!r}: cannot render {key} {spec!r} on a row ({type(e).__name__}: "
+                            f"{e}); the row has columns {', '.join(row)}", where=self.where) from None
 
     def choice_list(self, row: dict) -> list[str]:
-        if isinstance(self.choices, str):
-            return [str(c) for c in row[self.choices]]
-        return [_render(t, row, self, "choices") for t in self.choices]
+        c = self.doc_to_choice
+        out = self._field(c, row, "doc_to_choice")
+        if isinstance(c, str) and c not in row and isinstance(out, str):
+            try:
+                out = ast.literal_eval(out)
+            except (SyntaxError, ValueError):
+                raise UserError(f"task {self.name!r}: doc_to_choice rendered {out!r}, not a list",
+                                where=self.where, fix='e.g. doc_to_choice: "{{choices}}" or a YAML list') from None
+        out = list(out.values()) if isinstance(out, dict) else out
+        if not isinstance(out, list) or not out:
+            raise UserError(f"task {self.name!r}: doc_to_choice gave {out!r}, not a non-empty list",
+                            where=self.where)
+        return [str(x) for x in out]
+
+    def question(self, row: dict, spec: Any = None) -> str:
+        spec = spec or self.doc_to_text
+        q = self._field(spec, row, "doc_to_text")
+        rendered = isinstance(spec, str) and spec not in row
+        if not isinstance(q, str) or (rendered and q.isdigit() and self.doc_to_choice is not None):
+            raise UserError(f"task {self.name!r}: doc_to_text gave {q!r}; a multiple-input task (one context "
+                            "per choice) is not implemented by hfrepro", where=self.where,
+                            fix="run this task in lm-eval")
+        return q
+
+    def _target(self, row: dict, spec: Any = None) -> Any:
+        spec = spec or self.doc_to_target
+        t = self._field(spec, row, "doc_to_target")
+        if isinstance(spec, str) and spec not in row and isinstance(t, str):
+            if t.isdigit() and self.doc_to_choice is not None:
+                return ast.literal_eval(t)
+            if len(t) >= 2 and t[0] == "[" and t[-1] == "]":
+                try:
+                    return ast.literal_eval(t)
+                except (SyntaxError, ValueError):
+                    return t
+        return t
+
+    def targets(self, row: dict) -> list[str]:
+        """Every accepted answer: the target, or each of a list of targets (indices become their choices)."""
+        t = self._target(row)
+        ts = t if isinstance(t, list) else [t]
+        if self.doc_to_choice is not None and any(isinstance(x, int) for x in ts):
+            ch = self.choice_list(row)
+            ts = [ch[x] if isinstance(x, int) and 0 <= x < len(ch) else x for x in ts]
+        return [str(x) for x in ts]
+
+    def target(self, row: dict) -> str:
+        """The reference answer as a demonstration shows it (the first target of a list)."""
+        return self.targets(row)[0]
+
+    def gold_indices(self, row: dict) -> list[int]:
+        """multiple_choice: the index of the right choice (several when doc_to_target gives a list)."""
+        t, choices = self._target(row), self.choice_list(row)
+        out = []
+        for g in t if isinstance(t, list) else [t]:
+            if isinstance(g, int) and 0 <= g < len(choices):
+                out.append(g)
+            elif isinstance(g, str) and g in choices:
+                out.append(choices.index(g))
+            else:
+                raise UserError(f"task {self.name!r}: the target {g!r} is not one of the choices {choices}",
+                                where=self.where, fix="doc_to_target must give a choice or its index")
+        return out
 
     def gold_index(self, row: dict) -> int:
-        choices, gold = self.choice_list(row), self.target(row)
-        if gold not in choices:
-            raise UserError(f"task {self.name!r}: the answer {gold!r} is not one of the choices {choices}",
-                            where=self.where, fix="the `answer` template must render to one of the choices")
-        return choices.index(gold)
+        return self.gold_indices(row)[0]
+
+    def header(self, row: dict) -> str:
+        """The text before the demonstrations: the task's `description`, rendered on the test row."""
+        return self._field(self.instruction, row, "description") if self.instruction else ""
+
+    def demo_parts(self, row: dict) -> tuple[str, str]:
+        """A demonstration's question and answer (fewshot_config's doc_to_* where it sets them)."""
+        fc = self.fewshot_config
+        q = self.question(row, fc.get("doc_to_text"))
+        t = self._target(row, fc.get("doc_to_target"))
+        t = t[0] if isinstance(t, list) and t else t
+        if isinstance(t, int) and self.doc_to_choice is not None:
+            t = self.choice_list(row)[t]
+        return q, str(t)
 
     def demo_text(self, row: dict) -> str:
-        """One demonstration: question, target delimiter, answer, separator."""
-        return self.question(row) + self.target_delimiter + self.target(row) + self.separator
-
-    def header(self) -> str:
-        return self.instruction + self.instruction_separator if self.instruction else ""
+        """One demonstration: question, target delimiter, answer, few-shot delimiter (lm-eval's layout)."""
+        q, a = self.demo_parts(row)
+        fc = self.fewshot_config
+        return q + fc.get("target_delimiter", self.target_delimiter) + a + fc.get("fewshot_delimiter",
+                                                                                 self.fewshot_delimiter)
 
     # --- scoring ------------------------------------------------------------------------------------
 
     def extract(self, generated: str) -> str:
-        """The answer inside a generation: cut at the first stop string (as lm-eval's `until` does), then
-        keep the first match of `answer_regex` (its group 1 if it has groups) when one is set."""
+        """The answer inside a generation: cut at each `until` string (lm-eval's rule), then the filters."""
         text = generated
-        for s in self.stop:
-            if s and s in text:
-                text = text[:text.index(s)]
-        if self.answer_regex:
-            m = re.search(self.answer_regex, text)
-            text = (m.group(1) if m.groups() else m.group(0)) if m else ""
-        return text
+        for term in self.until:
+            if term:
+                text = text.split(term)[0]
+        return apply_filters(text, self.filters)
 
-    def norm(self, s: str) -> str:
-        return normalize(s, self.normalize)
-
-    def is_correct(self, prediction: str, row: dict, metric: str | None = None) -> bool:
-        metric = metric or self.primary_metric
-        p = self.norm(prediction)
-        golds = [self.norm(a) for a in self.accepted(row)]
-        if metric == "prefix_match":
-            return any(g and p.startswith(g) for g in golds)
-        return p in golds
-
-    def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in (*REQUIRED, *OPTIONAL)}
-        d["data"] = self.data if not isinstance(self.data, Path) else str(self.data)
-        return d
+    def score_generation(self, prediction: str, row: dict) -> dict[str, bool]:
+        golds = self.targets(row)
+        return {m["metric"]: exact_match(prediction, golds, **_options(m)) for m in self.metric_list}
 
 
-# --- normalisation ----------------------------------------------------------------------------------------
+def _options(metric: dict) -> dict:
+    return {k: metric[k] for k in EXACT_MATCH_OPTIONS if k in metric}
 
-_PUNCT = "".join(c for c in string.punctuation)
+
+def exact_match(prediction: str, references: list[str], regexes_to_ignore: list[str] | None = None,
+                ignore_case: bool = False, ignore_punctuation: bool = False, ignore_numbers: bool = False) -> bool:
+    """lm-eval's exact_match for one prediction against any of `references`: the regexes deleted (in order,
+    from both), then case, ASCII punctuation and digits ignored when asked."""
+    p, refs = prediction, list(references)
+    for rx in regexes_to_ignore or []:
+        p, refs = re.sub(rx, "", p), [re.sub(rx, "", r) for r in refs]
+    drop = (string.punctuation if ignore_punctuation else "") + (string.digits if ignore_numbers else "")
+    if ignore_case:
+        p, refs = p.lower(), [r.lower() for r in refs]
+    if drop:
+        table = str.maketrans("", "", drop)
+        p, refs = p.translate(table), [r.translate(table) for r in refs]
+    return p in refs
 
 
-def normalize(s: str, steps: list[str]) -> str:
-    """Apply the named normalisation steps in the fixed order nfkc, strip, lower, punctuation, whitespace."""
-    for step in NORMALIZERS:
-        if step not in steps:
+def apply_filters(text: str, steps: list[dict]) -> str:
+    """lm-eval's filters on one response: regex, remove_whitespace, lowercase, uppercase, map, take_first."""
+    for f in steps:
+        fn = f["function"]
+        if fn == "regex":
+            found = re.findall(f.get("regex_pattern", r"#### (\-?[0-9\.\,]+)"), text)
+            if found:
+                m = found[f.get("group_select", 0)]
+                if isinstance(m, tuple):
+                    m = next((x for x in m if x), None)
+                text = m.strip() if m is not None else f.get("fallback", "[invalid]")
+            else:
+                text = f.get("fallback", "[invalid]")
+        elif fn == "remove_whitespace":
+            text = text.strip()
+        elif fn in ("lowercase", "uppercase"):
+            text = text.lower() if fn == "lowercase" else text.upper()
+        elif fn == "map":
+            text = (f.get("mapping_dict") or {}).get(text, f.get("default_value"))
+    return text
+
+
+# --- building and checking a Task from a config -----------------------------------------------------
+
+def task_from_config(cfg: dict, path: Path | None = None) -> Task:
+    """A Task from an lm-eval task config (a YAML's keys after `include:`), checked: one clear error for a
+    key hfrepro does not know or does not implement."""
+    where = str(path) if path else "task config"
+    cfg = {k: v for k, v in cfg.items() if k not in IGNORED}
+    for k, what in REFUSED.items():
+        if cfg.get(k) is not None:
+            raise UserError(f"`{k}`: {what} is not implemented by hfrepro's evaluator", where=where,
+                            fix="run this task in lm-eval (lm_eval --tasks ...)")
+    unknown = sorted(set(cfg) - READ)
+    if unknown:
+        raise UserError(f"unknown key(s) in task: {', '.join(unknown)}", where=where,
+                        fix="the keys are lm-evaluation-harness's task keys (docs/fewshot.md, 'Adding a task')")
+    name = cfg.get("task")
+    if not isinstance(name, str) or not name.strip() or re.search(r"[/\\,\x00]", name):
+        raise UserError(f"`task` must be a name without / \\ or commas, got {name!r}", where=where,
+                        fix="e.g. task: my_antonyms (any script is fine: task: 반의어)")
+    out = cfg.get("output_type", "generate_until")
+    if out not in OUTPUT_TYPES:
+        raise UserError(f"output_type {out!r} is not implemented by hfrepro's evaluator", where=where,
+                        fix=f"use one of: {', '.join(OUTPUT_TYPES)}; or run the task in lm-eval")
+    for k in ("doc_to_text", "doc_to_target") + (("doc_to_choice",) if out == "multiple_choice" else ()):
+        if cfg.get(k) is None:
+            raise UserError(f"task {name!r} has no `{k}`", where=where, fix=f"add {k}: (a Jinja template or column)")
+    if cfg.get("custom_dataset") is None and not cfg.get("dataset_path"):
+        raise UserError(f"task {name!r} names no data (dataset_path or custom_dataset)", where=where,
+                        fix="e.g. dataset_path: json + dataset_kwargs: {data_files: {test: test.jsonl}}")
+    if int(cfg.get("repeats") or 1) != 1 or cfg.get("unsafe_code"):
+        raise UserError("repeats > 1 and unsafe_code are not implemented by hfrepro's evaluator", where=where,
+                        fix="run this task in lm-eval")
+    for k in ("description", "target_delimiter", "fewshot_delimiter"):
+        if k in cfg and cfg[k] is not None and not isinstance(cfg[k], str):
+            raise UserError(f"`{k}` must be a string, got {cfg[k]!r}", where=where, fix="quote it in the YAML")
+    for k in ("doc_to_text", "doc_to_target", "doc_to_choice", "description"):
+        _check_template(cfg.get(k), k, where)
+    until, max_toks = _generation(cfg, where)
+    meta = cfg.get("metadata") or {}
+    return Task(
+        name=name, doc_to_text=cfg["doc_to_text"], doc_to_target=cfg["doc_to_target"], output_type=out,
+        doc_to_choice=cfg.get("doc_to_choice"), instruction=cfg.get("description") or "",
+        target_delimiter=cfg.get("target_delimiter", " "), fewshot_delimiter=cfg.get("fewshot_delimiter", "\n\n"),
+        until=until, max_gen_toks=max_toks, metric_list=_metric_list(cfg, out, where),
+        filters=_filter_steps(cfg.get("filter_list"), where), fewshot_config=_fewshot_config(cfg, where),
+        test_split=cfg.get("test_split"), validation_split=cfg.get("validation_split"),
+        training_split=cfg.get("training_split"), fewshot_split=cfg.get("fewshot_split"),
+        num_fewshot=cfg.get("num_fewshot"), summary=str(meta.get("summary", "")) if isinstance(meta, dict) else "",
+        dataset={k: cfg.get(k) for k in ("dataset_path", "dataset_name", "dataset_kwargs", "custom_dataset",
+                                         "process_docs", "metadata")},
+        path=path)
+
+
+def _check_template(spec: Any, key: str, where: str) -> None:
+    if isinstance(spec, str):
+        try:
+            _template(spec)
+        except Exception as e:  # jinja2.TemplateSyntaxError
+            raise UserError(f"`{key}` is not a valid Jinja template ({e}): {spec!r}", where=where,
+                            fix="columns are written {{column}}; see jinja.palletsprojects.com") from None
+
+
+def _generation(cfg: dict, where: str) -> tuple[list[str], int]:
+    """(until, max_gen_toks) from generation_kwargs, with lm-eval's defaults; only greedy decoding."""
+    gk = dict(cfg.get("generation_kwargs") or {})
+    delim = cfg.get("fewshot_delimiter", "\n\n")
+    until = gk.pop("until", [delim])
+    until = [until] if isinstance(until, str) else list(until or [])
+    toks = next((gk.pop(k) for k in ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
+                 if gk.get(k) is not None), DEFAULT_MAX_GEN_TOKS)
+    for k in ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens"):
+        gk.pop(k, None)
+    temp = float(gk.pop("temperature", 0.0) or 0.0)
+    sample = gk.pop("do_sample", None)
+    if sample or (sample is None and temp > 0):
+        raise UserError("sampling (do_sample / temperature > 0) is not implemented: hfrepro decodes greedily",
+                        where=where, fix="set do_sample: false, or run this task in lm-eval")
+    if gk:
+        raise UserError(f"generation_kwargs {', '.join(sorted(gk))} are not implemented by hfrepro's evaluator",
+                        where=where, fix="keep until, max_gen_toks, do_sample: false, temperature: 0")
+    if not isinstance(toks, int) or toks < 1:
+        raise UserError(f"max_gen_toks must be a positive integer, got {toks!r}", where=where)
+    return until, toks
+
+
+def _metric_list(cfg: dict, out: str, where: str) -> list[dict]:
+    metrics = cfg.get("metric_list") or [{"metric": m} for m in DEFAULT_METRICS[out]]
+    checked = []
+    for m in metrics:
+        name = m.get("metric") if isinstance(m, dict) else None
+        if not isinstance(name, str) or name not in METRICS[out]:
+            known = "; ".join(f"{o}: {', '.join(ms)}" for o, ms in METRICS.items())
+            raise UserError(f"metric {name!r} is not implemented for output_type {out!r}", where=where,
+                            fix=f"metrics hfrepro computes: {known}; or run the task in lm-eval")
+        extra = set(m) - {"metric", "aggregation", "higher_is_better", "hf_evaluate",
+                          *(EXACT_MATCH_OPTIONS if name == "exact_match" else ())}
+        if extra or m.get("hf_evaluate"):
+            raise UserError(f"metric {name!r}: option(s) {', '.join(sorted(extra)) or 'hf_evaluate'} are not "
+                            "implemented by hfrepro", where=where, fix="run this task in lm-eval")
+        agg = m.get("aggregation", "perplexity" if name == "perplexity" else "mean")
+        if agg != ("perplexity" if name == "perplexity" else "mean"):
+            raise UserError(f"metric {name!r}: aggregation {agg!r} is not implemented", where=where)
+        for rx in m.get("regexes_to_ignore") or []:
+            try:
+                re.compile(rx)
+            except re.error as e:
+                raise UserError(f"regexes_to_ignore: {rx!r} is not a valid regular expression: {e}",
+                                where=where) from None
+        checked.append(dict(m))
+    return checked
+
+
+def _filter_steps(filter_list: Any, where: str) -> list[dict]:
+    if not filter_list:
+        return []
+    if isinstance(filter_list, str) or len(filter_list) != 1:
+        raise UserError("hfrepro scores one filter pipeline per task", where=where,
+                        fix="keep one entry in filter_list, or run the task in lm-eval")
+    steps = filter_list[0].get("filter") or []
+    for f in steps:
+        if f.get("function") not in FILTERS:
+            raise UserError(f"filter {f.get('function')!r} is not implemented by hfrepro", where=where,
+                            fix=f"filters hfrepro applies: {', '.join(FILTERS)}; or run the task in lm-eval")
+        if f["function"] == "regex":
+            re.compile(f.get("regex_pattern", ""))
+    return [dict(f) for f in steps]
+
+
+def _fewshot_config(cfg: dict, where: str) -> dict:
+    fc = dict(cfg.get("fewshot_config") or {})
+    unknown = set(fc) - {"sampler", "split", "samples", "process_docs", "doc_to_text", "doc_to_target",
+                         "doc_to_choice", "target_delimiter", "fewshot_delimiter"}
+    if unknown:
+        raise UserError(f"fewshot_config: {', '.join(sorted(unknown))} not implemented by hfrepro", where=where,
+                        fix="keep sampler, split, samples, doc_to_*, *_delimiter")
+    if fc.get("sampler", "default") not in SAMPLERS:
+        raise UserError(f"fewshot_config.sampler {fc.get('sampler')!r} is not implemented by hfrepro",
+                        where=where, fix=f"use one of: {', '.join(SAMPLERS)}")
+    if fc.get("process_docs") is not None:
+        raise UserError("fewshot_config.process_docs is not implemented by hfrepro", where=where,
+                        fix="use the task's process_docs, or run the task in lm-eval")
+    return fc
+
+
+def _check_rows(task: Task) -> None:
+    """Render every template on the scored rows and the demonstrations before any model is loaded."""
+    rows = task.test_rows()
+    demos = task.fewshot_docs()
+    for r in rows:
+        task.header(r)
+        task.question(r)
+        if task.output_type == "multiple_choice":
+            task.gold_indices(r)
+        else:
+            task.targets(r)
+    for r in demos:
+        task.demo_text(r)
+
+
+# --- finding tasks -----------------------------------------------------------------------------------
+
+def task_files(include_path: str | Path | list | None = None, shipped: bool = True) -> dict[str, Path]:
+    """{task name: YAML file} for the tasks shipped with hfrepro (this stage's first) and every task YAML under
+    `include_path` folders (as lm-eval's TaskManager(include_path=...)). Files without a `task:` name (include
+    bases) are skipped."""
+    folders = ([TASKS_DIR, *(d for d in SHIPPED_TASK_DIRS if d != TASKS_DIR)] if shipped else [TASKS_DIR])
+    folders += [Path(p).expanduser() for p in _as_list(include_path)]
+    return _index(tuple(str(f.resolve()) for f in folders))
+
+
+def _as_list(x: Any) -> list:
+    if x is None:
+        return []
+    if isinstance(x, (str, Path)):
+        return [p.strip() for p in str(x).split(",") if p.strip()]
+    return list(x)
+
+
+def _index(folders: tuple[str, ...]) -> dict[str, Path]:
+    files = [p for f in folders for p in sorted(Path(f).glob("**/*.yaml"))]
+    return _names(tuple((str(p), p.stat().st_mtime_ns) for p in files))
+
+
+@functools.lru_cache(maxsize=32)
+def _names(files: tuple[tuple[str, int], ...]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for f, _ in files:
+        p = Path(f)
+        try:
+            name = yaml.load(p.read_text(encoding="utf-8"), Loader=_loader(p.parent)).get("task")  # noqa: S506
+        except (yaml.YAMLError, OSError, AttributeError):
             continue
-        if step == "nfkc":
-            s = unicodedata.normalize("NFKC", s)
-        elif step == "strip":
-            s = s.strip()
-        elif step == "lower":
-            s = s.casefold()
-        elif step == "punctuation":
-            s = "".join(c for c in s if not unicodedata.category(c).startswith("P") and c not in _PUNCT)
-        elif step == "whitespace":
-            s = " ".join(s.split())
-    return s
-
-
-# --- loading ------------------------------------------------------------------------------------------
-
-def builtin_task_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(TASKS_DIR.glob("*.yaml"))}
+        if isinstance(name, str):
+            found.setdefault(name, p)
+    return found
 
 
 def builtin_tasks() -> list[str]:
-    """Names of the tasks shipped with hfrepro (hfrepro/fewshot/tasks/*.yaml)."""
-    return list(builtin_task_files())
+    """Names of this stage's tasks (hfrepro/fewshot/tasks/*.yaml): what `all` means."""
+    return sorted(task_files(shipped=False))
 
 
-def load_task(spec: "str | Path | Task | dict") -> Task:
-    """A task from a built-in name, a YAML path, a dict of fields, or a Task (returned as is)."""
+def load_task_file(path: str | Path) -> Task:
+    path = Path(path).expanduser().resolve()
+    return task_from_config(read_task_yaml(path), path=path)
+
+
+def load_task(spec: "str | Path | Task | dict", include_path: Any = None) -> Task:
+    """A task from a name (built-in or under `include_path`), a YAML path, a config dict, or a Task."""
     if isinstance(spec, Task):
         return spec
     if isinstance(spec, dict):
-        return task_from_dict(spec, path=None, base=Path.cwd())
+        return task_from_config(spec)
     s = str(spec)
-    files = builtin_task_files()
-    if s in files:
-        return load_task_file(files[s])
     p = Path(s).expanduser()
     if p.is_file():
         return load_task_file(p)
+    files = task_files(include_path)
+    if s in files:
+        return load_task_file(files[s])
     if p.is_dir():
-        raise UserError(f"task path is a folder: {p}", fix="point at a task .yaml file inside it")
+        raise UserError(f"task path is a folder: {p}", fix="point at a task .yaml inside it, or pass the folder "
+                                                           "as --include_path and the task by name")
     if s.endswith((".yaml", ".yml")) or "/" in s:
         raise UserError(f"task file not found: {s}", fix="check the path")
-    raise UserError(f"unknown task {s!r}", fix=f"built-in tasks: {', '.join(files)}; or give a path to a task "
-                                              "YAML file (see docs/fewshot.md, 'Adding a task')")
+    raise UserError(f"unknown task {s!r}", fix=f"built-in tasks: {', '.join(builtin_tasks())}; or a task YAML "
+                                              "path, or --include_path FOLDER (docs/fewshot.md, 'Adding a task')")
 
 
-def load_tasks(specs: "str | list") -> list[Task]:
+def load_tasks(specs: "str | list", include_path: Any = None) -> list[Task]:
     """Tasks from a comma-separated string or a list; `all` means every built-in task."""
     if isinstance(specs, str):
         specs = [s.strip() for s in specs.split(",") if s.strip()]
     out: list[Task] = []
     for s in specs:
-        if s == "all":
-            out += [load_task(n) for n in builtin_tasks()]
-        else:
-            out.append(load_task(s))
+        out += [load_task(n) for n in builtin_tasks()] if s == "all" else [load_task(s, include_path)]
     if not out:
         raise UserError("no tasks given", fix=f"pass --tasks with some of: {', '.join(builtin_tasks())}")
     names = [t.name for t in out]
@@ -252,187 +736,3 @@ def load_tasks(specs: "str | list") -> list[Task]:
     if dup:
         raise UserError(f"task name(s) given twice: {', '.join(dup)}", fix="each task name must be unique")
     return out
-
-
-def load_task_file(path: str | Path) -> Task:
-    import yaml
-
-    from hfrepro.data import read_text
-
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"task file is not valid YAML: {getattr(e, 'problem', None) or e}", where=where) from None
-    if not isinstance(raw, dict):
-        raise UserError("a task file must be a YAML mapping of field names to values", where=str(path),
-                        fix="see docs/fewshot.md, 'Adding a task', for an example")
-    return task_from_dict(raw, path=path, base=path.parent)
-
-
-def task_from_dict(raw: dict, path: Path | None, base: Path) -> Task:
-    where = str(path) if path else "task definition"
-    unknown = sorted(set(raw) - set(REQUIRED) - set(OPTIONAL))
-    if unknown:
-        raise UserError(f"unknown field(s) in task: {', '.join(unknown)}", where=where,
-                        fix=f"allowed fields: {', '.join([*REQUIRED, *OPTIONAL])}")
-    missing = [k for k in REQUIRED if raw.get(k) in (None, "")]
-    if missing:
-        raise UserError(f"task is missing required field(s): {', '.join(missing)}", where=where,
-                        fix="every task needs name, template, answer and data (see docs/fewshot.md)")
-    vals = {**{k: (list(v) if isinstance(v, list) else v) for k, v in OPTIONAL.items()}, **raw}
-    for k in ("name", "template", "answer", "description", "instruction", "target_delimiter", "separator",
-              "instruction_separator"):
-        if not isinstance(vals[k], str):
-            raise UserError(f"field {k!r} must be a string, got {type(vals[k]).__name__}: {vals[k]!r}",
-                            where=where, fix="quote it in the YAML")
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", vals["name"]):
-        raise UserError(f"task name {vals['name']!r} may only hold letters, digits, _ . -", where=where)
-    if vals["scoring"] not in SCORINGS:
-        raise UserError(f"unknown scoring {vals['scoring']!r}", where=where, fix=f"use one of: {', '.join(SCORINGS)}")
-    scoring = vals["scoring"]
-    metric = vals["metric"] or METRICS[scoring][0]
-    metric = [metric] if isinstance(metric, str) else list(metric)
-    bad = [m for m in metric if m not in METRICS[scoring]]
-    if bad:
-        known = "; ".join(f"{s}: {', '.join(ms)}" for s, ms in METRICS.items())
-        raise UserError(f"unknown metric {', '.join(map(repr, bad))} for scoring {scoring!r}", where=where,
-                        fix=f"metrics by scoring: {known}")
-    norm = DEFAULT_NORMALIZE if vals["normalize"] is None else vals["normalize"]
-    norm = [norm] if isinstance(norm, str) else list(norm)
-    badn = [n for n in norm if n not in NORMALIZERS]
-    if badn:
-        raise UserError(f"unknown normalisation step(s): {', '.join(badn)}", where=where,
-                        fix=f"use some of: {', '.join(NORMALIZERS)}")
-    stop = vals["stop"]
-    stop = [stop] if isinstance(stop, str) else list(stop or [])
-    if scoring == "multiple_choice":
-        ch = vals["choices"]
-        if not ch or not (isinstance(ch, str) or (isinstance(ch, list) and all(isinstance(c, str) for c in ch))):
-            raise UserError("a multiple_choice task needs `choices`: the name of a column holding a list, or a "
-                            "list of templates", where=where, fix='e.g. choices: choices  or  choices: ["{a}", "{b}"]')
-    if not isinstance(vals["max_new_tokens"], int) or vals["max_new_tokens"] < 1:
-        raise UserError(f"max_new_tokens must be a positive integer, got {vals['max_new_tokens']!r}", where=where)
-    if vals["answer_regex"]:
-        try:
-            re.compile(vals["answer_regex"])
-        except re.error as e:
-            raise UserError(f"answer_regex is not a valid regular expression: {e}", where=where) from None
-    for k in ("template", "answer"):
-        _check_template(vals[k], k, where)
-    if isinstance(vals["choices"], list):
-        for c in vals["choices"]:
-            _check_template(c, "choices", where)
-    data = vals["data"]
-    if isinstance(data, str):
-        data = _data_path(data, base, where)
-    elif isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()):
-        data = {str(k): _data_path(v, base, where) for k, v in data.items()}
-    else:
-        raise UserError("`data` must be a file name, or a mapping {split: file}", where=where,
-                        fix="e.g. data: mytask.jsonl   or   data: {train: train.jsonl, test: test.jsonl}")
-    if vals["test_split"] == vals["demo_split"]:
-        raise UserError(f"test_split and demo_split are both {vals['test_split']!r}", where=where,
-                        fix="demonstrations must come from a split that is not scored")
-    kw = {k: vals[k] for k in OPTIONAL if k not in ("normalize", "metric", "stop")}
-    return Task(name=vals["name"], template=vals["template"], answer=vals["answer"], data=data,
-                normalize=norm, metric=metric, stop=stop, path=path, **kw)
-
-
-def _check_template(t: str, key: str, where: str) -> None:
-    try:
-        list(string.Formatter().parse(t))
-    except ValueError as e:
-        raise UserError(f"field {key!r} is not a valid template ({e}): {t!r}", where=where,
-                        fix="fields are written {column}; a literal brace is written {{ or }}") from None
-
-
-def _data_path(name: str, base: Path, where: str) -> Path:
-    p = Path(name).expanduser()
-    p = p if p.is_absolute() else base / p
-    if p.suffix.lower() not in DATA_SUFFIXES:
-        raise UserError(f"unsupported data file type {p.suffix!r}: {p.name}", where=where,
-                        fix=f"use one of: {', '.join(DATA_SUFFIXES)}")
-    if not p.is_file():
-        raise UserError(f"data file not found: {p}", where=where, fix="paths are relative to the task YAML file")
-    return p
-
-
-def _read_file(p: Path) -> list[dict]:
-    from hfrepro.data import read_jsonl, read_table
-    rows = read_jsonl(p) if p.suffix.lower() in (".jsonl", ".json") else read_table(p)
-    return rows
-
-
-def _read_splits(task: Task) -> dict[str, list[dict]]:
-    if isinstance(task.data, dict):
-        splits = {k: _read_file(p) for k, p in task.data.items()}
-        src = ", ".join(str(p) for p in task.data.values()) + f" (task file: {task.where})"
-    else:
-        rows = _read_file(task.data)
-        src = f"{task.data} (task file: {task.where})"
-        if not rows:
-            raise UserError(f"task {task.name!r}: the data file has no rows", where=src,
-                            fix="add examples, one JSON object per line (or one table row per line)")
-        if any(task.split_column in r for r in rows):
-            splits: dict[str, list[dict]] = {}
-            for i, r in enumerate(rows, 1):
-                if task.split_column not in r:
-                    raise UserError(f"row {i} has no {task.split_column!r} value while other rows do",
-                                    where=f"{task.data}:{i} (task file: {task.where})",
-                                    fix="give every row a split, or none")
-                splits.setdefault(str(r[task.split_column]), []).append(r)
-        else:  # no split column: a fixed-seed split into a demonstration pool and the scored rows
-            idx = list(range(len(rows)))
-            random.Random(1234).shuffle(idx)
-            n_demo = min(64, max(1, len(rows) // 5))
-            if len(rows) < 2:
-                raise UserError(f"task {task.name!r}: {len(rows)} row(s) cannot be split into demonstrations "
-                                "and test examples", where=src, fix="add rows, or a split column")
-            splits = {task.demo_split: [rows[i] for i in sorted(idx[:n_demo])],
-                      task.test_split: [rows[i] for i in sorted(idx[n_demo:])]}
-    for need, what in ((task.test_split, "scored"), (task.demo_split, "demonstration")):
-        if not splits.get(need):
-            have = ", ".join(f"{k} ({len(v)})" for k, v in splits.items()) or "none"
-            raise UserError(f"task {task.name!r}: the {what} split {need!r} is empty or missing (splits found: "
-                            f"{have})", where=src,
-                            fix=f"add rows with {task.split_column}: {need}, or set "
-                                f"{'test_split' if need == task.test_split else 'demo_split'} in the task YAML")
-    return splits
-
-
-def _fields(t: str) -> list[str]:
-    return [f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(t) if f]
-
-
-def _check_rows(task: Task, splits: dict[str, list[dict]]) -> None:
-    need = set(_fields(task.template)) | set(_fields(task.answer))
-    if isinstance(task.choices, list):
-        for c in task.choices:
-            need |= set(_fields(c))
-    elif isinstance(task.choices, str):
-        need.add(task.choices)
-    for split in (task.test_split, task.demo_split):
-        for i, r in enumerate(splits[split], 1):
-            miss = sorted(need - set(r))
-            if miss:
-                raise UserError(f"task {task.name!r}: row {i} of split {split!r} has no column(s) "
-                                f"{', '.join(miss)} (it has: {', '.join(r)})", where=task.where,
-                                fix="the templates may only use columns that every row has")
-            if isinstance(task.choices, str) and not (isinstance(r[task.choices], list) and r[task.choices]):
-                raise UserError(f"task {task.name!r}: row {i} of split {split!r}: column {task.choices!r} must "
-                                "hold a non-empty list of choices", where=task.where,
-                                fix="in JSONL write e.g. \"choices\": [\"Paris\", \"Rome\"]; in TSV/CSV use one "
-                                    "column per choice and choices: [\"{a}\", \"{b}\"]")
-            if task.scoring == "multiple_choice":
-                task.gold_index(r)
-
-
-def _render(t: str, row: dict, task: Task, key: str) -> str:
-    try:
-        return t.format(**row)
-    except (KeyError, IndexError, AttributeError, ValueError) as e:
-        raise UserError(f"task {task.name!r}: cannot fill the {key} template {t!r} from a row ({type(e).__name__}: "
-                        f"{e}); the row has columns {', '.join(row)}", where=task.where) from None
