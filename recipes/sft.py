@@ -22,6 +22,7 @@ Usage:
     hfrepro sft --push_to_hub --hub_model_id you/smollm2-dictionary-lora          # share it (needs HF_TOKEN)
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +34,9 @@ from hfrepro import runtime
 from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
+from hfrepro.fewshot.tasks import load_task
 from hfrepro.finetune import sft
-from hfrepro.finetune.data import task_accuracy, training_rows
+from hfrepro.finetune.data import task_accuracy, task_path, training_rows
 from hfrepro.finetune.memory import PeakMemory
 from hfrepro.hub import hub_request, push_folder
 from hfrepro.lora import LoraArguments, count_parameters, lora_config
@@ -132,6 +134,8 @@ def check(script_args: ScriptArguments) -> None:
     if script_args.merge and script_args.method != "lora":
         raise UserError("--merge only applies to --method lora",
                         fix="drop --merge (full and head runs already save complete weights)")
+    if script_args.eval_task:
+        load_task(task_path(script_args.eval_task))     # a wrong task name fails now, not after training
 
 
 def train_metrics(trainer, result, seconds, cpu_seconds, peak, kind, flops_tok, run) -> dict:
@@ -180,8 +184,6 @@ def done_line(m: dict) -> str:
 def heldout(model, tokenizer, script_args, training_args, folder: Path) -> dict:
     """Accuracy on the task's held-out rows, asked as the model was trained (no instruction, no examples);
     every prompt and answer goes to heldout_samples.jsonl."""
-    import json
-
     r = task_accuracy(model, tokenizer, script_args.eval_task, limit=script_args.eval_limit,
                       seed=1234 + training_args.seed, batch_size=training_args.per_device_eval_batch_size)
     if runtime.is_main_process():

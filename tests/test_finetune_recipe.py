@@ -127,7 +127,8 @@ def test_heldout_task_accuracy(tiny_model_dir, tmp_path):
 
 def test_refused_before_anything_is_written(tiny_model_dir, data, tmp_path):
     for more, msg in ((["--method", "prefix"], "unknown method"), (["--method", "full", "--merge"], "--merge only"),
-                      (["--train_file", str(tmp_path / "nope.jsonl")], "training file not found")):
+                      (["--train_file", str(tmp_path / "nope.jsonl")], "training file not found"),
+                      (["--eval_task", "no_such_task"], "no_such_task")):
         out = tmp_path / msg.replace(" ", "-")
         with pytest.raises(UserError, match=msg):
             recipe.cli(_argv(tiny_model_dir, data, out, *more))
