@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hfrepro.finetune.data import training_rows  # noqa: E402
+from hfrepro.finetune.training_data import training_rows  # noqa: E402
 from hfrepro.models import resolve  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from hfrepro.config import config_path, load_yaml  # noqa: E402
 from hfrepro.finetune.build_data import WORD_CLASS  # noqa: E402
-from hfrepro.finetune.data import task_path  # noqa: E402
+from hfrepro.finetune.training_data import task_path  # noqa: E402
 from hfrepro.recipes import sft  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 

@@ -36,8 +36,8 @@ from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
 from hfrepro.fewshot.tasks import load_task
 from hfrepro.finetune import sft
-from hfrepro.finetune.data import task_accuracy, task_path, training_rows
 from hfrepro.finetune.memory import PeakMemory
+from hfrepro.finetune.training_data import task_accuracy, task_path, training_rows
 from hfrepro.hub import hub_request, push_folder
 from hfrepro.lora import LoraArguments, count_parameters, lora_config
 from hfrepro.models import load_causal_lm, load_tokenizer, resolve

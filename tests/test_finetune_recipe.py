@@ -20,7 +20,7 @@ from hfrepro.fewshot.evaluator import build_prompt
 from hfrepro.fewshot.tasks import load_task
 from hfrepro.finetune import sft
 from hfrepro.finetune.build_data import WORD_CLASS
-from hfrepro.finetune.data import task_path, training_rows
+from hfrepro.finetune.training_data import task_path, training_rows
 from hfrepro.lora import LoraArguments
 from hfrepro.recipes import sft as recipe
 

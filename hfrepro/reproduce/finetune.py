@@ -17,8 +17,8 @@ from pathlib import Path
 
 from hfrepro.claims import Claim, StageContext, StageResult
 from hfrepro.config import config_path, load_yaml
-from hfrepro.finetune.data import task_accuracy
 from hfrepro.finetune.memory import release_memory
+from hfrepro.finetune.training_data import task_accuracy
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.models import load_causal_lm, load_tokenizer
 from hfrepro.report import md_table, pyplot, save_figure
