@@ -1,5 +1,5 @@
-"""SFT training throughput: hfrepro's `train_sft` against a plain TRL SFTTrainer script with the same settings
-(target: ratio >= 0.95). Same model, rows, method, steps, batch, learning rate, max_length, threads.
+"""SFT training throughput: hfrepro's recipe (`hfrepro sft`) against a plain TRL SFTTrainer script with the same
+settings (target: ratio >= 0.95). Same model, rows, method, steps, batch, learning rate, max_length, threads.
 
     .venv/bin/python bench/sft.py                       # LoRA, 12 steps x 8 rows of stage 5's task, 3 rounds
     .venv/bin/python bench/sft.py --method full --rounds 2 --threads 2
@@ -20,32 +20,35 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-
-def ours(a) -> dict:
-    from hfrepro.finetune.sft import train_sft
-    from hfrepro.training import setup_runtime
-
-    setup_runtime(seed=0, threads=a.threads)
-    rows = [json.loads(x) for x in open(a.data)]
-    m = train_sft(a.model, rows, method=a.method, run_dir=tempfile.mkdtemp(prefix="sft-bench-"), echo=False,
-                  max_steps=a.max_steps, per_device_train_batch_size=a.batch_size, learning_rate=a.learning_rate,
-                  max_length=a.max_length, logging_steps=1, save_strategy="no", seed=0, data_seed=0)
-    return {"tokens": m["tokens_seen"], "seconds": m["train_seconds"], "train_loss": m["train_loss"],
-            "steps": m["steps"]}
+from hfrepro.finetune.training_data import training_rows  # noqa: E402
+from hfrepro.models import resolve  # noqa: E402
+from hfrepro.report import md_table  # noqa: E402
 
 
 def run_one(side: str, a, data: Path, model: str) -> dict:
-    common = ["--model", model, "--data", str(data), "--method", a.method, "--max_steps", str(a.max_steps),
-              "--batch_size", str(a.batch_size), "--learning_rate", str(a.learning_rate),
-              "--max_length", str(a.max_length), "--threads", str(a.threads)]
-    script = [str(REPO / "bench" / "sft.py"), "--_side", "ours"] if side == "ours" else \
-        [str(REPO / "bench" / "sft_plain_trl.py")]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(a.threads),
            "HFREPRO_THREADS": str(a.threads), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    p = subprocess.run([sys.executable, *script, *common], capture_output=True, text=True, env=env, cwd=REPO)
+    if side == "ours":      # the recipe, as a user runs it; its metrics.json has the same measurements
+        out = tempfile.mkdtemp(prefix="sft-bench-")
+        cmd = [sys.executable, "-m", "hfrepro", "sft", "--model", model, "--train_file", str(data),
+               "--method", a.method, "--max_steps", str(a.max_steps), "--per_device_train_batch_size",
+               str(a.batch_size), "--learning_rate", str(a.learning_rate), "--max_length", str(a.max_length),
+               "--logging_steps", "1", "--save_strategy", "no", "--save_model", "false", "--seed", "0",
+               "--data_seed", "0", "--threads", str(a.threads), "--output_dir", out]
+    else:
+        cmd = [sys.executable, str(REPO / "bench" / "sft_plain_trl.py"), "--model", model, "--data", str(data),
+               "--method", a.method, "--max_steps", str(a.max_steps), "--batch_size", str(a.batch_size),
+               "--learning_rate", str(a.learning_rate), "--max_length", str(a.max_length), "--threads",
+               str(a.threads)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if p.returncode != 0:
         raise SystemExit(f"{side} run failed:\n{p.stderr[-3000:]}")
+    if side == "ours":
+        m = json.loads((Path(out) / "metrics.json").read_text())
+        return {"tokens": m["tokens_seen"], "seconds": m["train_seconds"], "train_loss": m["train_loss"],
+                "steps": m["steps"]}
     return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1])
 
 
@@ -59,21 +62,11 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--_side", default=None)
     a = ap.parse_args()
-    if a._side == "ours":
-        print(json.dumps(ours(a)))
-        return
-
-    from hfrepro.fewshot import load_task
-    from hfrepro.finetune.compare import TASK_FILE, training_rows
-    from hfrepro.models import resolve
-    from hfrepro.report import md_table
 
     model = resolve(a.model)
     data = Path(tempfile.mkdtemp(prefix="sft-bench-")) / "rows.jsonl"
-    rows = training_rows(load_task(str(TASK_FILE)), a.max_steps * a.batch_size)
+    rows = training_rows("word_class", a.max_steps * a.batch_size)
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     runs = {"ours": [], "plain": []}
     order = []
@@ -89,7 +82,7 @@ def main():
     ratio = med["ours"] / med["plain"]
     same = all(r["tokens"] == runs["ours"][0]["tokens"] for r in runs["ours"] + runs["plain"])
     losses_match = abs(runs["ours"][0]["train_loss"] - runs["plain"][0]["train_loss"]) < 1e-3
-    table = [{"side": "hfrepro train_sft", "median tokens/s": med["ours"],
+    table = [{"side": "hfrepro sft (the recipe)", "median tokens/s": med["ours"],
               "runs": ", ".join(f"{x['tokens_per_s']:.1f}" for x in runs["ours"])},
              {"side": "plain TRL SFTTrainer", "median tokens/s": med["plain"],
               "runs": ", ".join(f"{x['tokens_per_s']:.1f}" for x in runs["plain"])}]

@@ -1,10 +1,13 @@
 """hfrepro chat: history kept across turns, /reset, /system, streamed tokens."""
 
+# pytest fixtures come from finetune_helpers (imported below), and tests name them as arguments:
+# ruff: noqa: F811
+
 import io
 
 import pytest
-
 from finetune_helpers import tiny_model_dir  # noqa: F401  (fixture)
+
 from hfrepro.errors import UserError
 from hfrepro.finetune.chat import ChatSession, repl
 

@@ -1,38 +1,39 @@
 """Stage 5 on the real embedded SmolLM2 at the smallest real size: the README workflow (prepare-data on the
-shipped example -> LoRA -> plain peft load -> chat), the context check with the real tokenizer, and the recipe
-under accelerate with 2 processes."""
+shipped example -> LoRA -> plain peft load -> chat), the context check with the real tokenizer, `hfrepro sft
+--budget tiny` from outside the checkout, and the recipe under accelerate with 2 processes."""
 
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import PY, REPO, run_cli
+from finetune_helpers import tiny_chat_model
+from peft import AutoPeftModelForCausalLM
 
-from conftest import PY, REPO
+from hfrepro.finetune import jobs, jsonl
+from hfrepro.finetune.build_data import DICTIONARY
+from hfrepro.finetune.chat import ChatSession
+from hfrepro.finetune.cli import start
+from hfrepro.models import load_tokenizer
 
 pytestmark = pytest.mark.integration
 
 
 def test_readme_workflow_small(tmp_path):
-    from peft import AutoPeftModelForCausalLM
-
-    from hfrepro.finetune import jobs, jsonl
-    from hfrepro.finetune.build_data import DICTIONARY
-    from hfrepro.finetune.chat import ChatSession
-    from hfrepro.models import load_tokenizer
-
     tok = load_tokenizer("smollm2-135m-instruct")
     rep = jsonl.check_file(DICTIONARY, tokenizer=tok, context=8192, max_length=512)
     assert len(rep.problems) == 6 and len(rep.rows) == 298 and max(rep.token_counts) < 512
     prepared = jsonl.write_prepared(rep, tmp_path / "dictionary_prepared.jsonl")
-    req = jobs.JobRequest(training_file=str(prepared), method="lora", max_steps=2, batch_size=4, threads=1)
+    req = jobs.JobRequest(training_file=str(prepared), method="lora", max_steps=2, per_device_train_batch_size=4,
+                          threads=1)
     run = jobs.create(req, base=tmp_path / "runs", name="ft-readme")
+    start(run, background=False)
     assert jobs.job_status(run)["status"] == "succeeded"
     m = json.loads((run / "metrics.json").read_text())
     assert m["trainable_pct"] < 1.0 and m["assistant_only_loss"] and m["steps"] == 2
-    model = AutoPeftModelForCausalLM.from_pretrained(run / "model")     # plain peft, base found by path
+    model = AutoPeftModelForCausalLM.from_pretrained(run)               # plain peft, base found by path
     assert model.peft_config["default"].r == 8
     out = open(os.devnull, "w")
     s = ChatSession.load("ft-readme", runs_dir=tmp_path / "runs", max_new_tokens=12, temperature=0.0, out=out)
@@ -43,9 +44,6 @@ def test_readme_workflow_small(tmp_path):
 
 
 def test_too_long_with_the_real_context(tmp_path):
-    from hfrepro.finetune import jsonl
-    from hfrepro.models import load_tokenizer
-
     f = tmp_path / "long.jsonl"
     f.write_text(json.dumps({"prompt": "word " * 9000 + "->", "completion": " noun"}) + "\n"
                  + json.dumps({"prompt": "cat ->", "completion": " noun"}) + "\n")
@@ -54,9 +52,19 @@ def test_too_long_with_the_real_context(tmp_path):
     assert "longer than the model's context of 8,192" in rep.problems[0].message
 
 
+def test_tiny_budget_from_outside_the_checkout(tmp_path):
+    """`hfrepro sft --budget tiny` runs from any directory (the recipe and its configs ship in the package)."""
+    r = run_cli("sft", "--budget", "tiny", "--output_dir", "sft-tiny", "--threads", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "sft-tiny" / "metrics.json").read_text())
+    assert m["steps"] == 2 and m["examples"] == 16 and m["assistant_only_loss"] and m["trainable_pct"] < 1
+    assert (tmp_path / "sft-tiny" / "adapter_config.json").is_file()
+    r = run_cli("sft", "--budget", "tiny", "--output_dir", "sft-tiny", "--threads", "1", cwd=tmp_path)
+    assert r.returncode == 0 and "already trained with this config" in r.stdout     # a finished run: no-op
+
+
 def test_recipe_two_processes(tmp_path):
     """recipes/sft.py under accelerate with 2 CPU processes: a real process group (world size 2)."""
-    from finetune_helpers import tiny_chat_model
     model = tiny_chat_model(tmp_path / "tiny")
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"{w} ->", "completion": " noun"}) + "\n"
@@ -71,6 +79,6 @@ def test_recipe_two_processes(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2 and m["steps"] == 2
-    assert (out / "model" / "adapter_config.json").is_file()
+    assert (out / "adapter_config.json").is_file()
     log = (out / "output.log").read_text()
     assert log.count("Fine-tune succeeded") == 1        # one writer under 2 processes

@@ -1,5 +1,7 @@
-"""Jobs: create (background), follow, list, a dead job shown as failed, cancel; the CLI's exit codes."""
+"""Jobs: create (background), follow, list, a dead job shown as failed, cancel; the CLI's options and exit codes."""
 
+# pytest fixtures come from finetune_helpers (imported below), and tests name them as arguments:
+# ruff: noqa: F811
 import json
 import os
 import subprocess
@@ -8,11 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 from finetune_helpers import tiny_model_dir  # noqa: F401  (fixture)
+
+from hfrepro.cli import build_parser
 from hfrepro.errors import UserError
 from hfrepro.finetune import jobs
+from hfrepro.finetune.chat import ChatSession
+from hfrepro.finetune.cli import start
 
 BAD = Path(__file__).resolve().parent / "fixtures" / "finetune" / "bad"
 
@@ -31,8 +36,9 @@ def test_background_job_follow_list_and_chat(tiny_model_dir, tmp_path, capsys):
     """One detached process trains; follow streams its log to the end; list shows it; chat loads it."""
     runs = tmp_path / "runs"
     req = jobs.JobRequest(training_file=str(_data(tmp_path)), model=str(tiny_model_dir), method="lora",
-                          epochs=2, batch_size=4, threads=1)
+                          num_train_epochs=2, per_device_train_batch_size=4, threads=1)
     run = jobs.create(req, base=runs, name="ft-test", background=True)
+    start(run, background=True)              # python -m hfrepro.finetune.cli RUN: the sft recipe, detached
     job = jobs.job_status(run)
     assert job["status"] in ("queued", "running", "succeeded") and job["pid"]
     final = jobs.follow(run, poll=0.2, timeout=240)
@@ -43,9 +49,23 @@ def test_background_job_follow_list_and_chat(tiny_model_dir, tmp_path, capsys):
         assert line in out, out
     rows = [jobs.summary(r) for r in jobs.list_run_dirs(runs)]
     assert [(r["id"], r["status"], r["method"], r["steps"]) for r in rows] == [("ft-test", "succeeded", "lora", 6)]
-    from hfrepro.finetune.chat import ChatSession
     s = ChatSession.load("ft-test", runs_dir=runs, max_new_tokens=4, out=open(os.devnull, "w"))
     assert s.send("The cat?") is not None and len(s.messages) == 2
+    assert (run / "adapter_config.json").is_file() and (run / "config.yaml").is_file()   # the run is the model
+    cfg = (run / "config.yaml").read_text()
+    assert "num_train_epochs: 2" in cfg and "method: lora" in cfg and f"output_dir: {run}" in cfg
+
+
+def test_create_takes_snake_case_options_and_dashed_aliases():
+    parser = build_parser()
+    for spelling in (["--max_steps", "20", "--learning_rate", "1e-3", "--per_device_train_batch_size", "4"],
+                     ["--max-steps", "20", "--lr", "1e-3", "--batch-size", "4"]):
+        a = parser.parse_args(["finetune", "create", "-t", "d.jsonl", "-m", "m", "--method", "lora", *spelling,
+                               "--background"])
+        assert (a.max_steps, a.learning_rate, a.per_device_train_batch_size, a.background) == (20, 1e-3, 4, True)
+    argv = jobs.JobRequest(training_file="d.jsonl", max_steps=20, method="head").recipe_argv(Path("runs/x"))
+    assert "--max_steps=20" in argv and "--learning_rate=0.001" in argv and "--output_dir=runs/x" in argv
+    assert "--train_file=d.jsonl" in argv and "--merge=false" in argv
 
 
 def test_dead_job_shows_as_failed_with_its_last_error(tmp_path):

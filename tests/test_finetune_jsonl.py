@@ -1,14 +1,17 @@
 """prepare-data: a corpus of bad JSONL files, one defect each, each getting exactly one precise message."""
 
+# pytest fixtures come from finetune_helpers (imported below), and tests name them as arguments:
+# ruff: noqa: F811
+
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
+from finetune_helpers import tiny_model_dir, tiny_tok  # noqa: F401  (fixtures)
 
 from hfrepro.errors import UserError
 from hfrepro.finetune import jsonl
-from finetune_helpers import tiny_model_dir, tiny_tok  # noqa: F401  (fixtures)
 
 BAD = Path(__file__).resolve().parent / "fixtures" / "finetune" / "bad"
 

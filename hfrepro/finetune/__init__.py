@@ -1,9 +1,4 @@
-"""Stage 5: fine-tuning. The hosted JSONL workflow (prepare-data -> create -> follow -> chat), transfer
-learning (head-only) vs full fine-tuning vs LoRA, all with TRL's SFTTrainer.
-
-    from hfrepro.finetune.sft import train_sft        # the core SFT API (used by stage 6 too)
-    metrics = train_sft("smollm2-135m-instruct", rows, method="lora", run_dir="runs/finetune/x")
-
-Modules: `sft` (training), `jsonl` (prepare-data checks and fixes), `jobs` (run folders, background jobs,
-follow/list), `chat` (multi-turn chat), `compare` (zero-/few-shot vs head/LoRA/full), `stage` (reproduce).
-"""
+"""Stage 5: fine-tuning. The library under `recipes/sft.py` (TRL's SFTTrainer: full | head-only | LoRA) and the
+hosted JSONL workflow: `jsonl` (prepare-data's checks and fixes), `training_data` (the training sets, the
+held-out task), `sft` (data formats, assistant-only loss, head-only, cost and progress log), `jobs` (create /
+follow / list / cancel / resume), `chat` (multi-turn chat), `memory` (peak memory), `build_data` (data files)."""

@@ -3,10 +3,10 @@
     python -m hfrepro.finetune.build_data            # rewrites the files below
     python -m hfrepro.finetune.build_data --check    # rebuilds in memory and compares with the shipped files
 
-| file | what | rows |
-|---|---|---|
-| tasks/data/word_class.jsonl | word -> part of speech (noun / verb / adjective / adverb), balanced, `split` train/test: the comparison task (a stage-4 multiple-choice task; `train` rows are also the fine-tuning data) | word, pos, split |
-| data/dictionary.jsonl | chat examples "What does X mean?" -> "X (noun): definition.", some with a follow-up turn; 6 defects put in on purpose so `prepare-data` has something to fix | messages |
+- `tasks/data/word_class.jsonl` (word, pos, split): word -> part of speech (noun / verb / adjective / adverb),
+  balanced, `split` train/test: the comparison task (a stage-4 task; `train` rows are also the fine-tuning data);
+- `data/dictionary.jsonl` (messages): chat examples "What does X mean?" -> "X (noun): definition.", some with a
+  follow-up turn; 6 defects put in on purpose so `prepare-data` has something to fix.
 
 Words: headwords of GCIDE with exactly one part of speech over all their entries (n., v. t./v. i., a., adv.;
 entries like "n. & v. t." count as two), that are also ordinary modern English: written in lower case at
@@ -25,6 +25,9 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from hfrepro import data
+from hfrepro.fsutil import atomic_write_text
+
 PKG = Path(__file__).resolve().parent
 WORD_CLASS = PKG / "tasks" / "data" / "word_class.jsonl"
 DICTIONARY = PKG / "data" / "dictionary.jsonl"
@@ -41,8 +44,6 @@ _ENTRY = re.compile(r"^(?P<w>[A-Za-z]+)\s*(\([^)]*\))?\s*,\s*(?P<p>n|v\. t|v\. i
 
 
 def _common_words(min_count: int = 3) -> Counter:
-    from hfrepro import data
-
     c: Counter = Counter()
     for name in ("fortunes", "lee", "lo-help-en"):
         for t in data.texts(name, split="all"):
@@ -52,8 +53,6 @@ def _common_words(min_count: int = 3) -> Counter:
 
 def _entries() -> dict[str, list[tuple[str, str]]]:
     """headword (lower case) -> [(part of speech or '?', rest of the entry)] over every GCIDE entry."""
-    from hfrepro import data
-
     g = data.load("gcide", split="all")
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for t in g["text"]:
@@ -175,8 +174,6 @@ def build() -> dict[Path, str]:
 
 
 def main(argv=None) -> int:
-    from hfrepro.fsutil import atomic_write_text
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="rebuild in memory and compare with the shipped files")
     a = ap.parse_args(argv)

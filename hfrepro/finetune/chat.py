@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from hfrepro.errors import UserError
+from hfrepro.finetune.jobs import find_run, has_model, job_status
+from hfrepro.models import load_causal_lm, load_tokenizer, resolve
 
 # SmolLM2-Instruct's chat template (ChatML with a default system prompt), as shipped with the model. Used by
 # the unit tests' tiny stand-in model, and as the template for models that have none.
@@ -40,18 +42,12 @@ HELP = ("commands: /reset  forget the conversation | /system TEXT  set the syste
 
 def resolve_model(name: str, runs_dir: str | Path | None = None) -> str:
     """A run id (in runs_dir), a run folder, a model/adapter folder, or any model name -> a model path/name."""
-    from hfrepro.finetune.jobs import find_run
-    from hfrepro.models import resolve
-
     run = find_run(name, runs_dir, must_exist=False)
     if run is not None:
-        model = run / "model"
-        if not model.is_dir():
-            from hfrepro.finetune.jobs import job_status
-            st = job_status(run)
-            raise UserError(f"run {run.name} has no model yet (status: {st['status']})", where=str(run),
-                            fix=f"wait for it: hfrepro finetune follow {run.name}")
-        return str(model)
+        if not has_model(run):
+            raise UserError(f"run {run.name} has no model yet (status: {job_status(run)['status']})",
+                            where=str(run), fix=f"wait for it: hfrepro finetune follow {run.name}")
+        return str(run)
     return resolve(name)
 
 
@@ -73,8 +69,6 @@ class ChatSession:
 
     @classmethod
     def load(cls, name: str, runs_dir: str | Path | None = None, **kw) -> "ChatSession":
-        from hfrepro.models import load_causal_lm, load_tokenizer
-
         path = resolve_model(name, runs_dir)
         return cls(load_causal_lm(path), load_tokenizer(path), **kw)
 

@@ -1,120 +1,137 @@
-"""`hfrepro finetune {prepare-data,create,follow,list,cancel,resume,compare}` and `hfrepro chat`.
+"""`hfrepro finetune {prepare-data,create,follow,list,cancel,resume}` and `hfrepro chat`.
 
-The hosted fine-tuning workflow, locally:
+The hosted fine-tuning workflow, locally; a job is a run of the sft recipe (`hfrepro sft`) in its own folder:
 
     hfrepro finetune prepare-data -f data.jsonl                 # check, report by line, write data_prepared.jsonl
     hfrepro finetune create -t data_prepared.jsonl -m smollm2-135m-instruct --method lora --background
     hfrepro finetune follow ft-lora-3fa9c1                      # "Completed epoch 1/3" ...
     hfrepro finetune list
     hfrepro chat --model ft-lora-3fa9c1                         # multi-turn, streamed
+
+Options are snake_case, as the recipe's (`--max_steps`, `--learning_rate`, ...); the dashed spellings work too.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import signal
 import sys
 from pathlib import Path
 
+from hfrepro.errors import UserError, run_main
+from hfrepro.finetune import jobs, jsonl
+from hfrepro.finetune.chat import ChatSession, repl
+from hfrepro.finetune.sft import METHODS
+from hfrepro.models import load_tokenizer, resolve
+from hfrepro.report import md_table
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def _opt(p: argparse.ArgumentParser, *names: str, **kw) -> None:
+    """An option under its snake_case name(s) and the same with dashes (`--max_steps`, `--max-steps`)."""
+    spelled = []
+    for n in names:
+        spelled += [n] + ([n.replace("_", "-")] if n.startswith("--") and "_" in n else [])
+    p.add_argument(*spelled, **kw)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("finetune", help="fine-tune a model on a JSONL file: prepare-data, create, follow, list",
                        description="The hosted fine-tuning workflow, locally: check and fix a JSONL file, train "
-                                   "(full | head | lora with TRL's SFTTrainer) in the foreground or background, "
-                                   "follow the job, list jobs; and the stage-5 comparison.")
+                                   "(full | head | lora with the sft recipe, TRL's SFTTrainer) in the foreground or "
+                                   "background, follow the job, list jobs. Stage 5's comparison: "
+                                   "`hfrepro reproduce --stages finetune`.")
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
-    s = p.add_subparsers(dest="finetune_cmd", metavar="{prepare-data,create,follow,list,cancel,resume,compare}")
+    s = p.add_subparsers(dest="finetune_cmd", metavar="{prepare-data,create,follow,list,cancel,resume}")
+    _register_prepare(s)
+    _register_create(s)
+    _register_jobs(s)
+    _register_chat(sub)
 
+
+def _register_prepare(s) -> None:
     pd = s.add_parser("prepare-data", help="check a JSONL file; report every problem by line; write the fixes",
                       description="Checks prompt/completion or chat (messages) JSONL: invalid JSON, missing or empty "
                                   "fields, wrong types, duplicates, examples longer than the model's context, "
                                   "inconsistent roles. Writes the examples it can keep, fixed, to "
                                   "<name>_prepared.jsonl. The input file is never modified.")
-    pd.add_argument("-f", "--file", required=True, help="the JSONL file to check")
-    pd.add_argument("-o", "--output", default=None, help="where to write the prepared file "
-                                                         "(default: <name>_prepared.jsonl next to the input)")
-    pd.add_argument("-m", "--model", default=DEFAULT_MODEL,
-                    help="model whose tokenizer counts tokens and whose context bounds examples "
-                         f"(default {DEFAULT_MODEL}; 'none' skips the token checks)")
-    pd.add_argument("--max-length", type=int, default=512,
-                    help="training max_length: longer examples get a warning (they would be truncated)")
-    pd.add_argument("--check", action="store_true", help="only report; write nothing; exit 1 if errors")
+    _opt(pd, "-f", "--file", required=True, help="the JSONL file to check")
+    _opt(pd, "-o", "--output", default=None, help="where to write the prepared file "
+                                                  "(default: <name>_prepared.jsonl next to the input)")
+    _opt(pd, "-m", "--model", "--model_name_or_path", dest="model", default=DEFAULT_MODEL,
+         help="model whose tokenizer counts tokens and whose context bounds examples "
+              f"(default {DEFAULT_MODEL}; 'none' skips the token checks)")
+    _opt(pd, "--max_length", type=int, default=512,
+         help="training max_length: longer examples get a warning (they would be truncated)")
+    _opt(pd, "--check", action="store_true", help="only report; write nothing; exit 1 if errors")
     pd.set_defaults(func=_prepare)
 
+
+def _register_create(s) -> None:
     c = s.add_parser("create", help="train on a prepared JSONL file (full | head | lora)",
-                     description="Fine-tune with TRL's SFTTrainer. lora: PEFT adapters (base frozen); head: only the "
-                                 "output end (untied lm_head + final norm); full: every parameter. The result is a "
-                                 "normal model folder (or a LoRA adapter folder) in runs/finetune/RUN_ID/model.")
-    c.add_argument("-t", "--training-file", required=True)
-    c.add_argument("-v", "--validation-file", default=None)
-    c.add_argument("-m", "--model", default=DEFAULT_MODEL, help=f"base model (default {DEFAULT_MODEL})")
-    c.add_argument("--method", choices=("full", "head", "lora"), default="lora")
-    c.add_argument("--epochs", type=float, default=3.0, help="passes over the training file (default 3)")
-    c.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)")
-    c.add_argument("--learning-rate", "--lr", type=float, default=None,
-                   help="default: 1e-3 (lora), 1e-3 (head), 3e-5 (full)")
-    c.add_argument("--batch-size", type=int, default=8)
-    c.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    c.add_argument("--max-length", type=int, default=512, help="longer examples are truncated")
-    c.add_argument("--lora-r", type=int, default=8)
-    c.add_argument("--lora-alpha", type=int, default=16)
-    c.add_argument("--lora-dropout", type=float, default=0.05)
-    c.add_argument("--lora-target-modules", default="attention", help="attention | all-linear | a,b,c")
-    c.add_argument("--merge", action="store_true", help="lora: write merged full weights to model/ (adapter/ kept)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--save-steps", type=int, default=0, help="checkpoint every N steps (default: every epoch)")
-    c.add_argument("--threads", type=int, default=0, help="torch threads (default: $HFREPRO_THREADS or all cores)")
-    c.add_argument("--name", default=None, help="run id (default: ft-<method>-<random>); re-using it resumes")
-    c.add_argument("--runs-dir", default=None, help="folder of runs (default runs/finetune)")
-    c.add_argument("-b", "--background", action="store_true",
-                   help="run detached; watch it with `hfrepro finetune follow RUN_ID`")
-    c.add_argument("--overwrite", action="store_true", help="start the named run afresh")
+                     description="Fine-tune with the sft recipe (TRL's SFTTrainer). lora: PEFT adapters (base "
+                                 "frozen); head: only the output end (untied lm_head + final norm); full: every "
+                                 "parameter. The run folder runs/finetune/RUN_ID is the model's folder (or the LoRA "
+                                 "adapter's).")
+    _opt(c, "-t", "--training_file", required=True)
+    _opt(c, "-v", "--validation_file", default=None)
+    _opt(c, "-m", "--model", "--model_name_or_path", dest="model", default=DEFAULT_MODEL,
+         help=f"base model (default {DEFAULT_MODEL})")
+    _opt(c, "--method", choices=METHODS, default="lora")
+    _opt(c, "--num_train_epochs", "--epochs", type=float, default=3.0, help="passes over the training file (3)")
+    _opt(c, "--max_steps", type=int, default=-1, help="stop after this many steps (overrides the epochs)")
+    _opt(c, "--learning_rate", "--lr", type=float, default=None,
+         help="default: " + ", ".join(f"{v:g} ({k})" for k, v in jobs.DEFAULT_LR.items()))
+    _opt(c, "--per_device_train_batch_size", "--batch_size", type=int, default=8)
+    _opt(c, "--gradient_accumulation_steps", "--grad_accum", type=int, default=1)
+    _opt(c, "--max_length", type=int, default=512, help="longer examples are truncated")
+    _opt(c, "--lora_r", type=int, default=8)
+    _opt(c, "--lora_alpha", type=int, default=16)
+    _opt(c, "--lora_dropout", type=float, default=0.05)
+    _opt(c, "--lora_target_modules", default="attention", help="attention | all-linear | a,b,c")
+    _opt(c, "--merge", action="store_true", help="lora: save merged full weights (the adapter in adapter/)")
+    _opt(c, "--seed", type=int, default=0)
+    _opt(c, "--save_steps", type=int, default=0, help="checkpoint every N steps (default: every epoch)")
+    _opt(c, "--threads", type=int, default=0, help="torch threads (default: $HFREPRO_THREADS or all cores)")
+    _opt(c, "--name", default=None, help="run id (default: ft-<method>-<random>); re-using it resumes")
+    _opt(c, "--runs_dir", default=None, help="folder of runs (default runs/finetune)")
+    _opt(c, "-b", "--background", action="store_true",
+         help="run detached; watch it with `hfrepro finetune follow RUN_ID`")
+    _opt(c, "--overwrite", action="store_true", help="start the named run afresh")
     c.set_defaults(func=_create)
 
-    f = s.add_parser("follow", help="stream a job's log until it ends (\"Completed epoch 1/3\" ...)")
-    f.add_argument("run_id")
-    f.add_argument("--runs-dir", default=None)
-    f.set_defaults(func=_follow)
 
+def _register_jobs(s) -> None:
+    for name, help_, func in (("follow", "stream a job's log until it ends (\"Completed epoch 1/3\" ...)", _follow),
+                              ("cancel", "stop a background job (it can be resumed)", _cancel),
+                              ("resume", "continue a failed or cancelled job from its last checkpoint", _resume)):
+        p = s.add_parser(name, help=help_)
+        p.add_argument("run_id")
+        _opt(p, "--runs_dir", default=None)
+        if name == "resume":
+            _opt(p, "-b", "--background", action="store_true")
+        p.set_defaults(func=func)
     ls = s.add_parser("list", help="the fine-tuning runs and their status")
-    ls.add_argument("--runs-dir", default=None)
+    _opt(ls, "--runs_dir", default=None)
     ls.set_defaults(func=_list)
 
-    ca = s.add_parser("cancel", help="stop a background job (it can be resumed)")
-    ca.add_argument("run_id")
-    ca.add_argument("--runs-dir", default=None)
-    ca.set_defaults(func=_cancel)
 
-    r = s.add_parser("resume", help="continue a failed or cancelled job from its last checkpoint")
-    r.add_argument("run_id")
-    r.add_argument("--runs-dir", default=None)
-    r.add_argument("-b", "--background", action="store_true")
-    r.set_defaults(func=_resume)
-
-    cmp_ = s.add_parser("compare", help="zero-shot vs few-shot vs head-only vs LoRA vs full on one task",
-                        description="The stage-5 comparison: same task, same data, same budget; held-out accuracy, "
-                                    "trainable parameters, training time and peak memory; writes a Markdown table, "
-                                    "a PNG and results.json.")
-    cmp_.add_argument("--budget", choices=("tiny", "default", "full"), default="default")
-    cmp_.add_argument("--out", default="runs/finetune-compare")
-    cmp_.add_argument("--model", default=DEFAULT_MODEL)
-    cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--threads", type=int, default=0, help="torch threads (default: $HFREPRO_THREADS or all cores)")
-    cmp_.set_defaults(func=_compare)
-
+def _register_chat(sub) -> None:
     ch = sub.add_parser("chat", help="multi-turn chat with a model or fine-tuning run (streamed)",
                         description="Chat using the model's chat template; the conversation is kept across turns. "
                                     "Commands: /reset, /system TEXT, /history, /help, /exit.")
-    ch.add_argument("--model", default=DEFAULT_MODEL, help="a run id, run folder, model/adapter folder or model name")
-    ch.add_argument("--system", default=None, help="system prompt (default: the model's own)")
-    ch.add_argument("--max-new-tokens", type=int, default=256)
-    ch.add_argument("--temperature", type=float, default=0.2, help="0 = greedy")
-    ch.add_argument("--top-p", type=float, default=0.9)
-    ch.add_argument("--seed", type=int, default=0)
-    ch.add_argument("-e", "--message", action="append", default=None,
-                    help="scripted turn (repeatable; commands like /reset work too); no interactive prompt")
-    ch.add_argument("--runs-dir", default=None)
+    _opt(ch, "--model", "--model_name_or_path", dest="model", default=DEFAULT_MODEL,
+         help="a run id, run folder, model/adapter folder or model name")
+    _opt(ch, "--system", default=None, help="system prompt (default: the model's own)")
+    _opt(ch, "--max_new_tokens", type=int, default=256)
+    _opt(ch, "--temperature", type=float, default=0.2, help="0 = greedy")
+    _opt(ch, "--top_p", type=float, default=0.9)
+    _opt(ch, "--seed", type=int, default=0)
+    _opt(ch, "-e", "--message", action="append", default=None,
+         help="scripted turn (repeatable; commands like /reset work too); no interactive prompt")
+    _opt(ch, "--runs_dir", default=None)
     ch.set_defaults(func=_chat)
 
 
@@ -129,9 +146,6 @@ def _quiet() -> None:
 
 
 def _prepare(args) -> int:
-    from hfrepro.errors import UserError
-    from hfrepro.finetune import jsonl
-
     src = Path(args.file)
     out = None if args.check else Path(args.output) if args.output else jsonl.default_output(src)
     if out is not None and out.resolve() == src.resolve():
@@ -140,7 +154,6 @@ def _prepare(args) -> int:
     tok = context = None
     if args.model and args.model != "none":
         _quiet()
-        from hfrepro.models import load_tokenizer, resolve
         path = resolve(args.model)
         tok = load_tokenizer(path)
         context = _context(path)
@@ -173,18 +186,31 @@ def _context(path: str) -> int | None:
     return None
 
 
+def start(run: Path, background: bool) -> None:
+    """Run the job of `run` here, or detached: `python -m hfrepro.finetune.cli RUN` (see `_job_main`)."""
+    if background:
+        jobs.launch(run, [sys.executable, "-m", "hfrepro.finetune.cli", str(run.resolve())])
+    else:
+        jobs.execute(run, train=_sft_cli(), echo=True)
+
+
+def _sft_cli():
+    """The sft recipe's `cli` (imported by name, as `hfrepro sft` does: TRL loads only when a job runs)."""
+    return importlib.import_module("hfrepro.recipes.sft").cli
+
+
 def _create(args) -> int:
     _quiet()
-    from hfrepro.finetune import jobs
-
-    req = jobs.JobRequest(training_file=args.training_file, validation_file=args.validation_file, model=args.model,
-                          method=args.method, epochs=args.epochs, max_steps=args.max_steps,
-                          learning_rate=args.learning_rate, batch_size=args.batch_size,
-                          gradient_accumulation_steps=args.grad_accum, max_length=args.max_length,
-                          lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-                          lora_target_modules=args.lora_target_modules, merge=args.merge, seed=args.seed,
-                          save_steps=args.save_steps, threads=args.threads)
+    req = jobs.JobRequest(
+        training_file=args.training_file, validation_file=args.validation_file, model=args.model, method=args.method,
+        num_train_epochs=args.num_train_epochs, max_steps=args.max_steps, learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, max_length=args.max_length,
+        lora_r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+        lora_target_modules=args.lora_target_modules, merge=args.merge, seed=args.seed, save_steps=args.save_steps,
+        threads=args.threads)
     run = jobs.create(req, base=args.runs_dir, name=args.name, background=args.background, overwrite=args.overwrite)
+    start(run, args.background)
     if args.background:
         print(f"Created fine-tune: {run.name} (running in the background, pid {jobs.job_status(run).get('pid')})")
         print(f"Stream its progress:  hfrepro finetune follow {run.name}" + _rd(args))
@@ -194,12 +220,10 @@ def _create(args) -> int:
 
 
 def _rd(args) -> str:
-    return f" --runs-dir {args.runs_dir}" if getattr(args, "runs_dir", None) else ""
+    return f" --runs_dir {args.runs_dir}" if getattr(args, "runs_dir", None) else ""
 
 
 def _follow(args) -> int:
-    from hfrepro.finetune import jobs
-
     run = jobs.find_run(args.run_id, args.runs_dir)
     try:
         job = jobs.follow(run)
@@ -219,9 +243,6 @@ def _follow(args) -> int:
 
 
 def _list(args) -> int:
-    from hfrepro.finetune import jobs
-    from hfrepro.report import md_table
-
     runs = jobs.list_run_dirs(args.runs_dir)
     if not runs:
         print(f"no fine-tuning runs in {jobs.runs_dir(args.runs_dir)}")
@@ -231,8 +252,6 @@ def _list(args) -> int:
 
 
 def _cancel(args) -> int:
-    from hfrepro.finetune import jobs
-
     run = jobs.find_run(args.run_id, args.runs_dir)
     job = jobs.cancel(run)
     print(f"{run.name}: {job.get('status')}. Resume later with: hfrepro finetune resume {run.name}" + _rd(args))
@@ -241,31 +260,34 @@ def _cancel(args) -> int:
 
 def _resume(args) -> int:
     _quiet()
-    from hfrepro.finetune import jobs
-
-    run = jobs.find_run(args.run_id, args.runs_dir)
-    jobs.resume(run, background=args.background)
+    run = jobs.requeue(jobs.find_run(args.run_id, args.runs_dir), background=args.background)
+    start(run, args.background)
     if args.background:
         print(f"Resumed {run.name} in the background: hfrepro finetune follow {run.name}" + _rd(args))
     return 0
 
 
-def _compare(args) -> int:
-    _quiet()
-    from hfrepro.finetune import compare
-    from hfrepro.training import setup_runtime
-
-    setup_runtime(seed=args.seed, threads=args.threads or None)
-    res = compare.run_comparison(Path(args.out), budget=args.budget, model=args.model, seed=args.seed)
-    print(res["markdown"])
-    return 0
-
-
 def _chat(args) -> int:
     _quiet()
-    from hfrepro.finetune.chat import ChatSession, repl
-
     session = ChatSession.load(args.model, runs_dir=args.runs_dir, system=args.system,
                                max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                                seed=args.seed)
     return repl(session, messages=args.message)
+
+
+def _job_main(argv: list[str]) -> int:
+    """A background job's process: `python -m hfrepro.finetune.cli RUN_DIR`; SIGTERM (cancel) stops it."""
+    def _term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    _quiet()
+    try:
+        jobs.execute(Path(argv[0]), train=_sft_cli(), echo=False)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(lambda: _job_main(sys.argv[1:]))

@@ -1,48 +1,56 @@
 """Fine-tuning jobs, like the hosted tool's: `create` (in the foreground or in the background), `follow`, `list`,
-`cancel`, `resume`. A job is a run folder:
+`cancel`, `resume`. A job is a run of `recipes/sft.py` in a folder of its own:
 
     runs/finetune/ft-lora-3fa9c1/
         request.json     what `create` was asked (training file, model, method, hyper-parameters)
         job.json         status (queued | running | succeeded | failed | cancelled), pid, times, last error
         output.log       the human-readable event log `follow` shows ("Completed epoch 1/3", cost, ...)
         stderr.log       a background job's raw stdout/stderr (tracebacks land here)
-        config.yaml, metrics.json, log.jsonl, checkpoints/, model/    (as every hfrepro run)
+        adapter_config.json, ..., README.md, config.yaml, metrics.json, log.jsonl, checkpoint-N/   (the recipe's)
 
-A background job is a detached process (`python -m hfrepro.finetune.jobs RUN_DIR`, its own session) writing to
-those files; nothing else keeps state, so `list` and `follow` work from any shell. A job whose process died
-without saying so (killed, out of memory, machine rebooted) shows as failed, with the end of its stderr.log.
+A job runs `hfrepro sft` with the arguments `JobRequest.recipe_argv` names (over recipes/configs/sft/
+default.yaml), in this process or in a detached one (`python -m hfrepro.finetune.cli RUN_DIR`, its own session);
+nothing else keeps state, so `list` and `follow` work from any shell. A job whose process died without saying
+so (killed, out of memory, machine rebooted) shows as failed, with the end of its stderr.log.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 from hfrepro.errors import UserError
+from hfrepro.finetune.jsonl import load_examples
+from hfrepro.finetune.sft import METHODS, EventLog
 from hfrepro.fsutil import atomic_write_json, read_json
+from hfrepro.models import resolve
 
 DEFAULT_RUNS_DIR = "runs/finetune"
 ACTIVE = ("queued", "running")
+# The learning rate of a method when `create` is given none: LoRA and the untied head want a larger step than
+# full fine-tuning (runs of a few epochs over a few hundred examples, the README workflow).
+DEFAULT_LR = {"full": 3e-5, "head": 1e-3, "lora": 1e-3}
 
 
 @dataclass
 class JobRequest:
+    """What `hfrepro finetune create` was asked, in the recipe's argument names (`training_file`: -t)."""
     training_file: str
     model: str = "smollm2-135m-instruct"
     method: str = "lora"
     validation_file: str | None = None
-    epochs: float = 3.0
+    num_train_epochs: float = 3.0
     max_steps: int = -1
-    learning_rate: float | None = None        # None: the method's default (sft.DEFAULT_LR)
-    batch_size: int = 8
+    learning_rate: float | None = None        # None: the method's default (DEFAULT_LR)
+    per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_length: int = 512
     lora_r: int = 8
@@ -53,7 +61,24 @@ class JobRequest:
     seed: int = 0
     save_steps: int = 0                        # 0: a checkpoint at the end of each epoch
     threads: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def recipe_argv(self, run: Path) -> list[str]:
+        """The `hfrepro sft` arguments of this job; the run folder is the recipe's output_dir."""
+        lr = self.learning_rate or DEFAULT_LR[self.method]
+        args = dict(model_name_or_path=self.model, train_file=self.training_file, method=self.method,
+                    num_train_epochs=self.num_train_epochs, max_steps=self.max_steps, learning_rate=lr,
+                    per_device_train_batch_size=self.per_device_train_batch_size,
+                    gradient_accumulation_steps=self.gradient_accumulation_steps, max_length=self.max_length,
+                    lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                    lora_target_modules=self.lora_target_modules, merge=self.merge, seed=self.seed,
+                    data_seed=self.seed, logging_steps=1, save_total_limit=1, output_dir=run, threads=self.threads)
+        if self.save_steps:
+            args.update(save_strategy="steps", save_steps=self.save_steps)
+        else:
+            args.update(save_strategy="epoch")
+        if self.validation_file:
+            args.update(validation_file=self.validation_file)
+        return [f"--{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in args.items()]
 
 
 def runs_dir(path: str | Path | None = None) -> Path:
@@ -76,6 +101,11 @@ def find_run(name: str, base: str | Path | None = None, must_exist: bool = True)
                         fix=("known runs: " + ", ".join(known[-8:])) if known else
                         "create one: hfrepro finetune create -t data_prepared.jsonl --method lora")
     return None
+
+
+def has_model(run: Path) -> bool:
+    """Whether the run folder holds its model yet (weights or a LoRA adapter)."""
+    return (run / "config.json").is_file() or (run / "adapter_config.json").is_file()
 
 
 def list_run_dirs(base: str | Path | None = None) -> list[Path]:
@@ -148,36 +178,15 @@ def job_status(run: Path) -> dict:
 
 # --- running a job --------------------------------------------------------------------------------------
 
-def execute(run: Path, echo: bool = True) -> dict:
-    """Run the job described by run/request.json in this process; keeps job.json up to date."""
-    from hfrepro.finetune.jsonl import load_examples
-    from hfrepro.finetune.sft import DEFAULT_LR, EventLog, LoraSettings, train_sft
-    from hfrepro.training import setup_runtime
-
+def execute(run: Path, train: Callable[[list[str]], dict], echo: bool = True) -> dict:
+    """Run the job of run/request.json in this process with `train` (the sft recipe's `cli`); keeps job.json
+    up to date. A SIGTERM (`cancel`) arrives as KeyboardInterrupt."""
     req = JobRequest(**read_json(run / "request.json"))
     log = EventLog(run / "output.log", echo=echo)
     write_job(run, status="running", pid=os.getpid(), pid_start=_proc_start(os.getpid()), started=time.time())
     log("Fine-tune started" + (f" (pid {os.getpid()})" if not echo else ""))
     try:
-        setup_runtime(seed=req.seed, threads=req.threads or None)
-        train = load_examples(req.training_file)
-        valid = load_examples(req.validation_file) if req.validation_file else None
-        kw: dict[str, Any] = dict(num_train_epochs=req.epochs, max_steps=req.max_steps,
-                                  learning_rate=req.learning_rate or DEFAULT_LR[req.method],
-                                  per_device_train_batch_size=req.batch_size,
-                                  gradient_accumulation_steps=req.gradient_accumulation_steps,
-                                  max_length=req.max_length, seed=req.seed, data_seed=req.seed, **req.extra)
-        if req.save_steps:
-            kw.update(save_strategy="steps", save_steps=req.save_steps)
-        if valid is not None:
-            kw.update(eval_strategy="epoch")
-        lora = LoraSettings(r=req.lora_r, alpha=req.lora_alpha, dropout=req.lora_dropout,
-                            target_modules=req.lora_target_modules)
-        config = {**asdict(req), "run_id": run.name}
-        config.pop("threads")
-        metrics = train_sft(req.model, train, valid, method=req.method, run_dir=run, lora=lora, merge=req.merge,
-                            config=config, log=log, echo=echo,
-                            card={"datasets": [Path(req.training_file).name]}, **kw)
+        metrics = train(req.recipe_argv(run))
     except KeyboardInterrupt:
         write_job(run, status="cancelled", finished=time.time(), error="interrupted")
         log(f"Fine-tune cancelled; resume it with: hfrepro finetune resume {run.name}")
@@ -195,19 +204,15 @@ def execute(run: Path, echo: bool = True) -> dict:
     return metrics
 
 
-def create(req: JobRequest, base: str | Path | None = None, name: str | None = None,
-           background: bool = False, overwrite: bool = False) -> Path:
-    """Validate the request, write the run folder, and run it here (foreground) or detached (background)."""
-    from hfrepro.finetune.jsonl import load_examples
-    from hfrepro.finetune.sft import METHODS
-    from hfrepro.models import resolve
-
+def create(req: JobRequest, base: str | Path | None = None, name: str | None = None, background: bool = False,
+           overwrite: bool = False) -> Path:
+    """Check the request (bad files, unknown model: refused before any job exists) and write the job's folder,
+    queued. Run it with `execute`, or `launch` it detached."""
     if req.method not in METHODS:
         raise UserError(f"unknown method {req.method!r}", fix=f"use one of: {', '.join(METHODS)}")
     if req.merge and req.method != "lora":
         raise UserError("--merge only applies to --method lora", fix="drop --merge (full and head runs already "
                                                                        "write complete weights)")
-    # fail before any job exists: bad files, unknown model
     req.training_file = str(Path(req.training_file).resolve())
     n = len(load_examples(req.training_file))
     if req.validation_file:
@@ -226,31 +231,23 @@ def create(req: JobRequest, base: str | Path | None = None, name: str | None = N
         if job.get("status") in ACTIVE:
             raise UserError(f"run {run_id} is already {job['status']} (pid {job.get('pid')})",
                             fix=f"follow it: hfrepro finetune follow {run_id}")
+    if overwrite and run.exists():
+        shutil.rmtree(run)
     run.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        for f in ("output.log", "stderr.log"):
-            (run / f).unlink(missing_ok=True)
     atomic_write_json(run / "request.json", asdict(req))
     write_job(run, id=run_id, status="queued", created=time.time(), method=req.method, model=req.model,
               training_file=req.training_file, examples=n, pid=None, error=None, overwrite=overwrite)
-    from hfrepro.finetune.sft import EventLog
     EventLog(run / "output.log", echo=not background)(
         f"Created fine-tune: {run_id} ({req.method} on {req.model}, {n:,} examples from "
         f"{Path(req.training_file).name})")
-    if background:
-        launch(run)
-    else:
-        execute(run, echo=True)
     return run
 
 
-def launch(run: Path) -> int:
-    """Start `python -m hfrepro.finetune.jobs RUN` detached from this terminal; returns its pid."""
-    env = dict(os.environ)
+def launch(run: Path, command: list[str]) -> int:
+    """Start `command` (which runs the job of `run`) detached from this terminal; returns its pid."""
     log = open(run / "stderr.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "hfrepro.finetune.jobs", str(run.resolve())],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, env=env, cwd=os.getcwd())
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env=dict(os.environ), cwd=os.getcwd())
     log.close()
     write_job(run, pid=proc.pid, pid_start=_proc_start(proc.pid))
     return proc.pid
@@ -278,19 +275,15 @@ def cancel(run: Path) -> dict:
     return job
 
 
-def resume(run: Path, background: bool = False) -> Path:
+def requeue(run: Path, background: bool = False) -> Path:
+    """Queue a failed or cancelled job again: run again, it continues from its last checkpoint."""
     job = job_status(run)
     if job.get("status") in ACTIVE:
         raise UserError(f"run {run.name} is still {job['status']}", fix=f"hfrepro finetune follow {run.name}")
     if job.get("status") == "succeeded":
         raise UserError(f"run {run.name} already succeeded", fix=f"chat with it: hfrepro chat --model {run.name}")
     write_job(run, status="queued", error=None, pid=None)
-    from hfrepro.finetune.sft import EventLog
     EventLog(run / "output.log", echo=not background)(f"Resuming fine-tune {run.name}")
-    if background:
-        launch(run)
-    else:
-        execute(run, echo=True)
     return run
 
 
@@ -337,23 +330,3 @@ def summary(run: Path) -> dict:
             "trainable %": m.get("trainable_pct"), "time (s)": m.get("train_seconds"),
             "result": m.get("model_dir") if job.get("status") == "succeeded" else
             (job.get("error") or "").splitlines()[0][:60] if job.get("status") == "failed" else ""}
-
-
-def _main() -> None:
-    run = Path(sys.argv[1])
-
-    def _term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _term)
-    try:
-        execute(run, echo=False)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except UserError as e:
-        print(e.render(), file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    _main()

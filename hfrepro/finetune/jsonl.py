@@ -19,7 +19,8 @@ Problem codes (each defect gets one message naming the line, and what was done a
 | wrong-type | a field of the wrong type (a number where text belongs is converted) | converted or dropped |
 | mixed-format | a chat example in a prompt/completion file or the reverse | dropped |
 | bad-role | a role that is not system/user/assistant (case and common aliases are fixed) | normalised or dropped |
-| role-order | system not first, two turns of one role in a row, no assistant turn, ending on a user turn | trailing user turn removed, else dropped |
+| role-order | system not first, two turns of one role in a row, no assistant turn, ending on a user | trailing |
+|  | turn | user turn removed, else dropped |
 | duplicate | the same example as an earlier line | dropped |
 | too-long | more tokens than the model's context | dropped |
 | long | more tokens than the training max_length (will be truncated) | kept (warning) |
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hfrepro.errors import UserError
+from hfrepro.fsutil import atomic_write_text
 
 ROLES = ("system", "user", "assistant")
 ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant", "ai": "assistant",
@@ -353,8 +355,6 @@ def example_tokens(tok, row: dict) -> int:
 
 
 def write_prepared(rep: Report, out: str | Path) -> Path:
-    from hfrepro.fsutil import atomic_write_text
-
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rep.rows)
     return atomic_write_text(out, text)
 
