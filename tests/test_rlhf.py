@@ -138,7 +138,7 @@ def rlhf(argv):
 @pytest.fixture(scope="module")
 def ppo_run(tiny_model, tmp_path_factory):
     """One tiny SFT -> RM -> PPO run, shared by the tests below (they copy it before changing anything)."""
-    out = tmp_path_factory.mktemp("rlhf") / "run"
+    out = tmp_path_factory.mktemp("stage") / "rlhf"  # as the main job names it: <stage folder>/rlhf
     return out, rlhf(tiny_argv(out, tiny_model, algo="ppo"))
 
 
@@ -180,6 +180,23 @@ def test_rlhf_outputs(ppo_run):
     assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo"]
     assert read_json(out / "metrics.json")["comparison"] == s["comparison"]
     assert "rl_steps: 2" in (out / "config.yaml").read_text()  # `--config config.yaml` replays the run
+
+
+def test_stage_section_decides_the_claims_from_the_run_folder(ppo_run):
+    from hfrepro.claims import StageContext
+    from hfrepro.reproduce import rlhf as stage
+
+    out, s = ppo_run
+    assert [r.recipe for r in stage.RUNS] == ["rlhf"] and [c.id for c in stage.CLAIMS] == ["rm-ranks-pairs",
+                                                                                          "ppo-reward-kl"]
+    ctx = StageContext(dir=out.parent, root=out.parent, budget="tiny", seed=0, threads=1)
+    res = stage.section(ctx)
+    rm_ev, rm_held = res.claims["rm-ranks-pairs"]
+    assert rm_held == (s["rm_test_accuracy"] >= 0.75) and f"{s['rm_test_accuracy']:.3f}" in rm_ev
+    ppo_ev, ppo_held = res.claims["ppo-reward-kl"]
+    assert "KL to SFT" in ppo_ev and "over 2 updates" in ppo_ev and ppo_held in (True, False)
+    assert "| sft (reference) |" in res.markdown and "](rlhf/curves.png)" in res.markdown
+    assert res.metrics["ppo_eval"]["prompts"] == 4
 
 
 def test_rerun_of_a_finished_run_changes_nothing(ppo_run, tiny_model):
