@@ -59,7 +59,6 @@ def main(script_args: ScriptArguments, training_args: RewardConfig, run_args: Ru
 
         # Data: preference pairs, tokenised as prompt + response + EOS (the score is read at that EOS).
         tok = load_tokenizer(script_args.model_name_or_path)
-        tok.padding_side = "right"
         data = load_preferences(script_args.dataset, seed=training_args.seed,
                                 pairs_per_prompt=script_args.pairs_per_prompt)
         train = data["train"].shuffle(seed=training_args.seed)

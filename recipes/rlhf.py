@@ -228,11 +228,9 @@ def supervised_fine_tuning(step: Step, demos: list[dict]) -> Path:
         runtime.cpu_sane(training_args)
         base = resolve(args.model_name_or_path)
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-        tok.padding_side = "right"  # training pads on the right; generation (later) on the left
         trainer = SFTTrainer(model=model, args=training_args, train_dataset=Dataset.from_list(demos),
                              processing_class=tok, peft_config=step.peft_config(model), callbacks=run.callbacks())
         result = trainer.train(resume_from_checkpoint=run.resume_from)
-        tok.padding_side = "left"
         trainable, total = count_parameters(trainer.model)
         save_policy(trainer.accelerator.unwrap_model(trainer.model), tok, run.path, run.is_main)  # LoRA merged
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -265,14 +263,12 @@ def reward_model(step: Step, train_pairs, test_pairs, init: str | Path) -> Path:
             init, num_labels=1, dtype=torch.float32, **layer_kwargs(init, args.rm_layers))
         sync_pad(model, tok)  # the pad id is the tokenizer's, not EOS: the score is read at EOS
         freeze_below(model, args.rm_trainable_layers)
-        tok.padding_side = "right"
         train_ids, test_ids = tokenize_pairs(pairs, tok), tokenize_pairs(test_pairs, tok)
         trainer = RewardTrainer(model=model, args=training_args, train_dataset=train_ids, processing_class=tok,
                                 callbacks=run.callbacks())
         result = trainer.train(resume_from_checkpoint=run.resume_from)
         trainer.save_model()
         metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids))
-        tok.padding_side = "left"
         if run.is_main:
             write_card(run.path, "reward", metrics, run.config, resolve(args.model_name_or_path), COMMAND)
             print(f"[rlhf] reward model: {describe(metrics)}", flush=True)

@@ -130,6 +130,30 @@ def test_evaluation_kl_is_zero_against_itself(tiny_model):
 
 # --- recipes/rlhf.py ----------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("recipe", ["rlhf", "reward", "ppo"])
+def test_every_budget_parses(recipe):
+    """Each budget YAML holds only known arguments of the right types; default = the main job's old default."""
+    import importlib
+
+    from hfrepro.config import parse_args
+    mod = importlib.import_module(f"hfrepro.recipes.{recipe}")
+    parsed = {b: parse_args(_types(mod), recipe=recipe, argv=["--budget", b]) for b in ("tiny", "default", "full")}
+    if recipe == "rlhf":
+        d = parsed["default"][0]
+        assert (d.rl_steps, d.rm_layers, d.eval_prompts, d.rm_pairs) == (10, 16, 48, 192)
+        assert parsed["tiny"][0].rl_steps == 2 and parsed["full"][0].algo == "all"
+
+
+def _types(mod):
+    from hfrepro.config import OutputArguments, RunArguments
+    from hfrepro.lora import LoraArguments
+    if mod.__name__.endswith("rlhf"):
+        return (mod.ScriptArguments, LoraArguments, OutputArguments, RunArguments)
+    if mod.__name__.endswith("reward"):
+        return (mod.ScriptArguments, mod.RewardConfig, RunArguments)
+    return (mod.ScriptArguments, mod.PPOConfig, LoraArguments, RunArguments)
+
+
 def rlhf(argv):
     from hfrepro.recipes.rlhf import cli
     return cli(argv)

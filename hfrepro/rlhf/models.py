@@ -7,6 +7,8 @@
 - **Reward read at the EOS token.** Reward-model inputs are `prompt + response + EOS` (prefs.encode_completion),
   right-padded: `AutoModelForSequenceClassification` reads the score at the last non-pad token = EOS, and PPO's
   `get_reward` reads it at "first pad - 1" = the same EOS. `reward_index` checks it.
+- **One tokenizer, padded on the left** (generation needs it); TRL's SFT, reward and preference collators pad
+  training batches on the right by themselves, and `score` pads on the right itself.
 - **Reference model a separate object**, loaded fresh and frozen (`load_frozen`).
 - **Smaller reward and value models**: the first `layers` blocks of the SFT model (`layer_kwargs`), only the top
   `trainable_layers` of them trained (`freeze_below`).
