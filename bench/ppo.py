@@ -1,7 +1,7 @@
-"""PPO update time: hfrepro's `train_ppo` (per-step logs, rollout samples scored by the reward model, checkpoints,
-generation timer) against the bare TRL PPO example (trl/examples/scripts/ppo/ppo.py: load four models, build
-`PPOTrainer`, `train()`), same models, same PPOConfig, same data, same process. Also the share of the time
-spent generating rollouts.
+"""PPO update time: hfrepro's PPO (`hfrepro ppo`, recipes/ppo.py: PPOTrainer + `PPOSession`'s per-step logs,
+rollout samples scored by the reward model, checkpoints, generation timer) against the bare TRL PPO example
+(trl/examples/scripts/ppo/ppo.py: load four models, build `PPOTrainer`, `train()`), same models, same PPOConfig
+settings, same data, same process. Also the share of the time spent generating rollouts.
 
     .venv/bin/python bench/ppo.py                       # 6 updates x 8 rollouts, SmolLM2-135M, LoRA r=16
     HFREPRO_THREADS=2 .venv/bin/python bench/ppo.py --updates 8 --repeats 2
@@ -9,9 +9,11 @@ spent generating rollouts.
 Target: hfrepro / bare <= 1.05 per update, timed around `trainer.train()` on both sides (what hfrepro adds
 there: the per-step log, rollout samples scored by the reward model, checkpoints of the trainable weights and
 optimizer, the generation timer). The whole run (loading the four models, building the trainer, training,
-saving: the bare example saves the LoRA policy as it is, hfrepro merges it into a complete model folder) is
-reported next to it. The runs alternate (bare, hfrepro, bare, hfrepro, ...) and the fastest of each side is kept. On a machine shared with other work, wall-clock swings; the CPU time of this
-process (`cpu s/update`) is the steadier number and the ratio is reported for both.
+saving: the bare example saves the LoRA policy as it is, hfrepro merges it into a complete model folder; hfrepro's
+side also builds its prompts and tokenizer, the bare side gets them ready-made) is reported next to it. The runs
+alternate (bare, hfrepro, bare, hfrepro, ...) and the fastest of each side is kept. On a machine shared with
+other work, wall-clock swings; the CPU time of this process (`cpu s/update`) is the steadier number and the
+ratio is reported for both.
 Writes bench/results/ppo.json and prints a Markdown table.
 """
 
@@ -43,31 +45,31 @@ def main():
 
     import torch
 
+    from hfrepro import runtime
     from hfrepro.fsutil import atomic_write_json
     from hfrepro.models import resolve
     from hfrepro.report import md_table
     from hfrepro.rlhf import prefs
-    from hfrepro.rlhf.models import load_scorer, load_tokenizer, save_complete
-    from hfrepro.training import setup_runtime
+    from hfrepro.rlhf.models import load_scorer, load_tokenizer
 
-    setup_runtime(seed=0, threads=a.threads)
+    runtime.setup(seed=0, threads=a.threads)
     tok = load_tokenizer(a.model)
     policy_path = resolve(a.model)
     rows = prefs.unique_prompts(prefs.embedded_preferences(0)["train"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-ppo-"))
-    rm_path = tmp / "rm"  # a reward model of the size the pipeline uses (untrained head: timing only)
-    save_complete(load_scorer(policy_path, tok, layers=a.rm_layers), tok, rm_path)
+    rm_path = tmp / "rm"  # a reward model of the size the recipe uses (untrained head: timing only)
+    load_scorer(policy_path, tok, layers=a.rm_layers).save_pretrained(rm_path)
+    tok.save_pretrained(rm_path)
 
     results = {"bare": [], "hfrepro": []}
     gen_share = []
     for rep in range(a.repeats):
         for side in ("bare", "hfrepro"):
-            cfg = _config(tmp / f"{side}-{rep}", a)
             c0, t0 = time.process_time(), time.perf_counter()
             if side == "bare":
-                extra = _bare(policy_path, str(rm_path), tok, rows, cfg, a)
+                extra = _bare(policy_path, str(rm_path), tok, rows, _config(tmp / f"bare-{rep}", a), a)
             else:
-                m = _ours(policy_path, str(rm_path), tok, rows, cfg, a, tmp / f"run-{rep}")
+                m = _ours(str(rm_path), a, tmp / f"run-{rep}")
                 extra = {"train_wall": m["train_seconds"], "train_cpu": m["train_cpu_seconds"],
                          "generate_share": m["generate_share"], "generate_cpu_share": m["generate_cpu_share"]}
                 gen_share.append((m["generate_cpu_share"], m["generate_share"]))
@@ -87,7 +89,7 @@ def main():
         {"implementation": "bare TRL PPO example", "cpu s/update": per["bare"]["train_cpu"],
          "s/update (wall)": per["bare"]["train_wall"], "whole run cpu s/update": per["bare"]["cpu"],
          "generating (cpu share)": None},
-        {"implementation": "hfrepro train_ppo", "cpu s/update": per["hfrepro"]["train_cpu"],
+        {"implementation": "hfrepro ppo (recipes/ppo.py)", "cpu s/update": per["hfrepro"]["train_cpu"],
          "s/update (wall)": per["hfrepro"]["train_wall"], "whole run cpu s/update": per["hfrepro"]["cpu"],
          "generating (cpu share)": gen[0]},
     ]
@@ -112,7 +114,7 @@ def main():
 def _config(out: Path, a):
     from trl.experimental.ppo import PPOConfig
 
-    from hfrepro.training import make_training_args
+    from hfrepro.runtime import make_training_args
     return make_training_args(
         cls=PPOConfig, output_dir=str(out), per_device_train_batch_size=a.batch, gradient_accumulation_steps=1,
         num_mini_batches=2, num_ppo_epochs=1, total_episodes=a.updates * a.batch, learning_rate=3e-4,
@@ -142,21 +144,25 @@ def _bare(policy_path, rm_path, tok, rows, cfg, a):
     trainer = PPOTrainer(args=cfg, processing_class=tok, model=policy, ref_model=ref_policy,
                          reward_model=reward_model, value_model=value_model, train_dataset=ds,
                          eval_dataset=ds.select(range(8)),
-                         peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM", target_modules="all-linear"))
+                         peft_config=LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM",
+                                                target_modules="all-linear"))
     t0, c0 = time.perf_counter(), time.process_time()
     trainer.train()
     out = {"train_wall": time.perf_counter() - t0, "train_cpu": time.process_time() - c0}
-    trainer.save_model(cfg.output_dir)  # the example saves the policy at the end, as train_ppo does
+    trainer.save_model(cfg.output_dir)  # the example saves the policy at the end, as ours does
     return out
 
 
-def _ours(policy_path, rm_path, tok, rows, cfg, a, run_path):
-    from hfrepro.rlhf.ppo import train_ppo
-    from hfrepro.training import RunDir
-    run = RunDir(run_path)
-    cfg.save_steps = max(1, a.updates // 2)  # our checkpoints are part of the overhead measured
-    return train_ppo(run=run, tok=tok, policy_path=policy_path, reward_path=rm_path, train_rows=rows, config=cfg,
-                     lora_r=16, lora_alpha=32, value_trainable_layers=a.trainable_layers, samples_per_step=4)
+def _ours(rm_path, a, run_path):
+    """recipes/ppo.py with the bare side's settings (its default budget has them, but for these), no evaluation."""
+    from hfrepro.recipes.ppo import cli
+    n = a.updates * a.batch
+    return cli(["--model", a.model, "--reward_model_path", rm_path, "--output_dir", str(run_path),
+                "--total_episodes", str(n), "--per_device_train_batch_size", str(a.batch),
+                "--local_rollout_forward_batch_size", str(a.batch), "--per_device_eval_batch_size", str(a.batch),
+                "--value_trainable_layers", str(a.trainable_layers), "--eval_prompts", "0",
+                "--save_steps", str(max(1, a.updates // 2)),  # our checkpoints are part of the overhead measured
+                "--threads", str(a.threads)])
 
 
 if __name__ == "__main__":

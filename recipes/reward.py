@@ -1,37 +1,98 @@
-"""Reward model from preference pairs with TRL's RewardTrainer; prints held-out pairwise accuracy.
+"""Reward model from preference pairs with TRL's RewardTrainer; held-out pairwise accuracy (InstructGPT step 2).
 
+A one-output `AutoModelForSequenceClassification` (the first `layers` blocks of the model, the top
+`trainable_layers` trained) learns r(prompt, response) from chosen/rejected pairs with the Bradley-Terry loss
+-log sigmoid(r(chosen) - r(rejected)); the score is read at the EOS token of the response, where PPO reads it.
 Pairs: the embedded one-word-answer task built from questions-words (data_cards/qw-prefs.md), or your own
 file in TRL's preference format (prompt/chosen/rejected, strings or message lists).
 
 Usage:
-    python recipes/reward.py                                  # defaults: recipes/configs/reward.yaml
-    python recipes/reward.py --model runs/rlhf/sft/model --output_dir runs/reward-sft
-    python recipes/reward.py --dataset my_prefs.jsonl --layers 0 --trainable_layers 0
+    hfrepro reward                                           # recipes/configs/reward/default.yaml
+    hfrepro reward --model runs/rlhf/sft --output_dir runs/reward-sft
+    hfrepro reward --dataset my_prefs.jsonl --layers 0 --trainable_layers 0
+    python recipes/reward.py --budget tiny                   # the same code
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/reward.py
-    hfrepro reward --help
+
+The whole InstructGPT order (SFT first, the reward model initialised from it) is recipes/rlhf.py.
 """
 
-from trl import RewardConfig
+from dataclasses import dataclass, field
 
-from hfrepro.config import parse_args
+import torch
+from transformers import AutoModelForSequenceClassification
+from trl import RewardConfig, RewardTrainer
+
+from hfrepro import runtime
+from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import run_main
 from hfrepro.hub import hub_request, push_folder
-from hfrepro.rlhf.reward import RewardScriptArguments, run_reward_recipe
+from hfrepro.models import resolve
+from hfrepro.rlhf.card import write_card
+from hfrepro.rlhf.models import freeze_below, layer_kwargs, load_tokenizer, sync_pad
+from hfrepro.rlhf.prefs import held_out, load_preferences, tokenize_pairs
+from hfrepro.rlhf.reward import describe, reward_metrics
 
 
-def main():
-    script, config = parse_args((RewardScriptArguments, RewardConfig), config="reward")
-    req = hub_request(script, config)
-    run_dir = config.output_dir
-    metrics = run_reward_recipe(script, config)
-    if metrics:
-        by = metrics.get("rm_test_accuracy_by_kind") or {}
-        print(f"held-out pairwise accuracy {metrics['rm_test_accuracy']:.3f} on {metrics['rm_test_pairs']} pairs"
-              + (" (" + ", ".join(f"{k} {v:.2f}" for k, v in by.items()) + ")" if by else "")
-              + f" -> {run_dir}/model")
-        if req:
-            print("pushed:", push_folder(f"{run_dir}/model", req))
+@dataclass
+class ScriptArguments:
+    model_name_or_path: str = field(default="smollm2-135m-instruct", metadata={
+        "aliases": ["--model"],
+        "help": "model the reward model starts from (embedded name, folder such as runs/rlhf/sft, or Hub id)"})
+    dataset: str = field(default="questions-words", metadata={
+        "help": "questions-words (embedded task) or a TRL preference file: prompt/chosen/rejected per row"})
+    pairs_per_prompt: int = field(default=2, metadata={"help": "rejected answers per prompt (embedded task)"})
+    max_train_pairs: int = field(default=0, metadata={"help": "use at most this many training pairs (0: all)"})
+    layers: int = field(default=16, metadata={"help": "transformer blocks kept (0: all)"})
+    trainable_layers: int = field(default=4, metadata={"help": "top blocks trained (0: all)"})
+
+
+def main(script_args: ScriptArguments, training_args: RewardConfig, run_args: RunArguments) -> dict:
+    config = resolved(script_args, training_args, run_args)
+    push = hub_request(training_args, default_name="hfrepro-reward")  # fails now, not after training
+    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.cpu_sane(training_args)
+    with runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
+                           resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait) as run:
+        if run.finished:
+            print(f"already trained with this config: {run.path}/metrics.json")
+            return run.metrics()
+
+        # Data: preference pairs, tokenised as prompt + response + EOS (the score is read at that EOS).
+        tok = load_tokenizer(script_args.model_name_or_path)
+        data = load_preferences(script_args.dataset, seed=training_args.seed,
+                                pairs_per_prompt=script_args.pairs_per_prompt)
+        train = data["train"].shuffle(seed=training_args.seed)
+        if script_args.max_train_pairs:
+            train = train.select(range(min(script_args.max_train_pairs, len(train))))
+        train_ids, test_ids = tokenize_pairs(train, tok), tokenize_pairs(held_out(data), tok)
+        eval_ids = tokenize_pairs(data["validation"], tok) if "validation" in data else None
+
+        # Model: one output (the reward), the pad id the tokenizer's (not EOS), the lower blocks frozen.
+        path = resolve(script_args.model_name_or_path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=torch.float32, **layer_kwargs(path, script_args.layers))
+        sync_pad(model, tok)
+        freeze_below(model, script_args.trainable_layers)
+
+        # Train: TRL's RewardTrainer (Bradley-Terry loss on the pairs).
+        trainer = RewardTrainer(model=model, args=training_args, train_dataset=train_ids, eval_dataset=eval_ids,
+                                processing_class=tok, callbacks=run.callbacks())
+        result = trainer.train(resume_from_checkpoint=run.resume_from)
+
+        # Results: the run folder is the reward model's Hub repository.
+        trainer.save_model()
+        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids))
+        if run.is_main:
+            write_card(run.path, "reward", metrics, config, path, "hfrepro reward --config config.yaml")
+            print(f"{describe(metrics)} -> {run.path}")
+            if push:
+                print(f"pushed to {push.repo_id}: {push_folder(run.path, push)}")
+    return metrics
+
+
+def cli(argv=None) -> dict:
+    return main(*parse_args((ScriptArguments, RewardConfig, RunArguments), recipe="reward", argv=argv))
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(cli)

@@ -1,8 +1,9 @@
-"""Stage 6 (RLHF): preference data, reward read at EOS, the SFT -> RM -> PPO/RLOO/GRPO/DPO pipeline, resume.
+"""Stage 6 (RLHF): preference data, reward read at EOS, the SFT -> RM -> PPO/RLOO/GRPO/DPO recipe, the standalone
+reward and PPO recipes, re-runs and resume.
 
 Unit tests use a tiny random Llama with SmolLM2's chat template (tests/rlhf_tiny.py) and the tiny preference
 file tests/fixtures/prefs_tiny.jsonl; integration tests use the real questions-words asset and run the
-pipeline under two processes."""
+recipe under two processes."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import sys
 import pytest
 
 from hfrepro.errors import UserError
+from tests.conftest import REPO
 
 sys.path.insert(0, os.path.dirname(__file__))
-from rlhf_tiny import PREFS, make_tiny_chat_model, tiny_args  # noqa: E402
+from rlhf_tiny import PREFS, make_tiny_chat_model, tiny_argv  # noqa: E402
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -50,7 +52,8 @@ def test_rejected_kinds_differ_from_the_answer():
 
 def test_exact_match_normalisation():
     from hfrepro.rlhf.prefs import exact_match
-    assert exact_match(" Athens.", "Athens") and exact_match('"athens"', "Athens") and exact_match("Athens!\n", "Athens")
+    assert exact_match(" Athens.", "Athens") and exact_match('"athens"', "Athens")
+    assert exact_match("Athens!\n", "Athens")
     assert not exact_match("The answer is Athens.", "Athens") and not exact_match("Athen", "Athens")
 
 
@@ -125,74 +128,135 @@ def test_evaluation_kl_is_zero_against_itself(tiny_model):
     assert all(abs(a - b) < 1e-3 for a, b in zip(lp, lp2))  # generation scores == teacher-forced log-probs
 
 
-# --- the pipeline ------------------------------------------------------------------------------------------
+# --- recipes/rlhf.py ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("recipe", ["rlhf", "reward", "ppo"])
+def test_every_budget_parses(recipe):
+    """Each budget YAML holds only known arguments of the right types; default = the main job's old default."""
+    import importlib
+
+    from hfrepro.config import parse_args
+    mod = importlib.import_module(f"hfrepro.recipes.{recipe}")
+    parsed = {b: parse_args(_types(mod), recipe=recipe, argv=["--budget", b]) for b in ("tiny", "default", "full")}
+    if recipe == "rlhf":
+        d = parsed["default"][0]
+        assert (d.rl_steps, d.rm_layers, d.eval_prompts, d.rm_pairs) == (10, 16, 48, 192)
+        assert parsed["tiny"][0].rl_steps == 2 and parsed["full"][0].algo == "all"
+
+
+def _types(mod):
+    from hfrepro.config import OutputArguments, RunArguments
+    from hfrepro.lora import LoraArguments
+    if mod.__name__.endswith("rlhf"):
+        return (mod.ScriptArguments, LoraArguments, OutputArguments, RunArguments)
+    if mod.__name__.endswith("reward"):
+        return (mod.ScriptArguments, mod.RewardConfig, RunArguments)
+    return (mod.ScriptArguments, mod.PPOConfig, LoraArguments, RunArguments)
+
+
+def rlhf(argv):
+    from hfrepro.recipes.rlhf import cli
+    return cli(argv)
+
 
 @pytest.fixture(scope="module")
 def ppo_run(tiny_model, tmp_path_factory):
     """One tiny SFT -> RM -> PPO run, shared by the tests below (they copy it before changing anything)."""
-    from hfrepro.rlhf.pipeline import run_pipeline
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    summary = run_pipeline(tiny_args(out, tiny_model, algo="ppo"), progress=lambda *_: None)
-    return out, summary
+    out = tmp_path_factory.mktemp("stage") / "rlhf"  # as the main job names it: <stage folder>/rlhf
+    return out, rlhf(tiny_argv(out, tiny_model, algo="ppo"))
 
 
-def _copy_stages(src, dst, stages=("sft", "reward")):
+def _copy_steps(src, dst, steps=("sft", "reward")):
     import shutil
-    for st in stages:
+    for st in steps:
         shutil.copytree(src / st, dst / st)
-        m = json.loads((dst / st / "metrics.json").read_text())
-        if "model_dir" in m:  # train_sft records where its model is
-            m["model_dir"] = str(dst / st / "model")
-            (dst / st / "metrics.json").write_text(json.dumps(m))
 
 
-def test_pipeline_outputs(ppo_run):
+def test_rlhf_outputs(ppo_run):
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
     from hfrepro.fsutil import read_json
-    from hfrepro.rlhf.pipeline import read_log
+    from hfrepro.runtime import read_log
 
     out, s = ppo_run
-    assert s["world_size"] == 1 and 0.0 <= s["rm_test_accuracy"] <= 1.0
+    assert s["world_size"] == 1 and 0.0 <= s["rm_test_accuracy"] <= 1.0 and s["sft_examples"] == 16
     log = read_log(out / "ppo" / "log.jsonl")
     assert [r["step"] for r in log] == [1, 2]
     for key in ("reward", "kl", "entropy", "clipfrac", "value_loss", "policy_loss"):
         assert key in log[0], key
     samples = [json.loads(x) for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
     assert {r["step"] for r in samples} == {1, 2} and all("reward" in r for r in samples)
-    for stage in ("sft", "reward", "ppo"):
-        files = {p.name for p in (out / stage / "model").iterdir()}
-        assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= files, stage
+    for step in ("sft", "reward", "ppo"):  # each step's run folder is its model's repository
+        files = {p.name for p in (out / step).iterdir()}
+        assert {"model.safetensors", "config.json", "README.md", "tokenizer.json", "config.yaml", "metrics.json",
+                "status.json"} <= files, step
+        assert read_json(out / step / "status.json")["status"] == "finished"
+    assert not (out / "sft" / "adapter_config.json").exists()  # the LoRA is merged: a complete model
+    assert AutoModelForCausalLM.from_pretrained(out / "ppo").config.num_hidden_layers == 2
+    assert AutoModelForSequenceClassification.from_pretrained(out / "reward").config.num_hidden_layers == 1
     ev = read_json(out / "ppo" / "eval.json")
     for key in ("reward", "kl", "win_rate", "exact_match", "greedy_tokens", "repeat_rate", "no_eos_rate"):
         assert key in ev, key
+    assert read_json(out / "sft" / "eval.json")["kl"] == 0.0  # the SFT policy against itself
     assert (out / "curves.png").stat().st_size > 1000
     m = read_json(out / "ppo" / "metrics.json")
-    assert m["done"] and 0 < m["generate_share"] < 1 and m["policy_trainable_params"] > 0
+    assert 0 < m["generate_share"] < 1 and m["policy_trainable_params"] > 0 and m["updates"] == 2
     assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo"]
+    assert read_json(out / "metrics.json")["comparison"] == s["comparison"]
+    assert "rl_steps: 2" in (out / "config.yaml").read_text()  # `--config config.yaml` replays the run
+
+
+def test_stage_section_decides_the_claims_from_the_run_folder(ppo_run):
+    from hfrepro.claims import StageContext
+    from hfrepro.reproduce import rlhf as stage
+
+    out, s = ppo_run
+    assert [r.recipe for r in stage.RUNS] == ["rlhf"] and [c.id for c in stage.CLAIMS] == ["rm-ranks-pairs",
+                                                                                          "ppo-reward-kl"]
+    ctx = StageContext(dir=out.parent, root=out.parent, budget="tiny", seed=0, threads=1)
+    res = stage.section(ctx)
+    rm_ev, rm_held = res.claims["rm-ranks-pairs"]
+    assert rm_held == (s["rm_test_accuracy"] >= 0.75) and f"{s['rm_test_accuracy']:.3f}" in rm_ev
+    ppo_ev, ppo_held = res.claims["ppo-reward-kl"]
+    assert "KL to SFT" in ppo_ev and "over 2 updates" in ppo_ev and ppo_held in (True, False)
+    assert "| sft (reference) |" in res.markdown and "](rlhf/curves.png)" in res.markdown
+    assert res.metrics["ppo_eval"]["prompts"] == 4
+
+
+def test_rerun_of_a_finished_run_changes_nothing(ppo_run, tiny_model):
+    out, s = ppo_run
+    kept = ("*.safetensors", "log.jsonl", "samples.jsonl", "eval*.json*", "*/metrics.json", "*/config.yaml")
+    files = {p: p.stat().st_mtime for pattern in kept for p in out.rglob(pattern)}
+    assert len(files) > 15
+    again = rlhf(tiny_argv(out, tiny_model, algo="ppo"))
+    assert again["comparison"] == s["comparison"]
+    changed = [str(p) for p, t in files.items() if p.stat().st_mtime != t]
+    assert not changed, changed  # no model, log or evaluation written again
 
 
 def test_other_algorithms_reuse_sft_and_reward_model(ppo_run, tiny_model, tmp_path):
-    from hfrepro.rlhf.pipeline import run_pipeline
-
     src, _ = ppo_run
     out = tmp_path / "run"
-    _copy_stages(src, out, ("sft", "reward", "ppo"))
-    mtime = (out / "sft" / "model" / "model.safetensors").stat().st_mtime
-    s = run_pipeline(tiny_args(out, tiny_model, algo="rloo,grpo,dpo", rl_steps=1), progress=lambda *_: None)
-    assert (out / "sft" / "model" / "model.safetensors").stat().st_mtime == mtime  # reused, not retrained
+    _copy_steps(src, out, ("sft", "reward", "ppo"))
+    mtime = (out / "sft" / "model.safetensors").stat().st_mtime
+    s = rlhf(tiny_argv(out, tiny_model, algo="rloo,grpo,dpo", rl_steps=1))
+    assert (out / "sft" / "model.safetensors").stat().st_mtime == mtime  # reused, not retrained
     assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo", "rloo", "grpo", "dpo"]
     assert all(r["KL to SFT"] is not None for r in s["comparison"])
     assert "| grpo |" in (out / "comparison.md").read_text()
+    for algo in ("rloo", "grpo", "dpo"):
+        assert (out / algo / "model.safetensors").is_file() and not (out / algo / "adapter_config.json").exists()
 
 
 def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypatch):
     from hfrepro.fsutil import read_json
     from hfrepro.rlhf import ppo
-    from hfrepro.rlhf.pipeline import read_log, run_pipeline
+    from hfrepro.runtime import read_log
 
     src, _ = ppo_run
     out = tmp_path / "run"
-    _copy_stages(src, out)
-    args = tiny_args(out, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2)
+    _copy_steps(src, out)
+    argv = tiny_argv(out, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2)
     real_save = ppo.save_trainable
 
     def save_then_die(*a, **kw):
@@ -200,63 +264,94 @@ def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypat
         raise KeyboardInterrupt  # killed right after the checkpoint of update 2
     monkeypatch.setattr(ppo, "save_trainable", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(args, progress=lambda *_: None)
-    assert (out / "ppo" / "checkpoints" / "checkpoint-2").is_dir()
-    assert not (out / "ppo" / "model").exists()
+        rlhf(argv)
+    assert (out / "ppo" / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (out / "ppo" / "model.safetensors").exists()
+    assert read_json(out / "ppo" / "status.json")["status"] == "running"
     monkeypatch.setattr(ppo, "save_trainable", real_save)
-    run_pipeline(args, progress=lambda *_: None)
+    rlhf(argv)  # the same command again: it continues from the checkpoint (the folder lock was released)
     m = read_json(out / "ppo" / "metrics.json")
     assert m["resumed_from"] == 2 and m["updates"] == 4 and m["updates_this_session"] == 2
     log = read_log(out / "ppo" / "log.jsonl")
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     lrs = [r["lr"] for r in log]
     assert lrs == sorted(lrs, reverse=True) and lrs[2] < lrs[1]  # the schedule continued, not restarted
+    samples = [json.loads(x)["step"] for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
+    assert samples == sorted(samples) and set(samples) == {1, 2, 3, 4}
 
 
-def test_bad_algo_and_changed_config_are_user_errors(tiny_model, tmp_path):
-    from hfrepro.rlhf.pipeline import RLHFArguments, run_pipeline
+def test_bad_arguments_and_changed_config_are_user_errors(ppo_run, tiny_model, tmp_path):
+    from hfrepro.rlhf.online import parse_algos
+
     with pytest.raises(UserError, match="unknown --algo"):
-        RLHFArguments(algo="trpo").algos()
+        parse_algos("trpo")
+    with pytest.raises(UserError, match="unknown --algo"):
+        rlhf(tiny_argv(tmp_path / "r0", tiny_model, algo="trpo"))
+    src, _ = ppo_run
     out = tmp_path / "run"
-    from hfrepro.rlhf.pipeline import _begin
-    from hfrepro.training import RunDir
-    from hfrepro.rlhf.models import runtime_state
-    run = RunDir(out / "sft")
-    _begin(run, {"a": 1}, False, runtime_state())
-    with pytest.raises(UserError, match="different config"):
-        _begin(run, {"a": 2}, False, runtime_state())
+    _copy_steps(src, out, ("sft",))
+    with pytest.raises(UserError, match="different config .*sft_steps"):
+        rlhf(tiny_argv(out, tiny_model, sft_steps=3))
     with pytest.raises(UserError):
-        run_pipeline(tiny_args(tmp_path / "r2", tiny_model, dataset=str(tmp_path / "missing.jsonl")))
+        rlhf(tiny_argv(tmp_path / "r2", tiny_model, dataset=str(tmp_path / "missing.jsonl")))
 
 
-def test_reward_and_ppo_recipes(tiny_model, tmp_path, capsys):
-    import runpy
+# --- recipes/reward.py and recipes/ppo.py: the steps alone --------------------------------------------------
+
+REWARD_TINY = ["--budget", "tiny", "--dataset", str(PREFS), "--threads", "1", "--layers", "1",
+               "--trainable_layers", "0", "--max_train_pairs", "16", "--per_device_train_batch_size", "4"]
+
+
+def test_reward_recipe_from_any_directory_then_resume(tiny_model, tmp_path):
+    """`hfrepro reward` outside the checkout; the same command again is a no-op; --resume_from_checkpoint
+    continues from a checkpoint of the Trainer."""
+    import subprocess
+
+    from transformers import AutoModelForSequenceClassification
 
     from hfrepro.fsutil import read_json
-    repo = os.path.dirname(os.path.dirname(__file__))
-    rm_dir, ppo_dir = tmp_path / "rm", tmp_path / "ppo"
-    common = ["--dataset", str(PREFS), "--threads", "1"]
-    for script, argv in [
-        ("reward.py", ["--model", str(tiny_model), "--output_dir", str(rm_dir), "--layers", "1",
-                       "--trainable_layers", "0", "--max_train_pairs", "16", "--per_device_train_batch_size", "4"]),
-        ("ppo.py", ["--sft_model_path", str(tiny_model), "--reward_model_path", str(rm_dir / "model"),
-                    "--output_dir", str(ppo_dir), "--total_episodes", "8", "--per_device_train_batch_size", "4",
-                    "--local_rollout_forward_batch_size", "4", "--response_length", "4", "--eval_prompts", "2",
-                    "--lora_r", "4", "--lora_alpha", "8"]),
-    ]:
-        old = sys.argv
-        sys.argv = [script, *argv, *common]
-        try:
-            with pytest.raises(SystemExit) as e:
-                from hfrepro.errors import run_main
-                run_main(runpy.run_path(os.path.join(repo, "recipes", script), run_name="x")["main"])
-            assert e.value.code == 0, capsys.readouterr().err[-2000:]
-        finally:
-            sys.argv = old
-    assert "held-out pairwise accuracy" in capsys.readouterr().out
-    m = read_json(ppo_dir / "metrics.json")
-    assert m["updates"] == 2 and "eval" in m and "eval_reference" in m
-    assert (ppo_dir / "model" / "README.md").is_file()
+    from hfrepro.recipes.reward import cli
+    from hfrepro.runtime import read_log
+
+    rm = tmp_path / "rm"
+    argv = [*REWARD_TINY, "--model", str(tiny_model), "--output_dir", str(rm)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "reward", *argv], cwd=tmp_path, capture_output=True,
+                       text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "held-out pairwise accuracy" in r.stdout
+    m = read_json(rm / "metrics.json")
+    assert m["rm_steps"] == 4 and 0 <= m["rm_test_accuracy"] <= 1
+    assert AutoModelForSequenceClassification.from_pretrained(rm).config.num_labels == 1
+    assert (rm / "README.md").is_file() and (rm / "checkpoint-4").is_dir()
+    weights = (rm / "model.safetensors").stat().st_mtime
+    assert cli(argv) == m and (rm / "model.safetensors").stat().st_mtime == weights  # a no-op
+    out = cli([*argv, "--resume_from_checkpoint", str(rm / "checkpoint-2")])
+    assert out["rm_steps"] == 4 and read_json(rm / "status.json")["resumed_from"].endswith("checkpoint-2")
+    assert [r["step"] for r in read_log(rm / "log.jsonl") if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_ppo_recipe(tiny_model, tmp_path, capsys):
+    from transformers import AutoModelForCausalLM
+
+    from hfrepro.fsutil import read_json
+    from hfrepro.recipes.ppo import cli as ppo_cli
+    from hfrepro.recipes.reward import cli as reward_cli
+
+    rm, out = tmp_path / "rm", tmp_path / "ppo"
+    reward_cli([*REWARD_TINY, "--model", str(tiny_model), "--output_dir", str(rm), "--save_strategy", "no"])
+    common = ["--budget", "tiny", "--dataset", str(PREFS), "--threads", "1", "--model", str(tiny_model),
+              "--reward_model_path", str(rm), "--output_dir", str(out)]
+    with pytest.raises(UserError, match="--model_name_or_path"):
+        ppo_cli([*common, "--sft_model_path", str(tiny_model)])
+    m = ppo_cli([*common, "--total_episodes", "8", "--per_device_train_batch_size", "4",
+                 "--local_rollout_forward_batch_size", "4", "--response_length", "4", "--eval_prompts", "2",
+                 "--lora_r", "4", "--lora_alpha", "8", "--save_steps", "1"])
+    assert m["updates"] == 2 and "eval" in m and "eval_reference" in m and m["eval_reference"]["kl"] == 0.0
+    assert (out / "README.md").is_file() and (out / "eval_reference.json").is_file()
+    assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
+    assert read_json(out / "metrics.json")["updates"] == 2
+    assert "PPO updates" in capsys.readouterr().out
 
 
 # --- integration: real data, two processes ---------------------------------------------------------------
@@ -283,21 +378,18 @@ def test_embedded_preferences_match_the_card():
 
 @pytest.mark.integration
 def test_two_processes(tiny_model, tmp_path):
-    """`accelerate launch` with 2 CPU processes runs the whole pipeline (world size 2) and saves the policy."""
+    """`accelerate launch` with 2 CPU processes runs the whole recipe (world size 2) and saves the policy."""
     from hfrepro.fsutil import read_json
-    repo = os.path.dirname(os.path.dirname(__file__))
     out = tmp_path / "run2"
-    cmd = [os.path.join(os.path.dirname(sys.executable), "accelerate"), "launch", "--config_file",
-           "recipes/accelerate/cpu_2proc.yaml", "--main_process_port", "29517", "recipes/rlhf.py",
-           "--model", str(tiny_model), "--dataset", str(PREFS), "--output_dir", str(out), "--threads", "1",
-           "--eval_prompts", "2", "--sft_examples", "16", "--sft_steps", "2", "--sft_batch_size", "2",
-           "--rm_pairs", "8", "--rm_batch_size", "2", "--rm_layers", "1", "--rl_steps", "2", "--rl_batch_size", "2",
-           "--max_new_tokens", "4", "--lora_r", "4", "--lora_alpha", "8", "--save_steps", "1", "--algo", "ppo"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo}
-    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu_2proc.yaml",
+           "--main_process_port", "29517", "recipes/rlhf.py",
+           *tiny_argv(out, tiny_model, eval_prompts=2, sft_batch_size=2, rm_pairs=8, rm_batch_size=2,
+                      rl_batch_size=2, save_steps=1, algo="ppo")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = read_json(out / "metrics.json")
-    assert m["world_size"] == 2
+    assert read_json(out / "metrics.json")["world_size"] == 2
+    assert read_json(out / "reward" / "metrics.json")["world_size"] == 2
     assert read_json(out / "ppo" / "metrics.json")["world_size"] == 2
-    assert (out / "ppo" / "model" / "model.safetensors").is_file()
+    assert (out / "ppo" / "model.safetensors").is_file() and (out / "sft" / "model.safetensors").is_file()
     assert [x["step"] for x in map(json.loads, (out / "ppo" / "log.jsonl").read_text().splitlines())] == [1, 2]

@@ -1,13 +1,15 @@
-"""Stage 6: RLHF, the InstructGPT pipeline - SFT -> reward model -> PPO (or RLOO, GRPO, DPO) - on TRL.
+"""Stage 6: RLHF, InstructGPT's three steps - SFT -> reward model -> PPO (or RLOO, GRPO, DPO) - on TRL.
+
+The steps are the recipes (recipes/rlhf.py, and the standalone recipes/reward.py, recipes/ppo.py); this
+package holds what they share, in import order:
 
     prefs.py     preference pairs from questions-words (or the user's TRL-format file); exact-match metric
     models.py    tokenizer/model set-up with the pitfalls handled (pad != EOS, reward at EOS, frozen copies)
-    sft.py       the SFT step (stage 5's train_sft, LoRA merged)
-    reward.py    RewardTrainer + held-out pairwise accuracy      (recipes/reward.py)
-    ppo.py       PPOTrainer with logs, samples, checkpoints/resume (recipes/ppo.py)
-    online.py    RLOO / GRPO against the same reward model, DPO offline
     evaluate.py  held-out evaluation: reward, KL, win-rate, exact match, reward-hacking signs
-    pipeline.py  the whole run and the comparison table          (recipes/rlhf.py)
-    stage.py     `hfrepro reproduce` stage 6
+    reward.py    held-out pairwise accuracy of a reward model
+    ppo.py       PPOSession: logs, samples, checkpoints/resume around TRL's PPOTrainer
+    online.py    the --algo names; the reward function RLOO / GRPO score with
+    compare.py   the comparison table, curves and summary of a run folder
+    card.py      the model cards of the steps
     cli.py       `hfrepro prefs`
 """

@@ -15,10 +15,16 @@ On prompts none of the stages trained on:
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import time
+from pathlib import Path
 from statistics import mean
 
+from hfrepro import runtime
+from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
+from hfrepro.rlhf.models import load_frozen, score
 from hfrepro.rlhf.prefs import encode_prompt, exact_match
 
 
@@ -102,8 +108,6 @@ def sequence_logprobs(model, tok, prompts: list[list[int]], responses: list[list
 
 def rewards(rm, tok, prompts, responses, missing_eos_penalty: float) -> list[float]:
     """Reward-model score at EOS, minus the penalty for a response that never ended (as in training)."""
-    from hfrepro.rlhf.models import score
-
     s = score(rm, [p + r for p, r in zip(prompts, responses)], tok.pad_token_id)
     return [v - (missing_eos_penalty if not (r and r[-1] == tok.eos_token_id) else 0.0)
             for v, r in zip(s, responses)]
@@ -187,3 +191,46 @@ def _user_text(prompt) -> str:
         users = [m["content"] for m in prompt if m.get("role") == "user"]
         return users[-1] if users else prompt[-1]["content"]
     return prompt
+
+
+# --- cached on disk, one per policy folder ------------------------------------------------------------------
+
+def evaluate_cached(folder: str | Path, *, reference: str | Path | None, reward_model: str | Path, tok,
+                    rows: list[dict], temperature: float, max_new_tokens: int, missing_eos_penalty: float,
+                    seed: int, samples: int = 1, baseline: list[dict] | None = None, model: str | Path | None = None,
+                    name: str = "eval") -> tuple[dict | None, list[dict] | None]:
+    """Evaluate the policy saved in `folder` (or `model`) on held-out `rows`, on the main process, into
+    folder/<name>.json and folder/<name>_samples.jsonl; a later call with the same settings and the same model
+    files reads them back. Every process calls it; returns (metrics, per-prompt records) on the main process,
+    (None, None) on the others."""
+    folder = Path(folder)
+    model = Path(model or folder)
+    f, fs = folder / f"{name}.json", folder / f"{name}_samples.jsonl"
+    key = {"eval_prompts": len(rows), "samples": samples, "temperature": temperature,
+           "max_new_tokens": max_new_tokens, "seed": seed, "missing_eos_penalty": missing_eos_penalty,
+           "reference": str(reference) if reference is not None else None, "reward_model": str(reward_model),
+           "model_mtime": _mtime(model), "rm_mtime": _mtime(reward_model)}
+    m = recs = None
+    if runtime.is_main_process():
+        if f.is_file() and fs.is_file() and read_json(f).get("key") == key:
+            m = {k: v for k, v in read_json(f).items() if k != "key"}
+            recs = [json.loads(line) for line in fs.read_text(encoding="utf-8").splitlines() if line.strip()]
+        else:
+            t0 = time.perf_counter()
+            print(f"[rlhf] evaluating {model} on {len(rows)} held-out prompts", flush=True)
+            policy = load_frozen(model, tok)
+            ref = load_frozen(reference, tok) if reference is not None else None
+            rm = load_frozen(reward_model, tok, kind="scorer")
+            m, recs = evaluate_policy(policy, tok, rows, reference=ref, rm=rm, max_new_tokens=max_new_tokens,
+                                      temperature=temperature, missing_eos_penalty=missing_eos_penalty,
+                                      seed=seed, baseline=baseline, samples=samples)
+            m["eval_seconds"] = round(time.perf_counter() - t0, 2)
+            atomic_write_text(fs, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+            atomic_write_json(f, {"key": key, **m})
+    runtime.wait_for_everyone()
+    return m, recs
+
+
+def _mtime(folder: str | Path) -> float | None:
+    f = Path(folder) / "model.safetensors"
+    return f.stat().st_mtime if f.is_file() else None

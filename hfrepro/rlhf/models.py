@@ -1,4 +1,4 @@
-"""Tokenizer and model set-up shared by every RLHF stage, with the classic pitfalls handled in one place.
+"""Tokenizer and model set-up shared by the RLHF steps, with the classic pitfalls handled in one place.
 
 - **Pad token distinct from EOS.** SmolLM2 ships pad = eos = `<|im_end|>`. TRL's PPO builds attention masks
   as `ids != pad_token_id`, so every `<|im_end|>` inside the chat-formatted prompt would be masked out, and it
@@ -7,33 +7,27 @@
 - **Reward read at the EOS token.** Reward-model inputs are `prompt + response + EOS` (prefs.encode_completion),
   right-padded: `AutoModelForSequenceClassification` reads the score at the last non-pad token = EOS, and PPO's
   `get_reward` reads it at "first pad - 1" = the same EOS. `reward_index` checks it.
+- **One tokenizer, padded on the left** (generation needs it); TRL's SFT, reward and preference collators pad
+  training batches on the right by themselves, and `score` pads on the right itself.
 - **Reference model a separate object**, loaded fresh and frozen (`load_frozen`).
+- **Smaller reward and value models**: the first `layers` blocks of the SFT model (`layer_kwargs`), only the top
+  `trainable_layers` of them trained (`freeze_below`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from hfrepro.errors import UserError
+from hfrepro.models import load_causal_lm, resolve
+from hfrepro.models import load_tokenizer as load_base_tokenizer
+
 PAD_CANDIDATES = ("<|endoftext|>", "<unk>", "<pad>", "[PAD]")
-
-
-def runtime_state():
-    """accelerate's process state, created the way the Trainers create it.
-
-    On a CPU-only machine a bare `PartialState()` (cpu=False) called first sets up a world of ONE process in
-    each launched process, and it sticks: its `wait_for_everyone()` is then a no-op and the processes race.
-    `setup_runtime` sets ACCELERATE_USE_CPU there; passing it on as `cpu=True` forms the real process group.
-    """
-    import os
-
-    from accelerate import PartialState
-    return PartialState(cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"))
 
 
 def prepare_tokenizer(tok, padding_side: str = "left"):
     """Give `tok` a pad token different from its EOS token (see module docstring). Returns tok."""
     if tok.eos_token is None:
-        from hfrepro.errors import UserError
         raise UserError("the tokenizer has no EOS token: RLHF needs one to end responses and read rewards",
                         fix="use a chat/instruct model, or set tokenizer.eos_token before training")
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
@@ -48,8 +42,7 @@ def prepare_tokenizer(tok, padding_side: str = "left"):
 
 
 def load_tokenizer(name: str):
-    from hfrepro.models import load_tokenizer as _load
-    return prepare_tokenizer(_load(name))
+    return prepare_tokenizer(load_base_tokenizer(name))
 
 
 def sync_pad(model, tok):
@@ -64,44 +57,37 @@ def sync_pad(model, tok):
     return model
 
 
-def load_policy(path: str, tok, dtype: str = "float32"):
-    from hfrepro.models import load_causal_lm
-    return sync_pad(load_causal_lm(path, dtype=dtype), tok)
+def load_policy(path: str | Path, tok, dtype: str = "float32"):
+    """A causal LM (the policy), its pad/eos ids those of `tok`."""
+    return sync_pad(load_causal_lm(str(path), dtype=dtype), tok)
 
 
-def load_frozen(path: str, tok, kind: str = "causal", **kw):
+def load_frozen(path: str | Path, tok, kind: str = "causal"):
     """A separate, frozen copy (reference policy, or the reward model at RL time): eval mode, no grads."""
-    model = load_policy(path, tok) if kind == "causal" else load_scorer(path, tok, **kw)
+    model = load_policy(path, tok) if kind == "causal" else load_scorer(path, tok)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
 
 
-def load_scorer(path: str, tok, layers: int = 0, trainable_layers: int = 0):
-    """A one-output sequence classifier (reward model or value model) from a causal-LM or scorer folder.
+def layer_kwargs(path: str | Path, layers: int) -> dict:
+    """`from_pretrained` keyword arguments keeping only the first `layers` transformer blocks (0: all)."""
+    from transformers import AutoConfig
 
-    layers: keep only the first `layers` transformer blocks (0: all) - a smaller, faster reward/value model.
-    trainable_layers: train only the top `trainable_layers` blocks + final norm + score head (0: everything).
-    """
+    n_total = getattr(AutoConfig.from_pretrained(resolve(str(path))), "num_hidden_layers", None)
+    return {"num_hidden_layers": layers} if layers and n_total and layers < n_total else {}
+
+
+def load_scorer(path: str | Path, tok, layers: int = 0, trainable_layers: int = 0):
+    """A one-output sequence classifier (reward or value model) from a causal-LM or scorer folder: the first
+    `layers` blocks (0: all), only the top `trainable_layers` trained (0: everything)."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    from hfrepro.models import resolve
-
-    path = resolve(path)
-    cfg = AutoConfig.from_pretrained(path)
-    kw = {}
-    n_total = getattr(cfg, "num_hidden_layers", None)
-    if layers and n_total and layers < n_total:
-        kw["num_hidden_layers"] = layers
-    import transformers
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "score.weight newly initialised" is expected here
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32, **kw)
-    finally:
-        transformers.logging.set_verbosity(level)
+    path = resolve(str(path))
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=torch.float32,
+                                                               **layer_kwargs(path, layers))
     sync_pad(model, tok)
     if trainable_layers:
         freeze_below(model, trainable_layers)
@@ -110,6 +96,8 @@ def load_scorer(path: str, tok, layers: int = 0, trainable_layers: int = 0):
 
 def freeze_below(model, trainable_layers: int) -> None:
     """Freeze embeddings and all but the top `trainable_layers` blocks; keep final norm and head trainable."""
+    if not trainable_layers:
+        return
     backbone = getattr(model, model.base_model_prefix)
     blocks = backbone.layers
     keep = set(range(max(0, len(blocks) - trainable_layers), len(blocks)))
@@ -123,26 +111,17 @@ def freeze_below(model, trainable_layers: int) -> None:
             p.requires_grad_(True)
 
 
-def trainable_share(model) -> tuple[int, int]:
-    n = sum(p.numel() for p in model.parameters())
-    t = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return t, n
+def save_policy(model, tok, folder: str | Path, is_main: bool = True) -> Path:
+    """Save a trained policy as a complete model folder (a LoRA adapter is merged into the weights first), so
+    `AutoModelForCausalLM.from_pretrained(folder)` loads it. Writes on the main process only."""
+    from peft import PeftModel
 
-
-def save_complete(model, tok, folder: str | Path) -> Path:
-    """save_pretrained (safetensors) + tokenizer, atomically. A PeftModel is merged first (a complete repo)."""
-    from hfrepro.fsutil import atomic_dir
-
-    try:
-        from peft import PeftModel
+    folder = Path(folder)
+    if is_main:
         if isinstance(model, PeftModel):
             model = model.merge_and_unload()
-    except ImportError:  # pragma: no cover
-        pass
-    folder = Path(folder)
-    with atomic_dir(folder) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
+        model.save_pretrained(folder, safe_serialization=True)
+        tok.save_pretrained(folder)
     return folder
 
 

@@ -26,9 +26,11 @@ import random
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
-from hfrepro.splits import split_dataset
+from hfrepro import data
 from hfrepro.errors import UserError
+from hfrepro.splits import split_dataset
 
 SYSTEM = "Answer with one word."
 SOURCE = "questions-words"
@@ -81,8 +83,6 @@ class Item:
 def build_items(seed: int = 0) -> dict[str, list[Item]]:
     """Unique (relation, x -> answer) items from questions-words, split train/validation/test 70/10/20 by item,
     stratified by relation. Inputs with two different answers (Glendale: Arizona or California) are dropped."""
-    from hfrepro import data
-
     ds = data.load(SOURCE, split="all")
     answers: dict[tuple[str, str], set[str]] = defaultdict(set)
     for r in ds:
@@ -199,10 +199,6 @@ def check_preferences(rows, where: str) -> str:
 
 def load_preferences(name: str, seed: int = 0, pairs_per_prompt: int = 2):
     """`questions-words` (the embedded task) or a file/folder in TRL's preference format -> DatasetDict."""
-    from pathlib import Path
-
-    from hfrepro import data
-
     if name in (SOURCE, "qw-prefs"):
         return embedded_preferences(seed, pairs_per_prompt)
     p = Path(name).expanduser()
@@ -250,6 +246,11 @@ def tokenize_pairs(ds, tok):
     return ds.map(fn, remove_columns=[c for c in ds.column_names if c not in ("relation", "kind", "answer")])
 
 
+def held_out(dd):
+    """The held-out split: `test`, else `validation`."""
+    return dd["test"] if "test" in dd else dd["validation"]
+
+
 def unique_prompts(ds) -> list[dict]:
     """One row per distinct prompt: {prompt, chosen, answer?, relation?} (chosen = the first preferred answer)."""
     seen, out = set(), []
@@ -261,6 +262,11 @@ def unique_prompts(ds) -> list[dict]:
         out.append({"prompt": r["prompt"], "chosen": r["chosen"], "answer": r.get("answer"),
                     "relation": r.get("relation")})
     return out
+
+
+def demonstrations(rows: list[dict]) -> list[dict]:
+    """SFT data in TRL's prompt-completion format: each prompt with its preferred answer (the demonstration)."""
+    return [{"prompt": r["prompt"], "completion": r["chosen"]} for r in rows]
 
 
 # --- the independent metric -------------------------------------------------------------------------------

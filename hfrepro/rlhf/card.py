@@ -1,0 +1,44 @@
+"""The model cards of the RLHF steps: the SFT policy, the reward model, the RL policies (PPO, RLOO, GRPO, DPO)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hfrepro.cards import hub_base_model, write_model_card
+
+_POLICY = "The SFT policy trained with {name} "
+CARDS = {
+    "sft": dict(title="SFT policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["sft", "lora", "trl"],
+                description="Supervised fine-tuning with TRL's SFTTrainer and LoRA (merged into the weights) on "
+                            "one-word-answer demonstrations (prompt -> preferred answer): the policy RL starts "
+                            "from and the frozen reference of its KL penalty.",
+                eval_metrics=["sft_final_loss"]),
+    "reward": dict(title="Reward model (hfrepro RLHF)", pipeline_tag="text-classification",
+                   tags=["reward-model", "trl"],
+                   description="Bradley-Terry reward model trained with TRL's RewardTrainer on preference pairs; the "
+                               "score is read at the EOS token.",
+                   eval_metrics=["rm_test_accuracy", "rm_test_margin"], eval_split="test"),
+    "ppo": dict(title="PPO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["ppo", "rlhf", "trl"],
+                description=_POLICY.format(name="PPO (TRL's PPOTrainer)") + "against the reward model, with a KL "
+                            "penalty to the SFT policy."),
+    "rloo": dict(title="RLOO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["rloo", "rlhf", "trl"],
+                 description=_POLICY.format(name="RLOO (TRL's RLOOTrainer)") + "against the reward model, with a "
+                             "KL penalty to the SFT policy."),
+    "grpo": dict(title="GRPO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["grpo", "rlhf", "trl"],
+                 description=_POLICY.format(name="GRPO (TRL's GRPOTrainer)") + "against the reward model, with a "
+                             "KL penalty to the SFT policy."),
+    "dpo": dict(title="DPO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["dpo", "rlhf", "trl"],
+                description=_POLICY.format(name="DPO (TRL's DPOTrainer)") + "on the preference pairs (offline)."),
+}
+
+
+def write_card(folder: str | Path, step: str, metrics: dict, config: dict, base_model: str, command: str) -> Path:
+    """README.md of a step's run folder (`step`: sft, reward, ppo, rloo, grpo, dpo); `command` trained it."""
+    card = dict(CARDS[step])
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return write_model_card(
+        folder, license="apache-2.0", base_model=hub_base_model(base_model), datasets=[], language=["en"],
+        metrics=numbers, config=config, command=command,
+        usage="Teaching: one step of the InstructGPT pipeline on a one-word-answer task (data_cards/qw-prefs.md).",
+        limits="A small model trained for minutes on one narrow task; its answers are often wrong. The numbers "
+               "are on the task's held-out prompts only.", **card)
