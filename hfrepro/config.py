@@ -26,6 +26,7 @@ import yaml
 
 from hfrepro.errors import UserError
 from hfrepro.paths import CONFIGS_DIR
+from hfrepro.runtime import has_accelerator, precision, use_cpu_without_accelerator
 
 BUDGET_NAMES = ("tiny", "default", "full")
 DEFAULT_BUDGET = "default"
@@ -174,8 +175,6 @@ def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Se
     against the fields), then the options given on the command line (typed by argparse)."""
     from transformers import HfArgumentParser
 
-    from hfrepro.runtime import use_cpu_without_accelerator
-
     types = [types] if isinstance(types, type) else list(types)
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg_path, argv = _pop_flag(argv, "--config")
@@ -203,6 +202,8 @@ def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Se
     for t in types:
         names = {f.name for f in dataclasses.fields(t) if f.init}
         kwargs = {k: v for k, v in values.items() if k in names}
+        if "bf16" in names:
+            _precision_for_this_machine(kwargs, cfg_path)
         kwargs.update({k: v for k, v in given.items() if k in names})
         try:
             out.append(t(**kwargs))
@@ -210,6 +211,17 @@ def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Se
             raise UserError(f"invalid arguments: {e}", where=cfg_path,
                             fix="check the values against --help") from None
     return tuple(out)
+
+
+def _precision_for_this_machine(kwargs: dict, where: str | None) -> None:
+    """bf16 where the hardware has it, fp32 elsewhere, unless the command line says otherwise: a budget file
+    (e.g. `full`, written for a GPU) that asks for bf16 or fp16 still runs on a CPU, in fp32, with a note."""
+    bf16 = precision()["bf16"]
+    for key, ok in (("bf16", bf16), ("fp16", has_accelerator())):
+        if kwargs.get(key) and not ok:
+            print(f"note: {where} asks for {key}, which this machine lacks: training in fp32", file=sys.stderr)
+            kwargs[key] = False
+    kwargs.setdefault("bf16", bf16)
 
 
 def resolved(*objs: Any) -> dict[str, Any]:

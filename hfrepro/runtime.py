@@ -162,8 +162,11 @@ def make_training_args(cls=None, **kwargs: Any):
 def cpu_sane(args) -> Any:
     """Fix a parsed TrainingArguments / TRL config in place for this hardware: no bf16 and no activation
     checkpointing on CPU, and count the tokens trained on ("tokens seen" in logs and metrics)."""
-    if not has_accelerator() and hasattr(args, "use_cpu"):
-        args.use_cpu = True
+    if not has_accelerator():
+        if hasattr(args, "use_cpu"):
+            args.use_cpu = True
+        if getattr(args, "dataloader_pin_memory", False):
+            args.dataloader_pin_memory = False  # pinned memory needs a GPU
     if not precision()["bf16"]:
         for name in ("bf16", "fp16"):
             if getattr(args, name, False):

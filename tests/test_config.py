@@ -103,3 +103,18 @@ def test_resolved_trainer_config_is_replayable(tmp_path):
     cfg.write_text(yaml.safe_dump(rec))
     _, again = parse_args((B, TrainingArguments), argv=["--config", str(cfg)])
     assert again.max_steps == 7 and resolved(again) == rec
+
+
+def test_precision_follows_the_machine(tmp_path, capsys):
+    """A budget written for a GPU (bf16: true) still runs on this CPU, in fp32, with a note; no setting means the
+    hardware decides; the command line is obeyed (and refused with one message where it cannot be)."""
+    from trl import SFTConfig
+
+    cfg = tmp_path / "full.yaml"
+    cfg.write_text(f"output_dir: {tmp_path}\nbf16: true\n")
+    (sft,) = parse_args(SFTConfig, argv=["--config", str(cfg)])
+    assert sft.bf16 is False and "asks for bf16" in capsys.readouterr().err
+    (sft,) = parse_args(SFTConfig, argv=["--output_dir", str(tmp_path)])  # TRL's default would be bf16=True
+    assert sft.bf16 is False
+    with pytest.raises(UserError, match="invalid arguments"):
+        parse_args(SFTConfig, argv=["--output_dir", str(tmp_path), "--bf16", "true"])

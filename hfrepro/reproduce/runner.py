@@ -22,14 +22,20 @@ from hfrepro.claims import Decision, StageContext, StageResult, verdict
 from hfrepro.config import BUDGET_NAMES
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, read_json
+from hfrepro.paths import CONFIGS_DIR, PACKAGE_DIR
 from hfrepro.reproduce.plan import STAGE_NAMES, STAGES, Stage, recipe_cli
 from hfrepro.reproduce.report import write_report
 
 
 def stage_key(stage: Stage, budget: str, seed: int) -> dict:
-    """What a finished stage's result depends on: it is reused only when all of it is the same."""
+    """What a finished stage's result depends on: it is reused only when all of it is the same. The sources are
+    the stage module, its recipes and their budget configs, the stage's own evaluation settings, and the stage's
+    library package."""
     mod = stage.load()
     files = [Path(mod.__file__)] + [f for r in getattr(mod, "RUNS", []) for f in r.sources(budget)]
+    own = CONFIGS_DIR / "reproduce" / stage.name / f"{budget}.yaml"
+    files += [own] if own.is_file() else []
+    files += sorted((PACKAGE_DIR / stage.name).rglob("*.py"))
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())
