@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-CODE_HFREPRO = "from hfrepro.models import resolve\ntry:\n    resolve('gpt2')\nexcept Exception as e:\n    print(type(e).__name__)"
+CODE_HFREPRO = ("from hfrepro.models import resolve\ntry:\n    resolve('gpt2')\n"
+                "except Exception as e:\n    print(type(e).__name__)")
 CODE_RAW = ("from transformers import AutoConfig\ntry:\n    AutoConfig.from_pretrained('gpt2')\n"
             "except Exception as e:\n    print(type(e).__name__)")
 

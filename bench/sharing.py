@@ -10,7 +10,6 @@ Nothing is uploaded; the asset cache is only read.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile

@@ -182,9 +182,12 @@ def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Se
     asking_help = "-h" in argv or "--help" in argv
     if cfg_path is None and recipe is not None and not asking_help:
         cfg_path = str(config_path(recipe, budget or DEFAULT_BUDGET))
+    elif cfg_path is not None and not Path(cfg_path).exists() and (CONFIGS_DIR / cfg_path).is_dir():
+        cfg_path = str(config_path(cfg_path, budget or DEFAULT_BUDGET))  # a variant by name: word2vec/korean
     parser = HfArgumentParser(types, prog=prog or (f"hfrepro {recipe}" if recipe else None), description=description)
     parser.add_argument("--config", default=None, help="YAML file of argument values, e.g. a run's config.yaml "
-                                                        "(command line wins)")
+                                                        "(command line wins), or a config of recipes/configs/ by "
+                                                        "name, e.g. word2vec/korean (with --budget)")
     parser.add_argument("--budget", default=DEFAULT_BUDGET, choices=BUDGET_NAMES,
                         help=f"start from recipes/configs/{recipe or '<recipe>'}/<budget>.yaml (the defaults "
                              "shown here are the code's; the budget's file sets most of them)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from hfrepro.errors import UserError
-from hfrepro.splits import SPLITS, split_dataset
+from hfrepro.splits import split_dataset
 
 TEXT_SUFFIXES = {".txt", ".text", ".cor"}
 TABLE_SUFFIXES = {".tsv", ".csv"}

@@ -243,12 +243,11 @@ def _serve_olah(root: str, port_file: str) -> None:
     import socket
     from urllib.parse import unquote
 
-    import uvicorn
-    from starlette.responses import Response
-
     import olah.server as srv
+    import uvicorn
     from olah.configs import OlahConfig
     from olah.mirror.repos import LocalMirrorRepo
+    from starlette.responses import Response
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

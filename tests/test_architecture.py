@@ -145,3 +145,18 @@ def test_no_function_over_80_lines():
                 if n > 80:
                     long.append(f"{p.relative_to(REPO)}:{node.lineno} {node.name} ({n} lines)")
     assert not long, "\n".join(long)
+
+
+def test_ruff_is_clean():
+    """The house style (ruff.toml): unused imports, import order, line length."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    if not Path(ruff).exists():
+        import pytest
+        pytest.skip("ruff is not installed (it is in the dev extras)")
+    r = subprocess.run([ruff, "check", "hfrepro", "recipes", "tests", "bench", "scripts"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:]

@@ -5,8 +5,19 @@ import math
 
 import pytest
 
-from hfrepro.claims import (INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, bootstrap, decide, mean, paired_bootstrap,
-                            sign_test, standard_error, t_interval, verdict_of)
+from hfrepro.claims import (
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    bootstrap,
+    decide,
+    mean,
+    paired_bootstrap,
+    sign_test,
+    standard_error,
+    t_interval,
+    verdict_of,
+)
 
 
 @pytest.mark.parametrize("lo,hi,t,higher,want", [

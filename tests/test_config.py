@@ -118,3 +118,13 @@ def test_precision_follows_the_machine(tmp_path, capsys):
     assert sft.bf16 is False
     with pytest.raises(UserError, match="invalid arguments"):
         parse_args(SFTConfig, argv=["--output_dir", str(tmp_path), "--bf16", "true"])
+
+
+def test_config_by_name_picks_the_budget_of_a_variant():
+    from dataclasses import make_dataclass
+
+    from hfrepro.config import load_yaml
+    want = load_yaml(config_path("word2vec/korean", "tiny"))
+    T = make_dataclass("T", [(k, type(v) if v is not None else str, None) for k, v in want.items()])
+    (got,) = parse_args(T, argv=["--config", "word2vec/korean", "--budget", "tiny"])
+    assert {k: getattr(got, k) for k in want} == want

@@ -2,9 +2,9 @@
 
 import pytest
 
-from hfrepro.splits import split_dataset
 from hfrepro import data
 from hfrepro.errors import UserError
+from hfrepro.splits import split_dataset
 
 
 def _ds(n=100, groups=None):

@@ -136,7 +136,8 @@ def test_lora_adapter_card_names_its_base(tmp_path):
     assert str(base) in text  # the local base it was trained from is named too
 
     # a Hub id given directly is kept; a local path that names nothing stays out of the metadata
-    assert cards.hub_base_model("gpt2") is None and cards.hub_base_model("openai-community/gpt2") == "openai-community/gpt2"
+    assert cards.hub_base_model("gpt2") is None
+    assert cards.hub_base_model("openai-community/gpt2") == "openai-community/gpt2"
     assert cards.hub_base_model(str(tmp_path)) is None
 
 

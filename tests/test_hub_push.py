@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 import yaml
-
 from conftest import run_cli
+from hubfakes import FakeHub
+
 from hfrepro import cards, hub
 from hfrepro.errors import UserError
-from hubfakes import FakeHub
 
 TOKEN = "hf_hfreproFAKEtokenDoNotLeak0123456789"
 

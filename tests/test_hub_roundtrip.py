@@ -11,14 +11,12 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, PY, REPO
-from hfrepro import cards, hub
 from hubfakes import FakeHub, start_mirror
+
+from hfrepro import cards
 
 pytestmark = pytest.mark.integration
 

@@ -51,8 +51,8 @@ def test_recipe_tiny_from_any_directory_then_the_stage_reads_it(tmp_path):
     result = run_stage_inprocess(stage, tmp_path, "tiny", seed=0, threads=1)
     assert result["status"] == "ok", result.get("error")
     assert weights == {a: (run / a / "model.safetensors").stat().st_mtime_ns for a in weights}  # not retrained
-    evidence, held = result["claims"]["s2s-attention-long"]
-    assert held is None and "tiny budget" in evidence  # 60 updates: measured, not judged
+    rec = result["claims"]["s2s-attention-long"]
+    assert rec["held"] is None and rec["verdict"] == "NOT RUN" and "tiny budget" in rec["evidence"]  # not judged
     md = result["markdown"]
     assert "seq2seq/run/bleu_by_length.png" in md and "seq2seq/run/attention.png" in md and "tok:char" in md
     for f in ("bleu_by_length.png", "attention.png", "results.md"):

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from hfrepro.assets import corpora, sources as S
+from hfrepro.assets import corpora
+from hfrepro.assets import sources as S
 from hfrepro.errors import AssetMissing, UserError
 from hfrepro.fsutil import atomic_dir, atomic_write_json, dir_size
-from hfrepro.paths import datasets_dir, home, models_dir
+from hfrepro.paths import datasets_dir, home, models_dir  # noqa: F401 - `assets.home()` is its public name
 
 MARKER = "hfrepro-asset.json"
 SPLIT_SEED = 1234  # the seed that fixes every embedded dataset's train/validation/test split

@@ -5,7 +5,6 @@ Kept free of heavy imports; `hfrepro.assets.registry` turns the rows into a `dat
 
 from __future__ import annotations
 
-import base64
 import configparser
 import gzip
 import html

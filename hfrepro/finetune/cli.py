@@ -21,6 +21,7 @@ from pathlib import Path
 
 from hfrepro.errors import UserError, run_main
 from hfrepro.finetune import jobs, jsonl
+from hfrepro.finetune.build_data import DICTIONARY
 from hfrepro.finetune.chat import ChatSession, repl
 from hfrepro.finetune.sft import METHODS
 from hfrepro.models import load_tokenizer, resolve
@@ -57,7 +58,7 @@ def _register_prepare(s) -> None:
                                   "fields, wrong types, duplicates, examples longer than the model's context, "
                                   "inconsistent roles. Writes the examples it can keep, fixed, to "
                                   "<name>_prepared.jsonl. The input file is never modified.")
-    _opt(pd, "-f", "--file", required=True, help="the JSONL file to check")
+    _opt(pd, "-f", "--file", required=True, help="the JSONL file to check (`dictionary`: the shipped example)")
     _opt(pd, "-o", "--output", default=None, help="where to write the prepared file "
                                                   "(default: <name>_prepared.jsonl next to the input)")
     _opt(pd, "-m", "--model", "--model_name_or_path", dest="model", default=DEFAULT_MODEL,
@@ -147,6 +148,8 @@ def _quiet() -> None:
 
 def _prepare(args) -> int:
     src = Path(args.file)
+    if args.file == "dictionary" and not src.exists():  # the shipped example, by name, from any directory
+        src = DICTIONARY
     out = None if args.check else Path(args.output) if args.output else jsonl.default_output(src)
     if out is not None and out.resolve() == src.resolve():
         raise UserError("the output file is the input file", where=str(src),
