@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -33,7 +34,11 @@ COMMAND_MODULES = [
     "hfrepro.seq2seq.cli",      # stage 3: hfrepro translate
     "hfrepro.fewshot.cli",      # stage 4: hfrepro fewshot-tasks
     "hfrepro.finetune.cli",     # stage 5: hfrepro finetune {prepare-data,create,follow,list}, hfrepro chat
+    "hfrepro.transformer.cli",  # chapter: inside the Transformer (hfrepro transformer, hfrepro tokenize)
+    "hfrepro.bert.cli",         # chapter: BERT
+    "hfrepro.rlbasics.cli",     # chapter: RL basics
     "hfrepro.rlhf.cli",         # stage 6: hfrepro prefs
+    "hfrepro.chatgpt.cli",      # chapter: ChatGPT's behaviour
     "hfrepro.hub_cli",          # sharing: hfrepro push
     "hfrepro.reproduce",        # the main job: hfrepro reproduce
 ]
@@ -59,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hfrepro {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
-        importlib.import_module(mod).register(sub)
+        if importlib.util.find_spec(mod) is not None:  # a chapter without tool commands has no cli module
+            importlib.import_module(mod).register(sub)
     for name, help_ in recipes().items():
-        sub.add_parser(name, help=f"[recipe] {help_}", add_help=False)
+        sub.add_parser(name.replace("_", "-"), help=f"[recipe] {help_}", add_help=False)
     return parser
 
 
@@ -95,8 +101,8 @@ def run_recipe(name: str, argv: list[str]) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in recipes():
-        return run_recipe(argv[0], argv[1:])
+    if argv and argv[0].replace("-", "_") in recipes():  # `hfrepro rl-basics` runs recipes/rl_basics.py
+        return run_recipe(argv[0].replace("-", "_"), argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -9,7 +9,7 @@ import pytest
 from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, StageContext
 from hfrepro.config import config_path
 from hfrepro.reproduce import report as R
-from hfrepro.reproduce.plan import STAGE_NAMES, STAGES, RecipeRun
+from hfrepro.reproduce.plan import RecipeRun, available
 from tests.conftest import run_cli
 
 
@@ -38,7 +38,7 @@ def test_verdicts_only_from_measurements():
 def test_every_stage_declares_claims_and_runs_that_exist():
     ids = [c.id for _, c in R.claims()]
     assert len(ids) == len(set(ids)), "claim ids are unique"
-    for stage in STAGES:
+    for stage in available():
         mod = stage.load()
         assert mod.CLAIMS and callable(mod.section), stage.name
         for r in mod.RUNS:
@@ -48,11 +48,11 @@ def test_every_stage_declares_claims_and_runs_that_exist():
 
 def test_a_recipe_run_is_the_users_command_line(tmp_path):
     ctx = StageContext(dir=tmp_path / "lm", root=tmp_path, budget="tiny", seed=3, threads=2)
-    r = RecipeRun("smoke", name="s", args=("--tokenizer", "{stage}/clm"))
+    r = RecipeRun("smoke", name="s", args=("--tokenizer", "{stage}/clm", "--other", "{root}/lm/x"))
     argv = r.argv(ctx)
     assert argv[:2] == ["--config", str(config_path("smoke", "tiny"))]
     assert argv[2:] == ["--output_dir", str(tmp_path / "lm" / "s"), "--seed", "3", "--threads", "2",
-                        "--tokenizer", str(tmp_path / "lm" / "clm")]
+                        "--tokenizer", str(tmp_path / "lm" / "clm"), "--other", str(tmp_path / "lm" / "x")]
     assert [p.name for p in r.sources("tiny")] == ["smoke.py", "tiny.yaml"]
 
 
@@ -73,7 +73,7 @@ def test_tiny_budget_end_to_end(tmp_path):
     for _, c in R.claims():
         assert c.text in report
     timings = json.loads((out / "timings.json").read_text())
-    assert set(timings["stages"]) == set(STAGE_NAMES)
+    assert set(timings["stages"]) == {s.name for s in available()}
     for name, t in timings["stages"].items():
         assert t["status"] == "ok", (name, t)
         res = json.loads((out / name / "result.json").read_text())

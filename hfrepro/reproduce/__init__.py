@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hfrepro.config import BUDGET_NAMES
 from hfrepro.fsutil import read_json
-from hfrepro.reproduce.plan import STAGE_NAMES
+from hfrepro.reproduce.plan import available
 from hfrepro.reproduce.runner import reproduce
 
 
@@ -24,8 +24,9 @@ def register(sub) -> None:
                        description="Run the stages' recipes at one budget on the embedded assets, offline, and "
                                    "write REPORT.md (+ PNGs) in the output folder. Re-running skips the stages "
                                    "already finished with the same budget, seed and sources.")
-    p.add_argument("--stages", default=",".join(STAGE_NAMES),
-                   help=f"comma-separated subset of: {', '.join(STAGE_NAMES)} (default: all)")
+    names = [s.name for s in available()]
+    p.add_argument("--stages", default=",".join(names),
+                   help=f"comma-separated subset of: {', '.join(names)} (default: all)")
     p.add_argument("--budget", default="default", choices=BUDGET_NAMES,
                    help="tiny: CI-sized smoke run; default: <=15 min on 2 CPU cores; full: for a GPU machine")
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<budget>)")

@@ -8,12 +8,15 @@ A stage is a module `hfrepro.reproduce.<name>` holding:
 
 Each `RecipeRun` is exactly what a user would type: `hfrepro <recipe> --budget <budget> --output_dir
 <stage folder>/<name> --seed <seed>` plus its `args` (wiring only, e.g. a path to another run; never a budget
-number: budgets live in recipes/configs/<config>/<budget>.yaml). `{stage}` in an argument is the stage folder.
+number: budgets live in recipes/configs/<config>/<budget>.yaml). `{stage}` in an argument is the stage folder,
+`{root}` the main job's folder (to use another stage's run, e.g. `--model_name_or_path {root}/lm/clm`: that stage
+runs earlier in road order).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,7 +39,8 @@ class RecipeRun:
     def argv(self, ctx: StageContext) -> list[str]:
         cfg = config_path(self.config or self.recipe, ctx.budget)
         return ["--config", str(cfg), "--output_dir", str(ctx.run_dir(self.folder)), "--seed", str(ctx.seed),
-                "--threads", str(ctx.threads), *(a.replace("{stage}", str(ctx.dir)) for a in self.args)]
+                "--threads", str(ctx.threads),
+                *(a.replace("{stage}", str(ctx.dir)).replace("{root}", str(ctx.root)) for a in self.args)]
 
     def sources(self, budget: str) -> list[Path]:
         """The files this run's result depends on: its recipe and its budget's config."""
@@ -56,22 +60,37 @@ class Stage:
     def load(self):
         return importlib.import_module(self.module)
 
+    def exists(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
 
-STAGES = [
+
+STAGES = [  # road order; a stage whose module does not exist yet is skipped (NOT RUN)
     Stage("embeddings", "Stage 1: word embeddings (word2vec CBOW vs skip-gram)",
-          expected_s={"tiny": 40, "default": 75, "full": 1200}),
-    Stage("lm", "Stage 2: language models (n-gram, LSTM, GPT, BERT), perplexity, sampling",
-          expected_s={"tiny": 45, "default": 85, "full": 3600}),
+          expected_s={"tiny": 40, "default": 100, "full": 1200}),
+    Stage("lm", "Stage 2: language models (n-gram, LSTM, GPT), perplexity, sampling",
+          expected_s={"tiny": 45, "default": 180, "full": 3600}),
     Stage("seq2seq", "Stage 3: translation (seq2seq with and without attention, BLEU)",
-          expected_s={"tiny": 45, "default": 150, "full": 3600}),
+          expected_s={"tiny": 45, "default": 180, "full": 3600}),
+    Stage("transformer", "Chapter: inside the Transformer, and why RNNs gave way",
+          expected_s={"tiny": 30, "default": 80, "full": 600}),
+    Stage("bert", "Chapter: BERT, whole (masked LM, next-sentence prediction, fine-tuning)",
+          expected_s={"tiny": 30, "default": 90, "full": 1800}),
     Stage("fewshot", "Stage 4: zero-, one- and few-shot in-context learning",
-          expected_s={"tiny": 45, "default": 65, "full": 1800}),
+          expected_s={"tiny": 45, "default": 70, "full": 1800}),
     Stage("finetune", "Stage 5: fine-tuning (head-only, LoRA, full)",
-          expected_s={"tiny": 45, "default": 85, "full": 1800}),
+          expected_s={"tiny": 45, "default": 130, "full": 1800}),
+    Stage("rl_basics", "Chapter: reinforcement learning from first principles (CartPole, FrozenLake)",
+          expected_s={"tiny": 30, "default": 90, "full": 1200}),
     Stage("rlhf", "Stage 6: RLHF (SFT, reward model, PPO)",
-          expected_s={"tiny": 45, "default": 300, "full": 3600}),
+          expected_s={"tiny": 45, "default": 240, "full": 3600}),
+    Stage("chatgpt", "Chapter: ChatGPT's behaviour (declining, follow-up corrections)",
+          expected_s={"tiny": 30, "default": 60, "full": 1200}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
+
+
+def available() -> list[Stage]:
+    return [s for s in STAGES if s.exists()]
 
 
 def recipe_module(name: str):

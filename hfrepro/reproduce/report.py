@@ -13,12 +13,12 @@ from hfrepro import __version__
 from hfrepro.claims import NOT_RUN
 from hfrepro.fsutil import atomic_write_text
 from hfrepro.report import md_table
-from hfrepro.reproduce.plan import STAGES
+from hfrepro.reproduce.plan import STAGES, available
 
 
 def claims() -> list[tuple[str, object]]:
     """(stage name, Claim) for every claim of every stage, in road order."""
-    return [(s.name, c) for s in STAGES for c in s.load().CLAIMS]
+    return [(s.name, c) for s in available() for c in s.load().CLAIMS]
 
 
 def verdicts(results: dict[str, dict]) -> list[dict]:

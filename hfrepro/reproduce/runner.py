@@ -23,7 +23,7 @@ from hfrepro.config import BUDGET_NAMES
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, read_json
 from hfrepro.paths import CONFIGS_DIR, PACKAGE_DIR
-from hfrepro.reproduce.plan import STAGE_NAMES, STAGES, Stage, recipe_cli
+from hfrepro.reproduce.plan import STAGES, Stage, available, recipe_cli
 from hfrepro.reproduce.report import write_report
 
 
@@ -120,10 +120,10 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
               force: bool = False) -> Path:
     if budget not in BUDGET_NAMES:
         raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
-    unknown = [s for s in stages if s not in STAGE_NAMES]
+    have = [s.name for s in available()]
+    unknown = [s for s in stages if s not in have]
     if unknown or not stages:
-        raise UserError(f"unknown stage(s): {', '.join(unknown) or '(none given)'}",
-                        fix=f"stages: {', '.join(STAGE_NAMES)}")
+        raise UserError(f"unknown stage(s): {', '.join(unknown) or '(none given)'}", fix=f"stages: {', '.join(have)}")
     threads = threads or int(os.environ.get("HFREPRO_THREADS", 0)) or (os.cpu_count() or 1)
     runtime.check_writable_folder(out)
     lock = runtime.lock_folder(out)
@@ -134,7 +134,7 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
 
 
 def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, force: bool) -> Path:
-    chosen = [s for s in STAGES if s.name in stages]
+    chosen = [s for s in available() if s.name in stages]
     results: dict[str, dict] = {}
     t_start = time.time()
     for k, stage in enumerate(chosen, 1):
@@ -155,7 +155,7 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
         results[stage.name] = result
     # Stages finished earlier in this folder with the same key (e.g. `--stages rlhf` after the others) stay in
     # the report, so REPORT.md always covers every stage the folder holds a current result for.
-    for stage in STAGES:
+    for stage in available():
         if stage.name not in results and (prev := _previous(stage, out, budget, seed)):
             results[stage.name] = prev
     report = write_report(out, budget, seed, threads, results)
