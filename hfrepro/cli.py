@@ -55,6 +55,13 @@ def recipes() -> dict[str, str]:
     return out
 
 
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its package is not there either
+        return False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hfrepro",
@@ -64,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hfrepro {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in COMMAND_MODULES:
-        if importlib.util.find_spec(mod) is not None:  # a chapter without tool commands has no cli module
+        if _exists(mod):  # a chapter without tool commands has no cli module
             importlib.import_module(mod).register(sub)
     for name, help_ in recipes().items():
         sub.add_parser(name.replace("_", "-"), help=f"[recipe] {help_}", add_help=False)
