@@ -136,6 +136,7 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
 def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, force: bool) -> Path:
     chosen = [s for s in available() if s.name in stages]
     results: dict[str, dict] = {}
+    ran: set[str] = set()  # the stages this walk ran (the others were finished before)
     t_start = time.time()
     for k, stage in enumerate(chosen, 1):
         elapsed = time.time() - t_start
@@ -150,6 +151,7 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
         print(head, flush=True)
         result, wall, peak = _run_stage_subprocess(stage, out, budget, seed, threads,
                                                    overwrite=force or _stale(stage, out, budget, seed))
+        ran.add(stage.name)
         print(f"[reproduce] {stage.name}: {result['status']} in {_mmss(wall)}, peak memory {peak / 2**30:.2f} GiB",
               flush=True)
         results[stage.name] = result
@@ -159,9 +161,10 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
         if stage.name not in results and (prev := _previous(stage, out, budget, seed)):
             results[stage.name] = prev
     report = write_report(out, budget, seed, threads, results)
-    bench = {s.name: {"status": results[s.name].get("status"), "wall_seconds": results[s.name].get("wall_seconds"),
+    bench = {s.name: {"status": results[s.name].get("status"), "ran_in_this_walk": s.name in ran,
+                      "wall_seconds": results[s.name].get("wall_seconds"),
                       "peak_rss_bytes": results[s.name].get("peak_rss_bytes")} for s in STAGES if s.name in results}
-    atomic_write_json(out / "timings.json", {"budget": budget, "threads": threads, "stages": bench,
+    atomic_write_json(out / "timings.json", {"budget": budget, "seed": seed, "threads": threads, "stages": bench,
                                              "total_seconds": round(time.time() - t_start, 1)})
     print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")
     return report
