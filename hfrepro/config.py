@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import math
+import re
 import sys
 import types as _types
 import typing
@@ -208,12 +210,47 @@ def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Se
         if "bf16" in names:
             _precision_for_this_machine(kwargs, cfg_path)
         kwargs.update({k: v for k, v in given.items() if k in names})
+        check_ranges(t, kwargs, given, cfg_path)
         try:
             out.append(t(**kwargs))
         except (ValueError, TypeError) as e:
             raise UserError(f"invalid arguments: {e}", where=cfg_path,
                             fix="check the values against --help") from None
     return tuple(out)
+
+
+# --- ranges: checked before anything loads ------------------------------------------------------------------
+
+# (field name pattern, test, what the value must be). A field's metadata may add {"min": x} / {"max": x}.
+RANGES = [
+    (r"(^|_)batch_size$|^gradient_accumulation_steps$|^num_generations$", lambda v: v >= 1, "at least 1"),
+    (r"^max_steps$", lambda v: v >= 1 or v == -1, "at least 1 (or -1: train for num_train_epochs)"),
+    (r"(^|_)learning_rate$|^lr$", lambda v: 0 < v < math.inf, "a positive number"),
+    (r"^num_train_epochs$|(^|_)epochs$", lambda v: v > 0, "a positive number"),
+    (r"^(warmup|save|logging|eval)_steps$|^save_total_limit$", lambda v: v >= 0, "0 or more"),
+    (r"dropout$|^lora_dropout$", lambda v: 0 <= v < 1, "in [0, 1)"),
+    (r"^(seed|threads)$", lambda v: v >= 0, "0 or more"),
+    (r"^(vocab_size|block_size|max_length|n_layer|n_embd|n_head|hidden_size|lora_r|lora_alpha)$",
+     lambda v: v >= 1, "at least 1"),
+]
+
+
+def check_ranges(t: type, kwargs: dict[str, Any], given: dict[str, Any], where: str | None) -> None:
+    """Refuse an out-of-range number with one message naming the argument and where it came from."""
+    for f in dataclasses.fields(t):
+        v = kwargs.get(f.name)
+        if f.name not in kwargs or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        src = "the command line" if f.name in given else (where or "the defaults")
+        rules = [(test, what) for pat, test, what in RANGES if re.search(pat, f.name)]
+        if "min" in f.metadata:
+            rules.append((lambda x, lo=f.metadata["min"]: x >= lo, f"at least {f.metadata['min']}"))
+        if "max" in f.metadata:
+            rules.append((lambda x, hi=f.metadata["max"]: x <= hi, f"at most {f.metadata['max']}"))
+        for test, what in rules:
+            if math.isnan(v) or not test(v):
+                raise UserError(f"--{f.name} must be {what}, not {v!r}", where=src,
+                                fix=f"give --{f.name} a value that is {what} (see --help)")
 
 
 def _precision_for_this_machine(kwargs: dict, where: str | None) -> None:

@@ -268,6 +268,9 @@ class Run:
         try:
             saved = _saved_config(path)
             same = saved is not None and _result_keys(saved) == _result_keys(config)
+            if saved is not None and not same and not _holds_results(path):
+                _clear(path)  # a start that was refused or failed before producing anything blocks nothing
+                saved = None
             if saved is not None and not same and not overwrite:
                 diff = sorted(k for k in set(_result_keys(saved)) | set(_result_keys(config))
                               if _result_keys(saved).get(k) != _result_keys(config).get(k))
@@ -318,8 +321,14 @@ class Run:
         return trainer_callbacks(self)
 
     def finish(self, metrics: dict[str, Any] | None = None) -> dict:
-        """Write the final metrics and mark the run finished; release the folder."""
-        m = self.write_metrics(metrics or {})
+        """Write the final metrics and mark the run finished; release the folder. After a resume, `train_loss`
+        is the loss over the whole run (from log.jsonl), not over the resumed steps only."""
+        metrics = dict(metrics or {})
+        if self.resume_from and "train_loss" in metrics:
+            whole = whole_run_loss(self.read_log())
+            if whole is not None:
+                metrics["train_loss"] = whole
+        m = self.write_metrics(metrics)
         if self.is_main:
             st = _read_status(self.path)
             atomic_write_json(self.status_path, {**st, "status": "finished", "finished": _now(),
@@ -406,6 +415,29 @@ def _read_status(path: Path) -> dict:
         return read_json(path / "status.json")
     except (OSError, ValueError):
         return {}
+
+
+def _holds_results(path: Path) -> bool:
+    """Anything worth protecting: a finished run, checkpoints, metrics, models, sub-runs (everything but the
+    lock, the recorded config and status, and a log)."""
+    if _read_status(path).get("status") == "finished":
+        return True
+    return any(p.name not in (".lock", "config.yaml", "status.json", "log.jsonl") and not p.name.startswith(".")
+               for p in path.iterdir())
+
+
+def whole_run_loss(rows: list[dict]) -> float | None:
+    """The training loss over every step logged: each logged `loss` (a mean over the steps since the row before)
+    weighted by its number of steps."""
+    pts = sorted((r["step"], float(r["loss"])) for r in rows if "loss" in r and r.get("step") is not None)
+    total = steps = 0.0
+    prev = 0
+    for step, loss in pts:
+        if step > prev:
+            total += loss * (step - prev)
+            steps += step - prev
+            prev = step
+    return total / steps if steps else None
 
 
 def _clear(path: Path) -> None:

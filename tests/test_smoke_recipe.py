@@ -55,14 +55,20 @@ def test_killed_training_resumes_from_last_checkpoint(tmp_path, corpus):
                   if (c / "trainer_state.json").is_file())
     assert done and done[-1] < 300, "killed before the end, after a checkpoint"
     assert not (out / "metrics.json").exists()
-    # The identical command again: it must continue from the checkpoint, not start over.
-    log_lines_before = len((out / "log.jsonl").read_text().splitlines())
+    # The identical command again: it must continue from the checkpoint, not start over; the log keeps one row
+    # per logged step (the killed run's rows after the checkpoint are logged again, not twice); train_loss is
+    # the loss over the whole run, not over the resumed steps.
     r = subprocess.run(cmd, env=_env(), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert f"checkpoint-{done[-1]}" in json.loads((out / "status.json").read_text())["resumed_from"]
     logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-    first_after = logs[log_lines_before]["step"]
-    assert first_after > done[-1], f"resumed at step {first_after}, last checkpoint {done[-1]}"
-    assert json.loads((out / "metrics.json").read_text())["steps"] == 300
+    steps = [x["step"] for x in logs if "loss" in x]
+    assert steps == sorted(set(steps)) and steps[0] == 1 and steps[-1] == 300, "one row per step, whole run"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["steps"] == 300
+    from hfrepro.runtime import whole_run_loss
+    assert m["train_loss"] == pytest.approx(whole_run_loss(logs))
+    assert m["train_loss"] == pytest.approx(sum(x["loss"] for x in logs if "loss" in x) / len(steps), rel=1e-6)
 
 
 def test_changed_config_in_same_folder_is_refused(tmp_path, corpus):

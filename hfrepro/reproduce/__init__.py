@@ -41,4 +41,7 @@ def _cli(args) -> int:
     out = Path(args.out or f"runs/reproduce-{args.budget}")
     reproduce(stages, args.budget, out, seed=args.seed, threads=args.threads, force=args.force)
     results = {s: read_json(out / s / "result.json") for s in stages if (out / s / "result.json").is_file()}
-    return 1 if any(r.get("status") in ("failed", "crashed") for r in results.values()) else 0
+    statuses = {r.get("status") for r in results.values()}
+    if "crashed" in statuses:
+        return 1
+    return 2 if "failed" in statuses else 0  # failed: a user error (its message and fix were printed)

@@ -1,6 +1,7 @@
 """One stage of `hfrepro reproduce`, in its own process (the runner starts it)."""
 
 import argparse
+import signal
 from pathlib import Path
 
 from hfrepro.errors import run_main
@@ -8,7 +9,12 @@ from hfrepro.reproduce.plan import STAGES
 from hfrepro.reproduce.runner import run_stage_inprocess
 
 
+def _stop(_sig, _frame):
+    raise KeyboardInterrupt  # SIGTERM stops the stage like Ctrl-C: its recipes resume next time
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop)
     ap = argparse.ArgumentParser(prog="python -m hfrepro.reproduce")
     ap.add_argument("--stage", required=True, choices=[s.name for s in STAGES])
     ap.add_argument("--out", required=True)

@@ -10,8 +10,10 @@ every finished recipe run is a no-op of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -84,13 +86,17 @@ def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threa
     cmd = [sys.executable, "-m", "hfrepro.reproduce", "--stage", stage.name, "--out", str(out),
            "--budget", budget, "--seed", str(seed), "--threads", str(threads)] + (["--overwrite"] if overwrite else [])
     t0 = time.time()
-    proc = subprocess.Popen(cmd)
-    _, status, rusage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(cmd, start_new_session=True)  # its own process group: signals reach it through us
+    status, rusage, interrupted = _wait_forwarding_signals(proc)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.time() - t0
     peak = rusage.ru_maxrss * 1024  # Linux: kilobytes (the largest single process of the tree)
     f = out / stage.name / "result.json"
     key = stage_key(stage, budget, seed)
+    if interrupted:  # nothing reports "ok" after the user stopped the run; the next run resumes this stage
+        atomic_write_json(f, {"status": "interrupted", "markdown": "**Stage interrupted.**", "claims": {},
+                              "metrics": {}, "key": key})
+        raise KeyboardInterrupt
     if f.is_file() and read_json(f).get("key") == key and proc.returncode == 0:
         result = read_json(f)
     else:
@@ -99,6 +105,25 @@ def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threa
     result["wall_seconds"], result["peak_rss_bytes"] = round(wall, 1), peak
     atomic_write_json(f, result)
     return result, wall, peak
+
+
+def _wait_forwarding_signals(proc) -> tuple[int, object, bool]:
+    """Wait for the stage's process; SIGINT/SIGTERM sent to the runner go to the stage's whole process group,
+    and the runner waits for it to stop before it says anything."""
+    got: list[int] = []
+
+    def forward(sig, _frame):
+        got.append(sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _, status, rusage = os.wait4(proc.pid, 0)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return status, rusage, bool(got)
 
 
 def _previous(stage: Stage, out: Path, budget: str, seed: int) -> dict | None:
