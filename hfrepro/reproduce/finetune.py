@@ -155,7 +155,9 @@ def worst_seed_ratio(zero: list[float], seeds: dict[str, dict], *, seed: int = 0
                          f"full {full.shape}")
     est = float(gain_ratios(z, lora, full).min())
     idx = np.random.default_rng(seed).integers(0, z.size, size=(n_boot, z.size))
-    boots = gain_ratios(z[idx][:, None, :], lora[:, idx].transpose(1, 0, 2), full[:, idx].transpose(1, 0, 2)).min(axis=1)
+    by_resample = (1, 0, 2)                                                # [resamples, seeds, words]
+    boots = gain_ratios(z[idx][:, None, :], lora[:, idx].transpose(by_resample),
+                        full[:, idx].transpose(by_resample)).min(axis=1)
     lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
     return est, float(lo), float(hi)
 
