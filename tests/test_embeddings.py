@@ -579,3 +579,13 @@ def test_recipe_pushes_each_mode_without_pickles(tmp_path, monkeypatch):
             assert not [p for p in files if p.endswith((".kv", ".model")) or "checkpoint" in p]
             assert commit["repo_id"].encode() in files["README.md"]
             assert not any(token.encode() in b for b in files.values())
+
+
+def test_timed_tokens_cuts_the_corpus_into_timed_stretches():
+    from hfrepro.embeddings.epochs import TimedTokens
+
+    sents = [["a", "b", "c"]] * 10
+    timed = TimedTokens(sents, every=10)
+    assert list(timed) == sents                       # gensim sees the corpus unchanged
+    assert [n for n, _ in timed.segments] == [12, 12]   # 4 sentences each; the last 6 tokens are no full stretch
+    assert all(sec >= 0 for _, sec in timed.segments)
