@@ -9,7 +9,7 @@ Spearman, king - man + woman; plus a PCA picture of the analogy offsets and a cl
 paragraphs from averaged word vectors against two baselines.
 
 Usage:
-    hfrepro word2vec                                      # recipes/configs/word2vec/default.yaml: 1 epoch, 7.3M tokens
+    hfrepro word2vec                                      # recipes/configs/word2vec/default.yaml: 3 epochs, 7.3M tokens
     hfrepro word2vec --budget full                        # 5 epochs: the numbers in docs/embeddings.md
     python recipes/word2vec.py --epochs 3 --output_dir runs/w2v-3ep
     hfrepro word2vec --corpus korean --output_dir runs/word2vec-ko
