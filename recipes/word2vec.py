@@ -9,7 +9,7 @@ Spearman, king - man + woman; plus a PCA picture of the analogy offsets and a cl
 paragraphs from averaged word vectors against two baselines.
 
 Usage:
-    hfrepro word2vec                                      # recipes/configs/word2vec/default.yaml: 1 epoch, 7.3M tokens
+    hfrepro word2vec                                      # recipes/configs/word2vec/default.yaml: 3 epochs, 7.3M tokens
     hfrepro word2vec --budget full                        # 5 epochs: the numbers in docs/embeddings.md
     python recipes/word2vec.py --epochs 3 --output_dir runs/w2v-3ep
     hfrepro word2vec --corpus korean --output_dir runs/word2vec-ko
@@ -43,7 +43,7 @@ from hfrepro import runtime
 from hfrepro.cards import REPO_PLACEHOLDER, write_model_card
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
 from hfrepro.embeddings import classify, evaluate, vectors
-from hfrepro.embeddings.epochs import TokenProgress, load_checkpoint, save_checkpoint, side_by_side
+from hfrepro.embeddings.epochs import TimedTokens, TokenProgress, load_checkpoint, save_checkpoint, side_by_side
 from hfrepro.embeddings.plot import DEFAULT_PAIRS, parse_pairs, plot
 from hfrepro.embeddings.results import results_markdown
 from hfrepro.embeddings.text import KO_PARTICLES, TOKEN_RE, load_corpus
@@ -82,7 +82,9 @@ class ScriptArguments:
     pair_sets: str = field(default="wordsim353,simlex999", metadata={
         "help": "word-similarity sets (embedded names or TSV files), comma-separated ('' to skip)"})
     restrict_vocab: int = field(default=300_000, metadata={
-        "help": "evaluate on the most frequent N words only (gensim's default)"})
+        "help": "evaluate on the most frequent N words only (gensim's default 300,000; its tutorial uses 30,000)"})
+    timings_per_epoch: int = field(default=20, metadata={
+        "help": "time each mode's training this many times per epoch (words/s with an interval)"})
     classify: str = field(default="auto", metadata={
         "help": "labelled data for the averaged-vector classifier: auto (lo-help-en / lo-help-ko for the "
                 "embedded corpora, else none), a dataset name, a .tsv/.csv/.jsonl file, or '' to skip"})
@@ -220,16 +222,19 @@ def train_epochs(model, state: dict, sentences, script_args: ScriptArguments, ru
     Epoch e's learning rate decays linearly from alpha - (alpha - min_alpha) * e / epochs to its value at e + 1,
     as one gensim `train(epochs=...)` call does: a resumed run gives exactly the vectors of an uninterrupted one."""
     E, a, m = script_args.epochs, script_args.alpha, script_args.min_alpha
+    tokens = sum(len(s) for s in sentences)
     if bar is not None and state["epoch"]:
-        bar.update(state["epoch"] * sum(len(s) for s in sentences))
+        bar.update(state["epoch"] * tokens)
     for e in range(state["epoch"], E):
+        timed = TimedTokens(sentences, tokens // max(1, script_args.timings_per_epoch),
+                            inner=TokenProgress(sentences, bar) if bar is not None else None)
         t0 = time.perf_counter()
-        effective, raw = model.train(TokenProgress(sentences, bar) if bar is not None else sentences,
-                                     total_examples=len(sentences), epochs=1,
+        effective, raw = model.train(timed, total_examples=len(sentences), epochs=1,
                                      start_alpha=a - (a - m) * e / E, end_alpha=a - (a - m) * (e + 1) / E)
         dt = time.perf_counter() - t0
         state.update(epoch=e + 1, train_seconds=state["train_seconds"] + dt, raw_words=state["raw_words"] + raw,
-                     effective_words=state["effective_words"] + effective)
+                     effective_words=state["effective_words"] + effective,
+                     segments=state.get("segments", []) + [[e + 1, *x] for x in timed.segments])
         save_checkpoint(model, state, run.path / state["mode"])
         with LOG_LOCK:
             run.log({"mode": state["mode"], "epoch": e + 1, "epoch_seconds": round(dt, 3), "raw_words": raw,
@@ -258,7 +263,7 @@ def evaluate_mode(script_args: ScriptArguments, kv, language: str) -> dict:
     pair_sets = [p.strip() for p in script_args.pair_sets.split(",") if p.strip()]
     out = evaluate.evaluate_all(kv, analogies=script_args.analogies or None, pair_sets=pair_sets,
                                 restrict_vocab=script_args.restrict_vocab)
-    out["king_queen"] = evaluate.king_queen(kv)
+    out["king_queen"] = evaluate.king_queen(kv, restrict_vocab=script_args.restrict_vocab)
     return out
 
 

@@ -453,26 +453,74 @@ def test_plot_writes_png_and_rejects_unknown_words(tmp_path):
         parse_pairs("man-woman")
 
 
-def test_stage_claims_from_metrics():
+def test_answers_string_and_pairing():
+    qs = [E.Question("family", "semantic", "man", "king", "woman", "queen"),
+          E.Question("family", "semantic", "boy", "prince", "girl", "princess"),   # OOV: not covered
+          E.Question("capital", "semantic", "france", "paris", "italy", "rome"),
+          E.Question("gram3", "syntactic", "big", "bigger", "small", "smaller")]
+    r = E.analogy_eval(_toy_kv(), qs)
+    assert r["answers"] == "1-1-"
+    a, b = E.paired_answers("1-0-10", "0-11-0", "semantic", qs + qs[:2])
+    assert (a, b) == ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])      # questions 0, 2, 5: covered by both, semantic
+    assert E.paired_answers("10", "11") == ([1.0, 0.0], [1.0, 1.0])
+    with pytest.raises(ValueError):
+        E.paired_answers("1", "11")
+
+
+def _w2v_metrics(sg_sem: str, cbow_sem: str, sg_syn: str, cbow_syn: str, kq_rank=1, segments=None):
+    """Stage metrics with each mode's answers to a question set laid out as questions-words is (semantic
+    sections first: 8,869 semantic then 10,675 syntactic questions)."""
+    def mode(sem, syn, rank, segs):
+        answers = sem + "-" * (8869 - len(sem)) + syn + "-" * (10675 - len(syn))
+        return {"analogies": {"answers": answers, "source": "questions-words",
+                              "semantic": {"questions": 8869}, "syntactic": {"questions": 10675}},
+                "words_per_sec": 1.0, "segments": segs,
+                "king_queen": {"rank": rank, "cosine": 0.7, "top": [["queen", 0.7]], "restrict_vocab": 30000}}
+    segs = segments or ([[1, 100_000, 0.1 + 0.01 * (i % 3)] for i in range(20)],
+                        [[1, 100_000, 0.3 + 0.01 * (i % 5)] for i in range(20)])
+    return {"corpus": {"tokens": 2_000_000}, "cbow": mode(cbow_sem, cbow_syn, 9, segs[0]),
+            "skipgram": mode(sg_sem, sg_syn, kq_rank, segs[1])}
+
+
+def test_stage_claims_by_the_protocol():
+    from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
     from hfrepro.reproduce.embeddings import claims_from
 
-    def an(sem, syn, cov=300):
-        s = lambda acc, c: {"accuracy": acc, "covered": c, "questions": 9000}  # noqa: E731
-        return {"semantic": s(sem, cov), "syntactic": s(syn, 3000), "total": s(0.1, cov + 3000)}
-    m = {"corpus": {"tokens": 10},
-         "cbow": {"analogies": an(0.05, 0.02), "words_per_sec": 300_000.0, "king_queen": {"rank": 40}},
-         "skipgram": {"analogies": an(0.09, 0.01), "words_per_sec": 100_000.0,
-                      "king_queen": {"rank": 2, "cosine": 0.7, "top": [["x", 0.8], ["queen", 0.7]]}}}
-    c = claims_from(m)
-    assert c["w2v-skipgram-semantic"][1] is True and "9.0% vs CBOW 5.0%" in c["w2v-skipgram-semantic"][0]
-    assert c["w2v-cbow-faster"][1] is True and c["w2v-king-queen"][1] is True
-    m["skipgram"]["analogies"] = an(0.01, 0.01)
-    m["skipgram"]["words_per_sec"] = 400_000.0
-    m["skipgram"]["king_queen"]["rank"] = 6
-    c = claims_from(m)
-    assert [c[k][1] for k in ("w2v-skipgram-semantic", "w2v-cbow-faster", "w2v-king-queen")] == [False] * 3
-    m["cbow"]["analogies"] = an(0.0, 0.0, cov=10)
-    assert claims_from(m)["w2v-skipgram-semantic"][1] is None
+    # 1,000 semantic questions: skip-gram right on 300, CBOW on 200 (100 more, none fewer): clearly ahead;
+    # 2,000 syntactic: CBOW 400, skip-gram 600: CBOW clearly behind
+    sg_sem, cbow_sem = "1" * 300 + "0" * 700, "1" * 200 + "0" * 800
+    sg_syn, cbow_syn = "1" * 600 + "0" * 1400, "1" * 400 + "0" * 1600
+    c = claims_from(_w2v_metrics(sg_sem, cbow_sem, sg_syn, cbow_syn))
+    d = c["w2v-skipgram-semantic"]
+    assert d.verdict == REPRODUCED and d.estimate == pytest.approx(0.1) and d.lo > 0
+    assert "30.0% vs CBOW 20.0% on 1,000 covered semantic questions (of 8,869)" in d.evidence
+    d = c["w2v-cbow-syntactic"]
+    assert d.verdict == NOT_REPRODUCED and d.estimate == pytest.approx(-0.1) and d.hi < 0
+    # speed: CBOW's stretches take ~0.11 s, skip-gram's ~0.32 s for the same 100,000 words
+    d = c["w2v-cbow-faster"]
+    assert d.verdict == REPRODUCED and d.estimate == pytest.approx(np.mean([.3, .31, .32, .33, .34]) /
+                                                                 np.mean([.1, .11, .12]), rel=0.02)
+    assert "20 timed stretches" in d.uncertainty
+    assert c["w2v-king-queen"].verdict == REPRODUCED and c["w2v-king-queen"].estimate == 1
+    # inside the band: 6 more right answers and 4 fewer out of 1,000 is no decision either way
+    c = claims_from(_w2v_metrics("1" * 206 + "0" * 794, "0" * 6 + "1" * 204 + "0" * 790, sg_syn, cbow_syn, 6))
+    assert c["w2v-skipgram-semantic"].verdict == INCONCLUSIVE
+    assert c["w2v-king-queen"].verdict == NOT_REPRODUCED            # queen 6th: outside the top 5
+    # too few covered questions, too few timings, no queen: nothing decided
+    slow = ([[1, 100_000, 0.1]], [[1, 100_000, 0.3]])
+    c = claims_from(_w2v_metrics("1" * 10, "0" * 10, sg_syn, cbow_syn, None, segments=slow))
+    d = c["w2v-skipgram-semantic"]
+    assert d.verdict == INCONCLUSIVE and "only 10 semantic" in d.evidence
+    assert c["w2v-cbow-faster"].verdict == INCONCLUSIVE and c["w2v-king-queen"].verdict == INCONCLUSIVE
+
+
+def test_speed_ratio_by_hand():
+    from hfrepro.reproduce.embeddings import speed_ratio
+
+    est, lo, hi, n = speed_ratio([[1, 100, 1.0], [1, 300, 1.0]], [[1, 100, 2.0], [1, 300, 2.0]])
+    assert (est, lo, hi, n) == (2.0, 2.0, 2.0, 2)      # every stretch twice as fast: no spread at all
+    est, lo, hi, n = speed_ratio([[1, 100, 1.0], [1, 100, 2.0]], [[1, 100, 2.0], [1, 100, 2.0]])
+    assert est == pytest.approx((200 / 3) / 50) and lo == pytest.approx(1.0) and hi == pytest.approx(2.0)
 
 
 def test_stage_korean_section_says_why_the_analogy_cannot_be_asked():
@@ -531,3 +579,13 @@ def test_recipe_pushes_each_mode_without_pickles(tmp_path, monkeypatch):
             assert not [p for p in files if p.endswith((".kv", ".model")) or "checkpoint" in p]
             assert commit["repo_id"].encode() in files["README.md"]
             assert not any(token.encode() in b for b in files.values())
+
+
+def test_timed_tokens_cuts_the_corpus_into_timed_stretches():
+    from hfrepro.embeddings.epochs import TimedTokens
+
+    sents = [["a", "b", "c"]] * 10
+    timed = TimedTokens(sents, every=10)
+    assert list(timed) == sents                       # gensim sees the corpus unchanged
+    assert [n for n, _ in timed.segments] == [12, 12]   # 4 sentences each; the last 6 tokens are no full stretch
+    assert all(sec >= 0 for _, sec in timed.segments)

@@ -522,18 +522,69 @@ def test_fewshot_tasks_commands(tmp_path):
 
 
 def test_stage_section_decides_the_claim(tiny, tmp_path):
-    from hfrepro.claims import StageContext
+    from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Decision, StageContext
     from hfrepro.reproduce import fewshot as stage
     from hfrepro.reproduce.plan import recipe_module
 
-    assert stage.sign_test(56, 1) < 1e-14 and stage.sign_test(3, 3) == 1.0 and stage.sign_test(0, 0) == 1.0
-    assert [r.recipe for r in stage.RUNS] == ["fewshot"] and recipe_module("fewshot").cli
+    assert [(r.recipe, r.folder, r.config) for r in stage.RUNS] == [("fewshot", "fewshot", None),
+                                                                   ("fewshot", "chat", "fewshot/chat")]
+    assert recipe_module("fewshot").cli
     _, model, tok = tiny
     res = evaluate(model, [str(write_task(tmp_path))], shots=[0, 2], tokenizer=tok, limit=4, progress=False)
     res.save(tmp_path / "stage" / "fewshot")
     ctx = StageContext(dir=tmp_path / "stage", root=tmp_path, budget="tiny", seed=0, threads=1)
     out = stage.section(ctx)
-    evidence, held = out.claims["fewshot-beats-zeroshot"]
-    assert evidence.startswith("2-shot vs 0-shot over 4 (task, example) pairs") and held is False
+    d = out.claims["fewshot-beats-zeroshot"]
+    assert isinstance(d, Decision) and d.statistic == "tasks where 2-shot beats 0-shot (of 1)"
+    assert d.threshold == 0.5 and d.lo <= d.estimate <= d.hi and d.verdict in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
+    g = out.metrics["gains"]["raw"][0]
+    assert g["task"] == "caps" and g["n"] == 4 and g["lo"] <= g["gain"] <= g["hi"]
     assert "![accuracy vs shots](stage/fewshot/accuracy_vs_shots.png)" in out.markdown
-    assert "A 2-shot prompt (`caps`" in out.markdown and out.metrics["claim"]["pairs"] == 4
+    assert "A 2-shot prompt (`caps`" in out.markdown and "| caps | raw |" in out.markdown
+
+
+def _results(per_task: dict[str, tuple[list[int], list[int]]], k0: int = 0, k1: int = 8):
+    """FewShotResults with each task's right/wrong answers at k0 and k1 (the same examples)."""
+    from hfrepro.fewshot.report import FewShotResults
+
+    r = FewShotResults(model="m", config={"shots": [k0, k1], "prompt_format": "raw", "instruction": True})
+    for t, (a, b) in per_task.items():
+        r.tasks[t] = {"metric": "exact_match"}
+        r.samples[t] = {k0: [{"exact_match": bool(v)} for v in a], k1: [{"exact_match": bool(v)} for v in b]}
+    return r
+
+
+def test_task_gains_by_hand():
+    from hfrepro.reproduce import fewshot as stage
+
+    (g,) = stage.task_gains(_results({"t": ([0, 0, 1, 1], [1, 1, 1, 0])}), 0, 8)
+    assert (g["0-shot"], g["8-shot"], g["gain"], g["fixed"], g["broken"], g["n"]) == (0.5, 0.75, 0.25, 2, 1, 4)
+    assert g["lo"] < 0 < g["hi"]                          # 4 examples: far from decided
+    (g,) = stage.task_gains(_results({"t": ([0] * 40, [1] * 40)}), 0, 8)
+    assert (g["gain"], g["lo"], g["hi"]) == (1.0, 1.0, 1.0)
+
+
+def test_fewshot_rule_counts_only_tasks_whose_interval_clears_zero():
+    from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
+    from hfrepro.reproduce import fewshot as stage
+
+    assert [stage.required_tasks(n) for n in (1, 2, 5, 6)] == [1, 1, 3, 3]
+    clear = ([0] * 40, [1] * 20 + [0] * 20)           # +0.5: interval far above 0
+    maybe = ([0] * 40, [1] * 2 + [0] * 38)            # +0.05: interval touches 0
+    worse = ([1] * 40, [0] * 20 + [1] * 20)           # -0.5
+    same = ([1] * 20 + [0] * 20, [1] * 20 + [0] * 20)  # identical answers: interval [0, 0]
+
+    def verdict(kinds):
+        gains = stage.task_gains(_results({f"t{i}": k for i, k in enumerate(kinds)}), 0, 8)
+        return stage.decide_claim(gains, 0, 8)
+
+    d = verdict([clear] * 3 + [worse] * 3)             # 3 of 6 clear 0: the rule's minimum
+    assert d.verdict == REPRODUCED and (d.lo, d.estimate, d.hi, d.threshold) == (3, 3, 3, 2.5)
+    assert "cleared 0: t0, t1, t2" in d.evidence
+    d = verdict([clear] * 2 + [maybe] * 2 + [worse] * 2)   # 2 clear, 2 undecided: could be 4, could be 2
+    assert d.verdict == INCONCLUSIVE and (d.lo, d.hi) == (2, 4)
+    d = verdict([clear] * 2 + [worse] * 2 + [same] * 2)    # at most 2 of 6 can be better
+    assert d.verdict == NOT_REPRODUCED and d.hi == 2
+    d = verdict([maybe] * 6)                           # six small gains, none decided: not a reproduction
+    assert d.verdict == INCONCLUSIVE and d.lo == 0
+    assert stage.decide_claim([], 0, 8).verdict == INCONCLUSIVE

@@ -128,10 +128,26 @@ def analogy_eval(kv, questions: Sequence[Question], restrict_vocab: int = 300_00
     for s in sections.values():
         s.update(summary([s]))
     out = {"sections": list(sections.values()), "restrict_vocab": restrict_vocab,
-           "total": summary(list(sections.values()))}
+           "total": summary(list(sections.values())), "answers": answers_string(is_cov, correct)}
     for cat in ("semantic", "syntactic"):
         out[cat] = summary([s for s in sections.values() if s["category"] == cat])
     return out
+
+
+def answers_string(covered, correct) -> str:
+    """One character per question, in the set's order: "1" right, "0" wrong, "-" not covered (what a paired
+    bootstrap over the questions needs, in 20 KB)."""
+    return "".join("-" if not c else ("1" if r else "0") for c, r in zip(covered, correct))
+
+
+def paired_answers(a: str, b: str, category: str | None = None, questions: Sequence[Question] | None = None
+                   ) -> tuple[list[float], list[float]]:
+    """Two models' right/wrong (1.0/0.0) on the questions both cover (optionally one category's), in order."""
+    if len(a) != len(b):
+        raise ValueError(f"answer strings differ in length: {len(a)} vs {len(b)}")
+    keep = [i for i in range(len(a)) if a[i] != "-" and b[i] != "-"
+            and (category is None or questions[i].category == category)]
+    return [float(a[i] == "1") for i in keep], [float(b[i] == "1") for i in keep]
 
 
 def load_pairs(source: str) -> list[tuple[str, str, float]]:
@@ -202,15 +218,19 @@ def evaluate_all(kv, analogies: str | None = "questions-words", pair_sets: Seque
     return out
 
 
-def king_queen(kv, analogy=("king", "man", "woman"), target: str = "queen", topn: int = 5) -> dict:
-    """Where `target` ranks among the nearest words to a - b + c (inputs excluded), and the top `topn`."""
+def king_queen(kv, analogy=("king", "man", "woman"), target: str = "queen", topn: int = 5,
+               restrict_vocab: int | None = None) -> dict:
+    """Where `target` ranks among the nearest words to a - b + c (inputs excluded), and the top `topn`; among
+    the `restrict_vocab` most frequent words when given (the analogy benchmark's candidates)."""
     a, b, c = analogy
     if not all(lookup(kv, w) for w in (a, b, c, target)):
         return {"rank": None, "cosine": None, "top": [],
                 "missing": [w for w in (a, b, c, target) if not lookup(kv, w)]}
-    rank, cos = rank_of(kv, a, b, c, target)
-    top = kv.most_similar(positive=[lookup(kv, a), lookup(kv, c)], negative=[lookup(kv, b)], topn=topn)
-    return {"rank": rank, "cosine": cos, "top": [[w, round(float(s), 4)] for w, s in top]}
+    rank, cos = rank_of(kv, a, b, c, target, restrict_vocab=restrict_vocab)
+    top = kv.most_similar(positive=[lookup(kv, a), lookup(kv, c)], negative=[lookup(kv, b)], topn=topn,
+                          restrict_vocab=restrict_vocab)
+    return {"rank": rank, "cosine": cos, "top": [[w, round(float(s), 4)] for w, s in top],
+            "restrict_vocab": restrict_vocab}
 
 
 def section_table(res: dict) -> list[dict]:

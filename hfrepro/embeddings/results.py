@@ -51,10 +51,12 @@ def mikolov_sentence(metrics: dict) -> str:
     parts = [
         f"Mikolov et al. (2013) found skip-gram far ahead on semantic analogies (55% vs 24%) and CBOW slightly "
         f"ahead on syntactic ones (64% vs 59%). Here skip-gram scores {_pct(ss)} vs CBOW {_pct(cs)} on the "
-        f"{c['semantic']['covered']:,} covered semantic questions, so skip-gram's semantic advantage "
-        + ("**reproduces**" if sem_ok else "**does not reproduce**")
-        + f"; on the {c['syntactic']['covered']:,} covered syntactic questions CBOW scores {_pct(cy)} vs skip-gram "
-        f"{_pct(sy)}, so CBOW's syntactic edge " + ("**reproduces**" if syn_ok else "**does not reproduce**") + ".",
+        f"{c['semantic']['covered']:,} covered semantic questions (skip-gram "
+        + ("ahead" if sem_ok else "not ahead")
+        + f"); on the {c['syntactic']['covered']:,} covered syntactic questions CBOW scores {_pct(cy)} vs skip-gram "
+        f"{_pct(sy)} (CBOW " + ("ahead" if syn_ok else "not ahead") + "). Whether a difference is more than "
+        "the luck of which questions were asked is decided with a paired bootstrap over the questions "
+        "(`hfrepro reproduce`'s claims table).",
         f"CBOW trained {fast / slow:.1f}x faster ({fast:,.0f} vs {slow:,.0f} words/s)." if fast and slow else "",
         f"Absolute accuracies are far below the paper's, which trained on 783M words of news; this run had "
         f"{tok / 1e6:.1f}M tokens ({metrics['corpus']['spec']}), and only {_pct(c['total']['coverage'])} of the "

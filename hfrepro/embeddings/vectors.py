@@ -142,15 +142,17 @@ def similar(kv, word: str, topn: int = 10, where: str = "") -> list[tuple[str, f
     return [(w, float(s)) for w, s in kv.most_similar(k, topn=topn)]
 
 
-def rank_of(kv, a: str, b: str, c: str, target: str) -> tuple[int | None, float | None]:
-    """1-based rank of `target` among a - b + c's neighbours (inputs excluded), and its cosine; None if OOV."""
+def rank_of(kv, a: str, b: str, c: str, target: str, restrict_vocab: int | None = None
+            ) -> tuple[int | None, float | None]:
+    """1-based rank of `target` among a - b + c's neighbours (inputs excluded; among the `restrict_vocab` most
+    frequent words when given), and its cosine; None if OOV (or outside `restrict_vocab`)."""
     keys = [lookup(kv, w) for w in (a, b, c, target)]
     if any(k is None for k in keys):
         return None, None
     ka, kb, kc, kt = keys
     import numpy as np
 
-    sims = kv.most_similar(positive=[ka, kc], negative=[kb], topn=None)
+    sims = kv.most_similar(positive=[ka, kc], negative=[kb], topn=None, restrict_vocab=restrict_vocab)
     order = np.argsort(-sims)
     excluded = {kv.key_to_index[k] for k in (ka, kb, kc)}
     ti = kv.key_to_index[kt]

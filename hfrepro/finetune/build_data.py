@@ -35,6 +35,7 @@ SEED = 1234
 LABELS = ("noun", "verb", "adjective", "adverb")
 N_TEST_PER_CLASS = 60
 N_TRAIN_PER_CLASS = 150
+N_MORE_TEST_PER_CLASS = 75   # held-out words added after the first 240 (every adverb left: 285 - 60 - 150)
 N_DICTIONARY = 300
 
 _POS = {"n": "noun", "v. t": "verb", "v. i": "verb", "v": "verb", "a": "adjective", "adj": "adjective",
@@ -105,20 +106,26 @@ def vocabulary() -> dict[str, tuple[str, list[str]]]:
 
 
 def word_class_rows(vocab: dict) -> list[dict]:
+    """The first 240 test rows and the 600 train rows as first built (unchanged, in the same order), then
+    N_MORE_TEST_PER_CLASS more test words per class from the words no split used: the file keeps its test
+    rows first (the few-shot evaluator's `limit` takes the first N, so `--eval_limit 240` is the old set)."""
     rng = random.Random(f"{SEED}:word_class")
     by = defaultdict(list)
     for w in sorted(vocab):
         by[vocab[w][0]].append(w)
-    rows = []
+    rows, more = [], []
+    used = N_TEST_PER_CLASS + N_TRAIN_PER_CLASS
     for pos in LABELS:
         ws = by[pos][:]
         rng.shuffle(ws)
         rows += [{"word": w, "pos": pos, "split": "test"} for w in ws[:N_TEST_PER_CLASS]]
-        rows += [{"word": w, "pos": pos, "split": "train"}
-                 for w in ws[N_TEST_PER_CLASS:N_TEST_PER_CLASS + N_TRAIN_PER_CLASS]]
+        rows += [{"word": w, "pos": pos, "split": "train"} for w in ws[N_TEST_PER_CLASS:used]]
+        if len(ws) < used + N_MORE_TEST_PER_CLASS:
+            raise ValueError(f"only {len(ws) - used} unused {pos}s for {N_MORE_TEST_PER_CLASS} more test words")
+        more += [{"word": w, "pos": pos, "split": "test"} for w in ws[used:used + N_MORE_TEST_PER_CLASS]]
     rng.shuffle(rows)
-    # test rows first (the few-shot evaluator's `limit` takes the first N), both in a seeded order
-    return [r for r in rows if r["split"] == "test"] + [r for r in rows if r["split"] == "train"]
+    random.Random(f"{SEED}:word_class:more").shuffle(more)
+    return ([r for r in rows if r["split"] == "test"] + more + [r for r in rows if r["split"] == "train"])
 
 
 QUESTIONS = ('What does "{w}" mean?', "Define {w}.", "What is the meaning of the word {w}?",
@@ -128,9 +135,11 @@ FOLLOW_UPS = (("What part of speech is it?", "\"{w}\" is {a} {pos}."),
 
 
 def dictionary_rows(vocab: dict, word_class: list[dict]) -> list[dict]:
-    """Chat examples from words NOT in the comparison task's test split (no leakage into its evaluation)."""
+    """Chat examples from words NOT among the comparison task's first 240 test words (the file as first built:
+    no comparison model trains on it, and the later test words were added without changing it)."""
     rng = random.Random(f"{SEED}:dictionary")
-    test_words = {r["word"] for r in word_class if r["split"] == "test"}
+    first_test = [r for r in word_class if r["split"] == "test"][:len(LABELS) * N_TEST_PER_CLASS]
+    test_words = {r["word"] for r in first_test}
     words = sorted(w for w, (_, defs) in vocab.items() if defs and w not in test_words)
     rng.shuffle(words)
     rows = []

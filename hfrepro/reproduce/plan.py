@@ -10,13 +10,15 @@ Each `RecipeRun` is exactly what a user would type: `hfrepro <recipe> --budget <
 <stage folder>/<name> --seed <seed>` plus its `args` (wiring only, e.g. a path to another run; never a budget
 number: budgets live in recipes/configs/<config>/<budget>.yaml). `{stage}` in an argument is the stage folder,
 `{root}` the main job's folder (to use another stage's run, e.g. `--model_name_or_path {root}/lm/clm`: that stage
-runs earlier in road order).
+runs earlier in road order), `{seed+N}` the main job's seed plus N (a second training seed of the same config:
+`args=("--seed", "{seed+100}")`; the last `--seed` wins).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -39,12 +41,17 @@ class RecipeRun:
     def argv(self, ctx: StageContext) -> list[str]:
         cfg = config_path(self.config or self.recipe, ctx.budget)
         return ["--config", str(cfg), "--output_dir", str(ctx.run_dir(self.folder)), "--seed", str(ctx.seed),
-                "--threads", str(ctx.threads),
-                *(a.replace("{stage}", str(ctx.dir)).replace("{root}", str(ctx.root)) for a in self.args)]
+                "--threads", str(ctx.threads), *(wire(a, ctx) for a in self.args)]
 
     def sources(self, budget: str) -> list[Path]:
         """The files this run's result depends on: its recipe and its budget's config."""
         return [Path(recipe_module(self.recipe).__file__), config_path(self.config or self.recipe, budget)]
+
+
+def wire(arg: str, ctx: StageContext) -> str:
+    """A RecipeRun argument with {stage}, {root} and {seed+N} filled in."""
+    arg = arg.replace("{stage}", str(ctx.dir)).replace("{root}", str(ctx.root))
+    return re.sub(r"\{seed\+(\d+)\}", lambda m: str(ctx.seed + int(m.group(1))), arg)
 
 
 @dataclass(frozen=True)
