@@ -14,6 +14,7 @@ Usage:
     hfrepro rl-basics                                   # recipes/configs/rl_basics/default.yaml (~2.5 CPU-min)
     hfrepro rl-basics --budget full                     # enough steps for every algorithm to solve CartPole
     hfrepro rl-basics --algorithms ppo dqn --cartpole_seeds 5 --output_dir runs/rl-ppo-dqn
+    hfrepro rl-basics --algorithms reinforce reinforce_baseline --reinforce_seeds 20 --output_dir runs/rl-pg
     hfrepro rl-basics --frozenlake_map 8x8 --tabular_episodes 20000 --output_dir runs/rl-8x8
     python recipes/rl_basics.py                         # the same code
 The stable-baselines3 hyper-parameters (`a2c:`, `ppo:`, `dqn:`, `reinforce:`) are set in the budget's YAML.
@@ -51,7 +52,9 @@ class ScriptArguments:
     # CartPole: policy gradient, actor-critic, DQN
     algorithms: list[str] = field(default_factory=lambda: list(CARTPOLE),
                                   metadata={"help": f"among {', '.join(CARTPOLE)}"})
-    cartpole_seeds: int = field(default=3, metadata={"help": "training seeds per algorithm"})
+    cartpole_seeds: int = field(default=3, metadata={"help": "training seeds per stable-baselines3 algorithm"})
+    reinforce_seeds: int = field(default=6, metadata={"help": "training seeds per REINFORCE variant (cheap: the "
+                                                              "variance claim's t interval is over them)"})
     reinforce_steps: int = field(default=40000, metadata={"help": "environment steps for each REINFORCE run"})
     a2c_steps: int = field(default=25000, metadata={"help": "environment steps for each A2C run"})
     ppo_steps: int = field(default=25000, metadata={"help": "environment steps for each PPO run"})
@@ -106,7 +109,8 @@ def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: R
     results.cartpole_figure(pole_runs, pole, run.path / "cartpole.png")
     results.variance_figure(pole, run.path / "gradient_variance.png")
     metrics = {"frozenlake": frozen, "cartpole": pole,
-               "vocabulary": results.vocabulary(a.frozenlake_map, a.slippery), "processes": threads,
+               "vocabulary": results.vocabulary(a.frozenlake_map, a.slippery, (a.epsilon_start, a.epsilon_end)),
+               "processes": threads,
                "cpu_seconds": round(jobs.cpu_seconds() - cpu0, 1)}
     metrics["results_md"] = results.markdown(metrics, rel=lambda p: p)
     (run.path / "RESULTS.md").write_text(metrics["results_md"], encoding="utf-8")
@@ -146,11 +150,11 @@ def cartpole_jobs(a: ScriptArguments, seed: int, out) -> list[Job]:
         if name in jobs.OWN:
             settings = {**common, "steps": a.reinforce_steps, "hyper": a.reinforce,
                         "variance_snapshots": a.variance_snapshots, "variance_episodes": a.variance_episodes}
-            kind = "reinforce"
+            kind, n = "reinforce", a.reinforce_seeds
         else:
             settings = {**common, "steps": getattr(a, f"{name}_steps"), "hyper": getattr(a, name)}
-            kind = "sb3"
-        for k, s in enumerate(training_seeds(seed, a.cartpole_seeds)):
+            kind, n = "sb3", a.cartpole_seeds
+        for k, s in enumerate(training_seeds(seed, n)):
             planned.append(Job(kind, name, s, settings, str(out / name) if k == 0 else None))
     return planned
 
@@ -169,6 +173,7 @@ def check(a: ScriptArguments) -> None:
                         fix="use 4x4 or 8x8")
     counts = {"--tabular_episodes": a.tabular_episodes, "--tabular_seeds": a.tabular_seeds,
               "--frozenlake_eval_episodes": a.frozenlake_eval_episodes, "--cartpole_seeds": a.cartpole_seeds,
+              "--reinforce_seeds": a.reinforce_seeds,
               "--eval_every": a.eval_every, "--eval_episodes": a.eval_episodes,
               "--variance_episodes": a.variance_episodes, "--variance_snapshots": a.variance_snapshots,
               **{f"--{n}_steps": getattr(a, f"{n}_steps") for n in ("reinforce", "a2c", "ppo", "dqn")}}

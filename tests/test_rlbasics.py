@@ -222,3 +222,35 @@ def test_finished_jobs_are_read_not_rerun(tmp_path):
     assert out[0]["algo"] == "q_learning" and out[1]["algo"] == "sarsa" and len(out[1]["eval_success"]) == 10
     assert (tmp_path / "sarsa-seed1.json").is_file()
     assert math.isfinite(jobs.cpu_seconds())
+
+
+# --- saved agents and `hfrepro rl-play` ---------------------------------------------------------------------
+
+def test_saved_agents_load_and_act(tmp_path):
+    from hfrepro.rlbasics import saved
+
+    q = tabular.value_iteration(slippery=False, gamma=0.9)
+    settings = {"map_name": "4x4", "slippery": False, "learner": {"method": "q_learning", "alpha": 0.1}}
+    agent = saved.load(saved.save_table(q, tmp_path / "q", "q_learning", settings))
+    assert agent.q is not None and agent.act(np.array([0, 14])).tolist() == [int(q[0].argmax()), 2]
+    torch.manual_seed(0)
+    policy = reinforce.mlp(4, 2, 8)
+    hyper = {"episodes_per_update": 4, "learning_rate": 0.01, "gamma": 0.99, "hidden": 8}
+    agent = saved.load(saved.save_nets(policy, None, tmp_path / "r", "reinforce", hyper))
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    assert agent.act(obs).tolist() == reinforce.greedy_actor(policy)(obs).tolist()
+    with pytest.raises(UserError, match="no agent"):
+        saved.load(tmp_path)
+
+
+def test_rl_play_command(tmp_path, capsys):
+    from hfrepro.cli import _main
+    from hfrepro.rlbasics import saved
+
+    q = tabular.value_iteration(slippery=False, gamma=0.9)
+    saved.save_table(q, tmp_path / "q", "q_learning", {"map_name": "4x4", "slippery": False, "learner": {}})
+    assert _main(["rl-play", str(tmp_path / "q"), "--episodes", "3", "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "reached the goal in 3 of 3 episodes" in out and "step 6:" in out and "step 7:" not in out
+    with pytest.raises(UserError, match="--episodes"):
+        _main(["rl-play", str(tmp_path / "q"), "--episodes", "0"])

@@ -157,3 +157,15 @@ def test_the_stage_key_covers_its_library(tmp_path, monkeypatch):
     before = runner.stage_key(stage_, "tiny", 0)
     (tmp_path / "rlbasics" / "tabular.py").write_text("ALPHA = 0.2\n")
     assert runner.stage_key(stage_, "tiny", 0) != before
+
+
+def test_reinforce_has_its_own_seed_count(tmp_path):
+    from hfrepro.config import OutputArguments, RunArguments, parse_args
+    from hfrepro.recipes import rl_basics
+
+    a, _, _ = parse_args((rl_basics.ScriptArguments, OutputArguments, RunArguments), recipe="rl_basics",
+                         argv=["--budget", "tiny", "--reinforce_seeds", "4", "--cartpole_seeds", "1"])
+    planned = rl_basics.cartpole_jobs(a, seed=1, out=tmp_path)
+    seeds = {j.algo: [x.seed for x in planned if x.algo == j.algo] for j in planned}
+    assert seeds["reinforce"] == seeds["reinforce_baseline"] == [4, 5, 6, 7] and seeds["ppo"] == [1]
+    assert [j.save_to is not None for j in planned if j.algo == "reinforce"] == [True, False, False, False]

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from hfrepro.fsutil import atomic_write_json, read_json
-from hfrepro.rlbasics import evaluation, reinforce, sb3, tabular
+from hfrepro.rlbasics import evaluation, reinforce, saved, sb3, tabular
 
-OWN = ("reinforce", "reinforce_baseline")  # ours; the others are stable-baselines3's
+OWN = saved.OWN  # ours; the others are stable-baselines3's
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,9 @@ def _tabular(job: Job) -> dict:
     q = trained["q"]
     success = tabular.evaluate(tabular.greedy(q), s["eval_episodes"], s["eval_seed"], s["map_name"], s["slippery"])
     if job.save_to:
-        _save_table(q, job.save_to, job.algo, s)
+        saved.save_table(q, job.save_to, job.algo, s)
     return {"q": q.round(6).tolist(), "train_success": trained["train_success"].tolist(),
             "eval_success": success.tolist()}
-
-
-def _save_table(q: np.ndarray, folder: str, algo: str, settings: dict) -> None:
-    from safetensors.numpy import save_file
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    save_file({"q": q.astype(np.float32)}, str(Path(folder) / "q_table.safetensors"))
-    atomic_write_json(Path(folder) / "config.json", {"algorithm": algo, "env_id": tabular.ENV_ID,
-                                                     "map_name": settings["map_name"],
-                                                     "is_slippery": settings["slippery"], **settings["learner"]})
 
 
 def _evaluator(s: dict):
@@ -94,21 +84,9 @@ def _reinforce(job: Job) -> dict:
         k["policy"], k["critic"], s["variance_episodes"], seed=reinforce.variance_seed(job.seed, i),
         gamma=settings.gamma)} for i, k in enumerate(trained["snapshots"])]
     if job.save_to:
-        _save_nets(trained, job.save_to, job.algo, s)
+        saved.save_nets(trained["policy"], trained["critic"], job.save_to, job.algo, s["hyper"])
     return {"curve": trained["curve"], "train_returns": trained["train_returns"], "steps": trained["steps"],
             "variance": variance}
-
-
-def _save_nets(trained: dict, folder: str, algo: str, s: dict) -> None:
-    from safetensors.torch import save_file
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    save_file(trained["policy"].state_dict(), str(Path(folder) / "policy.safetensors"))
-    if trained["critic"] is not None:
-        save_file(trained["critic"].state_dict(), str(Path(folder) / "critic.safetensors"))
-    atomic_write_json(Path(folder) / "config.json", {"algorithm": algo, "env_id": reinforce.ENV_ID,
-                                                     "architecture": "Linear(4, hidden) - Tanh - Linear(hidden, 2)",
-                                                     **s["hyper"]})
 
 
 def _sb3(job: Job) -> dict:

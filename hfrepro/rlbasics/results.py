@@ -154,7 +154,7 @@ def variance_figure(summary: dict, path: Path) -> Path | None:
 
 # --- tables -------------------------------------------------------------------------------------------------
 
-def vocabulary(map_name: str = "4x4", slippery: bool = True) -> list[dict]:
+def vocabulary(map_name: str = "4x4", slippery: bool = True, epsilon: tuple = (1.0, 0.05)) -> list[dict]:
     """The source material's RL vocabulary on the real objects (read from the live environments)."""
     import gymnasium as gym
 
@@ -175,7 +175,8 @@ def vocabulary(map_name: str = "4x4", slippery: bool = True) -> list[dict]:
          "CartPole": "π_θ(a|s): a network's softmax; greedy = its argmax"},
         {"term": "value function", "FrozenLake": "Q(s, a), V(s) = max_a Q(s, a)",
          "CartPole": "the critic V(s) (REINFORCE + baseline, A2C, PPO); Q(s, a) (DQN)"},
-        {"term": "exploration vs exploitation", "FrozenLake": "ε-greedy, ε from 1 to 0.05, vs ε = 0",
+        {"term": "exploration vs exploitation", "FrozenLake": f"ε-greedy, ε from {epsilon[0]:g} to {epsilon[1]:g}, "
+                                                              "vs ε = 0",
          "CartPole": "sampling from π vs its argmax; DQN's ε-greedy"},
         {"term": "model-free vs model-based", "FrozenLake": "Q-learning, SARSA (samples) vs value iteration "
                                                             "(`env.unwrapped.P`)",
@@ -286,13 +287,10 @@ def card_description(name: str, m: dict) -> str:
 
 
 def how_to_load(name: str) -> str:
-    if name in ("q_learning", "sarsa", "greedy"):
-        return ("from safetensors.numpy import load_file\n\nq = load_file(\"q_table.safetensors\")[\"q\"]   "
-                "# q[state, action]\naction = int(q[state].argmax())")
-    if name in ("reinforce", "reinforce_baseline"):
-        return ("import torch\nfrom safetensors.torch import load_file\nfrom hfrepro.rlbasics.reinforce import mlp\n\n"
-                "policy = mlp(4, 2, hidden=64)   # config.json: hidden\n"
-                "policy.load_state_dict(load_file(\"policy.safetensors\"))\n"
-                "action = int(policy(torch.tensor(state)).argmax())")
-    return ("from hfrepro.rlbasics import sb3\n\nmodel = sb3.load(\"path/to/this/folder\")   # rebuilt from "
-            "config.json, no pickle\naction, _ = model.predict(state, deterministic=True)")
+    state = "[0, 14]   # FrozenLake: cells" if name in ("q_learning", "sarsa", "greedy") else \
+        "[[0.0, 0.0, 0.02, 0.0]]   # CartPole: cart position, velocity, pole angle, angular velocity"
+    return ("from hfrepro.rlbasics import saved\n\n"
+            "agent = saved.load(\"path/to/this/folder\")   # config.json + safetensors, no pickle\n"
+            f"states = {state}\n"
+            "actions = agent.act(states)                  # greedy actions, one per state\n"
+            "# or, from a shell: hfrepro rl-play path/to/this/folder")
