@@ -37,7 +37,7 @@ def stage_key(stage: Stage, budget: str, seed: int) -> dict:
     files = [Path(mod.__file__)] + [f for r in getattr(mod, "RUNS", []) for f in r.sources(budget)]
     own = CONFIGS_DIR / "reproduce" / stage.name / f"{budget}.yaml"
     files += [own] if own.is_file() else []
-    files += sorted((PACKAGE_DIR / stage.name).rglob("*.py"))
+    files += sorted((PACKAGE_DIR / stage.name.replace("_", "")).rglob("*.py"))  # rl_basics: hfrepro/rlbasics
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())
