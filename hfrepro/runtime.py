@@ -221,7 +221,8 @@ def last_checkpoint(folder: str | Path, warn: bool = True) -> str | None:
 # Arguments that say where or how a run is watched, not what it computes: a change in them continues the run.
 NOT_PART_OF_RESULT = {"output_dir", "overwrite", "resume_from_checkpoint", "push_to_hub", "hub_model_id",
                       "hub_private_repo", "hub_token", "disable_tqdm", "report_to", "logging_dir", "wait",
-                      "threads", "config", "run_name", "hub_strategy", "save_total_limit"}
+                      "threads", "config", "run_name", "hub_strategy", "save_total_limit", "project",
+                      "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id"}
 RECORD_FILES = ("config.yaml", "metrics.json", "log.jsonl", "status.json")
 
 
