@@ -21,7 +21,7 @@ from tests.conftest import PY, REPO
 @pytest.fixture(scope="module")
 def own_models(tmp_path_factory) -> dict[str, Path]:
     """A tiny LSTM LM and a tiny GRU seq2seq with attention, saved as any Hub user would find them."""
-    from hfrepro.lm.lstm import LSTMConfig, LSTMLM
+    from hfrepro.lm.lstm import LSTMLM, LSTMConfig
     from hfrepro.seq2seq.rnn import GRUSeq2Seq, GRUSeq2SeqConfig
 
     root = tmp_path_factory.mktemp("own")
