@@ -17,8 +17,10 @@ from typing import Any, Sequence
 
 import yaml
 
+from hfrepro.automodels import AUTO_CLASSES, MODEL_MODULES
 from hfrepro.config import SECRET_FIELDS
-from hfrepro.fsutil import atomic_write_text
+from hfrepro.fsutil import atomic_write_json, atomic_write_text
+from hfrepro.paths import DATA_CARDS_DIR, models_dir
 
 # --- Hub vocabularies -------------------------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ _AUTO_CLASSES = [  # (architecture suffix, auto class, pipeline tag)
     ("ForQuestionAnswering", "AutoModelForQuestionAnswering", "question-answering"),
     ("Model", "AutoModel", "feature-extraction"),
 ]
+AUTO_TAGS = {cls: tag for _, cls, tag in _AUTO_CLASSES}
 
 
 def read_json_or_empty(p: Path) -> dict:
@@ -128,26 +131,94 @@ def read_json_or_empty(p: Path) -> dict:
         return {}
 
 
-def _auto_class(model_dir: Path) -> tuple[str | None, str | None]:
-    archs = read_json_or_empty(model_dir / "config.json").get("architectures") or []
+# transformers' own task mappings (architecture class names), in the order a folder's Auto class is looked up
+_TASK_MAPPINGS = [("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "AutoModelForCausalLM"),
+                  ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "AutoModelForMaskedLM"),
+                  ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "AutoModelForSeq2SeqLM"),
+                  ("MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES", "AutoModelForSequenceClassification"),
+                  ("MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES", "AutoModelForTokenClassification"),
+                  ("MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES", "AutoModelForQuestionAnswering"),
+                  ("MODEL_MAPPING_NAMES", "AutoModel")]
+AUTO_TAGS["AutoModelForSeq2SeqLM"] = "text2text-generation"
+
+
+def auto_class(model_dir: Path) -> tuple[str | None, str | None]:
+    """(Auto class, pipeline tag) that loads a model folder, from its config.json: the transformers task mapping
+    holding its architecture (MarianMTModel -> AutoModelForSeq2SeqLM), else the architecture name's suffix,
+    else the Auto class hfrepro registers its own model type with (hfrepro.automodels), else `auto_map`."""
+    cfg = read_json_or_empty(Path(model_dir) / "config.json")
+    archs = cfg.get("architectures") or []
+    if archs:
+        from transformers.models.auto import modeling_auto
+
+        for mapping, cls in _TASK_MAPPINGS:
+            if any(a in getattr(modeling_auto, mapping).values() for a in archs):
+                return cls, AUTO_TAGS[cls]
     for arch in archs:
         for suffix, cls, tag in _AUTO_CLASSES:
-            if arch.endswith(suffix):
+            if arch.endswith(suffix) and cfg.get("model_type") not in AUTO_CLASSES:
                 return cls, tag
+    own = AUTO_CLASSES.get(cfg.get("model_type"))
+    if own:
+        return own, AUTO_TAGS.get(own)
+    for cls in cfg.get("auto_map") or {}:
+        if cls in AUTO_TAGS:
+            return cls, AUTO_TAGS[cls]
     return None, None
+
+
+def _embedded_model_dir(name: str) -> Path | None:
+    """The folder of an embedded model named `name` (e.g. smollm2-135m-instruct), if it is built."""
+    if not name or "/" in name or name.startswith((".", "~")):
+        return None
+    d = models_dir() / name
+    return d if (d / "config.json").is_file() else None
+
+
+def embedded_copy_of(hub_id: str | None) -> Path | None:
+    """The embedded model folder whose card names `hub_id` as its base (SmolLM2's Hub id -> the local copy)."""
+    if not hub_id:
+        return None
+    for readme in sorted(models_dir().glob("*/README.md")):
+        base = _card_metadata(readme.read_text(encoding="utf-8")).get("base_model")
+        if base == hub_id or (isinstance(base, list) and hub_id in base):
+            return readme.parent
+    return None
+
+
+def dataset_ref(name: str) -> str | None:
+    """What a card's `datasets:` should say for `name`: a Hub dataset id as it is; an embedded or built dataset by
+    the name of its card in data_cards/ (`word_class` -> `finetune-word-class`, the card of that task's data);
+    None for anything a Hub user cannot look up (a local file)."""
+    name = str(name).strip()
+    if _valid_repo_id(name) and not Path(name).exists():
+        return name
+    stem = Path(name).name
+    for suffix in (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet"):
+        stem = stem.removesuffix(suffix)
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
+    if not slug:
+        return None
+    if (DATA_CARDS_DIR / f"{slug}.md").is_file():
+        return slug
+    found = sorted(p.stem for p in DATA_CARDS_DIR.glob(f"*-{slug}.md"))
+    return found[0] if len(found) == 1 else None
 
 
 def hub_base_model(name_or_path: str | None) -> str | None:
     """The Hub id to put in `base_model:` for what a model was trained from, or None if there is none.
 
     A Hub id is kept; a local folder (an embedded model's, e.g. `hfrepro.models.resolve("smollm2-135m-instruct")`)
-    maps to the `base_model` its own card names (HuggingFaceTB/SmolLM2-135M-Instruct); anything else -> None.
+    or an embedded model's name maps to the `base_model` its own card names (HuggingFaceTB/SmolLM2-135M-Instruct);
+    anything else -> None.
     """
     if not name_or_path:
         return None
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     p = Path(name_or_path).expanduser()
+    if not p.exists():
+        p = _embedded_model_dir(name_or_path) or p
     if p.exists():
         readme = p / "README.md" if p.is_dir() else None
         if readme is not None and readme.is_file():
@@ -190,22 +261,40 @@ def _load_snippet(model_dir: Path | None, base_model: str | None, base_ref: str 
         cls = {"SEQ_CLS": "AutoModelForSequenceClassification", "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM",
                "TOKEN_CLS": "AutoModelForTokenClassification"}.get(task, "AutoModelForCausalLM")
         base = f'"{base_model or base_ref or "BASE_MODEL"}"'
-        return (f"from peft import PeftModel\nfrom transformers import {cls}, AutoTokenizer\n\n"
+        code = (f"from peft import PeftModel\nfrom transformers import {cls}, AutoTokenizer\n\n"
                 f"base = {cls}.from_pretrained({base})\nmodel = PeftModel.from_pretrained(base, {repo})\n"
                 f"tokenizer = AutoTokenizer.from_pretrained({repo})")
-    cls, tag = _auto_class(model_dir) if model_dir is not None else (None, None)
+        if embedded_copy_of(base_model) is not None:
+            code += ("\n\n# Offline, with hfrepro: the base is the embedded copy this adapter was trained on\n"
+                     f"# import hfrepro.models; model = hfrepro.models.load_causal_lm({repo})")
+        return code
+    cls, tag = auto_class(model_dir) if model_dir is not None else (None, None)
     if cls:
+        own = model_dir is not None and read_json_or_empty(model_dir / "config.json").get("model_type") in MODEL_MODULES
         tok = ""
         if model_dir is not None and any((model_dir / f).exists() for f in ("tokenizer.json", "tokenizer_config.json",
                                                                             "vocab.txt", "tokenizer.model")):
             tok = f"\ntokenizer = AutoTokenizer.from_pretrained({repo})"
-        code = f"from transformers import {cls}, AutoTokenizer\n\nmodel = {cls}.from_pretrained({repo}){tok}"
+        code = (("import hfrepro  # registers hfrepro's own model classes with the Auto classes (no remote code)\n"
+                 if own else "") + f"from transformers import {cls}, AutoTokenizer\n\n"
+                f"model = {cls}.from_pretrained({repo}){tok}")
         if tag == "text-generation" and tok:
             code += ('\n\ninputs = tokenizer("To be, or not to be", return_tensors="pt")\n'
                      "print(tokenizer.decode(model.generate(**inputs, max_new_tokens=20)[0]))")
         return code
     return ("from huggingface_hub import snapshot_download\n\n"
             f"folder = snapshot_download({repo})  # then open the files as described above")
+
+
+def _base_card(base_ref: str | None) -> dict:
+    """The card metadata of the local folder (or embedded model) a model was trained from; {} if none."""
+    if not base_ref:
+        return {}
+    p = Path(base_ref).expanduser()
+    p = p if p.is_dir() else _embedded_model_dir(base_ref)
+    if p is None or not (p / "README.md").is_file():
+        return {}
+    return _card_metadata((p / "README.md").read_text(encoding="utf-8"))
 
 
 _DEFAULT_USE = ("Learning and experimentation: hfrepro reproduces, step by step and at a scale a laptop can run, "
@@ -230,9 +319,12 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
     adapter = read_json_or_empty(model_dir / "adapter_config.json") if model_dir is not None else {}
     base_ref = base_model or adapter.get("base_model_name_or_path")  # what the model was made from, as given
     base_id = hub_base_model(base_ref)
-    auto_cls, auto_tag = _auto_class(model_dir) if model_dir is not None else (None, None)
+    auto_cls, auto_tag = auto_class(model_dir) if model_dir is not None else (None, None)
     pipeline_tag = pipeline_tag or auto_tag
-    lic, lic_name = hub_license(license)
+    lic, lic_name = hub_license(license or _base_card(base_ref).get("license"))
+    refs = [dataset_ref(d) for d in datasets]
+    hub_datasets = list(dict.fromkeys(r for r in refs if r))
+    local_data = [d for d, r in zip(datasets, refs) if not r]
     tags = list(tags) + (["lora", "peft"] if adapter else [])
     if adapter and library_name == "transformers":
         library_name = "peft"
@@ -244,13 +336,13 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
 
     values = eval_metric_values(metrics, eval_metrics)
     results = None
+    ds = (dataset_ref(eval_dataset) or eval_dataset) if eval_dataset else (hub_datasets or ["custom"])[0]
     if values:
-        ds = eval_dataset or (datasets[0] if datasets else "custom")
         results = [EvalResult(task_type=task or pipeline_tag or "other", dataset_type=ds, dataset_name=ds,
                               dataset_split=eval_split, metric_type=k.replace("/", "_"), metric_name=k,
                               metric_value=float(v) if isinstance(v, float) else v)
                    for k, v in values.items()]
-    data = ModelCardData(license=lic, base_model=base_id, datasets=list(datasets) or None,
+    data = ModelCardData(license=lic, base_model=base_id, datasets=hub_datasets or None,
                          language=list(language) or None, pipeline_tag=pipeline_tag,
                          tags=sorted(set(["hfrepro", *tags])), library_name=library_name,
                          model_name=title if results else None, eval_results=results, **extra)
@@ -258,6 +350,8 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
     parts = [f"# {title}", ""]
     if description:
         parts += [description.strip(), ""]
+    if local_data:
+        parts += [f"Trained on local data: {', '.join(f'`{d}`' for d in local_data)}.", ""]
     if adapter:
         parts += [f"This folder is a **LoRA adapter** (peft), not a full model. Its base model is "
                   f"`{base_id or base_ref}`" + (f" (trained from `{base_ref}`)" if base_id and base_ref != base_id
@@ -269,7 +363,6 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
     if flat:
         intro = "Measured by the run that produced this model."
         if values:
-            ds = eval_dataset or (datasets[0] if datasets else "custom")
             intro += (f" {', '.join(f'`{k}`' for k in values)} also appear in the card's `model-index` metadata "
                       f"(dataset `{ds}`" + (f", split `{eval_split}`" if eval_split else "") + ").")
         parts += ["## Results", "", intro, "", "| metric | value |", "|---|---|"]
@@ -298,6 +391,31 @@ def _fmt(v: Any) -> str:
     return str(v).replace("|", "\\|")
 
 
+def record_adapter_base(model_dir: str | Path) -> str | None:
+    """Make an adapter folder's adapter_config.json name its base model by Hub id, as its card does.
+
+    peft records where the base was loaded from: for hfrepro's embedded SmolLM2 that is a path on this machine
+    (`~/.cache/hfrepro/models/smollm2-135m-instruct`), useless anywhere else. The embedded copy's card names
+    the Hub id it comes from (HuggingFaceTB/SmolLM2-135M-Instruct); that id is written instead. hfrepro still
+    loads the adapter offline: `hfrepro.models` maps the id back to the embedded copy. Returns the Hub id, or
+    None if the folder is no adapter or its base has no Hub id (left as it is).
+    """
+    f = Path(model_dir) / "adapter_config.json"
+    cfg = read_json_or_empty(f)
+    base = cfg.get("base_model_name_or_path")
+    if not base or _valid_repo_id(base) and not Path(base).exists():
+        return base if base and cfg else None
+    hub_id = hub_base_model(base)
+    if hub_id:
+        atomic_write_json(f, {**cfg, "base_model_name_or_path": hub_id})
+    return hub_id
+
+
+def _adapter_base_path(model_dir: str | Path) -> str | None:
+    base = read_json_or_empty(Path(model_dir) / "adapter_config.json").get("base_model_name_or_path")
+    return base if base and Path(base).exists() else None
+
+
 def write_model_card(model_dir: str | Path, *, title: str, license: str | None = None,
                      base_model: str | None = None, datasets: Sequence[str] = (), language: Sequence[str] = (),
                      pipeline_tag: str | None = None, tags: Sequence[str] = (), library_name: str = "transformers",
@@ -320,8 +438,12 @@ def write_model_card(model_dir: str | Path, *, title: str, license: str | None =
     config: the resolved config of the run ("how it was trained"); secrets (hub_token, ...) are left out.
     usage / limits: intended use and limits (sensible defaults for a small teaching model otherwise).
     how_to_load: a Python snippet replacing the generated one; command: the command that trained it.
+
+    A LoRA adapter's adapter_config.json is made to name its base by Hub id (`record_adapter_base`).
     """
 
+    base_model = base_model or _adapter_base_path(model_dir)  # the local folder it was trained from, named in the text
+    record_adapter_base(model_dir)
     card = model_card(title=title, license=license, base_model=base_model, datasets=datasets, language=language,
                       pipeline_tag=pipeline_tag, tags=tags, library_name=library_name, description=description,
                       metrics=metrics, config=config, usage=usage, limits=limits, model_dir=model_dir,
@@ -438,3 +560,144 @@ def check_model_card(card: str | Path) -> list[str]:
     if "model-index" in meta and not parsed.data.eval_results:
         problems.append("model-index present but holds no results")
     return problems
+
+
+# --- what a Hub user needs from a model folder's card -----------------------------------------------------
+
+# Pipeline tags the Hub knows that hfrepro's models can carry.
+PIPELINE_TAGS = frozenset("""text-generation text2text-generation translation fill-mask feature-extraction
+text-classification token-classification question-answering sentence-similarity summarization
+reinforcement-learning zero-shot-classification""".split())
+HELD_OUT_SPLITS = frozenset({"test", "validation", "valid", "eval", "dev", "heldout", "held-out"})
+# Metric names that describe the run, or training rather than held-out data: never in a model-index.
+_NOT_HELD_OUT = re.compile(r"(^|[_ /])(train|training|first|final|last)([_ /]|$)|resumed|updates?$|share$|"
+                           r"generate|kl_coef|^lr$", re.I)
+WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json")
+PICKLED = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".kv")
+
+
+def _run_numbers(folder: Path, root: Path | None) -> list[float]:
+    """Every finite number in the metrics.json of `folder` and of its parents up to `root` (the run's record)."""
+    out: list[float] = []
+    here = folder.resolve()
+    stop = (root or folder.parent.parent).resolve()
+    while True:
+        out += [float(v) for v in _flatten(read_json_or_empty(here / "metrics.json")).values() if _is_number(v)]
+        if here == stop or here.parent == here or not here.is_relative_to(stop):
+            return out
+        here = here.parent
+
+
+def check_model_folder(folder: str | Path, root: str | Path | None = None) -> list[str]:
+    """What a Hugging Face user would find wrong with a model folder and its card (empty list: nothing).
+
+    The card (README.md, parsed by `huggingface_hub.ModelCard.load`) must carry: a Hub `license`; `datasets` that
+    a Hub user can look up (Hub ids or hfrepro's data_cards/ names); a known `pipeline_tag`; a `library_name`
+    the folder really is (transformers: config.json + safetensors of a type transformers or hfrepro registers;
+    peft: an adapter whose adapter_config.json names the card's `base_model` Hub id; gensim: vectors as
+    safetensors + vocab or word2vec text); `base_model` (a Hub id) wherever the weights came from another model;
+    and a `model-index` of held-out numbers (no training loss, no bookkeeping; not the train split; values the
+    run measured, found in metrics.json of the folder or a parent up to `root`). No pickled weights.
+    That the folder also *loads* is `hfrepro.hub.check_loads`.
+    """
+    from huggingface_hub import ModelCard
+
+    folder = Path(folder)
+    if not (folder / "README.md").is_file():
+        return ["no README.md (model card)"]
+    problems = check_model_card(folder / "README.md")
+    try:
+        card = ModelCard.load(folder / "README.md")
+    except Exception as e:  # noqa: BLE001 - the finding
+        return problems or [f"huggingface_hub.ModelCard.load fails: {type(e).__name__}: {e}"]
+    meta = card.data.to_dict()
+    if not meta.get("license"):
+        problems.append("no license")
+    datasets = meta.get("datasets") or []
+    if not datasets:
+        problems.append("no datasets (Hub ids or data_cards/ names a user can look up)")
+    problems += [f"dataset {d!r} is neither a Hub id nor a data_cards/ name" for d in datasets if dataset_ref(d) != d]
+    if meta.get("pipeline_tag") not in PIPELINE_TAGS:
+        problems.append(f"pipeline_tag {meta.get('pipeline_tag')!r} is missing or not one the Hub knows")
+    problems += _check_library(folder, meta)
+    want = expected_base_model(folder, root)
+    if want and meta.get("base_model") != want:
+        problems.append(f"base_model is {meta.get('base_model')!r}; the run started from {want!r} (config.yaml)")
+    problems += _check_eval_results(folder, card.data.eval_results or [], datasets, root)
+    pickles = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in PICKLED
+                     and p.name != "training_args.bin")  # training_args.bin is never pushed (hfrepro.hub)
+    if pickles:
+        problems.append(f"pickled files in the model folder: {', '.join(pickles)}")
+    return problems
+
+
+def _check_library(folder: Path, meta: dict) -> list[str]:
+    lib, base = meta.get("library_name"), meta.get("base_model")
+    adapter = read_json_or_empty(folder / "adapter_config.json")
+    if lib == "peft":
+        if not adapter or not (folder / "adapter_model.safetensors").is_file():
+            return ["library_name peft, but no adapter_config.json + adapter_model.safetensors"]
+        named = adapter.get("base_model_name_or_path")
+        if not base or named != base:
+            return [f"adapter_config.json names its base {named!r}, the card {base!r}: both must be the Hub id"]
+        return []
+    if lib == "transformers":
+        cfg = read_json_or_empty(folder / "config.json")
+        if not cfg or not any((folder / w).is_file() for w in WEIGHT_FILES):
+            return ["library_name transformers, but no config.json + safetensors weights"]
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+        if cfg.get("model_type") not in CONFIG_MAPPING_NAMES and cfg.get("model_type") not in MODEL_MODULES:
+            return [f"model_type {cfg.get('model_type')!r} is known neither to transformers nor to hfrepro.automodels"]
+        if auto_class(folder)[0] is None:
+            return ["no Auto class loads this architecture (config.json architectures / auto_map)"]
+        return []
+    if lib == "gensim":
+        if (folder / "model.safetensors").is_file() and (folder / "vocab.txt").is_file():
+            return []
+        if any(folder.glob("*.txt")) and not (folder / "vocab.txt").is_file():
+            return []  # word2vec text format
+        return ["library_name gensim, but no vectors (model.safetensors + vocab.txt, or word2vec text)"]
+    if not lib:
+        return ["no library_name"]
+    return []  # another library (hfrepro's n-gram LM): `check_loads` loads it
+
+
+def _check_eval_results(folder: Path, results: list, datasets: list, root) -> list[str]:
+    if not results:
+        return ["no model-index: the card holds none of the run's held-out evaluation numbers"]
+    problems, numbers = [], _run_numbers(folder, Path(root) if root else None)
+    for r in results:
+        name = r.metric_name or r.metric_type
+        if _NOT_HELD_OUT.search(str(name)) or _BOOKKEEPING.search(str(name).rsplit("/", 1)[-1]):
+            problems.append(f"model-index metric {name!r} is bookkeeping or a training number, not a held-out one")
+        split = (r.dataset_split or "").lower()
+        if split and split not in HELD_OUT_SPLITS:
+            problems.append(f"model-index metric {name!r} is measured on split {r.dataset_split!r}, not held-out data")
+        if not split and r.dataset_type in datasets:
+            problems.append(f"model-index metric {name!r} names its training dataset {r.dataset_type!r} and no "
+                            "held-out split")
+        v = r.metric_value
+        if not _is_number(v) or not any(math.isclose(float(v), n, rel_tol=1e-9, abs_tol=1e-12) for n in numbers):
+            problems.append(f"model-index value {name}={v!r} is not a number the run measured (metrics.json)")
+    return problems
+
+
+def expected_base_model(folder: str | Path, root: str | Path | None = None) -> str | None:
+    """The Hub id a model folder's weights came from, read from the run's config.yaml (the folder's or a parent's
+    up to `root`): the first of model_name_or_path / model / base_model / sft_model that maps to a Hub id."""
+    here, stop = Path(folder).resolve(), Path(root or Path(folder).parent.parent).resolve()
+    while True:
+        f = here / "config.yaml"
+        if f.is_file():
+            try:
+                cfg = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError:
+                cfg = {}
+            for key in ("model_name_or_path", "model", "base_model", "sft_model", "policy_model"):
+                if isinstance(cfg.get(key), str) and hub_base_model(cfg[key]):
+                    return hub_base_model(cfg[key])
+            return None
+        if here == stop or here.parent == here or not here.is_relative_to(stop):
+            return None
+        here = here.parent

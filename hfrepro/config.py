@@ -216,6 +216,7 @@ def parse_args(types: type | Sequence[type], recipe: str | None = None, argv: Se
         except (ValueError, TypeError) as e:
             raise UserError(f"invalid arguments: {e}", where=cfg_path,
                             fix="check the values against --help") from None
+        check_loggers(out[-1])
     return tuple(out)
 
 
@@ -251,6 +252,47 @@ def check_ranges(t: type, kwargs: dict[str, Any], given: dict[str, Any], where: 
             if math.isnan(v) or not test(v):
                 raise UserError(f"--{f.name} must be {what}, not {v!r}", where=src,
                                 fix=f"give --{f.name} a value that is {what} (see --help)")
+
+
+# --- experiment trackers (--report_to) ----------------------------------------------------------------------
+
+# transformers' name for a logger -> (the name of its `is_*_available` check, what to pip install)
+_LOGGERS = {"tensorboard": ("tensorboard", "tensorboard"), "trackio": ("trackio", "trackio"),
+            "wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow"), "comet_ml": ("comet", "comet_ml"),
+            "neptune": ("neptune", "neptune"), "clearml": ("clearml", "clearml"), "dvclive": ("dvclive", "dvclive"),
+            "swanlab": ("swanlab", "swanlab"), "codecarbon": ("codecarbon", "codecarbon"),
+            "azure_ml": ("azureml", "azureml-core"), "dagshub": ("dagshub", "dagshub"),
+            "flyte": ("flytekit", "flytekit"), "kubeflow": ("kubeflow", "kubeflow-training")}
+OFFLINE_LOGGERS = ("tensorboard", "trackio")  # local and offline; installed with hfrepro
+
+
+def check_loggers(args: Any) -> None:
+    """Every logger `--report_to` names (several: comma-separated) is one transformers knows and is installed,
+    checked right after parsing, before any tokenizer or model loads: one message and exit 2 otherwise.
+    With a logger on, the run is named after its folder and trackio's project is `hfrepro` (`trackio show
+    --project hfrepro` opens the dashboard); TensorBoard writes into the run folder (`tensorboard --logdir RUN`)."""
+    names = getattr(args, "report_to", None)
+    if not names or not isinstance(names, list):
+        return
+    if any("," in n for n in names):  # --report_to tensorboard,trackio
+        names = args.report_to = [x.strip() for n in names for x in n.split(",") if x.strip()]
+    from transformers.integrations import integration_utils as iu
+
+    known = list(iu.INTEGRATION_TO_CALLBACK)
+    offline = " or ".join(OFFLINE_LOGGERS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"unknown logger(s) in --report_to: {', '.join(unknown)}",
+                        fix=f"use {offline} (installed with hfrepro, offline), none, or one of: {', '.join(known)}")
+    missing = [n for n in names if not getattr(iu, f"is_{_LOGGERS.get(n, (n, n))[0]}_available", lambda: False)()]
+    if missing:
+        pkgs = " ".join(_LOGGERS.get(n, (n, n))[1] for n in missing)
+        raise UserError(f"--report_to {', '.join(missing)}: not installed", where="--report_to",
+                        fix=f"pip install {pkgs}; or use {offline} (installed with hfrepro, offline), or none")
+    if getattr(args, "project", None) == "huggingface":  # transformers' default project name
+        args.project = "hfrepro"
+    if not getattr(args, "run_name", None) and getattr(args, "output_dir", None):
+        args.run_name = Path(args.output_dir).name
 
 
 def _precision_for_this_machine(kwargs: dict, where: str | None) -> None:

@@ -191,10 +191,18 @@ class UploadPlan:
 def _walk(folder: Path) -> Iterable[Path]:
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
+        if _tensorboard_log(rel):  # runs/<date>/events.out.tfevents.*: the Hub's "Training metrics" tab
+            yield p
+            continue
         if any(EXCLUDE_DIRS.match(part) for part in rel.parts[:-1]):
             continue
         if p.is_file() and not EXCLUDE_FILES.match(p.name):
             yield p
+
+
+def _tensorboard_log(rel: Path) -> bool:
+    return len(rel.parts) >= 2 and rel.parts[0] == "runs" and rel.name.startswith("events.out.tfevents.") and \
+        not any(part.startswith(".") for part in rel.parts)
 
 
 def is_model_folder(folder: Path) -> bool:

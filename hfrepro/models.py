@@ -4,7 +4,9 @@
     tok = load_tokenizer("smollm2-135m-instruct")
     model = load_causal_lm("smollm2-135m-instruct")      # or "runs/clm/model", or "gpt2" with the Hub
 
-`trust_remote_code` is never set unless the caller passes it explicitly.
+`trust_remote_code` is never set unless the caller passes it explicitly. A LoRA adapter whose base is named by a Hub
+id that an embedded model comes from (adapters trained here record HuggingFaceTB/SmolLM2-135M-Instruct) is loaded
+on that embedded copy: the weights it was trained on, offline.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hfrepro import assets
+from hfrepro.cards import embedded_copy_of
 from hfrepro.errors import UserError
 from hfrepro.hubenv import require_hub
 
@@ -74,7 +77,8 @@ def _adapter_base(path: str) -> str:
         raise UserError("LoRA adapter does not name its base model (base_model_name_or_path is empty)",
                         where=str(Path(path) / "adapter_config.json"),
                         fix="pass the base model explicitly, or re-save the adapter from a model loaded from a folder")
-    return base
+    local = embedded_copy_of(base)  # HuggingFaceTB/SmolLM2-135M-Instruct -> the embedded copy it was trained on
+    return str(local) if local is not None else base
 
 
 def load_causal_lm(name: str, dtype: str | None = "float32", trust_remote_code: bool = False,

@@ -51,13 +51,46 @@ def has_accelerator() -> bool:
 
 
 def use_cpu_without_accelerator() -> None:
-    """Without a GPU, tell accelerate to use the CPU (ACCELERATE_USE_CPU=true).
+    """Without a GPU, tell accelerate to use the CPU (ACCELERATE_USE_CPU=true), in fp32, and let its FSDP run there.
 
     Without it, N processes launched on a CPU-only machine never form a process group: each trains alone with
     world size 1 (STACK.md). It overrides the `False` that `accelerate launch` exports from a config with
-    `use_cpu: false`, and must happen before anything builds accelerate's state (TrainingArguments does)."""
+    `use_cpu: false`, and must happen before anything builds accelerate's state (TrainingArguments does).
+    A config's bf16/fp16 mixed precision is for GPUs: on a CPU the run is fp32, as budgets are (config.py).
+    An FSDP config (recipes/accelerate/fsdp.yaml) really shards on CPU processes too: see `allow_fsdp_on_cpu`."""
     if not has_accelerator():
         os.environ["ACCELERATE_USE_CPU"] = "true"
+        if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
+            os.environ["ACCELERATE_MIXED_PRECISION"] = "no"
+        if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+            allow_fsdp_on_cpu()
+
+
+def allow_fsdp_on_cpu() -> None:
+    """Make accelerate apply its FSDP plugin to CPU processes (gloo) instead of silently falling back to DDP.
+
+    accelerate 1.15 turns an FSDP launch into FSDP only on accelerators (AcceleratorState lists MULTI_GPU,
+    MULTI_XPU, ... but not MULTI_CPU), so `accelerate launch --config_file fsdp.yaml` on a CPU machine trains
+    with plain DDP while the config says FSDP. torch's FSDP2 (`fully_shard`) itself works on CPU over gloo; this
+    lets AcceleratorState take the plugin there too, so the CPU run exercises the same sharded code path as a
+    GPU run (tests/test_fsdp.py checks the world size, that the model is sharded, and the loss)."""
+    from accelerate import state as accelerate_state
+    from accelerate.utils import DistributedType
+
+    cls = accelerate_state.AcceleratorState
+    if getattr(cls, "_hfrepro_fsdp_on_cpu", False):
+        return
+    original = cls.__init__
+
+    def __init__(self, *args, fsdp_plugin=None, **kwargs):
+        original(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+        if fsdp_plugin is not None and self.distributed_type == DistributedType.MULTI_CPU:
+            self.distributed_type = DistributedType.FSDP
+            self.fsdp_plugin = fsdp_plugin
+            accelerate_state.PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+    cls.__init__ = __init__
+    cls._hfrepro_fsdp_on_cpu = True
 
 
 def process_state():
@@ -221,7 +254,8 @@ def last_checkpoint(folder: str | Path, warn: bool = True) -> str | None:
 # Arguments that say where or how a run is watched, not what it computes: a change in them continues the run.
 NOT_PART_OF_RESULT = {"output_dir", "overwrite", "resume_from_checkpoint", "push_to_hub", "hub_model_id",
                       "hub_private_repo", "hub_token", "disable_tqdm", "report_to", "logging_dir", "wait",
-                      "threads", "config", "run_name", "hub_strategy", "save_total_limit"}
+                      "threads", "config", "run_name", "hub_strategy", "save_total_limit", "project",
+                      "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id"}
 RECORD_FILES = ("config.yaml", "metrics.json", "log.jsonl", "status.json")
 
 

