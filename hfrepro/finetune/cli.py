@@ -2,7 +2,7 @@
 
 The hosted fine-tuning workflow, locally; a job is a run of the sft recipe (`hfrepro sft`) in its own folder:
 
-    hfrepro finetune prepare-data -f guide.txt                  # txt/csv -> guide.jsonl; checked -> guide_prepared.jsonl
+    hfrepro finetune prepare-data -f guide.txt                  # -> guide.jsonl, checked -> guide_prepared.jsonl
     hfrepro finetune create -t guide_prepared.jsonl -m smollm2-135m-instruct --method lora --background
     hfrepro finetune get ft-lora-3fa9c1                         # the job's details (JSON)
     hfrepro finetune follow ft-lora-3fa9c1                      # queue, "Completed epoch 1/3", uploaded model ...

@@ -172,6 +172,13 @@ def _labelled_block(lines: list[str], labels: dict[str, str]) -> list[tuple[str,
     return parts
 
 
+def _pair(prompt: str, completion: str) -> dict:
+    """A prompt/completion row; the completion starts with a space (the hosted tool's convention), so prompt and
+    completion never run together ("...Studio?A tool.")."""
+    completion = completion.strip()
+    return {"prompt": prompt.strip(), "completion": " " + completion if completion else ""}
+
+
 def _is_heading(lines: list[str]) -> bool:
     """A block's first line is a heading (not the first line of a hard-wrapped paragraph): a question, or a
     short line without closing punctuation, clearly shorter than the longest line below it."""
@@ -187,18 +194,18 @@ def _text_row(lines: list[str]) -> tuple[dict, str]:
     pairs = _labelled_block(lines, PAIR_LABELS)
     if pairs is not None:
         d = dict(pairs)
-        return {"prompt": d.get("prompt", ""), "completion": d.get("completion", "")}, "labelled prompt/completion"
+        return _pair(d.get("prompt", ""), d.get("completion", "")), "labelled prompt/completion"
     chat = _labelled_block(lines, CHAT_LABELS)
     if chat is not None:
         return {"messages": [{"role": r, "content": c} for r, c in chat]}, "labelled chat turns"
     if _is_heading(lines):
-        first = lines[0].strip()
-        return {"prompt": first, "completion": " ".join(x.strip() for x in lines[1:])}, "heading -> paragraph"
+        return _pair(lines[0], " ".join(x.strip() for x in lines[1:])), "heading -> paragraph"
     return {"text": " ".join(x.strip() for x in lines)}, "paragraph -> text"
 
 
 def convert_text(path: Path) -> Conversion:
-    """A .txt file, block by block (blocks are separated by blank lines), first rule that applies:
+    """A .txt file, block by block (blocks are separated by blank lines), first rule that applies (a completion
+    gets a leading space, the hosted tool's convention):
 
     1. lines labelled `Prompt:`/`Completion:`, `Q:`/`A:` or `Question:`/`Answer:` -> {"prompt", "completion"};
     2. lines labelled `User:`/`Assistant:` (and `System:`) -> {"messages": [...]}, as many turns as written;
@@ -245,7 +252,7 @@ def convert_csv(path: Path) -> Conversion:
         if not any(x.strip() for x in rec):
             continue
         vals = [rec[i] if i < len(rec) else "" for i in cols]
-        row = {"prompt": vals[0], "completion": vals[1]} if len(cols) == 2 else {"text": vals[0]}
+        row = _pair(vals[0], vals[1]) if len(cols) == 2 else {"text": vals[0]}
         conv.add(row, f"{path.name} row {n}", "columns -> " + ("prompt/completion" if len(cols) == 2 else "text"))
     return conv
 
