@@ -36,7 +36,7 @@ from hfrepro.chatgpt import align, harmlessness, refusal
 from hfrepro.chatgpt.plots import rates_figure
 from hfrepro.chatgpt.replies import reply_all
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
-from hfrepro.errors import run_main
+from hfrepro.errors import UserError, run_main
 from hfrepro.finetune.sft import assistant_only
 from hfrepro.fsutil import atomic_write_text
 from hfrepro.hub import hub_request, push_folder
@@ -104,6 +104,9 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
 
         # (2) The reward model from preference pairs; its held-out pairwise accuracy.
         pairs = harmlessness.preference_pairs(train, base_train, seed)
+        if not pairs:
+            raise UserError("no preference pair: the base model refused every training prompt",
+                            fix="use more training prompts (--train_decline, --train_answer) or another model")
         rm = clock("reward model", reward, tok, pairs, a, run.path, seed)
         test_pairs = harmlessness.preference_pairs(held, replies["base"], seed)
         rm_correct = clock("reward eval", align.pairwise_accuracy, rm, tok, test_pairs, a.batch_size)
