@@ -260,3 +260,18 @@ def test_a_bad_dataset_is_refused_before_any_model(tmp_path):
         harmless.cli(["--budget", "tiny", "--dataset", str(tmp_path / "nope.jsonl"), "--output_dir",
                       str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+
+
+def test_the_card_states_the_shipped_counts():
+    from hfrepro.paths import DATA_CARDS_DIR
+
+    card = (DATA_CARDS_DIR / "harmlessness.md").read_text(encoding="utf-8")
+    rows = harmlessness.load()
+    for label in harmlessness.LABELS:
+        for cat in sorted({r["category"] for r in rows if r["label"] == label}):
+            n = sum(r["category"] == cat and r["label"] == label for r in rows)
+            assert f"| {label} | {cat} | {n} |" in card
+    for line in harmlessness.DATA.read_text().splitlines():      # the card's examples are real rows
+        r = json.loads(line)
+        if r["id"] in ("d072", "a168"):
+            assert r["source"] in card and r["prompt"] in card
