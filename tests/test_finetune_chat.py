@@ -65,3 +65,45 @@ def test_context_overflow_drops_oldest(session):
 def test_unknown_run(tmp_path):
     with pytest.raises(UserError):
         ChatSession.load("ft-does-not-exist", runs_dir=tmp_path)
+
+
+def test_complete_continues_the_prompt_as_written(session):
+    from hfrepro.finetune.chat import complete
+
+    model, tok = session.model, session.tok
+    a = complete(model, tok, "The cat sat on the", max_tokens=6)
+    b = complete(model, tok, "The cat sat on the", max_tokens=6)
+    assert a == b and len(a) == 1 and a[0]["finish_reason"] in ("stop", "length")   # greedy: the same text
+    ids = tok("The cat sat on the", return_tensors="pt")["input_ids"]
+    import torch
+    with torch.no_grad():
+        ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    assert a[0]["text"] == tok.decode(ref[0, ids.shape[1]:], skip_special_tokens=True)   # no chat template
+    text = a[0]["text"]
+    if text.strip():
+        stop = text.strip()[:2]
+        cut = complete(model, tok, "The cat sat on the", max_tokens=6, stop=[stop])[0]
+        assert cut["text"] == text[:text.index(stop)] and cut["finish_reason"] == "stop"
+    many = complete(model, tok, "The cat", max_tokens=4, temperature=1.0, n=3, seed=1)
+    assert len(many) == 3 and many == complete(model, tok, "The cat", max_tokens=4, temperature=1.0, n=3, seed=1)
+    with pytest.raises(UserError):
+        complete(model, tok, "", max_tokens=4)
+    with pytest.raises(UserError):
+        complete(model, tok, "x", max_tokens=0)
+
+
+def test_complete_command_with_a_run_id(tiny_model_dir, tmp_path):
+    from conftest import run_cli
+
+    from hfrepro.finetune import jobs
+
+    run = tmp_path / "runs" / "ft-done"
+    run.mkdir(parents=True)
+    for f in tiny_model_dir.iterdir():
+        (run / f.name).write_bytes(f.read_bytes())
+    jobs.write_job(run, id="ft-done", status="succeeded", created=0)
+    r = run_cli("complete", "--model", "ft-done", "-p", "The cat", "--max_tokens", "3", "--runs_dir", tmp_path / "runs")
+    assert r.returncode == 0 and r.stdout.startswith("The cat"), r.stdout + r.stderr
+    r = run_cli("complete", "--model", "ft-missing", "-p", "x", "--runs_dir", tmp_path / "runs")
+    assert r.returncode == 2 and "Traceback" not in r.stderr

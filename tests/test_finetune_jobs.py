@@ -44,9 +44,11 @@ def test_background_job_follow_list_and_chat(tiny_model_dir, tmp_path, capsys):
     final = jobs.follow(run, poll=0.2, timeout=240)
     out = capsys.readouterr().out
     assert final["status"] == "succeeded", final.get("error")
-    for line in ("Created fine-tune: ft-test", "Fine-tune started", "Estimated cost", "Completed epoch 1/2",
-                 "Completed epoch 2/2", "Fine-tune succeeded", "Job complete"):
+    for line in ("Created fine-tune: ft-test", "Fine-tune enqueued. Queue number: 0", "Fine-tune started",
+                 "Estimated cost", "Completed epoch 1/2", "Completed epoch 2/2", "Fine-tune succeeded",
+                 "Uploaded model: ft-test", f"Uploaded result file: {run / 'results.csv'}", "Job complete"):
         assert line in out, out
+    assert len((run / "results.csv").read_text().splitlines()) == 1 + 6     # a row per logged step
     rows = [jobs.summary(r) for r in jobs.list_run_dirs(runs)]
     assert [(r["id"], r["status"], r["method"], r["steps"]) for r in rows] == [("ft-test", "succeeded", "lora", 6)]
     s = ChatSession.load("ft-test", runs_dir=runs, max_new_tokens=4, out=open(os.devnull, "w"))
@@ -117,3 +119,58 @@ def test_cli_prepare_data_exit_codes(tmp_path):
     assert r.returncode == 1 and "line 4: duplicate of line 1 -> dropped" in r.stdout, r.stdout + r.stderr
     r = run_cli("finetune", "prepare-data", "-f", tmp_path / "missing.jsonl", "-m", "none")
     assert r.returncode == 2 and "error: file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_prepare_data_converts_text_then_checks(tmp_path):
+    src = tmp_path / "guide.txt"
+    src.write_text("Q: What is Neural Studio?\nA: A tool.\n\nQ: What is a layer?\nA:\n")
+    r = run_cli("finetune", "prepare-data", "-f", src, "-m", "none")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Converting" in r.stdout and "2 by labelled prompt/completion" in r.stdout
+    assert 'guide.txt lines 4-5: "completion" is empty -> dropped' in r.stdout
+    assert (tmp_path / "guide.jsonl").is_file()
+    prepared = (tmp_path / "guide_prepared.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in prepared] == [{"prompt": "What is Neural Studio?", "completion": " A tool."}]
+
+
+def test_queue_one_job_at_a_time(tmp_path):
+    """A job created while an earlier one is active is told its queue number and waits for it."""
+    runs = tmp_path / "runs"
+    first = runs / "ft-first"
+    first.mkdir(parents=True)
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        jobs.write_job(first, id="ft-first", status="running", pid=p.pid, pid_start=jobs._proc_start(p.pid),
+                       created=time.time() - 10)
+        run = jobs.create(jobs.JobRequest(training_file=str(_data(tmp_path))), base=runs, name="ft-second")
+        assert "Fine-tune enqueued. Queue number: 1" in (run / "output.log").read_text()
+        assert jobs.ahead(run) == [first] and jobs.ahead(first) == []
+        seen = []
+        with pytest.raises(UserError, match="waited"):
+            jobs.wait_turn(run, seen.append, poll=0.05, timeout=0.2)
+        assert seen == ["Waiting in the queue behind ft-first"]
+    finally:
+        p.kill()
+        p.wait()
+    jobs.wait_turn(run, seen.append, poll=0.05, timeout=5)     # the first job is gone: its turn
+
+
+def test_get_and_results_file(tmp_path, capsys):
+    run = jobs.create(jobs.JobRequest(training_file=str(_data(tmp_path)), max_steps=3), base=tmp_path / "runs",
+                      name="ft-x")
+    (run / "log.jsonl").write_text('{"step": 1, "epoch": 0.5, "loss": 2.5, "learning_rate": 0.001}\n'
+                                   '{"step": 1, "epoch": 0.5, "train_runtime": 3.0}\n'
+                                   '{"step": 2, "epoch": 1.0, "loss": 2.0, "learning_rate": 0.001}\n')
+    assert jobs.write_results(run).read_text().splitlines() == [
+        "step,epoch,tokens_seen,loss,learning_rate,grad_norm,mean_token_accuracy", "1,0.5,,2.5,0.001,,",
+        "2,1.0,,2.0,0.001,,"]
+    jobs.write_job(run, status="succeeded")
+    d = jobs.details(run)
+    assert (d["id"], d["status"], d["fine_tuned_model"], d["hyperparams"]["max_steps"]) == ("ft-x", "succeeded",
+                                                                                           "ft-x", 3)
+    assert d["training_files"][0]["examples"] == 12 and d["result_files"] == [str(run / "results.csv")]
+    assert [e["message"] for e in d["events"]][:2] == [
+        "Created fine-tune: ft-x (lora on smollm2-135m-instruct, 12 examples from train.jsonl)",
+        "Fine-tune enqueued. Queue number: 0"]
+    r = run_cli("finetune", "get", "ft-x", "--runs_dir", tmp_path / "runs")
+    assert r.returncode == 0 and json.loads(r.stdout)["fine_tuned_model"] == "ft-x", r.stderr

@@ -115,3 +115,109 @@ def test_shipped_example_defects_are_found(tiny_tok):
                           ("role-order", "trailing user turn removed"), ("empty-field", "dropped"),
                           ("invalid-json", "dropped"), ("duplicate", "dropped")])
     assert len(rep.rows) == 298
+
+
+# --- plain text and CSV -> JSONL (prepare-data's step 1) ------------------------------------------------
+
+GUIDE = """Neural Studio guide
+
+What is Neural Studio?
+Neural Studio builds neural networks without code.
+
+Start a project
+Open the File menu and choose New Project, then press Create.
+
+Q: How do I export a model?
+A: Choose Export from the Model menu,
+then pick ONNX.
+
+User: Can I undo a change?
+Assistant: Yes. Press Ctrl+Z.
+User: And redo?
+Assistant: Ctrl+Y.
+
+Neural Studio saves your work every five minutes and keeps the autosaved
+copies in the backup folder of your project for seven days at most.
+"""
+
+
+def test_text_blocks_convert_by_the_stated_rules(tmp_path):
+    src = tmp_path / "guide.txt"
+    src.write_text(GUIDE)
+    conv = jsonl.convert(src)
+    assert conv.rows == [
+        {"text": "Neural Studio guide"},
+        {"prompt": "What is Neural Studio?", "completion": " Neural Studio builds neural networks without code."},
+        {"prompt": "Start a project", "completion": " Open the File menu and choose New Project, then press Create."},
+        {"prompt": "How do I export a model?", "completion": " Choose Export from the Model menu,\nthen pick ONNX."},
+        {"messages": [{"role": "user", "content": "Can I undo a change?"},
+                      {"role": "assistant", "content": "Yes. Press Ctrl+Z."},
+                      {"role": "user", "content": "And redo?"}, {"role": "assistant", "content": "Ctrl+Y."}]},
+        # a hard-wrapped paragraph: its first line is not a heading
+        {"text": "Neural Studio saves your work every five minutes and keeps the autosaved copies in the backup "
+                 "folder of your project for seven days at most."},
+    ]
+    assert conv.places[1] == "guide.txt lines 3-4" and conv.places[0] == "guide.txt line 1"
+    assert conv.rules == {"paragraph -> text": 2, "heading -> paragraph": 2, "labelled prompt/completion": 1,
+                          "labelled chat turns": 1}
+
+
+def test_converted_problems_are_reported_at_the_source_lines(tmp_path):
+    src = tmp_path / "faq.txt"
+    src.write_text("Q: What is a layer?\nA: A function of its input.\n\nQ: What is an epoch?\nA:\n\n"
+                   "Q: What is a layer?\nA: A function of its input.\n")
+    conv = jsonl.convert(src)
+    out = jsonl.write_converted(conv, tmp_path / "faq.jsonl")
+    rep = jsonl.check_file(out)
+    jsonl.locate(rep, conv)
+    rendered = [p.render() for p in rep.problems]
+    assert 'faq.txt lines 4-5: "completion" is empty -> dropped' in rendered
+    assert "faq.txt lines 7-8: duplicate of faq.txt lines 1-2 -> dropped" in rendered
+    assert len(rep.rows) == 1
+
+
+def test_csv_and_tsv_columns(tmp_path):
+    src = tmp_path / "qa.csv"
+    src.write_text('Question,Answer,notes\n"What is a layer?","A function, of its input.",x\n\n"Why?",,\n')
+    conv = jsonl.convert(src)
+    assert conv.rows == [{"prompt": "What is a layer?", "completion": " A function, of its input."},
+                         {"prompt": "Why?", "completion": ""}]
+    assert conv.places == ["qa.csv row 2", "qa.csv row 4"] and conv.notes == ["column(s) left out: notes"]
+    tsv = tmp_path / "lines.tsv"
+    tsv.write_text("id\ttext\n1\tThe first line.\n")
+    assert jsonl.convert(tsv).rows == [{"text": "The first line."}]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="no usable columns in the header of bad.csv: a, b"):
+        jsonl.convert(bad)
+
+
+def test_conversion_never_overwrites_another_file(tmp_path):
+    src = tmp_path / "d.txt"
+    src.write_text("Q: a?\nA: b.\n")
+    conv = jsonl.convert(src)
+    (tmp_path / "d.jsonl").write_text('{"prompt": "mine", "completion": " keep"}\n')
+    with pytest.raises(UserError, match="exists and is not this conversion"):
+        jsonl.write_converted(conv, tmp_path / "d.jsonl")
+    assert "mine" in (tmp_path / "d.jsonl").read_text()
+    (tmp_path / "d.jsonl").unlink()
+    jsonl.write_converted(conv, tmp_path / "d.jsonl")
+    jsonl.write_converted(conv, tmp_path / "d.jsonl")        # the same conversion again: fine
+
+
+def test_not_utf8_text_is_one_clear_error(tmp_path):
+    src = tmp_path / "k.txt"
+    src.write_bytes("첫 줄\n".encode("cp949"))
+    with pytest.raises(UserError, match="not UTF-8 text .* on line 1"):
+        jsonl.convert(src)
+
+
+def test_text_rows_are_a_format(tmp_path, tiny_tok):
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"text": "The cat sat."}\n{"text": ""}\n{"text": "The dog ran.", "source": "x"}\n'
+                 '{"prompt": "a", "completion": " b"}\n')
+    rep = jsonl.check_file(f, tokenizer=tiny_tok)
+    assert rep.format == "text" and rep.rows == [{"text": "The cat sat."}, {"text": "The dog ran."}]
+    assert [(p.line, p.code) for p in rep.problems] == [(2, "empty-field"), (3, "unknown-key"), (4, "mixed-format")]
+    assert all(n > 1 for n in rep.token_counts)
+    assert "plain text" in jsonl.render(rep, None)

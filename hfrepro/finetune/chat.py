@@ -1,4 +1,5 @@
-"""`hfrepro chat --model RUN_OR_DIR`: multi-turn chat with a (fine-tuned) model, like ChatGPT's.
+"""`hfrepro chat --model RUN_OR_DIR`: multi-turn chat with a (fine-tuned) model, like ChatGPT's; and
+`hfrepro complete --model RUN_OR_DIR -p PROMPT`: a plain completion, like the hosted `completions.create`.
 
 The whole conversation is kept and re-sent through the model's own chat template at every turn, so the model
 sees earlier turns and accepts follow-up corrections ("no, shorter"). Tokens are streamed as they are
@@ -9,6 +10,10 @@ generated. Commands: /reset (forget the conversation), /system TEXT (set the sys
     s = ChatSession.load("runs/finetune/ft-lora-1a2b3c")
     s.send("Define 'nightfall'.")
     s.send("Shorter, please.")
+
+A completion uses no chat template: the prompt is continued as written, which is how a model fine-tuned on
+prompt/completion pairs (or plain text) is meant to be used - end the prompt the way your training prompts
+ended (e.g. with "->" or "Answer:") and pass `--stop` for the separator your completions end with.
 """
 
 from __future__ import annotations
@@ -180,3 +185,36 @@ def repl(session: ChatSession, messages: list[str] | None = None, inp: TextIO | 
             if interactive:
                 out.write("\n")
             return 0
+
+
+def complete(model, tokenizer, prompt: str, max_tokens: int = 16, temperature: float = 0.0, top_p: float = 1.0,
+             n: int = 1, stop: list[str] | None = None, seed: int = 0) -> list[dict]:
+    """`n` continuations of `prompt` as written (no chat template): greedy at temperature 0, else sampled.
+    Each is {"text", "finish_reason"}: "stop" (a stop sequence or the end-of-text token) or "length"."""
+    import torch
+
+    if not prompt:
+        raise UserError("the prompt is empty", fix='pass the text to continue with -p "..."')
+    if max_tokens < 1 or n < 1 or temperature < 0 or not 0 < top_p <= 1:
+        raise UserError("--max_tokens and -n must be >= 1, --temperature >= 0, 0 < --top_p <= 1")
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    sample = temperature > 0
+    gen = dict(max_new_tokens=max_tokens, do_sample=sample, num_return_sequences=n if sample else 1,
+               pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if sample:
+        gen.update(temperature=temperature, top_p=top_p)
+    torch.manual_seed(seed)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen)
+    choices = []
+    for row in out:
+        new = row[ids.shape[1]:]
+        ended = tokenizer.eos_token_id is not None and tokenizer.eos_token_id in new.tolist()
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        cut = min((text.index(s) for s in stop or [] if s and s in text), default=None)
+        if cut is not None:
+            text = text[:cut]
+        choices.append({"text": text, "finish_reason": "stop" if ended or cut is not None else "length"})
+    return choices * (1 if sample else n)
+

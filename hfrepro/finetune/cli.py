@@ -1,11 +1,13 @@
-"""`hfrepro finetune {prepare-data,create,follow,list,cancel,resume}` and `hfrepro chat`.
+"""`hfrepro finetune {prepare-data,create,get,follow,list,cancel,resume}`, `hfrepro chat` and `hfrepro complete`.
 
 The hosted fine-tuning workflow, locally; a job is a run of the sft recipe (`hfrepro sft`) in its own folder:
 
-    hfrepro finetune prepare-data -f data.jsonl                 # check, report by line, write data_prepared.jsonl
-    hfrepro finetune create -t data_prepared.jsonl -m smollm2-135m-instruct --method lora --background
-    hfrepro finetune follow ft-lora-3fa9c1                      # "Completed epoch 1/3" ...
+    hfrepro finetune prepare-data -f guide.txt                  # -> guide.jsonl, checked -> guide_prepared.jsonl
+    hfrepro finetune create -t guide_prepared.jsonl -m smollm2-135m-instruct --method lora --background
+    hfrepro finetune get ft-lora-3fa9c1                         # the job's details (JSON)
+    hfrepro finetune follow ft-lora-3fa9c1                      # queue, "Completed epoch 1/3", uploaded model ...
     hfrepro finetune list
+    hfrepro complete --model ft-lora-3fa9c1 -p "Neural Studio is"   # completion style
     hfrepro chat --model ft-lora-3fa9c1                         # multi-turn, streamed
 
 Options are snake_case, as the recipe's (`--max_steps`, `--learning_rate`, ...); the dashed spellings work too.
@@ -17,14 +19,15 @@ import argparse
 import importlib
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from hfrepro.errors import UserError, run_main
 from hfrepro.finetune import jobs, jsonl
 from hfrepro.finetune.build_data import DICTIONARY
-from hfrepro.finetune.chat import ChatSession, repl
+from hfrepro.finetune.chat import ChatSession, complete, repl, resolve_model
 from hfrepro.finetune.sft import METHODS
-from hfrepro.models import load_tokenizer, resolve
+from hfrepro.models import load_causal_lm, load_tokenizer, resolve
 from hfrepro.report import md_table
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -39,26 +42,35 @@ def _opt(p: argparse.ArgumentParser, *names: str, **kw) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("finetune", help="fine-tune a model on a JSONL file: prepare-data, create, follow, list",
-                       description="The hosted fine-tuning workflow, locally: check and fix a JSONL file, train "
-                                   "(full | head | lora with the sft recipe, TRL's SFTTrainer) in the foreground or "
-                                   "background, follow the job, list jobs. Stage 5's comparison: "
-                                   "`hfrepro reproduce --stages finetune`.")
+    p = sub.add_parser("finetune", help="fine-tune a model on your data: prepare-data, create, get, follow, list",
+                       description="The hosted fine-tuning workflow, locally: turn a txt/csv file into JSONL, check "
+                                   "and fix it, train (full | head | lora with the sft recipe, TRL's SFTTrainer) in "
+                                   "the foreground or background, get a job's details, follow its events, list "
+                                   "jobs; then `hfrepro complete` / `hfrepro chat` with the result. Stage 5's "
+                                   "comparison: `hfrepro reproduce --stages finetune`.")
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
-    s = p.add_subparsers(dest="finetune_cmd", metavar="{prepare-data,create,follow,list,cancel,resume}")
+    s = p.add_subparsers(dest="finetune_cmd", metavar="{prepare-data,create,get,follow,list,cancel,resume}")
     _register_prepare(s)
     _register_create(s)
     _register_jobs(s)
     _register_chat(sub)
+    _register_complete(sub)
 
 
 def _register_prepare(s) -> None:
-    pd = s.add_parser("prepare-data", help="check a JSONL file; report every problem by line; write the fixes",
-                      description="Checks prompt/completion or chat (messages) JSONL: invalid JSON, missing or empty "
+    pd = s.add_parser("prepare-data", help="txt/csv -> JSONL; check it; report every problem by line; write the fixes",
+                      description="A .txt or .csv/.tsv file is first converted to <name>.jsonl (txt: blank-line "
+                                  "separated blocks; 'Prompt:'/'Completion:', 'Q:'/'A:' or 'User:'/'Assistant:' "
+                                  "labels, a heading over a paragraph, or plain paragraphs; csv: a header with "
+                                  "prompt,completion or question,answer or text). Then checks prompt/completion, "
+                                  "chat (messages) or plain-text JSONL: invalid JSON, missing or empty "
                                   "fields, wrong types, duplicates, examples longer than the model's context, "
                                   "inconsistent roles. Writes the examples it can keep, fixed, to "
                                   "<name>_prepared.jsonl. The input file is never modified.")
-    _opt(pd, "-f", "--file", required=True, help="the JSONL file to check (`dictionary`: the shipped example)")
+    _opt(pd, "-f", "--file", required=True,
+         help="the .jsonl, .txt, .csv or .tsv file to prepare (`dictionary`: the shipped example)")
+    _opt(pd, "--jsonl", default=None, help="where a .txt/.csv file's conversion goes (default: <name>.jsonl next "
+                                          "to it; an existing different file is never overwritten)")
     _opt(pd, "-o", "--output", default=None, help="where to write the prepared file "
                                                   "(default: <name>_prepared.jsonl next to the input)")
     _opt(pd, "-m", "--model", "--model_name_or_path", dest="model", default=DEFAULT_MODEL,
@@ -105,7 +117,12 @@ def _register_create(s) -> None:
 
 
 def _register_jobs(s) -> None:
-    for name, help_, func in (("follow", "stream a job's log until it ends (\"Completed epoch 1/3\" ...)", _follow),
+    g = s.add_parser("get", help="a job's details: status, model, hyper-parameters, files, metrics, events (JSON)")
+    g.add_argument("run_id")
+    _opt(g, "--runs_dir", default=None)
+    g.set_defaults(func=_get)
+    for name, help_, func in (("follow", "stream a job's events until it ends (queue, \"Completed epoch 1/3\", "
+                                         "uploaded model and result file)", _follow),
                               ("cancel", "stop a background job (it can be resumed)", _cancel),
                               ("resume", "continue a failed or cancelled job from its last checkpoint", _resume)):
         p = s.add_parser(name, help=help_)
@@ -136,6 +153,24 @@ def _register_chat(sub) -> None:
     ch.set_defaults(func=_chat)
 
 
+def _register_complete(sub) -> None:
+    c = sub.add_parser("complete", help="continue a prompt with a model or fine-tuned run (completion style)",
+                       description="The prompt is continued as written, with no chat template (like the hosted "
+                                   "completions.create): use it with models fine-tuned on prompt/completion pairs "
+                                   "or plain text, ending the prompt as your training prompts ended.")
+    _opt(c, "-m", "--model", "--model_name_or_path", dest="model", required=True,
+         help="a run id (ft-...), run folder, model/adapter folder or model name")
+    _opt(c, "-p", "--prompt", required=True, help="the text to continue")
+    _opt(c, "-M", "--max_tokens", type=int, default=16, help="tokens to generate (16)")
+    _opt(c, "-t", "--temperature", type=float, default=0.0, help="0 = greedy, the same text every time (default)")
+    _opt(c, "-P", "--top_p", type=float, default=1.0)
+    _opt(c, "-n", type=int, default=1, help="how many completions")
+    _opt(c, "--stop", action="append", default=None, help="stop at this text (repeatable)")
+    _opt(c, "--seed", type=int, default=0)
+    _opt(c, "--runs_dir", default=None)
+    c.set_defaults(func=_complete)
+
+
 def _quiet() -> None:
     import os
     import warnings
@@ -150,6 +185,15 @@ def _prepare(args) -> int:
     src = Path(args.file)
     if args.file == "dictionary" and not src.exists():  # the shipped example, by name, from any directory
         src = DICTIONARY
+    conv = None
+    if src.suffix.lower() in jsonl.CONVERTIBLE:          # step 1: txt/csv -> JSONL
+        conv = jsonl.convert(src)
+        converted = Path(args.jsonl) if args.jsonl else src.with_suffix(".jsonl")
+        if args.check:
+            converted = Path(tempfile.mkdtemp()) / converted.name
+        jsonl.write_converted(conv, converted)
+        print(jsonl.render_conversion(conv, converted) + "\n")
+        src = converted
     out = None if args.check else Path(args.output) if args.output else jsonl.default_output(src)
     if out is not None and out.resolve() == src.resolve():
         raise UserError("the output file is the input file", where=str(src),
@@ -162,6 +206,8 @@ def _prepare(args) -> int:
         context = _context(path)
     rep = jsonl.check_file(src, tokenizer=tok, context=context, max_length=args.max_length,
                            tokenizer_name=Path(str(args.model)).name)
+    if conv is not None:
+        jsonl.locate(rep, conv)                          # problems at the .txt/.csv's own lines
     if not rep.rows and not rep.lines:
         raise UserError("the file is empty", where=str(src),
                         fix="one JSON object per line: {\"prompt\": ..., \"completion\": ...} or {\"messages\": [...]}")
@@ -172,7 +218,8 @@ def _prepare(args) -> int:
         jsonl.write_prepared(rep, out)
     print(jsonl.render(rep, out))
     if out is not None:
-        print(f"\nNext: hfrepro finetune create -t {out} -m {args.model} --method lora")
+        model = args.model if args.model and args.model != "none" else DEFAULT_MODEL
+        print(f"\nNext: hfrepro finetune create -t {out} -m {model} --method lora")
         return 0
     return 1 if rep.errors else 0
 
@@ -243,6 +290,25 @@ def _follow(args) -> int:
         print(f"Last error:\n{job['error']}")
     print(f"Resume it from its last checkpoint:  hfrepro finetune resume {run.name}" + _rd(args))
     return 1
+
+
+def _get(args) -> int:
+    import json
+    print(json.dumps(jobs.details(jobs.find_run(args.run_id, args.runs_dir)), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _complete(args) -> int:
+    _quiet()
+    path = resolve_model(args.model, args.runs_dir)
+    tok = load_tokenizer(path)
+    choices = complete(load_causal_lm(path), tok, args.prompt, max_tokens=args.max_tokens,
+                       temperature=args.temperature, top_p=args.top_p, n=args.n, stop=args.stop, seed=args.seed)
+    for i, c in enumerate(choices):
+        if len(choices) > 1:
+            print(f"--- completion {i + 1} ({c['finish_reason']})")
+        print(args.prompt + c["text"])
+    return 0
 
 
 def _list(args) -> int:

@@ -1,10 +1,12 @@
-"""Fine-tuning jobs, like the hosted tool's: `create` (in the foreground or in the background), `follow`, `list`,
-`cancel`, `resume`. A job is a run of `recipes/sft.py` in a folder of its own:
+"""Fine-tuning jobs, like the hosted tool's: `create` (in the foreground or in the background), `get`, `follow`,
+`list`, `cancel`, `resume`. A job is a run of `recipes/sft.py` in a folder of its own:
 
     runs/finetune/ft-lora-3fa9c1/
         request.json     what `create` was asked (training file, model, method, hyper-parameters)
         job.json         status (queued | running | succeeded | failed | cancelled), pid, times, last error
-        output.log       the human-readable event log `follow` shows ("Completed epoch 1/3", cost, ...)
+        output.log       the human-readable event log `follow` shows (queue, cost, "Completed epoch 1/3",
+                         "Uploaded model: ...", "Uploaded result file: ...")
+        results.csv      the result file: one row per logged training step (step, epoch, tokens, loss, ...)
         stderr.log       a background job's raw stdout/stderr (tracebacks land here)
         adapter_config.json, ..., README.md, config.yaml, metrics.json, log.jsonl, checkpoint-N/   (the recipe's)
 
@@ -12,10 +14,15 @@ A job runs `hfrepro sft` with the arguments `JobRequest.recipe_argv` names (over
 default.yaml), in this process or in a detached one (`python -m hfrepro.finetune.cli RUN_DIR`, its own session);
 nothing else keeps state, so `list` and `follow` work from any shell. A job whose process died without saying
 so (killed, out of memory, machine rebooted) shows as failed, with the end of its stderr.log.
+
+Jobs of one runs folder train **one at a time**, as on the hosted service: a new job is told its queue number
+(the jobs created before it and still queued or running) and waits for them before it starts.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import secrets
 import shutil
@@ -30,8 +37,9 @@ from typing import Callable
 from hfrepro.errors import UserError
 from hfrepro.finetune.jsonl import load_examples
 from hfrepro.finetune.sft import METHODS, EventLog
-from hfrepro.fsutil import atomic_write_json, read_json
+from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.models import resolve
+from hfrepro.runtime import read_log
 
 DEFAULT_RUNS_DIR = "runs/finetune"
 ACTIVE = ("queued", "running")
@@ -183,9 +191,11 @@ def execute(run: Path, train: Callable[[list[str]], dict], echo: bool = True) ->
     up to date. A SIGTERM (`cancel`) arrives as KeyboardInterrupt."""
     req = JobRequest(**read_json(run / "request.json"))
     log = EventLog(run / "output.log", echo=echo)
-    write_job(run, status="running", pid=os.getpid(), pid_start=_proc_start(os.getpid()), started=time.time())
-    log("Fine-tune started" + (f" (pid {os.getpid()})" if not echo else ""))
+    write_job(run, pid=os.getpid(), pid_start=_proc_start(os.getpid()))
     try:
+        wait_turn(run, log)
+        write_job(run, status="running", started=time.time())
+        log("Fine-tune started" + (f" (pid {os.getpid()})" if not echo else ""))
         metrics = train(req.recipe_argv(run))
     except KeyboardInterrupt:
         write_job(run, status="cancelled", finished=time.time(), error="interrupted")
@@ -199,9 +209,55 @@ def execute(run: Path, train: Callable[[list[str]], dict], echo: bool = True) ->
         write_job(run, status="failed", finished=time.time(), error=f"{type(e).__name__}: {e}")
         log(f"Fine-tune failed: {type(e).__name__}: {e}")
         raise
-    write_job(run, status="succeeded", finished=time.time(), model_dir=metrics.get("model_dir"))
+    results = write_results(run)
+    write_job(run, status="succeeded", finished=time.time(), model_dir=metrics.get("model_dir"),
+              result_file=str(results))
+    log(f"Uploaded model: {run.name} (saved in {run})")
+    log(f"Uploaded result file: {results}")
     log("Job complete: status succeeded")
     return metrics
+
+
+def ahead(run: Path) -> list[Path]:
+    """The jobs of the same runs folder created before `run` and still queued or running (its queue)."""
+    me = read_json(run / "job.json").get("created", 0) if (run / "job.json").is_file() else time.time()
+    out = []
+    for other in list_run_dirs(run.parent):
+        if other.resolve() == run.resolve():
+            continue
+        job = job_status(other)
+        if job.get("status") in ACTIVE and (job.get("created", 0), other.name) < (me, run.name):
+            out.append(other)
+    return out
+
+
+def wait_turn(run: Path, log: Callable[[str], None], poll: float = 2.0, timeout: float | None = None) -> None:
+    """Wait until no earlier job of the runs folder is queued or running (jobs train one at a time)."""
+    t0, shown = time.time(), None
+    while True:
+        queue = ahead(run)
+        if not queue:
+            return
+        if [q.name for q in queue] != shown:
+            shown = [q.name for q in queue]
+            log(f"Waiting in the queue behind {', '.join(shown)}")
+        if timeout is not None and time.time() - t0 > timeout:
+            raise UserError(f"run {run.name} waited {timeout:.0f}s in the queue", fix="try again later")
+        time.sleep(poll)
+
+
+RESULT_COLUMNS = ("step", "epoch", "tokens_seen", "loss", "learning_rate", "grad_norm", "mean_token_accuracy")
+
+
+def write_results(run: Path) -> Path:
+    """results.csv, the job's result file: one row per logged training step (from the run's log.jsonl)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(RESULT_COLUMNS)
+    for row in read_log(run / "log.jsonl"):
+        if "loss" in row:
+            w.writerow([row.get(k, "") for k in RESULT_COLUMNS])
+    return atomic_write_text(run / "results.csv", buf.getvalue())
 
 
 def create(req: JobRequest, base: str | Path | None = None, name: str | None = None, background: bool = False,
@@ -237,9 +293,10 @@ def create(req: JobRequest, base: str | Path | None = None, name: str | None = N
     atomic_write_json(run / "request.json", asdict(req))
     write_job(run, id=run_id, status="queued", created=time.time(), method=req.method, model=req.model,
               training_file=req.training_file, examples=n, pid=None, error=None, overwrite=overwrite)
-    EventLog(run / "output.log", echo=not background)(
-        f"Created fine-tune: {run_id} ({req.method} on {req.model}, {n:,} examples from "
+    log = EventLog(run / "output.log", echo=not background)
+    log(f"Created fine-tune: {run_id} ({req.method} on {req.model}, {n:,} examples from "
         f"{Path(req.training_file).name})")
+    log(f"Fine-tune enqueued. Queue number: {len(ahead(run))}")
     return run
 
 
@@ -317,6 +374,42 @@ def follow(run: Path, out=None, poll: float = 0.5, timeout: float | None = None)
         if timeout is not None and time.time() - t0 > timeout:
             return job
         time.sleep(poll)
+
+
+def events(run: Path) -> list[dict]:
+    """output.log as events: {"created_at", "message"}."""
+    f = run / "output.log"
+    out = []
+    for line in f.read_text(encoding="utf-8", errors="replace").splitlines() if f.is_file() else []:
+        if line.startswith("[") and "] " in line:
+            when, msg = line[1:].split("] ", 1)
+            out.append({"created_at": when, "message": msg})
+        elif out:
+            out[-1]["message"] += "\n" + line
+    return out
+
+
+def details(run: Path) -> dict:
+    """Everything about one job, as `hfrepro finetune get ID` prints it (the hosted `fine_tunes.get`)."""
+    job, req = job_status(run), read_json(run / "request.json") if (run / "request.json").is_file() else {}
+    m = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    stamp = (lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else None)
+    hyper = ("method", "num_train_epochs", "max_steps", "learning_rate", "per_device_train_batch_size",
+             "gradient_accumulation_steps", "max_length", "lora_r", "lora_alpha", "lora_dropout",
+             "lora_target_modules", "merge", "seed")
+    done = job.get("status") == "succeeded"
+    return {
+        "id": run.name, "object": "fine-tune", "status": job.get("status"), "model": req.get("model"),
+        "fine_tuned_model": run.name if done else None, "model_dir": str(run) if done else None,
+        "created_at": stamp(job.get("created")), "started_at": stamp(job.get("started")),
+        "finished_at": stamp(job.get("finished")),
+        "hyperparams": {k: req[k] for k in hyper if k in req},
+        "training_files": [{"filename": req.get("training_file"), "examples": job.get("examples")}],
+        "validation_files": [{"filename": req["validation_file"]}] if req.get("validation_file") else [],
+        "result_files": [str(run / "results.csv")] if (run / "results.csv").is_file() else [],
+        "metrics": {k: m[k] for k in ("steps", "epochs", "train_loss", "eval_loss", "tokens_seen",
+                                      "trainable_params", "trainable_pct", "train_seconds") if k in m},
+        "error": job.get("error"), "events": events(run)}
 
 
 def summary(run: Path) -> dict:

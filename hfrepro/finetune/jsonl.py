@@ -1,11 +1,16 @@
 """`hfrepro finetune prepare-data -f data.jsonl`: check a fine-tuning JSONL file, report every problem with its
 line number, and write the fixes it can make to `<name>_prepared.jsonl` (the input is never modified).
 
-Two formats (TRL's standard ones), one per file:
+Three formats (TRL's standard ones), one per file:
 
     {"prompt": "Word: run\\nPart of speech:", "completion": " verb"}
     {"messages": [{"role": "system", "content": "..."}, {"role": "user", "content": "..."},
                   {"role": "assistant", "content": "..."}]}
+    {"text": "A paragraph to learn to continue (language modelling)."}
+
+A plain-text (.txt) or CSV/TSV file is first converted to JSONL (the hosted tool's step 1, "make a jsonl file
+from your txt file"), written next to it as `<name>.jsonl`, then checked like any JSONL file; problems are
+reported at the source's own lines. The conversion rules are `convert`'s docstring.
 
 Problem codes (each defect gets one message naming the line, and what was done about it):
 
@@ -46,6 +51,8 @@ ROLE_ALIASES = {"human": "user", "gpt": "assistant", "bot": "assistant", "model"
                 "chatgpt": "assistant"}
 PC_KEYS = ("prompt", "completion")
 CHAT_KEYS = ("messages",)
+TEXT_KEYS = ("text",)
+FORMATS = ("prompt_completion", "messages", "text")
 WARNING_CODES = {"long", "unknown-key", "separator", "whitespace", "blank-line", "system-mix"}
 
 
@@ -55,13 +62,14 @@ class Problem:
     code: str
     message: str
     fix: str | None = None   # what the prepared file does about it; None: nothing (a note)
+    where: str | None = None  # the source's own place, for a converted .txt/.csv ("guide.txt line 12")
 
     @property
     def error(self) -> bool:
         return self.code not in WARNING_CODES
 
     def render(self) -> str:
-        where = f"line {self.line}" if self.line else "file"
+        where = self.where or (f"line {self.line}" if self.line else "file")
         return f"{where}: {self.message}" + (f" -> {self.fix}" if self.fix else "")
 
 
@@ -109,12 +117,198 @@ def _kind_of(obj: dict) -> str | None:
         return "messages"
     if "prompt" in obj or "completion" in obj:
         return "prompt_completion"
+    if "text" in obj:
+        return "text"
     return None
 
 
 def _short(v: Any, n: int = 40) -> str:
     s = json.dumps(v, ensure_ascii=False)
     return s if len(s) <= n else s[: n - 3] + "..."
+
+
+# --- plain text and CSV -> JSONL (the hosted workflow's step 1) ----------------------------------------
+
+CONVERTIBLE = (".txt", ".csv", ".tsv")
+PAIR_LABELS = {"prompt": "prompt", "completion": "completion", "q": "prompt", "a": "completion",
+               "question": "prompt", "answer": "completion"}
+CHAT_LABELS = {"system": "system", "user": "user", "assistant": "assistant"}
+CSV_PAIRS = (("prompt", "completion"), ("question", "answer"), ("input", "output"), ("instruction", "response"))
+HEADING_CHARS = 60
+
+
+@dataclass
+class Conversion:
+    source: Path
+    rows: list[dict] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)    # where each row came from ("guide.txt lines 3-5")
+    rules: dict[str, int] = field(default_factory=dict)  # rule -> rows it made
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, row: dict, place: str, rule: str) -> None:
+        self.rows.append(row)
+        self.places.append(place)
+        self.rules[rule] = self.rules.get(rule, 0) + 1
+
+
+def _labelled(line: str, labels: dict[str, str]) -> tuple[str, str] | None:
+    head, sep, rest = line.partition(":")
+    key = head.strip().lower()
+    return (labels[key], rest.strip()) if sep and key in labels and len(head) <= 12 else None
+
+
+def _labelled_block(lines: list[str], labels: dict[str, str]) -> list[tuple[str, str]] | None:
+    """[(label, text)] when the block's first line carries one of `labels` (later unlabelled lines continue
+    the value above them); None otherwise."""
+    if not lines or _labelled(lines[0], labels) is None:
+        return None
+    parts: list[tuple[str, str]] = []
+    for line in lines:
+        lab = _labelled(line, labels)
+        if lab:
+            parts.append(lab)
+        else:
+            parts[-1] = (parts[-1][0], (parts[-1][1] + "\n" + line.strip()).strip())
+    return parts
+
+
+def _pair(prompt: str, completion: str) -> dict:
+    """A prompt/completion row; the completion starts with a space (the hosted tool's convention), so prompt and
+    completion never run together ("...Studio?A tool.")."""
+    completion = completion.strip()
+    return {"prompt": prompt.strip(), "completion": " " + completion if completion else ""}
+
+
+def _is_heading(lines: list[str]) -> bool:
+    """A block's first line is a heading (not the first line of a hard-wrapped paragraph): a question, or a
+    short line without closing punctuation, clearly shorter than the longest line below it."""
+    if len(lines) < 2:
+        return False
+    first, below = lines[0].strip(), max(len(x.strip()) for x in lines[1:])
+    if first.endswith("?") and len(first) <= 2 * HEADING_CHARS:
+        return True
+    return len(first) <= HEADING_CHARS and not first.endswith((".", ",", ";")) and len(first) < 0.75 * below
+
+
+def _text_row(lines: list[str]) -> tuple[dict, str]:
+    pairs = _labelled_block(lines, PAIR_LABELS)
+    if pairs is not None:
+        d = dict(pairs)
+        return _pair(d.get("prompt", ""), d.get("completion", "")), "labelled prompt/completion"
+    chat = _labelled_block(lines, CHAT_LABELS)
+    if chat is not None:
+        return {"messages": [{"role": r, "content": c} for r, c in chat]}, "labelled chat turns"
+    if _is_heading(lines):
+        return _pair(lines[0], " ".join(x.strip() for x in lines[1:])), "heading -> paragraph"
+    return {"text": " ".join(x.strip() for x in lines)}, "paragraph -> text"
+
+
+def convert_text(path: Path) -> Conversion:
+    """A .txt file, block by block (blocks are separated by blank lines), first rule that applies (a completion
+    gets a leading space, the hosted tool's convention):
+
+    1. lines labelled `Prompt:`/`Completion:`, `Q:`/`A:` or `Question:`/`Answer:` -> {"prompt", "completion"};
+    2. lines labelled `User:`/`Assistant:` (and `System:`) -> {"messages": [...]}, as many turns as written;
+    3. a heading over more lines -> {"prompt": heading, "completion": the lines below it, joined}. A heading is
+       a question (ends with ?), or a short line (at most 60 characters, not ending in . , ;) clearly shorter
+       (< 3/4) than the longest line below it - so the first line of a hard-wrapped paragraph is not one;
+    4. any other block -> {"text": the block, joined} (language modelling on your document).
+    A line that continues a labelled one (no label of its own) belongs to the label above it.
+    """
+    conv = Conversion(path)
+    block: list[tuple[int, str]] = []
+    for n, line in enumerate(_decoded(path).splitlines() + [""], 1):
+        if line.strip():
+            block.append((n, line))
+            continue
+        if block:
+            row, rule = _text_row([x for _, x in block])
+            a, b = block[0][0], block[-1][0]
+            conv.add(row, f"{path.name} line {a}" if a == b else f"{path.name} lines {a}-{b}", rule)
+            block = []
+    return conv
+
+
+def convert_csv(path: Path) -> Conversion:
+    """A CSV (or .tsv) file with a header row: `prompt,completion` (or question/answer, input/output,
+    instruction/response; any case) -> {"prompt", "completion"}; a `text` column -> {"text"}. Other columns
+    are left out (said so)."""
+    import csv
+
+    conv = Conversion(path)
+    reader = csv.reader(_decoded(path).splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    header = [h.strip().lower() for h in next(reader, [])]
+    cols = next(([header.index(a), header.index(b)] for a, b in CSV_PAIRS if a in header and b in header), None)
+    if cols is None and "text" in header:
+        cols = [header.index("text")]
+    if cols is None:
+        raise UserError(f"no usable columns in the header of {path.name}: {', '.join(header) or '(empty)'}",
+                        where=str(path), fix="a header row with prompt,completion (or question,answer; input,output; "
+                                             "instruction,response) or a text column")
+    unused = [h for i, h in enumerate(header) if i not in cols and h]
+    if unused:
+        conv.notes.append(f"column(s) left out: {', '.join(unused)}")
+    for n, rec in enumerate(reader, 2):
+        if not any(x.strip() for x in rec):
+            continue
+        vals = [rec[i] if i < len(rec) else "" for i in cols]
+        row = _pair(vals[0], vals[1]) if len(cols) == 2 else {"text": vals[0]}
+        conv.add(row, f"{path.name} row {n}", "columns -> " + ("prompt/completion" if len(cols) == 2 else "text"))
+    return conv
+
+
+def _decoded(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}", fix="check the path given to -f") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise UserError(f"{path.name} is not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})", where=str(path),
+                        fix="save the file as UTF-8 (e.g. `iconv -f cp949 -t utf-8 in.txt > out.txt`)") from None
+
+
+def convert(path: str | Path) -> Conversion:
+    """A .txt, .csv or .tsv file as JSONL rows (rules: `convert_text`, `convert_csv`)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CONVERTIBLE:
+        raise UserError(f"cannot convert {path.name}: not a .txt, .csv or .tsv file", where=str(path))
+    conv = convert_csv(path) if suffix in (".csv", ".tsv") else convert_text(path)
+    if not conv.rows:
+        raise UserError(f"{path.name} holds no text to convert", where=str(path))
+    return conv
+
+
+def write_converted(conv: Conversion, out: str | Path, overwrite: bool = False) -> Path:
+    """Write the converted rows as JSONL; an existing different file is kept unless `overwrite`."""
+    out = Path(out)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in conv.rows)
+    if out.exists() and not overwrite and out.read_text(encoding="utf-8", errors="replace") != text:
+        raise UserError(f"{out} exists and is not this conversion of {conv.source.name}", where=str(out),
+                        fix="move it away, or name another file with --jsonl")
+    return atomic_write_text(out, text)
+
+
+def locate(rep: Report, conv: Conversion) -> None:
+    """Report problems of a converted file at the source's own lines (the JSONL's line n is row n)."""
+    for p in rep.problems:
+        if 1 <= p.line <= len(conv.places):
+            p.where = conv.places[p.line - 1]
+        if p.code == "duplicate" and p.message.startswith("duplicate of line "):
+            n = int(p.message.rsplit(" ", 1)[1])
+            p.message = f"duplicate of {conv.places[n - 1]}" if 1 <= n <= len(conv.places) else p.message
+
+
+def render_conversion(conv: Conversion, out: Path) -> str:
+    kind = "CSV" if conv.source.suffix.lower() in (".csv", ".tsv") else "plain text"
+    rules = ", ".join(f"{n} by {r}" for r, n in conv.rules.items())
+    lines = [f"Converting {conv.source} ({kind}) to JSONL ...", f"- {len(conv.rows):,} example(s): {rules}"]
+    lines += [f"- {n}" for n in conv.notes]
+    lines.append(f"- wrote {out}")
+    return "\n".join(lines)
 
 
 # --- checking one example -------------------------------------------------------------------------------
@@ -257,6 +451,53 @@ def _check_messages(rep: Report, ln: int, obj: dict) -> tuple[dict | None, bool]
     return {"messages": out}, changed
 
 
+_FORMAT_WORDS = {"messages": ("chat example (\"messages\")", "chat"),
+                 "prompt_completion": ("prompt/completion example", "prompt/completion"),
+                 "text": ("plain-text example (\"text\")", "plain-text")}
+
+
+def _check_text_row(rep: Report, ln: int, obj: dict) -> tuple[dict | None, bool]:
+    t, changed = _check_text(rep, ln, "\"text\"", obj["text"])
+    if t is None:
+        return None, False
+    extra = [k for k in obj if k not in TEXT_KEYS]
+    if extra:
+        rep.add(ln, "unknown-key", f"field(s) {', '.join(repr(k) for k in extra)} are not used by training",
+                "removed")
+        changed = True
+    return {"text": t}, changed
+
+
+def _check_rows(rep: Report, parsed: list[tuple[int, dict]]) -> None:
+    """Check each parsed object against the file's format (the majority one); keep the rows that pass."""
+    kinds = [_kind_of(o) for _, o in parsed]
+    counts = {k: kinds.count(k) for k in FORMATS}
+    if any(counts.values()):
+        rep.format = max(FORMATS, key=lambda k: (counts[k], -FORMATS.index(k)))
+    check = {"messages": _check_messages, "prompt_completion": _check_pc, "text": _check_text_row}
+    seen: dict[str, int] = {}
+    for (ln, obj), kind in zip(parsed, kinds):
+        if kind is None:
+            rep.add(ln, "missing-field", f"no \"prompt\"/\"completion\", \"messages\" or \"text\" field "
+                                         f"(has: {', '.join(obj) or 'nothing'})", "dropped")
+            continue
+        if kind != rep.format:
+            rep.add(ln, "mixed-format", f"{_FORMAT_WORDS[kind][0]} in a file of {_FORMAT_WORDS[rep.format][1]} "
+                    f"examples ({counts[rep.format]} of {len(parsed)}); one format per file", "dropped")
+            continue
+        row, changed = check[kind](rep, ln, obj)
+        if row is None:
+            continue
+        key = json.dumps(row, sort_keys=True, ensure_ascii=False)
+        if key in seen:
+            rep.add(ln, "duplicate", f"duplicate of line {seen[key]}", "dropped")
+            continue
+        seen[key] = ln
+        rep.rows.append(row)
+        rep.row_lines.append(ln)
+        rep.changed += int(changed)
+
+
 # --- the whole file -------------------------------------------------------------------------------------
 
 def check_file(path: str | Path, tokenizer=None, context: int | None = None, max_length: int | None = None,
@@ -293,34 +534,7 @@ def check_file(path: str | Path, tokenizer=None, context: int | None = None, max
             continue
         parsed.append((ln, obj))
 
-    kinds = [_kind_of(o) for _, o in parsed]
-    counts = {k: kinds.count(k) for k in ("prompt_completion", "messages")}
-    if counts["prompt_completion"] or counts["messages"]:
-        rep.format = "messages" if counts["messages"] > counts["prompt_completion"] else "prompt_completion"
-    seen: dict[str, int] = {}
-    for (ln, obj), kind in zip(parsed, kinds):
-        if kind is None:
-            rep.add(ln, "missing-field", f"no \"prompt\"/\"completion\" or \"messages\" field "
-                                         f"(has: {', '.join(obj) or 'nothing'})", "dropped")
-            continue
-        if kind != rep.format:
-            other = "chat example (\"messages\")" if kind == "messages" else "prompt/completion example"
-            rep.add(ln, "mixed-format", f"{other} in a file of "
-                    f"{'chat' if rep.format == 'messages' else 'prompt/completion'} examples "
-                    f"({counts[rep.format]} of {len(parsed)}); one format per file", "dropped")
-            continue
-        row, changed = (_check_messages if kind == "messages" else _check_pc)(rep, ln, obj)
-        if row is None:
-            continue
-        key = json.dumps(row, sort_keys=True, ensure_ascii=False)
-        if key in seen:
-            rep.add(ln, "duplicate", f"duplicate of line {seen[key]}", "dropped")
-            continue
-        seen[key] = ln
-        rep.rows.append(row)
-        rep.row_lines.append(ln)
-        rep.changed += int(changed)
-
+    _check_rows(rep, parsed)
     if tokenizer is not None and rep.rows:
         _check_lengths(rep, tokenizer, context, max_length)
     if rep.format == "messages" and rep.rows:
@@ -351,6 +565,8 @@ def _check_lengths(rep: Report, tok, context: int | None, max_length: int | None
 def example_tokens(tok, row: dict) -> int:
     if "messages" in row:
         return len(tok.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"])
+    if "text" in row:
+        return len(tok(row["text"])["input_ids"]) + 1  # + the eos SFTTrainer appends
     return len(tok(row["prompt"] + row["completion"])["input_ids"]) + 1  # + the eos SFTTrainer appends
 
 
@@ -365,7 +581,8 @@ def default_output(path: str | Path) -> Path:
 
 
 def render(rep: Report, out: Path | None) -> str:
-    fmt = {"messages": "chat (\"messages\")", "prompt_completion": "prompt/completion", None: "unknown"}[rep.format]
+    fmt = {"messages": "chat (\"messages\")", "prompt_completion": "prompt/completion",
+           "text": "plain text (\"text\", language modelling)", None: "unknown"}[rep.format]
     lines = [f"Analyzing {rep.path} ...",
              f"- {rep.lines:,} line(s), format: {fmt}"]
     if rep.problems:
