@@ -139,11 +139,11 @@ def _smollm2(ctx: StageContext, settings: dict, corpus: str, docs: list[str]):
         print(f"[lm] SmolLM2 not scored: {e.what}", flush=True)
         return None, [], None
     start = start_token_for(tok)
-    context = "".join(load_corpus(corpus).documents("train", seed=ctx.seed)[:settings["smol_context_speeches"]])
+    context = "".join(load_corpus(corpus).documents("train", settings["smol_context_chars"], seed=ctx.seed))
     t = time.time()
     r = neural_bits(model, tok, docs, SMOL_CONTEXT, batch_size=4, start_token=start, context=context)
-    rungs = [_rung("smollm2", "SmolLM2-135M-Instruct (as shipped) after a prompt of "
-                   f"{settings['smol_context_speeches']} training speeches", "its pretraining (~2T tokens)", r,
+    rungs = [_rung("smollm2", "SmolLM2-135M-Instruct (as shipped) after a prompt of training speeches",
+                   "its pretraining (~2T tokens)", r,
                    notes=f"prompt {len(context):,} characters, not scored; scored in {time.time() - t:.0f} s")]
     n = settings["smol_plain_documents"]
     if n:
