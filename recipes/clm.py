@@ -24,7 +24,7 @@ from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import run_main
 from hfrepro.hub import hub_request, push_folder
-from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer
+from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer, token_stream
 from hfrepro.lm.scoring import neural_bits
 from hfrepro.lm.text import load_corpus
 
@@ -54,7 +54,8 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     train_docs = corpus.documents("train", script_args.train_max_chars, seed=seed)
     tokenizer = lm_tokenizer(script_args, train_docs)
     train = block_dataset(tokenizer, train_docs, block)
-    val = block_dataset(tokenizer, corpus.documents("validation", script_args.val_max_chars, seed=seed), block)
+    val_docs = corpus.documents("validation", script_args.val_max_chars, seed=seed)
+    val = block_dataset(tokenizer, val_docs, block)
 
     # Model: a GPT-2 of the given size, from scratch, input and output embeddings tied.
     d = script_args.dropout
@@ -83,7 +84,8 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
         "train_loss": result.training_loss, "train_seconds": round(result.metrics["train_runtime"], 2),
         "resumed_from": run.resume_from, "world_size": acc.num_processes, "threads_per_process": threads,
         "train_blocks": len(train), "vocab_size": len(tokenizer), "eval_loss": eval_loss,
-        **{f"test_{k}": v for k, v in test.items()}})
+        "val_chars_per_token": sum(map(len, val_docs)) / len(token_stream(tokenizer, val_docs)),
+        **{f"test_{k}": v for k, v in test.items() if k != "document_bits"}})
     if run.is_main:
         write_card(run.path, model, metrics, config, corpus.name)
         print(f"GPT ({metrics['parameters']:,} parameters, {metrics['steps']} steps, {metrics['tokens_seen']:,} "

@@ -11,6 +11,7 @@ Usage:
     hfrepro lstm                                            # recipes/configs/lstm/default.yaml
     hfrepro lstm --budget tiny --output_dir runs/lstm-tiny
     hfrepro lstm --d_model 512 --n_layers 2 --max_steps 3000 --output_dir runs/lstm-big
+    hfrepro lstm --cell rnn_tanh --output_dir runs/rnn            # a vanilla RNN, the same model otherwise
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/lstm.py --output_dir runs/lstm-2p
     hfrepro perplexity --model runs/lstm
 """
@@ -22,10 +23,10 @@ from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArgum
 from hfrepro import runtime
 from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
-from hfrepro.errors import run_main
+from hfrepro.errors import UserError, run_main
 from hfrepro.hub import hub_request, push_folder
-from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer
-from hfrepro.lm.lstm import LSTMLM, LSTMConfig
+from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer, token_stream
+from hfrepro.lm.lstm import CELLS, LSTMLM, LSTMConfig
 from hfrepro.lm.scoring import neural_bits
 from hfrepro.lm.text import load_corpus
 
@@ -35,9 +36,13 @@ class ScriptArguments(LMDataArguments):
     d_model: int = field(default=256, metadata={"help": "embedding and hidden size"})
     n_layers: int = field(default=1, metadata={"help": "LSTM layers"})
     dropout: float = field(default=0.0, metadata={"help": "dropout on the embeddings and the LSTM outputs"})
+    cell: str = field(default="lstm", metadata={"help": "the recurrent layer: lstm | gru | rnn_tanh | rnn_relu "
+                                                        "(the same model otherwise: the vanishing-gradient chapter)"})
 
 
 def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
+    if script_args.cell not in CELLS:
+        raise UserError(f"unknown --cell {script_args.cell!r}", fix=f"use one of: {', '.join(CELLS)}")
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-lstm")  # fails now, not after training
     threads = runtime.setup(seed=training_args.seed, threads=run_args.threads)
@@ -54,12 +59,14 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     train_docs = corpus.documents("train", script_args.train_max_chars, seed=seed)
     tokenizer = lm_tokenizer(script_args, train_docs)
     train = block_dataset(tokenizer, train_docs, block)
-    val = block_dataset(tokenizer, corpus.documents("validation", script_args.val_max_chars, seed=seed), block)
+    val_docs = corpus.documents("validation", script_args.val_max_chars, seed=seed)
+    val = block_dataset(tokenizer, val_docs, block)
 
     # Model: embedding -> LSTM -> the embedding matrix again as the output layer.
     model = LSTMLM(LSTMConfig(vocab_size=len(tokenizer), d_model=script_args.d_model, n_layers=script_args.n_layers,
-                              dropout=script_args.dropout, n_positions=block, bos_token_id=tokenizer.bos_token_id,
-                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+                              dropout=script_args.dropout, n_positions=block, cell=script_args.cell,
+                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                              pad_token_id=tokenizer.pad_token_id))
 
     # Train: the transformers Trainer, next-token prediction (the model shifts the labels, as GPT-2 does).
     trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=val,
@@ -74,16 +81,18 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     trainer.save_model()  # the run folder is the model's Hub repository
     acc = trainer.accelerator
     metrics = run.finish({
-        "model": "lstm", "parameters": model.num_parameters(), "steps": trainer.state.global_step,
+        "model": script_args.cell, "parameters": model.num_parameters(), "steps": trainer.state.global_step,
         "tokens_seen": int(trainer.state.num_input_tokens_seen), "train_loss": result.training_loss,
         "train_seconds": round(result.metrics["train_runtime"], 2), "resumed_from": run.resume_from,
         "world_size": acc.num_processes, "threads_per_process": threads, "train_blocks": len(train),
-        "vocab_size": len(tokenizer), "eval_loss": eval_loss, **{f"test_{k}": v for k, v in test.items()}})
+        "vocab_size": len(tokenizer), "eval_loss": eval_loss,
+        "val_chars_per_token": sum(map(len, val_docs)) / len(token_stream(tokenizer, val_docs)),
+        **{f"test_{k}": v for k, v in test.items() if k != "document_bits"}})
     if run.is_main:
         write_card(run.path, model, metrics, config, corpus.name)
-        print(f"LSTM ({metrics['parameters']:,} parameters, {metrics['steps']} steps, {metrics['tokens_seen']:,} "
-              f"tokens): held-out {metrics['test_bits_per_character']:.3f} bits/char, token perplexity "
-              f"{metrics['test_perplexity']:.1f} -> {run.path}")
+        print(f"{script_args.cell} ({metrics['parameters']:,} parameters, {metrics['steps']} steps, "
+              f"{metrics['tokens_seen']:,} tokens): held-out {metrics['test_bits_per_character']:.3f} bits/char, "
+              f"token perplexity {metrics['test_perplexity']:.1f} -> {run.path}")
         if push:
             print(f"pushed to {push.repo_id}: {push_folder(run.path, push)}")
     return metrics
@@ -91,8 +100,8 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
 
 def write_card(folder, model: LSTMLM, metrics: dict, config: dict, dataset: str) -> None:
     write_model_card(
-        folder, title=f"LSTM language model on {dataset} (hfrepro stage 2)", license="apache-2.0",
-        datasets=[dataset], language=["en"], tags=["lstm", "language-model"],
+        folder, title=f"{model.config.cell} language model on {dataset} (hfrepro stage 2)", license="apache-2.0",
+        datasets=[dataset], language=["en"], tags=[model.config.cell, "language-model"],
         metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "eval_loss",
                                          "test_bits_per_character", "test_perplexity") if k in metrics},
         config=config, eval_dataset=dataset, eval_split="test",
@@ -101,8 +110,8 @@ def write_card(folder, model: LSTMLM, metrics: dict, config: dict, dataset: str)
         how_to_load=("from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
                      "model = AutoModelForCausalLM.from_pretrained(\"path/to/this/folder\", trust_remote_code=True)"
                      "  # lstm.py\ntokenizer = AutoTokenizer.from_pretrained(\"path/to/this/folder\")"),
-        description=(f"A {model.num_parameters():,}-parameter LSTM LM ({model.config.n_layers} layer(s), "
-                     f"{model.config.d_model} wide, tied embeddings) trained by `recipes/lstm.py` with the "
+        description=(f"A {model.num_parameters():,}-parameter {model.config.cell} LM ({model.config.n_layers} "
+                     f"layer(s), {model.config.d_model} wide, tied embeddings) trained by `recipes/lstm.py` with the "
                      f"transformers Trainer for {metrics['steps']} steps ({metrics['tokens_seen']:,} tokens). Its "
                      "code is `lstm.py` in this folder (`hfrepro.lm.lstm`): load it with `trust_remote_code=True`. "
                      "Bits per character are measured on held-out documents, each from the start token."),

@@ -163,16 +163,35 @@ def test_recipes_run_from_outside_the_checkout(corpus_file, tmp_path):
         assert r.returncode == 0 and "already" in r.stdout, r.stderr[-3000:]
 
 
-def test_temperature_raises_entropy_and_distinct_n():
-    from hfrepro.lm.sampling import distinct_n, tempered_entropy_bits
+def test_temperature_study_samples_scores_and_checks_greedy(corpus_file):
+    from transformers import GPT2Config, GPT2LMHeadModel
 
+    from hfrepro.data import read_lines
+    from hfrepro.lm.data import train_tokenizer
+    from hfrepro.lm.sampling import continuation_bits, temperature_study
+
+    lines = read_lines(corpus_file)
+    tok = train_tokenizer(lines, vocab_size=300)
     torch.manual_seed(0)
-    logits = torch.randn(50, 100) * 3
-    hs = [tempered_entropy_bits(logits, t) for t in (0, 0.25, 0.5, 1, 2, 8, 1000)]
-    assert hs[0] == 0 and all(a < b for a, b in zip(hs, hs[1:]))
-    assert hs[-1] == pytest.approx(torch.log2(torch.tensor(100.0)).item(), abs=1e-3)
-    assert distinct_n(["a b a b", "a b c"], 1) == pytest.approx(3 / 7)
-    assert distinct_n(["a b a b", "a b c"], 2) == pytest.approx(3 / 5)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2,
+                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                       pad_token_id=tok.pad_token_id)).eval()
+    prompts = ["The king", "My lord", "Sweet"]
+    res = temperature_study(model, tok, prompts, (0, 1.0, 3.0), judge=(model, tok, None), samples_per_prompt=2,
+                            max_new_tokens=8, greedy_check_temperature=1e-6)
+    rows = res["rows"]
+    assert len(rows) == 3 * (1 + 2 + 2) and {r["prompt_index"] for r in rows} == {0, 1, 2}
+    assert res["greedy_check"] == {"temperature": 1e-6, "prompts": 3, "identical": 3}
+    assert all(0 < r["distinct_2"] <= 1 for r in rows if r["distinct_2"] == r["distinct_2"])
+    r = rows[-1]                                                    # the judge's bits: a direct computation
+    ids = [tok.bos_token_id] + tok(r["prompt"], add_special_tokens=False)["input_ids"]
+    cont = tok(r["text"], add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids + cont])).logits[0].double(), -1)
+    direct = -sum(float(logp[len(ids) - 1 + j, t]) for j, t in enumerate(cont)) / math.log(2)
+    assert r["judge_bits_per_char"] * r["chars"] == pytest.approx(direct, rel=1e-6)
+    assert continuation_bits(model, tok, [r["prompt"]] * 2, [r["text"], r["text"]], batch_size=1) == \
+        pytest.approx([direct, direct], rel=1e-6)
 
 
 def test_arch_counts_match_known_values():

@@ -175,6 +175,12 @@ def test_score_documents_charges_every_character():
     assert r["oov_tokens"] == 1  # ' flew'
     assert r["bits"] == pytest.approx(expected)
     assert r["bits_per_character"] == pytest.approx(expected / r["chars"])
+    # document by document: each scored alone gives the same bits (a document starts from <s>)
+    assert r["document_bits"] == pytest.approx([score_documents(lm, speller, [d])["bits"] for d in docs])
+    kn = KneserNeyLM(order=3).fit(vocab, train)
+    r3 = score_documents(kn, speller, docs)
+    assert r3["document_bits"] == pytest.approx([score_documents(kn, speller, [d])["bits"] for d in docs])
+    assert sum(r3["document_bits"]) == pytest.approx(r3["bits"])
     with pytest.raises(UserError, match="one line"):
         score_documents(lm, speller, ["two\nlines\n"])
 

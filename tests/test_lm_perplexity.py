@@ -141,3 +141,56 @@ def test_clear_errors(metric, tiny):
         metric.compute(predictions=texts[:1], model=model, tokenizer=tok, max_length=8, stride=9)
     with pytest.raises(ValueError, match="not in the tokenizer"):
         metric.compute(predictions=texts[:1], model=model, tokenizer=tok, start_token="<nope>")
+
+
+def test_per_text_numbers_add_up(metric, tiny):
+    model, tok, texts = tiny
+    r = metric.compute(predictions=texts, model=model, tokenizer=tok, max_length=16, stride=8, batch_size=3)
+    assert len(r["nlls"]) == len(r["token_counts"]) == len(texts)
+    assert sum(r["nlls"]) == pytest.approx(r["nll"], rel=1e-9)
+    assert sum(r["token_counts"]) == r["num_tokens"]
+    for nll, n, ppl in zip(r["nlls"], r["token_counts"], r["perplexities"]):
+        assert ppl == pytest.approx(math.exp(nll / n), rel=1e-9)
+
+
+def _tiny_llama(tok):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                        max_position_embeddings=128, bos_token_id=tok.bos_token_id)).eval()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+@pytest.mark.parametrize("max_length,stride", [(96, 32), (30, 3)])
+def test_a_context_is_a_prompt_that_is_not_scored(metric, tiny, arch, max_length, stride):
+    """With `context`, each text is scored after [start] + context (computed once, a cache), exactly as if the
+    context were part of every window; only the text's tokens count."""
+    model, tok, texts = tiny
+    model = model if arch == "gpt2" else _tiny_llama(tok)
+    context = texts[5]
+    ctx = tok(context, add_special_tokens=False)["input_ids"]
+    assert 3 < len(ctx) < max_length - stride
+    r = metric.compute(predictions=texts[:4], model=model, tokenizer=tok, context=context, max_length=max_length,
+                       stride=stride, batch_size=3)
+    cached, inner = 1 + len(ctx) - 1, max_length - len(ctx)     # [start] + ctx[:-1] cached; windows of `inner`
+    for text, nll, n in zip(texts[:4], r["nlls"], r["token_counts"]):
+        ids = [tok.bos_token_id] + ctx + tok(text, add_special_tokens=False)["input_ids"]
+        contexts, begin, scored_to = [0] * len(ids), cached, cached + 1   # windows slide after the cache
+        while scored_to < len(ids):
+            end = min(begin + inner, len(ids))
+            for t in range(scored_to, end):
+                contexts[t] = begin
+            scored_to = end
+            begin = min(begin + stride, scored_to - 1)
+        direct = 0.0
+        with torch.no_grad():
+            for t in range(cached + 1, len(ids)):
+                x = torch.tensor([ids[:cached] + ids[contexts[t]:t]])   # the cache, then the window's tokens
+                logp = torch.log_softmax(model(input_ids=x).logits[0, -1].double(), -1)
+                direct -= float(logp[ids[t]])
+        assert n == len(ids) - cached - 1
+        assert nll == pytest.approx(direct, rel=1e-5)
+    plain = metric.compute(predictions=texts[:4], model=model, tokenizer=tok, max_length=max_length, stride=stride)
+    assert plain["num_tokens"] == r["num_tokens"]                 # the same tokens are scored, with or without it

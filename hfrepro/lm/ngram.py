@@ -424,7 +424,11 @@ def score_documents(lm: NgramLM, speller: SpellingModel, docs: Sequence[str]) ->
     word_bits = float(-lp.sum())
     chars = sum(len(d) if d.endswith("\n") else len(d) + 1 for d in docs)
     bits = word_bits + spell
-    return {"bits": bits, "chars": chars, "tokens": len(flat), "oov_tokens": len(oov),
+    # the same total, document by document (the rows of `grams` follow the documents' tokens and </s>)
+    ends = np.cumsum([len(toks) + 1 for toks in token_lists])
+    doc_bits = [float(-w.sum()) + sum(speller.bits(t) for t in toks if t not in lm.vocab)
+                for w, toks in zip(np.split(lp, ends[:-1]), token_lists)]
+    return {"bits": bits, "chars": chars, "tokens": len(flat), "oov_tokens": len(oov), "document_bits": doc_bits,
             "oov_rate": len(oov) / max(1, len(flat)), "spelling_bits": spell,
             "bits_per_character": bits / chars, "word_perplexity": 2 ** (bits / len(flat)),
             "closed_vocab_perplexity": 2 ** (word_bits / len(flat))}

@@ -1,12 +1,17 @@
 """Generation is repeated next-token prediction; temperature reshapes the next-token distribution.
 
-    generate("runs/clm", "ROMEO:", temperature=0.8, top_k=50, top_p=0.95)   # pipeline("text-generation")
-    temperature_study(model, tok, docs, prompts, temperatures=(0.25, 0.5, 1.0, 1.5, 2.0))
+    generate(model, tok, "ROMEO:", temperature=0.8, top_k=50, top_p=0.95)   # pipeline("text-generation")
+    temperature_study(model, tok, prompts, (0, 0.5, 1.0, 1.5), judge=(smol, smol_tok, "<|endoftext|>"))
 
-softmax(logits / T): T -> 0 is greedy decoding (all mass on the top token, entropy 0); T = 1 is the model's
-own distribution; T > 1 flattens it towards uniform (entropy -> log2 |V|). The study measures both sides:
-the mean entropy (bits) of the tempered next-token distribution over held-out positions, and distinct-n
-(Li et al. 2016: distinct n-grams / all n-grams, over the words of the sampled continuations).
+softmax(logits / T): T -> 0 puts all the mass on the top token (greedy decoding); T = 1 is the model's own
+distribution; T > 1 flattens it towards uniform. That much holds by definition. What temperature does to the
+*text* is measured: for every prompt and temperature the study samples continuations and scores each
+
+    distinct-2   distinct word bigrams / word bigrams of the continuation (Li et al. 2016): 1 = no repetition,
+    judge bits   bits per character of the continuation, given its prompt, under another model (the judge:
+                 the pretrained SmolLM2), i.e. how unlikely the text is to a model that knows English,
+
+so that the trade-off (more diverse, less likely) has numbers per prompt, and intervals over prompts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Sequence
 
 from hfrepro.errors import UserError
 from hfrepro.lm.data import start_id
+from hfrepro.lm.text import pretokenize
 from hfrepro.models import load_causal_lm, load_tokenizer, resolve
 from hfrepro.report import pyplot, save_figure
 
@@ -68,81 +74,104 @@ def generate(model, tokenizer, prompt: str, temperature: float = 1.0, top_k: int
 
 # --- the temperature study ------------------------------------------------------------------------------
 
-def next_token_logits(model, tokenizer, docs: Sequence[str], max_tokens: int, max_length: int):
-    """Logits at up to `max_tokens` positions of the held-out documents (each from its start token)."""
-    import torch
-
-    s = start_id(tokenizer)
-    out, n = [], 0
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    with torch.inference_mode():
-        for ids in tokenizer(list(docs), add_special_tokens=False, verbose=False)["input_ids"]:
-            x = torch.tensor(([s] + ids)[:max_length])[None].to(device)
-            logits = model(input_ids=x).logits[0].float().cpu()
-            out.append(logits[: max_tokens - n])
-            n += len(out[-1])
-            if n >= max_tokens:
-                break
-    model.train(was)
-    return torch.cat(out)
-
-
-def tempered_entropy_bits(logits, temperature: float) -> float:
-    """Mean entropy (bits) of softmax(logits / T) over the rows; T = 0 is greedy (entropy 0)."""
-    import torch
-
-    if temperature == 0:
-        return 0.0
-    logp = torch.log_softmax(logits.double() / temperature, dim=-1)
-    return float(-(logp.exp() * logp).sum(-1).mean() / math.log(2))
-
-
 def distinct_n(texts: Sequence[str], n: int) -> float:
+    """Distinct word n-grams / all word n-grams over `texts` (Li et al. 2016); NaN when there are none."""
     grams = [tuple(w[i:i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
-def temperature_study(model, tokenizer, docs: Sequence[str], prompts: Sequence[str],
-                      temperatures: Sequence[float], entropy_tokens: int = 512, max_length: int = 128,
-                      samples_per_prompt: int = 4, max_new_tokens: int = 40, seed: int = 0,
-                      sample: bool = True) -> list[dict]:
-    """One row per temperature: entropy of the next-token distribution (bits), distinct-1/2 of samples."""
-    logits = next_token_logits(model, tokenizer, docs, entropy_tokens, max_length)
-    pipe = text_pipeline(model, tokenizer) if sample else None
+def prompts_from(docs: Sequence[str], n: int, words: int = 3, min_words: int = 8) -> list[str]:
+    """The first `words` pre-tokens of the first `n` documents that have at least `min_words`."""
+    out = []
+    for d in docs:
+        toks = pretokenize(d.rstrip("\n"))
+        if len(toks) >= min_words:
+            out.append("".join(toks[:words]))
+        if len(out) == n:
+            break
+    return out
+
+
+def continuation_bits(model, tokenizer, prompts: Sequence[str], texts: Sequence[str], start_token: str | None = None,
+                      batch_size: int = 8) -> list[float]:
+    """-log2 P(text | start, prompt) under `model`, one number per (prompt, text) pair; only the text's tokens
+    are scored (prompt and text tokenized separately, so the text's tokens are exactly its own)."""
+    import torch
+
+    s = tokenizer.convert_tokens_to_ids(start_token) if start_token else start_id(tokenizer)
+    rows = []
+    for p, t in zip(prompts, texts):
+        pi = tokenizer(p, add_special_tokens=False)["input_ids"]
+        rows.append(([s] + pi + tokenizer(t, add_special_tokens=False)["input_ids"], 1 + len(pi)))
+    out = []
+    with torch.inference_mode():
+        for k in range(0, len(rows), batch_size):
+            batch = rows[k:k + batch_size]
+            width = max(len(ids) for ids, _ in batch)
+            x = torch.zeros((len(batch), width), dtype=torch.long)
+            mask = torch.zeros_like(x)
+            for r, (ids, _) in enumerate(batch):
+                x[r, :len(ids)], mask[r, :len(ids)] = torch.tensor(ids), 1
+            logp = torch.log_softmax(model(input_ids=x, attention_mask=mask).logits[:, :-1].double(), -1)
+            lp = logp.gather(2, x[:, 1:, None])[..., 0]
+            for r, (ids, first) in enumerate(batch):
+                out.append(float(-lp[r, first - 1:len(ids) - 1].sum()) / math.log(2))
+    return out
+
+
+def temperature_study(model, tokenizer, prompts: Sequence[str], temperatures: Sequence[float], judge=None,
+                      samples_per_prompt: int = 2, max_new_tokens: int = 32, seed: int = 0,
+                      greedy_check_temperature: float = 1e-3) -> dict:
+    """Sample continuations of every prompt at every temperature (T = 0: greedy, one per prompt) and score
+    them. Returns {"rows": one row per (temperature, prompt, sample), "greedy_check": ...}; `judge` is
+    (model, tokenizer, start_token) or None. The greedy check samples once per prompt at a tiny temperature
+    and counts how many continuations equal greedy decoding's."""
+    pipe = text_pipeline(model, tokenizer)
     rows = []
     for T in temperatures:
-        row = {"temperature": T, "entropy_bits": tempered_entropy_bits(logits, T), "positions": len(logits)}
-        if sample:
-            texts = []
-            for k, p in enumerate(prompts):
-                texts += generate(model, tokenizer, p, temperature=T, max_new_tokens=max_new_tokens,
-                                  num_return_sequences=1 if T == 0 else samples_per_prompt, seed=seed + k,
-                                  pipe=pipe)
-            row.update({"distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-                        "samples": len(texts), "example": texts[0]})
-        rows.append(row)
-    return rows
+        for k, p in enumerate(prompts):
+            n = 1 if T == 0 else samples_per_prompt
+            texts = generate(model, tokenizer, p, temperature=T, max_new_tokens=max_new_tokens,
+                             num_return_sequences=n, seed=seed * 1000 + k, pipe=pipe)
+            rows += [{"temperature": T, "prompt_index": k, "prompt": p, "sample": j, "text": t, "chars": len(t),
+                      "distinct_2": distinct_n([t], 2)} for j, t in enumerate(texts)]
+    if judge is not None:
+        bits = continuation_bits(judge[0], judge[1], [r["prompt"] for r in rows], [r["text"] for r in rows],
+                                 start_token=judge[2])
+        for r, b in zip(rows, bits):
+            r["judge_bits_per_char"] = b / max(1, r["chars"])
+    greedy = [r["text"] for r in rows if r["temperature"] == 0]
+    tiny = [generate(model, tokenizer, p, temperature=greedy_check_temperature, max_new_tokens=max_new_tokens,
+                     seed=seed * 1000 + k, pipe=pipe)[0] for k, p in enumerate(prompts)] if greedy else []
+    return {"rows": rows, "greedy_check": {"temperature": greedy_check_temperature, "prompts": len(tiny),
+                                           "identical": sum(a == b for a, b in zip(greedy, tiny))}}
 
 
-def plot_study(studies: dict[str, list[dict]], path) -> None:
-    """Entropy and distinct-n against temperature, one line per model."""
+def per_prompt(rows: Sequence[dict], temperature: float, key: str) -> dict[int, float]:
+    """prompt index -> the mean of `key` over that prompt's samples at `temperature` (prompts without the
+    number, e.g. a continuation of fewer than two words for distinct-2, are left out)."""
+    by: dict[int, list[float]] = {}
+    for r in rows:
+        if r["temperature"] == temperature and r.get(key) is not None and not math.isnan(r[key]):
+            by.setdefault(r["prompt_index"], []).append(r[key])
+    return {k: sum(v) / len(v) for k, v in sorted(by.items())}
+
+
+def plot_study(summary: list[dict], path) -> None:
+    """distinct-2 and the judge's bits/char against temperature, with 95% intervals over prompts."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, rows in studies.items():
-        ts = [r["temperature"] for r in rows]
-        line, = axes[0].plot(ts, [r["entropy_bits"] for r in rows], marker="o", label=name)
-        if rows and "distinct_2" in rows[0]:
-            c = line.get_color()
-            axes[1].plot(ts, [r["distinct_1"] for r in rows], marker="o", linestyle="--", color=c,
-                         label=f"{name}: distinct-1")
-            axes[1].plot(ts, [r["distinct_2"] for r in rows], marker="s", color=c, label=f"{name}: distinct-2")
-    axes[0].set(xlabel="temperature T", ylabel="entropy of softmax(logits/T), bits",
-                title="Next-token entropy on held-out text")
-    axes[1].set(xlabel="temperature T", ylabel="distinct n-grams / n-grams", title="Diversity of samples",
-                ylim=(0, 1.05))
-    for ax in axes:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    ts = [r["temperature"] for r in summary]
+    for ax, key, label in ((axes[0], "distinct_2", "distinct-2 of a continuation (1 = no repeated bigram)"),
+                           (axes[1], "judge_bits_per_char", "SmolLM2 bits/char of the continuation")):
+        rs = [r for r in summary if r.get(key) is not None]
+        if not rs:
+            continue
+        m = [r[key] for r in rs]
+        err = [[r[key] - r[f"{key}_lo"] for r in rs], [r[f"{key}_hi"] - r[key] for r in rs]]
+        ax.errorbar([r["temperature"] for r in rs], m, yerr=err, marker="o", capsize=3)
+        ax.set(xlabel="temperature T (0 = greedy)", ylabel=label, xticks=ts)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[0].set_title("Diversity rises with T")
+    axes[1].set_title("Likelihood under a pretrained model falls with T")
     save_figure(fig, path)

@@ -33,14 +33,19 @@ def perplexity_metric():
 
 
 def neural_bits(model, tokenizer, docs: list[str], max_length: int, stride: int | None = None,
-                batch_size: int = 8, start_token: str | None = None, progress: bool = False) -> dict:
+                batch_size: int = 8, start_token: str | None = None, progress: bool = False,
+                context: str | None = None) -> dict:
+    """Bits of a neural LM on `docs` (each from its start token; after `context`, a prompt that is not scored,
+    when one is given), in total and per document."""
+    window = max_length - (len(tokenizer(context, add_special_tokens=False)["input_ids"]) if context else 0)
     r = perplexity_metric().compute(predictions=docs, model=model, tokenizer=tokenizer, max_length=max_length,
-                                    stride=stride or max(1, max_length // 2), batch_size=batch_size,
-                                    start_token=start_token, progress=progress)
+                                    stride=stride or max(1, window // 2), batch_size=batch_size,
+                                    start_token=start_token, progress=progress, context=context)
     bits = r["nll"] / math.log(2)
     return {"bits": bits, "chars": r["num_chars"], "tokens": r["num_tokens"],
             "bits_per_character": r["bits_per_character"], "perplexity": r["perplexity"],
-            "window": r["max_length"], "stride": r["stride"]}
+            "window": r["max_length"], "stride": r["stride"],
+            "document_bits": [x / math.log(2) for x in r["nlls"]]}
 
 
 def n_words(docs: list[str]) -> int:

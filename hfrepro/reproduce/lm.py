@@ -1,261 +1,215 @@
-"""Stage 2 of `hfrepro reproduce`: language models from counting to attention, on one corpus.
+"""Stage 2 of `hfrepro reproduce`: language models from counting to attention, on one held-out text.
 
-The recipes `ngram`, `lstm`, `clm` and `mlm` run at the budget's configs: every model trains on the training
-split of Shakespeare's plays and is scored on the same held-out speeches (text A: the recipes'
-`eval_max_chars`), in bits per character (and per-word perplexity with one word count for all). The neural
-models share one BPE tokenizer: the LSTM run trains it, clm and mlm reuse it (`--tokenizer {stage}/lstm`).
-Then the section scores the models and SmolLM2-135M (as shipped) on text B, the start of text A, runs the
-temperature study, builds the GPT/BERT parameter table and the pipelines, and decides the claims. Its own
-evaluation settings are in recipes/configs/reproduce/lm/<budget>.yaml.
+The recipes `ngram`, `lstm` and `clm` run at the budget's configs: every model trains on the training split of
+Shakespeare's plays and is scored on the same held-out speeches (the recipes' `eval_max_chars`), in bits per
+character. The LSTM and the GPT share one BPE tokenizer (the LSTM run trains it; `clm --tokenizer {stage}/lstm`).
+Then the section scores every model, document by document, on that one text, plus the pretrained SmolLM2-135M
+(the same kind of model at scale; it reads a few training speeches first, as a prompt, so that it knows what
+text this is), decides the ladder with one bootstrap over documents, runs the temperature study (samples of our
+GPT, judged by SmolLM2) and builds the GPT parameter table. Its own settings: recipes/configs/reproduce/lm/.
+
+Claims:
+    lm-ppl-ladder               unigram > bigram > Kneser-Ney > LSTM > GPT > SmolLM2 in bits/char: the
+                                smallest step > 0 (bootstrap over documents, all rungs resampled together)
+    lm-temperature-diversity    distinct-2 of samples at the highest T - at T = 0 (greedy) > 0
+    lm-temperature-likelihood   SmolLM2 bits/char of samples at the highest T - at T = 0 > 0
+    lm-arch-params              GPT-1/2/3 parameter counts built from their shapes within 3% of the papers
 """
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from hfrepro.claims import Claim, StageContext, StageResult
+from hfrepro.claims import Claim, StageContext, StageResult, bootstrap, decide, paired_bootstrap
 from hfrepro.config import config_path, load_yaml
 from hfrepro.errors import UserError
 from hfrepro.fsutil import read_json
-from hfrepro.lm.arch import TOLERANCE
+from hfrepro.lm.arch import ARCHS, TOLERANCE
 from hfrepro.lm.arch import markdown as arch_markdown
 from hfrepro.lm.arch import table as arch_table
+from hfrepro.lm.ladder import ladder_bootstrap
 from hfrepro.lm.ngram import NgramLM, describe, score_documents
-from hfrepro.lm.sampling import plot_study, temperature_study
-from hfrepro.lm.scoring import load_lm, n_words, neural_bits, start_token_for
+from hfrepro.lm.sampling import generate, per_prompt, plot_study, prompts_from, temperature_study
+from hfrepro.lm.scoring import load_lm, neural_bits, start_token_for
 from hfrepro.lm.text import load_corpus
 from hfrepro.report import md_table, pyplot, save_figure
 from hfrepro.reproduce.plan import RecipeRun
 from hfrepro.runtime import read_log
 
 CLAIMS = [
-    Claim("lm-ppl-ladder", "Perplexity falls from unigram to bigram to Kneser-Ney to LSTM to GPT"),
-    Claim("lm-temperature-entropy", "Temperature raises the entropy of the next-token distribution"),
+    Claim("lm-ppl-ladder", "Perplexity falls from unigram to bigram to Kneser-Ney to LSTM to GPT to a pretrained "
+                           "GPT-style model (SmolLM2-135M)"),
+    Claim("lm-temperature-diversity", "Sampling at a higher temperature gives more diverse text (distinct-2)"),
+    Claim("lm-temperature-likelihood", "Sampling at a higher temperature gives text a pretrained model finds "
+                                       "less likely"),
     Claim("lm-arch-params", "GPT-1/2/3 parameter counts follow from their layer and width numbers"),
 ]
 RUNS = [
     RecipeRun("ngram"),
-    RecipeRun("lstm"),                                          # trains the BPE tokenizer the others share
+    RecipeRun("lstm"),                                          # trains the BPE tokenizer the GPT shares
     RecipeRun("clm", args=("--tokenizer", "{stage}/lstm")),
-    RecipeRun("mlm", args=("--tokenizer", "{stage}/lstm")),
 ]
-TEMPERATURES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-PROMPTS = ("ROMEO:", "The king", "I pray you, sir,")
-SMOL, SMOL_CONTEXT = "smollm2-135m-instruct", 512
+SMOL, SMOL_CONTEXT = "smollm2-135m-instruct", 1024
 
 
 def section(ctx: StageContext) -> StageResult:
     settings = load_yaml(config_path("reproduce/lm", ctx.budget))
     runs = {name: (load_yaml(ctx.run_dir(name) / "config.yaml"), read_json(ctx.run_dir(name) / "metrics.json"))
-            for name in ("ngram", "lstm", "clm", "mlm")}
-    corpus, test_docs = _held_out(ctx, runs)
-    small_docs = _prefix(test_docs, settings["smol_chars"])
-    words = n_words(test_docs), n_words(small_docs)
+            for name in ("ngram", "lstm", "clm")}
+    corpus, docs = _held_out(ctx, runs)
     times: dict[str, float] = {}
-    with _clock(times, "text B"):
-        rows = _ngram_rows(ctx, runs["ngram"], small_docs, words)
-        neural = {run: load_lm(str(ctx.run_dir(run))) for run in ("lstm", "clm")}
-        rows += _neural_rows(runs, neural, small_docs, words)
+    with _clock(times, "scoring"):
+        rungs = _ngram_rungs(ctx, runs["ngram"][0], docs)
+        gpt = load_lm(str(ctx.run_dir("clm")))
+        rungs += _neural_rungs(ctx, runs, gpt, docs)
     with _clock(times, "smollm2"):
-        smol, smol_tok, smol_row = _smollm2(small_docs, words[1])
-    rows += [smol_row] if smol_row else []
+        smol, smol_rungs, context = _smollm2(ctx, settings, corpus, docs)
+    chars = [len(d) for d in docs]
+    steps, joint = ladder_bootstrap([(r["key"], r["document_bits"]) for r in rungs + smol_rungs[:1]], chars,
+                                    seed=ctx.seed)
     with _clock(times, "temperature"):
-        studies = _studies(ctx, settings, neural["clm"], runs["clm"][0]["block_size"], test_docs, small_docs,
-                           smol, smol_tok)
-        plot_study(studies, ctx.dir / "temperature.png")
+        study = _temperature(ctx, settings, gpt, docs, smol)
     with _clock(times, "arch"):
-        arch = arch_table()
-    with _clock(times, "pipelines"):
-        demo = _pipelines(ctx, *neural["clm"][:2])
-    _plot_curves({"LSTM": ctx.run_dir("lstm"), "GPT": ctx.run_dir("clm")}, ctx.run_dir("mlm"),
-                 ctx.dir / "training_curves.png")
-    kn = f"kn{max(runs['ngram'][0]['kn_orders'])}"
+        arch = arch_table([a for a in ARCHS if a.family != "bert"])
+    demo = generate(gpt[0], gpt[1], "ROMEO:", temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=30,
+                    seed=ctx.seed)[0]
+    _plot_curves(ctx, runs, rungs, ctx.dir / "training_curves.png")
+    rows = rungs + smol_rungs
     metrics = {
-        "corpus": corpus, "test_chars": sum(map(len, test_docs)), "smol_chars": sum(map(len, small_docs)),
-        "documents": len(test_docs),
-        "ngram": {k: runs["ngram"][1][k] for k in ("vocab_size", "train_tokens", "bigram_k_validation_bpc",
-                                                   "bigram_k")} | {"oov_rate": runs["ngram"][1]["unigram"]["oov_rate"]},
-        "lstm": _plain(runs["lstm"][1]), "gpt": _plain(runs["clm"][1]), "mlm": _plain(runs["mlm"][1]),
-        "temperature": {k: [{x: y for x, y in r.items() if x != "example"} for r in v] for k, v in studies.items()},
-        "arch": arch, "ppl_table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+        "corpus": corpus, "documents": len(docs), "test_chars": sum(chars), "smol_context_chars": len(context or ""),
+        "ladder": [{k: v for k, v in r.items() if k != "document_bits"} for r in rows], "steps": steps,
+        "lstm": _plain(runs["lstm"][1]), "gpt": _plain(runs["clm"][1]),
+        "temperature": study["summary"], "greedy_check": study["greedy_check"], "arch": arch,
         "seconds": {**_recipe_seconds(runs), **times}}
-    claims = {"lm-ppl-ladder": _ladder_claim(rows, metrics["test_chars"], kn),
-              "lm-temperature-entropy": _entropy_claim(studies),
-              "lm-arch-params": _arch_claim(arch, TOLERANCE)}
-    md = _markdown(ctx, rows, metrics, runs["mlm"][1], studies, arch_markdown(arch), demo)
+    claims = {"lm-ppl-ladder": _ladder_claim(steps, joint, len(docs)),
+              **study["claims"], "lm-arch-params": _arch_claim(arch, TOLERANCE)}
+    md = _markdown(ctx, rows, steps, metrics, study, arch_markdown(arch), demo, runs)
     return StageResult(markdown=md, claims=claims, metrics=metrics)
 
 
-# --- the held-out text and the rows of the ladder ---------------------------------------------------------
+# --- the held-out text and the rungs of the ladder -------------------------------------------------------
 
 def _held_out(ctx: StageContext, runs: dict) -> tuple[str, list[str]]:
-    """Text A: the held-out speeches every recipe scored (the same dataset, size and seed in all four)."""
+    """The held-out speeches every recipe scored (the same dataset, size and seed in all three)."""
     keys = {name: (cfg["dataset"], cfg["eval_max_chars"], cfg["seed"]) for name, (cfg, _) in runs.items()}
     if len(set(keys.values())) != 1:
         raise UserError(f"the stage's recipes scored different held-out texts: {keys}",
-                        fix="give recipes/configs/{ngram,lstm,clm,mlm}/<budget>.yaml the same dataset and "
+                        fix="give recipes/configs/{ngram,lstm,clm}/<budget>.yaml the same dataset and "
                             "eval_max_chars")
     dataset, chars, _ = keys["ngram"]
     return dataset, load_corpus(dataset).documents("test", chars, seed=ctx.seed)
 
 
-def _prefix(docs: list[str], max_chars: int) -> list[str]:
-    out, n = [], 0
-    for d in docs:
-        if n + len(d) > max_chars and out:
-            break
-        out.append(d)
-        n += len(d)
+def _rung(key: str, label: str, trained_on: str, r: dict, notes: str = "", seconds=None) -> dict:
+    return {"key": key, "model": label, "training text": trained_on, "train s": seconds,
+            "bits/char": r["bits"] / r["chars"], "notes": notes, "document_bits": r["document_bits"]}
+
+
+def _ngram_rungs(ctx: StageContext, cfg: dict, docs: list[str]) -> list[dict]:
+    """unigram, bigram and the highest-order Kneser-Ney model, each document scored on its own."""
+    out = []
+    for name in ("unigram", "bigram", f"kn{max(cfg['kn_orders'])}"):
+        lm, speller = NgramLM.from_pretrained(ctx.run_dir("ngram") / name)
+        r = score_documents(lm, speller, docs)
+        out.append(_rung(name, describe(lm), "all of it", r, notes=f"OOV {r['oov_rate']:.1%}"))
     return out
 
 
-def _row(key, label, trained_on, seconds, ra, rb, words, extra="") -> dict:
-    return {"model": label, "training text": trained_on, "train s": seconds,
-            "bits/char (A)": ra["bits_per_character"] if ra else None,
-            "per-word ppl (A)": 2 ** (ra["bits"] / words[0]) if ra else None,
-            "bits/char (B)": rb["bits_per_character"], "per-word ppl (B)": 2 ** (rb["bits"] / words[1]),
-            "notes": extra, "_key": key}
-
-
-def _ngram_rows(ctx: StageContext, run: tuple[dict, dict], small_docs: list[str], words) -> list[dict]:
-    """Every n-gram model: text A as the recipe scored it, text B scored here."""
-    cfg, m = run
-    rows = []
-    for name in ("unigram", "bigram", *(f"kn{n}" for n in cfg["kn_orders"])):
-        lm, speller = NgramLM.from_pretrained(ctx.run_dir("ngram") / name)
-        ra, rb = m[name], score_documents(lm, speller, small_docs)
-        rows.append(_row(name, describe(lm), "all", None, ra, rb, words, extra=f"OOV {ra['oov_rate']:.1%}"))
-    return rows
-
-
-def _neural_rows(runs: dict, neural: dict, small_docs: list[str], words) -> list[dict]:
-    rows = []
-    for key, run, label in (("lstm", "lstm", "LSTM"), ("gpt", "clm", "GPT (GPT-2 architecture)")):
+def _neural_rungs(ctx: StageContext, runs: dict, gpt, docs: list[str]) -> list[dict]:
+    out = []
+    for key, run, label, loaded in (("lstm", "lstm", "LSTM", None), ("gpt", "clm", "GPT (GPT-2 architecture)", gpt)):
         cfg, m = runs[run]
-        model, tok, _ = neural[run]
-        ra = {k[len("test_"):]: v for k, v in m.items() if k.startswith("test_")}
-        rb = neural_bits(model, tok, small_docs, cfg["block_size"])
-        rows.append(_row(key, f"{label}, {m['parameters'] / 1e6:.2f}M params", f"{m['tokens_seen']:,} tokens",
-                         m["train_seconds"], ra, rb, words, extra=f"token ppl {ra['perplexity']:.1f}"))
-    return rows
+        model, tok, _ = loaded or load_lm(str(ctx.run_dir(run)))
+        r = neural_bits(model, tok, docs, cfg["block_size"])
+        out.append(_rung(key, f"{label}, {m['parameters'] / 1e6:.2f}M params", f"{m['tokens_seen']:,} tokens", r,
+                         notes=f"token ppl {r['perplexity']:.1f}", seconds=m["train_seconds"]))
+    return out
 
 
-def _smollm2(docs: list[str], words: int):
-    """SmolLM2-135M as shipped, on text B; (None, None, None) when the asset is missing on this machine."""
+def _smollm2(ctx: StageContext, settings: dict, corpus: str, docs: list[str]):
+    """SmolLM2-135M on the same text: after a context of training speeches (the rung), and as shipped on a
+    prefix of the text (for the record). ((model, tokenizer, start), rungs, context); no rungs when the asset
+    is missing on this machine."""
     try:
         model, tok, _ = load_lm(SMOL)
     except UserError as e:  # say so in the table, do not fail the stage
         print(f"[lm] SmolLM2 not scored: {e.what}", flush=True)
-        return None, None, None
+        return None, [], None
+    start = start_token_for(tok)
+    context = "".join(load_corpus(corpus).documents("train", settings["smol_context_chars"], seed=ctx.seed))
     t = time.time()
-    r = neural_bits(model, tok, docs, max_length=SMOL_CONTEXT, batch_size=2, start_token=start_token_for(tok))
-    row = _row("smollm2", "SmolLM2-135M-Instruct (as shipped)", "its pretraining (~2T tokens)", None, None, r,
-               (None, words), extra=f"token ppl {r['perplexity']:.1f}; scored in {time.time() - t:.0f} s")
-    return model, tok, row
+    r = neural_bits(model, tok, docs, SMOL_CONTEXT, batch_size=4, start_token=start, context=context)
+    rungs = [_rung("smollm2", "SmolLM2-135M-Instruct (as shipped) after a prompt of training speeches",
+                   "its pretraining (~2T tokens)", r,
+                   notes=f"prompt {len(context):,} characters, not scored; scored in {time.time() - t:.0f} s")]
+    n = settings["smol_plain_documents"]
+    if n:
+        plain = neural_bits(model, tok, docs[:n], SMOL_CONTEXT, batch_size=4, start_token=start)
+        rungs.append({**_rung("smollm2-plain", f"SmolLM2-135M-Instruct, no prompt (first {n} speeches only)",
+                              "its pretraining", plain), "bits/char": plain["bits_per_character"],
+                      "notes": "for the record; not a rung"})
+    return (model, tok, start), rungs, context
 
 
-def _studies(ctx, settings: dict, gpt, block: int, test_docs, small_docs, smol, smol_tok) -> dict[str, list[dict]]:
-    """Temperature study: our GPT (entropy + samples) on text A, SmolLM2 (entropy; samples if asked) on B."""
+# --- temperature ---------------------------------------------------------------------------------------
+
+def _temperature(ctx: StageContext, settings: dict, gpt, docs: list[str], smol) -> dict:
+    """Samples of our GPT at each temperature, for prompts cut from the held-out speeches; their distinct-2
+    and (when SmolLM2 is here) their bits/char under SmolLM2; two claims: T max vs T = 0."""
     model, tok, _ = gpt
-    common = dict(samples_per_prompt=settings["samples_per_prompt"], max_new_tokens=settings["sample_tokens"],
-                  seed=ctx.seed)
-    studies = {"GPT (ours)": temperature_study(model, tok, test_docs, PROMPTS, TEMPERATURES, max_length=block,
-                                               entropy_tokens=settings["gpt_entropy_tokens"], **common)}
-    if smol is not None:
-        studies["SmolLM2-135M"] = temperature_study(
-            smol, smol_tok, small_docs, PROMPTS, TEMPERATURES, entropy_tokens=settings["smol_entropy_tokens"],
-            max_length=SMOL_CONTEXT, sample=settings["smol_samples"], **common)
-    return studies
+    temps = settings["temperatures"]
+    prompts = prompts_from(docs, settings["prompts"])
+    res = temperature_study(model, tok, prompts, temps, judge=smol, samples_per_prompt=settings["samples_per_prompt"],
+                            max_new_tokens=settings["sample_tokens"], seed=ctx.seed)
+    rows, summary = res["rows"], []
+    for T in temps:
+        s = {"temperature": T, "samples": sum(r["temperature"] == T for r in rows)}
+        for key in ("distinct_2", "judge_bits_per_char"):
+            vals = list(per_prompt(rows, T, key).values())
+            if vals:
+                s[key], s[f"{key}_lo"], s[f"{key}_hi"] = bootstrap(vals, seed=ctx.seed)
+        s["example"] = next(r["text"] for r in rows if r["temperature"] == T)
+        summary.append(s)
+    plot_study(summary, ctx.dir / "temperature.png")
+    claims = temperature_claims(rows, temps[0], temps[-1], seed=ctx.seed)
+    return {"rows": rows, "summary": summary, "greedy_check": res["greedy_check"], "claims": claims}
 
 
-def _pipelines(ctx: StageContext, gpt_model, tok) -> dict:
-    from transformers import pipeline, set_seed
-
-    set_seed(ctx.seed)
-    gen = pipeline("text-generation", model=gpt_model, tokenizer=tok)
-    text = gen("ROMEO:", max_new_tokens=30, do_sample=True, temperature=0.8, top_k=50, top_p=0.95,
-               return_full_text=True)[0]["generated_text"]
-    fill = pipeline("fill-mask", model=str(ctx.run_dir("mlm")))
-    masked = "Good <mask>, my lord."
-    return {"generation": text, "masked": masked,
-            "fills": [(p["token_str"], round(p["score"], 3)) for p in fill(masked, top_k=5)]}
-
-
-def _plain(m: dict) -> dict:
-    return {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool, type(None)))}
-
-
-def _recipe_seconds(runs: dict) -> dict[str, float]:
-    return {"ngram fit": runs["ngram"][1]["fit_seconds"], "lstm train": runs["lstm"][1]["train_seconds"],
-            "gpt train": runs["clm"][1]["train_seconds"], "mlm train": runs["mlm"][1]["train_seconds"]}
-
-
-@contextmanager
-def _clock(times: dict, name: str):
-    t = time.time()
-    print(f"[lm] {name} ...", flush=True)
-    yield
-    times[name] = round(time.time() - t, 1)
-
-
-def _curve(log: Path, key: str) -> list[tuple]:
-    return [(r["tokens_seen"], r[key]) for r in read_log(log) if key in r and r.get("tokens_seen")]
-
-
-def _plot_curves(runs: dict[str, Path], mlm_run: Path, path: Path) -> None:
-    plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for name, run in runs.items():
-        tr, ev = _curve(run / "log.jsonl", "loss"), _curve(run / "log.jsonl", "eval_loss")
-        line, = ax1.plot(*zip(*tr), label=f"{name} train") if tr else (None,)
-        if ev:
-            ax1.plot(*zip(*ev), marker="o", linestyle="--", color=line.get_color() if line else None,
-                     label=f"{name} validation")
-    ax1.set(xlabel="training tokens", ylabel="cross-entropy (nats / token)", title="LSTM vs GPT, same tokenizer")
-    tr, ev = _curve(mlm_run / "log.jsonl", "loss"), _curve(mlm_run / "log.jsonl", "eval_loss")
-    if tr:
-        ax2.plot(*zip(*tr), label="BERT train")
-    if ev:
-        ax2.plot(*zip(*ev), marker="o", linestyle="--", label="BERT validation")
-    ax2.set(xlabel="training tokens", ylabel="masked-token cross-entropy (nats)", title="BERT masked LM")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    save_figure(fig, path)
+def temperature_claims(rows: list[dict], lo: float, hi: float, seed: int = 0, min_prompts: int = 5) -> dict:
+    """Both temperature claims from the study's rows: the per-prompt mean at T=hi minus at T=lo, > 0, with a
+    paired bootstrap over the prompts that have both; not measured with fewer than `min_prompts` of them
+    (e.g. no SmolLM2 on this machine: no judge numbers at all)."""
+    claims = {}
+    for cid, key, what in (("lm-temperature-diversity", "distinct_2", "distinct-2"),
+                           ("lm-temperature-likelihood", "judge_bits_per_char", "SmolLM2 bits/char")):
+        a, b = per_prompt(rows, lo, key), per_prompt(rows, hi, key)
+        both = sorted(set(a) & set(b))
+        if len(both) < min_prompts:
+            claims[cid] = (f"not measured: {what} for {len(both)} prompts at both temperatures "
+                           f"(< {min_prompts})", None)
+            continue
+        x, y = [a[k] for k in both], [b[k] for k in both]
+        claims[cid] = decide(cid, f"{what} at T={hi:g} − at T={lo:g}", *paired_bootstrap(x, y, seed=seed),
+                             threshold=0.0, uncertainty=f"paired bootstrap over {len(both)} prompts",
+                             evidence=f"mean {sum(x) / len(x):.3f} at T={lo:g}, {sum(y) / len(y):.3f} at T={hi:g}")
+    return claims
 
 
 # --- claims ---------------------------------------------------------------------------------------------
 
-def _ladder_claim(rows: list[dict], chars: int, kn: str) -> tuple[str, bool]:
-    by = {r["_key"]: r["bits/char (A)"] for r in rows}
-    order = [("unigram", "unigram"), ("bigram", "bigram"), (kn, f"Kneser-Ney {kn[2:]}-gram"), ("lstm", "LSTM"),
-             ("gpt", "GPT")]
-    held, broken = True, []
-    for (k1, n1), (k2, n2) in zip(order, order[1:]):
-        ok = by[k1] > by[k2]
-        held &= ok
-        if not ok:
-            broken.append(f"{n2} ({by[k2]:.3f}) is not below {n1} ({by[k1]:.3f})")
-    parts = f"{order[0][1]} {by[order[0][0]]:.3f}"
-    for (k1, _), (k2, n2) in zip(order, order[1:]):  # the sign says what was measured, not what was expected
-        parts += f" {'>' if by[k1] > by[k2] else '<='} {n2} {by[k2]:.3f}"
-    ev = f"bits/char on {chars:,} held-out characters: {parts}"
-    if broken:
-        ev += "; broken: " + "; ".join(broken)
-    return ev, held
-
-
-def _entropy_claim(studies: dict[str, list[dict]]) -> tuple[str, bool]:
-    held, parts = True, []
-    for name, rows in studies.items():
-        hs = [r["entropy_bits"] for r in rows]
-        inc = all(a < b for a, b in zip(hs, hs[1:]))
-        held &= inc
-        parts.append(f"{name}: " + ", ".join(f"T={r['temperature']:g}: {r['entropy_bits']:.2f}" for r in rows)
-                     + ("" if inc else " (not increasing)"))
-    return "mean next-token entropy (bits) on held-out text; " + "; ".join(parts), held
+def _ladder_claim(steps: list[dict], joint: tuple[float, float, float], n_docs: int):
+    names = {"unigram": "unigram", "bigram": "bigram", "lstm": "LSTM", "gpt": "GPT", "smollm2": "SmolLM2"}
+    name = lambda k: names.get(k, f"Kneser-Ney {k[2:]}-gram" if k.startswith("kn") else k)  # noqa: E731
+    parts = [f"{name(s['from'])} {s['bpc_from']:.3f} → {name(s['to'])} {s['bpc_to']:.3f}: {s['gap']:+.3f} "
+             f"[{s['lo']:+.3f}, {s['hi']:+.3f}]" for s in steps]
+    weakest = min(steps, key=lambda s: s["gap"])
+    return decide("lm-ppl-ladder", "smallest step down the ladder (bits/char)", *joint, threshold=0.0,
+                  uncertainty=f"bootstrap over {n_docs} held-out speeches, all models resampled together",
+                  evidence=f"weakest step {name(weakest['from'])} → {name(weakest['to'])}; steps (drop in "
+                           f"bits/char [95% interval]): " + "; ".join(parts))
 
 
 def _arch_claim(arch: list[dict], tol: float) -> tuple[str, bool]:
@@ -266,41 +220,85 @@ def _arch_claim(arch: list[dict], tol: float) -> tuple[str, bool]:
             f"{next(r['computed'] for r in arch if r['model'] == 'GPT-3 175B')}; tolerance {tol:.0%}", held)
 
 
+# --- curves, timings ------------------------------------------------------------------------------------
+
+def _plain(m: dict) -> dict:
+    return {k: v for k, v in m.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def _recipe_seconds(runs: dict) -> dict[str, float]:
+    return {"ngram fit": runs["ngram"][1]["fit_seconds"], "lstm train": runs["lstm"][1]["train_seconds"],
+            "gpt train": runs["clm"][1]["train_seconds"]}
+
+
+@contextmanager
+def _clock(times: dict, name: str):
+    t = time.time()
+    print(f"[lm] {name} ...", flush=True)
+    yield
+    times[name] = round(time.time() - t, 1)
+
+
+def _plot_curves(ctx: StageContext, runs: dict, rungs: list[dict], path: Path) -> None:
+    """Validation loss of the LSTM and the GPT in bits/char against training tokens, with the n-gram rungs."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for key, run, label in (("lstm", "lstm", "LSTM"), ("gpt", "clm", "GPT")):
+        m = runs[run][1]
+        per_char = 1 / m["val_chars_per_token"] / math.log(2)   # nats/token -> bits/char (validation text)
+        ev = [(r["tokens_seen"], r["eval_loss"] * per_char)
+              for r in read_log(ctx.run_dir(run) / "log.jsonl") if "eval_loss" in r and r.get("tokens_seen")]
+        if ev:
+            ax.plot(*zip(*ev), marker="o", label=f"{label}, validation")
+    for r in rungs:
+        if r["key"] in ("bigram",) or r["key"].startswith("kn"):
+            ax.axhline(r["bits/char"], linestyle="--", color="grey", linewidth=1)
+            ax.text(ax.get_xlim()[0], r["bits/char"], f" {r['model'].split(' (')[0]} (test)", fontsize=8,
+                    va="bottom", color="grey")
+    ax.set(xlabel="training tokens", ylabel="bits per character",
+           title="Where the neural models are: validation bits/char while training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
 # --- the section ----------------------------------------------------------------------------------------
 
-def _markdown(ctx, rows, metrics, mlm_m, studies, arch_md, demo) -> str:
-    n_a, n_b, ng = metrics["test_chars"], metrics["smol_chars"], metrics["ngram"]
-    show = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+def _markdown(ctx, rows, steps, metrics, study, arch_md, demo, runs) -> str:
+    show = [{k: v for k, v in r.items() if k not in ("key", "document_bits")} for r in rows]
+    step_rows = [{"step": f"{s['from']} → {s['to']}", "bits/char drop": s["gap"], "95% interval":
+                  f"[{s['lo']:.3f}, {s['hi']:.3f}]"} for s in steps]
+    lstm, gpt = runs["lstm"][1], runs["clm"][1]
+    g = study["greedy_check"]
     lines = [
         f"Corpus: **{metrics['corpus']}** (Shakespeare's plays, one speech per document, split 80/10/10 by speech). "
-        "Every model trains on the training split and is scored on the same held-out speeches, each from a "
-        "start-of-text state. **Normalisation: bits per character** = total -log2 P over every character of "
-        "the held-out text (speeches and their newlines); per-word perplexity = 2^(total bits / words), with the "
-        "same word count for every model (GPT-2-style pre-tokens + one end-of-line per speech). Word models "
-        "pay for unknown words: -log2 P(<unk>) plus the word's spelling under a character model. Text A: "
-        f"{n_a:,} characters ({metrics['documents']} speeches); text B: its first {n_b:,} characters, on which "
-        "SmolLM2 is scored too.", "",
+        f"Every model trains on the training split and is scored on the same {metrics['documents']} held-out "
+        f"speeches ({metrics['test_chars']:,} characters), each from a start-of-text state. **Bits per character** "
+        "= total -log2 P over every character of the held-out text (speeches and their newlines); word models pay "
+        "for unknown words with a character model. SmolLM2 reads "
+        f"{metrics['smol_context_chars']:,} characters of training speeches before each held-out speech (a "
+        "prompt, not scored): it has never been told what text this is, while every other model was trained on "
+        "nothing else.", "",
         md_table(show, digits=3),
-        f"The n-gram models count all {ng['train_tokens']:,} training words (vocabulary {ng['vocab_size']:,}, "
-        f"words seen once become <unk>; bigram k = {ng.get('bigram_k')} chosen on validation); the neural models "
-        f"see the token count shown within this budget (`{ctx.budget}`). LSTM and GPT share one "
-        f"{metrics['lstm']['vocab_size']}-token byte-level BPE.", "",
+        f"LSTM and GPT share one {lstm['vocab_size']:,}-token byte-level BPE; LSTM: {lstm['steps']} steps, "
+        f"{lstm['tokens_seen']:,} tokens in {lstm['train_seconds']:.0f} s; GPT: {gpt['steps']} steps, "
+        f"{gpt['tokens_seen']:,} tokens in {gpt['train_seconds']:.0f} s (budget `{ctx.budget}`).", "",
+        "**The ladder, step by step** (drop in bits/char from one rung to the next, with a 95% bootstrap interval "
+        "over held-out speeches):", "", md_table(step_rows, digits=3),
         f"![training curves]({ctx.rel(ctx.dir / 'training_curves.png')})", "",
-        "**BERT masked LM** (from scratch, same tokenizer, 15% of held-out tokens masked with a fixed seed):", "",
-        md_table([{"model": mlm_m["model"], "parameters": mlm_m["parameters"], "steps": mlm_m["steps"],
-                   "masked-token accuracy": mlm_m["masked_accuracy"],
-                   "most-frequent-token baseline": mlm_m["majority_baseline_accuracy"],
-                   "masked tokens": mlm_m["masked_tokens"]}], digits=3),
-        f"`pipeline('fill-mask')` on \"{demo['masked']}\": "
-        + ", ".join(f"`{t.strip()}` {s}" for t, s in demo["fills"]), "",
-        f"`pipeline('text-generation')` with our GPT (T=0.8, top-k 50, top-p 0.95): \"{demo['generation']}\"", "",
-        "**Temperature study**: entropy of softmax(logits/T) averaged over held-out positions (bits; T=0 is greedy "
-        "decoding, entropy 0) and distinct-n of sampled continuations (3 prompts).", "",
+        "*Validation loss of the LSTM and the GPT while they train, in bits/char, against the n-gram models' "
+        "level on the test text: a curve still falling at its end would go lower with more training.*", "",
+        f"`pipeline('text-generation')` with our GPT (T=0.8, top-k 50, top-p 0.95): \"ROMEO:{demo}\"", "",
+        "**Temperature** (our GPT, prompts cut from held-out speeches): each continuation's distinct-2 (distinct "
+        "word bigrams / bigrams) and its bits/char under SmolLM2 given the prompt; mean over prompts with a 95% "
+        f"bootstrap interval. T=0 is greedy decoding; sampled at T={g['temperature']:g}, {g['identical']} of "
+        f"{g['prompts']} continuations equal greedy decoding's.", "",
     ]
-    trows = [{"model": name, "T": r["temperature"], "entropy (bits)": r["entropy_bits"],
-              "distinct-1": r.get("distinct_1"), "distinct-2": r.get("distinct_2"),
-              "sample": (r.get("example") or "")[:80]} for name, rs in studies.items() for r in rs]
+    trows = [{"T": s["temperature"], "samples": s["samples"], "distinct-2": s.get("distinct_2"),
+              "SmolLM2 bits/char": s.get("judge_bits_per_char"), "example": s["example"][:70]}
+             for s in study["summary"]]
     lines += [md_table(trows, digits=3), f"![temperature study]({ctx.rel(ctx.dir / 'temperature.png')})", "",
+              "*Left: samples repeat themselves less as T rises; right: SmolLM2 finds them less likely.*", "",
               "**Parameter counts** built on the meta device vs the published numbers:", "", arch_md,
               "Timings (s): " + ", ".join(f"{k} {v}" for k, v in metrics["seconds"].items()), ""]
     return "\n".join(lines)

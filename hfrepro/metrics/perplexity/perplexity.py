@@ -19,6 +19,10 @@ max(1, max_length - stride) tokens of context (all of its context inside the fir
 Windows of all texts are batched together (right-padded by the metric itself, whatever the tokenizer's
 `padding_side`, with an attention mask), which gives the same numbers as one window at a time.
 
+With `context` (a text), every text is scored after that text: `[start] + context + text`, only the text's
+tokens are scored (the context is a prompt, never charged). The context's keys and values are computed once
+and reused for every window (each window = the context + at most `max_length` - len(context) tokens).
+
 A model named by a string is loaded the way every hfrepro command loads one (`hfrepro.models`): an embedded
 model name, a run or model folder, a LoRA adapter folder, or a Hub id.
 
@@ -26,6 +30,7 @@ model name, a run or model folder, a LoRA adapter folder, or a Hub id.
 with `.logits` of shape (batch, length, vocab) -- a transformers model or a plain torch module.
 """
 
+import copy
 import math
 
 import datasets
@@ -60,6 +65,7 @@ Args:
     batch_size (int): windows per forward pass (default 8).
     add_start_token (bool): put a start token in front so the first token is scored too (default True).
     start_token (str): the start token (default: the tokenizer's bos token, else its eos token).
+    context (str): a text put before every text (after the start token) and not scored: a prompt.
     max_length (int): window length in tokens (default: the model's context size).
     stride (int): how far the window moves (default max_length // 2).
     device (str): where to run (default: where the model is; "cuda" if available when loading).
@@ -69,6 +75,7 @@ Returns:
     mean_perplexity: their mean,
     perplexity: corpus perplexity, exp(total nll / total scored tokens),
     nll: total negative log-likelihood in nats, num_tokens: scored tokens,
+    nlls, token_counts: the same per text (in the order of `predictions`),
     num_chars: characters of the texts, bits_per_character: total bits / num_chars (None without a start token),
     max_length, stride: the window actually used.
 Examples:
@@ -91,17 +98,22 @@ class Perplexity(evaluate.Metric):
 
     def _compute(self, predictions, model_id=None, model=None, tokenizer=None, batch_size=8,
                  add_start_token=True, start_token=None, max_length=None, stride=None, device=None,
-                 progress=False, model_name_or_path=None, trust_remote_code=False):
+                 progress=False, model_name_or_path=None, trust_remote_code=False, context=None):
         model, tokenizer, device = _load(model_name_or_path or model_id, model, tokenizer, device, trust_remote_code)
         max_length = int(max_length or _context_size(model))
+        start_id = _start_id(tokenizer, start_token) if add_start_token else None
+        # With a context: [start] + context[:-1] is computed once (a cache); its last token starts every text.
+        prefix = ([start_id] if start_id is not None else []) + (
+            tokenizer(context, add_special_tokens=False, verbose=False)["input_ids"] if context else [])
+        cached, first_id = (prefix[:-1], prefix[-1]) if context else ([], start_id)
+        max_length -= len(cached)
         stride = int(stride or max(1, max_length // 2))
         if not 0 < stride <= max_length:
             raise ValueError(f"stride must be in 1..max_length ({max_length}), got {stride}")
-        if add_start_token and max_length < 2:
-            raise ValueError("max_length must be at least 2")
-        start_id = _start_id(tokenizer, start_token) if add_start_token else None
-        windows, n_tokens = _windows(tokenizer, predictions, start_id, max_length, stride)
-        nll = _score(model, windows, len(predictions), _pad_id(tokenizer), batch_size, device, progress)
+        if first_id is not None and max_length < 2:
+            raise ValueError("max_length must be at least 2 (more than the context's length)")
+        windows, n_tokens = _windows(tokenizer, predictions, first_id, max_length, stride)
+        nll = _score(model, windows, len(predictions), _pad_id(tokenizer), batch_size, device, progress, cached)
         total_nll, total_tok = sum(nll), sum(n_tokens)
         ppls = [math.exp(a / n) if n else float("nan") for a, n in zip(nll, n_tokens)]
         finite = [p for p in ppls if not math.isnan(p)]
@@ -112,6 +124,8 @@ class Perplexity(evaluate.Metric):
             "perplexity": math.exp(total_nll / total_tok) if total_tok else float("nan"),
             "nll": total_nll,
             "num_tokens": total_tok,
+            "nlls": nll,
+            "token_counts": n_tokens,
             "num_chars": chars,
             "bits_per_character": (total_nll / math.log(2) / chars) if (start_id is not None and chars) else None,
             "max_length": max_length,
@@ -160,9 +174,10 @@ def _pad_id(tokenizer):
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
 
-def _score(model, windows, n_texts, pad_id, batch_size, device, progress):
+def _score(model, windows, n_texts, pad_id, batch_size, device, progress, cached=()):
     """Negative log-likelihood (nats) per text: windows batched longest first, right-padded by hand (whatever
-    the tokenizer's padding_side), each scoring only its tokens after `first`."""
+    the tokenizer's padding_side), each scoring only its tokens after `first`; each after the `cached` tokens
+    (their keys and values computed once)."""
     nll = [0.0] * n_texts
     order = sorted(range(len(windows)), key=lambda k: -len(windows[k][1]))
     batches = [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
@@ -173,9 +188,16 @@ def _score(model, windows, n_texts, pad_id, batch_size, device, progress):
     model.eval()
     try:
         with torch.inference_mode():
+            past = model(input_ids=torch.tensor([list(cached)], device=device), use_cache=True).past_key_values \
+                if cached else None
             for batch in batches:
                 x, mask, labels = _batch([windows[k] for k in batch], pad_id)
-                logits = model(input_ids=x.to(device), attention_mask=mask.to(device)).logits[:, :-1].float()
+                kw = {}
+                if past is not None:  # every row continues the cached context
+                    kw["past_key_values"] = copy.deepcopy(past)
+                    kw["past_key_values"].batch_repeat_interleave(len(batch))
+                    mask = torch.cat([torch.ones(len(batch), len(cached), dtype=mask.dtype), mask], dim=1)
+                logits = model(input_ids=x.to(device), attention_mask=mask.to(device), **kw).logits[:, :-1].float()
                 target = labels[:, 1:].to(logits.device)
                 loss = torch.nn.functional.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
