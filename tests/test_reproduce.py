@@ -1,8 +1,9 @@
 """`hfrepro reproduce`: the claims table never states a verdict a run did not measure; a stage runs its recipes
-exactly as a user would; re-runs skip what is done."""
+exactly as a user would; re-runs skip what is done, and a finished recipe run started again changes nothing."""
 
 import json
 import re
+import subprocess
 
 import pytest
 
@@ -10,7 +11,7 @@ from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, St
 from hfrepro.config import config_path
 from hfrepro.reproduce import report as R
 from hfrepro.reproduce.plan import RecipeRun, available
-from tests.conftest import run_cli
+from tests.conftest import PY, REPO, run_cli
 
 
 def _claim(stage: str, cid: str):
@@ -87,3 +88,18 @@ def test_tiny_budget_end_to_end(tmp_path):
     assert r2.returncode == 0
     for s in timings["stages"]:
         assert f"{s}  (elapsed" in r2.stdout and "already done with this config, skipped" in r2.stdout
+    # every finished recipe run, started again with the user's own command line, changes nothing on disk
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rerun = ("import sys; from pathlib import Path; from hfrepro.claims import StageContext; "
+             "from hfrepro.reproduce.plan import available, recipe_cli\n"
+             "out = Path(sys.argv[1])\n"
+             "for s in available():\n"
+             "    ctx = StageContext(dir=out / s.name, root=out, budget='tiny', seed=0, threads=1)\n"
+             "    for r in s.load().RUNS:\n"
+             "        recipe_cli(r.recipe)(r.argv(ctx))\n")
+    r3 = subprocess.run([PY, "-c", rerun, str(out)], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert r3.returncode == 0, r3.stderr[-4000:]
+    after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert sorted(map(str, after)) == sorted(map(str, before)), "a re-run added or removed files"
+    changed = [str(p.relative_to(out)) for p in before if before[p] != after[p]]
+    assert not changed, changed
