@@ -4,7 +4,7 @@ import pytest
 
 from hfrepro import data
 from hfrepro.errors import UserError
-from hfrepro.splits import split_dataset
+from hfrepro.splits import SPLITS, split_dataset
 
 
 def _ds(n=100, groups=None):
@@ -19,7 +19,7 @@ def test_split_is_seeded_and_partitions():
     a = split_dataset(_ds(), seed=1)
     b = split_dataset(_ds(), seed=1)
     c = split_dataset(_ds(), seed=2)
-    assert [len(a[s]) for s in data.SPLITS] == [80, 10, 10]
+    assert [len(a[s]) for s in SPLITS] == [80, 10, 10]
     assert list(a["test"]["text"]) == list(b["test"]["text"])
     assert list(a["test"]["text"]) != list(c["test"]["text"])
     allrows = sorted([*a["train"]["text"], *a["validation"]["text"], *a["test"]["text"]])
@@ -28,9 +28,9 @@ def test_split_is_seeded_and_partitions():
 
 def test_grouped_split_keeps_groups_together():
     dd = split_dataset(_ds(200, groups=20), seed=0, group_by="g")
-    seen = {s: set(dd[s]["g"]) for s in data.SPLITS}
+    seen = {s: set(dd[s]["g"]) for s in SPLITS}
     assert not (seen["train"] & seen["test"]) and not (seen["train"] & seen["validation"])
-    assert sum(len(dd[s]) for s in data.SPLITS) == 200
+    assert sum(len(dd[s]) for s in SPLITS) == 200
 
 
 def test_bad_fractions():
@@ -73,7 +73,7 @@ def test_read_jsonl_errors(tmp_path):
 
 def test_load_local_text_file(fixtures):
     dd = data.load(str(fixtures / "tiny.txt"))
-    assert set(dd) == set(data.SPLITS)
+    assert set(dd) == set(SPLITS)
     assert sum(len(dd[s]) for s in dd) == 10
     assert data.load(str(fixtures / "tiny.txt"), split="all").num_rows == 10
 
@@ -97,7 +97,7 @@ def test_every_embedded_dataset_loads_with_splits():
         if a.kind != "dataset":
             continue
         dd = data.load(a.name)
-        assert list(dd) == list(data.SPLITS), a.name
+        assert list(dd) == list(SPLITS), a.name
         assert all(len(dd[s]) > 0 for s in dd), a.name
         total = sum(len(dd[s]) for s in dd)
         assert data.load(a.name, split="all").num_rows == total
