@@ -94,7 +94,7 @@ metric_list:
     task.write_text(yaml_text, encoding="utf-8")
     out = tmp_path / "run"
     r = run_cli("fewshot", "--tasks", task, "--shots", "2", "--limit", "8", "--seed", "1234", "--output_dir", out,
-                "--progress", "false", cwd=tmp_path)
+                "--demos", "task", "--progress", "false", cwd=tmp_path)   # the budgets say fixed; lm-eval's sampler
     assert r.returncode == 0, r.stderr[-3000:]
     ours = json.loads((out / "metrics.json").read_text())["scores"][MODEL]["대문자"]["2"]
     model, tok = smol

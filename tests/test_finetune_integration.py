@@ -1,5 +1,5 @@
 """Stage 5 on the real embedded SmolLM2 at the smallest real size: the README workflow (prepare-data on the
-shipped example -> LoRA -> plain peft load -> chat), the context check with the real tokenizer, `hfrepro sft
+shipped example -> LoRA -> adapter load -> chat), the context check with the real tokenizer, `hfrepro sft
 --budget tiny` from outside the checkout, and the recipe under accelerate with 2 processes."""
 
 import json
@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import PY, REPO, run_cli
 from finetune_helpers import tiny_chat_model
-from peft import AutoPeftModelForCausalLM
 
 from hfrepro.finetune import jobs, jsonl
 from hfrepro.finetune.build_data import DICTIONARY
 from hfrepro.finetune.chat import ChatSession
 from hfrepro.finetune.cli import start
-from hfrepro.models import load_tokenizer
+from hfrepro.models import load_causal_lm, load_tokenizer
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +32,9 @@ def test_readme_workflow_small(tmp_path):
     assert jobs.job_status(run)["status"] == "succeeded"
     m = json.loads((run / "metrics.json").read_text())
     assert m["trainable_pct"] < 1.0 and m["assistant_only_loss"] and m["steps"] == 2
-    model = AutoPeftModelForCausalLM.from_pretrained(run)               # plain peft, base found by path
+    base = json.loads((run / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == "HuggingFaceTB/SmolLM2-135M-Instruct"               # the Hub id, as a Hub user loads it
+    model = load_causal_lm(str(run))                                   # offline: on the embedded copy of that base
     assert model.peft_config["default"].r == 8
     out = open(os.devnull, "w")
     s = ChatSession.load("ft-readme", runs_dir=tmp_path / "runs", max_new_tokens=12, temperature=0.0, out=out)
