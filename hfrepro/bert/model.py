@@ -4,7 +4,7 @@
 that are not masked. Google's original BERT code gathers the masked positions first (`gather_indexes` on
 `masked_lm_positions` in `run_pretraining.py`); `SparseBertForPreTraining` does the same: the same weights, the
 same loss, the same saved model (a plain `BertForPreTraining` folder: `BertForMaskedLM` and
-`pipeline("fill-mask")` load it), and on a CPU about half the time per step, since the vocabulary projection is
+`pipeline("fill-mask")` load it), and less compute per step, since the vocabulary projection is
 the largest matrix product of a small BERT. Without labels (inference) it is `BertForPreTraining`.
 """
 
