@@ -81,7 +81,7 @@ def main(script_args: ScriptArguments, training_args: RewardConfig, run_args: Ru
 
         # Results: the run folder is the reward model's Hub repository.
         trainer.save_model()
-        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids))
+        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids, run.path))
         if run.is_main:
             write_card(run.path, "reward", metrics, config, path, "hfrepro reward --config config.yaml")
             print(f"{describe(metrics)} -> {run.path}")

@@ -9,8 +9,10 @@ On prompts none of the stages trained on:
 - **win-rate** over the SFT policy: the reward model prefers the policy's greedy answer (ties count one half);
 - **exact match** (the independent metric, no reward model involved): the greedy answer equals the gold answer,
   and the same on the sampled answers;
-- **reward-hacking signs**: response length (tokens, words), share of responses repeating a word, share that
-  never emit EOS.
+- **echo rate**: share of answers that repeat a word of the question back ("Greece" for the capital of
+  Greece), the reward hack this task invites, checked without the reward model (`prefs.echoes`);
+- **other reward-hacking signs**: response length (tokens, words), share of responses repeating a word, share
+  that never emit EOS.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from statistics import mean
 from hfrepro import runtime
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.rlhf.models import load_frozen, score
-from hfrepro.rlhf.prefs import encode_prompt, exact_match
+from hfrepro.rlhf.prefs import echoes, encode_prompt, exact_match
 
 
 def _batches(seq, n):
@@ -34,7 +36,7 @@ def _batches(seq, n):
 
 
 def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, temperature: float | None,
-             batch_size: int = 16, seed: int = 0):
+             batch_size: int = 64, seed: int = 0):
     """Responses (token ids, cut after EOS) and, when sampling, their log-probabilities under the policy at
     `temperature` (summed over response tokens). Greedy when temperature is None."""
     import torch
@@ -79,7 +81,7 @@ def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, temperat
 
 
 def sequence_logprobs(model, tok, prompts: list[list[int]], responses: list[list[int]], temperature: float,
-                      batch_size: int = 16) -> list[float]:
+                      batch_size: int = 64) -> list[float]:
     """Sum of log pi(response | prompt) at `temperature`, by one teacher-forced forward pass (as TRL's PPO)."""
     import torch
 
@@ -98,8 +100,8 @@ def sequence_logprobs(model, tok, prompts: list[list[int]], responses: list[list
         mask = ids != pad
         pos = (mask.cumsum(1) - mask.long()).clamp(min=0)
         with torch.no_grad():
-            logits = model(input_ids=ids.masked_fill(~mask, 0), attention_mask=mask.long(),
-                           position_ids=pos).logits[:, P - 1:-1].float() / temperature
+            logits = model(input_ids=ids.masked_fill(~mask, 0), attention_mask=mask.long(), position_ids=pos,
+                           logits_to_keep=R + 1).logits[:, :-1].float() / temperature
         lp = torch.log_softmax(logits, -1).gather(-1, ids[:, P:].unsqueeze(-1)).squeeze(-1)
         for j, i in enumerate(idx):
             out.append(float(lp[j, :len(responses[i])].sum()))
@@ -120,7 +122,7 @@ def _repeats(text: str) -> bool:
 
 def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_new_tokens: int, temperature: float,
                     missing_eos_penalty: float, seed: int, baseline: dict | None = None, samples: int = 1,
-                    batch_size: int = 16) -> tuple[dict, list[dict]]:
+                    batch_size: int = 64) -> tuple[dict, list[dict]]:
     """Metrics of `policy` on held-out `rows` ({prompt, answer?}); `reference` None means the policy is its own
     reference (KL 0). `baseline` = the SFT policy's per-prompt records, for the win-rate and the paired reward
     gain. `samples` answers are sampled per prompt (their mean lowers the noise of reward, KL, sampled EM)."""
@@ -153,6 +155,8 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         if row.get("answer"):
             rec["em_greedy"] = exact_match(g_txt, row["answer"])
             rec["em_sampled"] = mean(exact_match(t, row["answer"]) for t in s_txts)
+        rec["echo_greedy"] = echoes(g_txt, rec["prompt"], row.get("answer"))
+        rec["echo_sampled"] = mean(echoes(t, rec["prompt"], row.get("answer")) for t in s_txts)
         recs.append(rec)
     m = {
         "prompts": len(rows),
@@ -165,6 +169,8 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         "samples_per_prompt": k,
         "repeat_rate": mean(max(float(_repeats(r["greedy"])), r["sampled_repeats"]) for r in recs),
         "no_eos_rate": mean(1.0 - r["sampled_ended"] for r in recs),
+        "echo_rate": mean(r["echo_greedy"] for r in recs),
+        "echo_rate_sampled": mean(r["echo_sampled"] for r in recs),
     }
     if all("em_greedy" in r for r in recs):
         m["exact_match"] = mean(r["em_greedy"] for r in recs)
@@ -177,6 +183,24 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         m["reward_gain"] = mean(gain)
         m["reward_gain_se"] = _se(gain)
     return m, recs
+
+
+def task_metrics(tok, rows: list[dict]):
+    """For the RL trainers' logs: exact match and echo rate of each batch of training rollouts, by looking up
+    each prompt's question and gold answer (measures the policy is not trained on)."""
+    by_prompt = {tuple(encode_prompt(tok, r["prompt"])): (_user_text(r["prompt"]), r.get("answer")) for r in rows}
+
+    def metrics(prompts: list[list[int]], responses: list[str]) -> dict:
+        found = [(by_prompt.get(tuple(p)), t) for p, t in zip(prompts, responses)]
+        found = [(q, a, t) for (q, a), t in ((f, t) for f, t in found if f is not None)]
+        if not found:
+            return {}
+        out = {"echo_rate": mean(echoes(t, q, a) for q, a, t in found)}
+        if all(a for _, a, _ in found):
+            out["exact_match"] = mean(exact_match(t, a) for _, a, t in found)
+        return out
+
+    return metrics
 
 
 def _se(xs: list[float]) -> float:

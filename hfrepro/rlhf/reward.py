@@ -9,38 +9,48 @@ classic reasons for a reward model stuck at 50-60 % accuracy.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from pathlib import Path
 
 from hfrepro import runtime
+from hfrepro.fsutil import atomic_write_text
 from hfrepro.lora import count_parameters
 from hfrepro.rlhf.models import score
 
 
 def pairwise_accuracy(model, tok, ds) -> dict:
-    """Share of pairs with score(chosen) > score(rejected), overall and per `kind` when the column exists."""
-    sc = score(model, ds["chosen_ids"], tok.pad_token_id)
-    sr = score(model, ds["rejected_ids"], tok.pad_token_id)
+    """Share of pairs with score(chosen) > score(rejected), overall and per `kind` when the column exists; and
+    the per-pair records (kind, both scores, right or not) the claims' bootstrap intervals are computed from.
+    Each distinct sequence is scored once (a held-out prompt's chosen answer appears in several pairs)."""
+    seqs = list(ds["chosen_ids"]) + list(ds["rejected_ids"])
+    unique = list(dict.fromkeys(map(tuple, seqs)))
+    scored = dict(zip(unique, score(model, [list(u) for u in unique], tok.pad_token_id)))
+    sc = [scored[tuple(x)] for x in ds["chosen_ids"]]
+    sr = [scored[tuple(x)] for x in ds["rejected_ids"]]
     kinds = ds["kind"] if "kind" in ds.column_names else ["all"] * len(ds)
     by: dict[str, list[bool]] = defaultdict(list)
     for c, r, k in zip(sc, sr, kinds):
         by[k].append(c > r)
     wins = [c > r for c, r in zip(sc, sr)]
     out = {"accuracy": sum(wins) / len(wins), "pairs": len(wins),
-           "margin": sum(c - r for c, r in zip(sc, sr)) / len(wins)}
+           "margin": sum(c - r for c, r in zip(sc, sr)) / len(wins),
+           "records": [{"kind": k, "chosen": round(c, 5), "rejected": round(r, 5), "right": bool(c > r)}
+                       for c, r, k in zip(sc, sr, kinds)]}
     if len(by) > 1:
         out["by_kind"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(by.items())}
     return out
 
 
-def reward_metrics(trainer, result, tok, train_ids, test_ids) -> dict:
+def reward_metrics(trainer, result, tok, train_ids, test_ids, folder=None) -> dict:
     """Held-out (and training) pairwise accuracy of the trained reward model, on the main process ({} on the
-    others). Every process calls it."""
+    others); the held-out pairs' records go to folder/eval_pairs.jsonl. Every process calls it."""
     metrics: dict = {}
     acc = trainer.accelerator
     if acc.is_main_process:
         model = acc.unwrap_model(trainer.model)
         held = pairwise_accuracy(model, tok, test_ids)
-        train_acc = pairwise_accuracy(model, tok, train_ids.select(range(min(len(train_ids), len(test_ids)))))
+        train_acc = pairwise_accuracy(model, tok, train_ids.select(range(min(len(train_ids), 64))))
         trainable, total = count_parameters(model)
         metrics = {"rm_test_accuracy": held["accuracy"], "rm_test_pairs": held["pairs"],
                    "rm_test_margin": held["margin"], "rm_test_accuracy_by_kind": held.get("by_kind"),
@@ -49,6 +59,9 @@ def reward_metrics(trainer, result, tok, train_ids, test_ids) -> dict:
                    "rm_seconds": round(result.metrics["train_runtime"], 2),
                    "rm_layers": model.config.num_hidden_layers, "rm_trainable_params": trainable,
                    "rm_params": total, "world_size": acc.num_processes}
+        if folder is not None:
+            atomic_write_text(Path(folder) / "eval_pairs.jsonl",
+                              "".join(json.dumps(r) + "\n" for r in held["records"]))
     runtime.wait_for_everyone()
     return metrics
 
