@@ -26,6 +26,7 @@ Each step has its own run folder under output_dir (sft/, reward/, ppo/, a2c/, ..
 repository): the same command again skips the finished steps and resumes an interrupted one.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ from hfrepro.rlhf.prefs import (
     load_preferences,
     tokenize_pairs,
     unique_prompts,
+    without_prompt_len,
 )
 from hfrepro.rlhf.reward import describe, reward_metrics
 
@@ -82,6 +84,9 @@ class ScriptArguments:
     pairs_per_prompt: int = field(default=2, metadata={"help": "rejected answers per prompt (embedded task)"})
     eval_prompts: int = field(default=48, metadata={"help": "held-out prompts evaluated (0: all of the test split)"})
     eval_samples: int = field(default=4, metadata={"help": "sampled answers per held-out prompt (reward, KL)"})
+    eval_algos: str = field(default="all", metadata={
+        "help": "the trained policies evaluated on the held-out prompts: all, or a comma list (the SFT policy "
+                "always is; the ladder's table also reads every algorithm's training rollouts)"})
     save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps/updates (0: only at the end)"})
     # (1) SFT
     sft_examples: int = field(default=128, metadata={"help": "demonstrations (prompt -> chosen answer)"})
@@ -110,6 +115,9 @@ class ScriptArguments:
     ppo_epochs: int = field(default=2, metadata={"help": "PPO epochs per batch of rollouts"})
     ppo_mini_batches: int = field(default=2, metadata={
         "help": "minibatches per batch: updates after the first are off-policy, so the clipped ratio matters"})
+    rl_lora_layers: int = field(default=0, metadata={
+        "help": "the RL adapter in the top N blocks of the policy only (0: where the SFT's was): the blocks below "
+                "are frozen, run once per batch of rollouts and reused by every pass (hfrepro/rlhf/blocks.py)"})
     value_trainable_layers: int = field(default=4, metadata={
         "help": "A2C/PPO's critic: the reward model's top N blocks trained (0: all), its lower blocks shared"})
     samples_per_step: int = field(default=4, metadata={"help": "rollouts written to samples.jsonl each update"})
@@ -126,7 +134,7 @@ SFT_KEYS = ("model_name_or_path", "dataset", "seed", "pairs_per_prompt", "sft_ex
 RM_KEYS = SFT_KEYS + ("rm_init", "rm_pairs", "rm_epochs", "rm_batch_size", "rm_learning_rate", "rm_layers",
                       "rm_trainable_layers")
 RL_KEYS = RM_KEYS + ("algo", "rl_steps", "rl_batch_size", "rl_micro_batch_size", "rl_learning_rate", "kl_coef",
-                     "temperature", "max_new_tokens", "missing_eos_penalty", "num_generations")
+                     "temperature", "max_new_tokens", "missing_eos_penalty", "num_generations", "rl_lora_layers")
 ALGO_KEYS = {"reinforce": (), "rloo": (), "a2c": ("value_trainable_layers",),
              "ppo": ("ppo_epochs", "ppo_mini_batches", "value_trainable_layers"), "grpo": (), "dpo": ("dpo_beta",)}
 COMMAND = "hfrepro rlhf --config ../config.yaml   # the config.yaml of the run folder above this one"
@@ -137,6 +145,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
     config = resolved(script_args, lora_args, output_args, run_args)
     algos = parse_algos(script_args.algo)
     check_batches(script_args, algos)
+    evaluated = set(algos if script_args.eval_algos == "all" else parse_algos(script_args.eval_algos))
     push = hub_request(output_args, default_name=f"hfrepro-rlhf-{algos[-1]}")  # fails now, not after training
     if output_args.resume_from_checkpoint not in (None, "", "true", "True"):
         raise UserError("--resume_from_checkpoint names one checkpoint, and this recipe runs several steps",
@@ -166,7 +175,8 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
         for algo in algos:
             policy_dir = (policy_gradient(step, algo, prompts, sft_dir, rm_dir) if algo in LADDER else
                           online(step, algo, prompts, data["train"], sft_dir, rm_dir))
-            evaluate_cached(policy_dir, reference=sft_dir, baseline=baseline, **evaluation)
+            if algo in evaluated:
+                evaluate_cached(policy_dir, reference=sft_dir, baseline=baseline, **evaluation)
 
         # Results: one row per policy, the curves, the summary.
         summary = summarize(out, runtime.process_state().num_processes) if runtime.is_main_process() else {}
@@ -208,8 +218,11 @@ class Step:
         cfg = {**{k: self.config[k] for k in keys if k in self.config}, **extra}
         return runtime.Run.begin(self.out / name, cfg, overwrite=self.run_args.overwrite, wait=self.run_args.wait)
 
-    def peft_config(self, model):
-        return lora_config(model, self.lora) if self.lora.lora_r else None  # lora_r 0: full fine-tuning
+    def peft_config(self, model, layers: int = 0):
+        """LoRA (lora_r 0: full fine-tuning); `layers`: in the top N blocks only (0: as --lora_layers says)."""
+        if not self.lora.lora_r:
+            return None
+        return lora_config(model, dataclasses.replace(self.lora, lora_layers=layers) if layers else self.lora)
 
     def save_every(self, total: int) -> dict:
         s = self.args.save_steps
@@ -276,8 +289,8 @@ def reward_model(step: Step, train_pairs, test_pairs, init: str | Path) -> Path:
         sync_pad(model, tok)  # the pad id is the tokenizer's, not EOS: the score is read at EOS
         freeze_below(model, args.rm_trainable_layers)
         train_ids, test_ids = tokenize_pairs(pairs, tok), tokenize_pairs(test_pairs, tok)
-        trainer = RewardTrainer(model=model, args=training_args, train_dataset=train_ids, processing_class=tok,
-                                callbacks=run.callbacks())
+        trainer = RewardTrainer(model=model, args=training_args, train_dataset=without_prompt_len(train_ids),
+                                processing_class=tok, callbacks=run.callbacks())
         result = trainer.train(resume_from_checkpoint=run.resume_from)
         trainer.save_model()
         metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids, run.path))
@@ -313,7 +326,8 @@ def policy_gradient(step: Step, algo: str, prompts: list[dict], sft_dir: Path, r
         trainer = PPOTrainer(args=training_args, processing_class=tok, model=policy, ref_model=reference,
                              reward_model=load_frozen(rm_dir, tok, kind="scorer"), run=run,
                              train_dataset=[encode_prompt(tok, r["prompt"]) for r in prompts],
-                             peft_config=step.peft_config(policy), rollout_metrics=task_metrics(tok, prompts))
+                             peft_config=step.peft_config(policy, args.rl_lora_layers),
+                             rollout_metrics=task_metrics(tok, prompts))
         trainer.train(resume_from_checkpoint=run.resume_from)
         trainer.save_model(run.path)  # the adapter merged: a complete model folder
         metrics = run.finish(trainer.metrics())

@@ -284,3 +284,85 @@ def test_two_processes_train_one_policy(tiny, tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "checkpoint-1" / "trainer_state.json").is_file()
     log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in log] == [1, 2] and log[0]["episode"] == 8
+
+
+def test_adapter_in_the_top_blocks_reuses_the_frozen_lower_ones(tiny, tmp_path, monkeypatch):
+    """LoRA in the top block only: the block below runs once per rollout (`split` 1) and the updates are those
+    of the same trainer computing every pass through the whole model."""
+    from peft import LoraConfig
+
+    from hfrepro.rlhf import ppo
+
+    def trainer(folder):
+        tr = make_trainer(tiny, folder)
+        return tr
+
+    top = LoraConfig(r=4, lora_alpha=8, target_modules=["model.layers.1.self_attn.q_proj",
+                                                        "model.layers.1.mlp.down_proj"], task_type="CAUSAL_LM")
+    real = ppo.PPOTrainer.__init__
+
+    def with_top_adapter(self, *a, **kw):
+        real(self, *a, **{**kw, "peft_config": top})
+    monkeypatch.setattr(ppo.PPOTrainer, "__init__", with_top_adapter)
+    split = trainer(tmp_path / "a")
+    assert split.split == 1
+    split.train()
+    monkeypatch.setattr(ppo, "first_trained_block", lambda model: 0)
+    whole = trainer(tmp_path / "b")
+    assert whole.split == 0
+    whole.train()
+    for a, b in zip(split.log_history, whole.log_history):
+        for k in ("reward", "kl", "policy_loss", "value_loss"):
+            assert a[k] == pytest.approx(b[k], abs=1e-4), k
+
+
+def test_split_views_equal_the_whole_model(tiny):
+    from hfrepro.rlhf import models
+    from hfrepro.rlhf.blocks import check_split, decoder_views
+
+    folder, tok, _, _ = tiny
+    model = models.load_policy(str(folder), tok)
+    assert check_split(model, 1, head=model.get_output_embeddings())
+    lower, upper = decoder_views(model, 1)
+    assert len(lower.layers) == 1 and len(upper.layers) == 1 and len(model.model.layers) == 2  # untouched
+    assert upper.layers[0] is model.model.layers[1]  # shared, not copied
+
+
+# --- KV-cached sampling with shared prompts -----------------------------------------------------------------------
+
+def test_sampler_equals_transformers_generate_and_scores_equal_full_passes(tiny):
+    """Each prompt run once, its cache copied for n answers: the same tokens as `generate` on n copies of the
+    prompt (greedy, and sampled from the same random stream), the same log-probs and reward scores as full
+    teacher-forced passes."""
+    from hfrepro.rlhf import evaluate, models, sampling
+    from hfrepro.rlhf.reward import score_answers
+
+    folder, tok, _, prompts = tiny
+    P = prompts[:5]
+    m = models.load_frozen(str(folder), tok)
+    pad, eos = tok.pad_token_id, tok.eos_token_id
+
+    def hf(batch, temperature, seed):
+        ids, mask = sampling.left_pad(batch, pad)
+        torch.manual_seed(seed)
+        kw = dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0) if temperature else {}
+        out = m.generate(input_ids=ids.masked_fill(mask == 0, 0), attention_mask=mask, max_new_tokens=6,
+                         pad_token_id=pad, eos_token_id=eos, **kw)
+        return out[:, ids.shape[1]:]
+
+    assert torch.equal(hf(P, None, 0), sampling.sample(m, P, 1, 6, None, eos, pad)[0])
+    n = 3
+    copies = [p for p in P for _ in range(n)]
+    torch.manual_seed(7)
+    mine, lp = sampling.sample(m, P, n, 6, 0.9, eos, pad)
+    assert torch.equal(hf(copies, 0.9, 7), mine)
+    rows = sampling.rows_of(len(P), n)
+    again = sampling.answer_logprobs(m, P, mine, rows, 0.9, pad)
+    real = mine != pad
+    assert torch.allclose(lp[real], again[real], atol=1e-5)
+    answers = [r[r != pad].tolist() for r in mine]
+    full = evaluate.sequence_logprobs(m, tok, copies, answers, 0.9)  # n = 1: every copy runs its prompt
+    assert full == pytest.approx([float(x) for x in (again * real).sum(1)], abs=1e-4)
+    rm = models.load_scorer(str(folder), tok)
+    shared = score_answers(rm, tok, [(tuple(p), tuple(a)) for p, a in zip(copies, answers)])
+    assert shared == pytest.approx(models.score(rm, [p + a for p, a in zip(copies, answers)], pad), abs=1e-5)

@@ -37,7 +37,6 @@ import json
 import math
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +47,9 @@ from hfrepro import runtime
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.rlhf import losses as L
+from hfrepro.rlhf.blocks import backbone_of, check_split, critic_from, critic_values, decoder_views, first_trained_block
 from hfrepro.rlhf.models import save_policy
+from hfrepro.rlhf.sampling import left_pad, sample
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class Rollouts:
     scores: torch.Tensor          # reward model score (minus the missing-EOS penalty)
     values: torch.Tensor | None   # V(s_t) (0 on padding)
     hidden: torch.Tensor | None   # the reward model's frozen lower blocks' output, the critic's input
+    policy_hidden: torch.Tensor | None  # the policy's frozen lower blocks' output (when its adapter is higher up)
     mask: torch.Tensor            # True on the response's tokens
     value_mask: torch.Tensor      # True where V(s_t) is learned
     ended: torch.Tensor           # the response reached EOS
@@ -146,45 +148,33 @@ class Rollouts:
 
 
 class PolicyAndCritic(torch.nn.Module):
-    """The trained parts in one module, so that one `accelerator.prepare` (DDP) covers both."""
+    """The trained parts in one module, so that one `accelerator.prepare` (DDP) covers both. With `split`, the
+    policy's blocks below it are frozen (no adapter there): the training passes start from their cached output
+    (`policy_hidden`) and run only the upper blocks."""
 
-    def __init__(self, policy, critic=None):
+    def __init__(self, policy, critic=None, split: int = 0):
         super().__init__()
-        self.policy, self.critic = policy, critic
+        self.policy, self.critic, self.split = policy, critic, split
+        # plain attributes, not submodules: the views share the policy's modules (and parameters)
+        self.__dict__["views"] = decoder_views(policy, split) if split else None
+        self.__dict__["lm_head"] = backbone_of(policy)[1].get_output_embeddings()
 
-    def forward(self, input_ids, attention_mask, position_ids, n_response: int, hidden=None):
-        logits = self.policy(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             logits_to_keep=n_response + 1, use_cache=False).logits[:, :-1]
+    def policy_logits(self, n_response: int, policy_hidden=None, **inputs) -> torch.Tensor:
+        """Logits at the positions predicting the last `n_response` tokens."""
+        if policy_hidden is None:
+            return self.policy(**inputs, logits_to_keep=n_response + 1, use_cache=False).logits[:, :-1]
+        upper = self.views[1]
+        h = upper(inputs_embeds=policy_hidden, attention_mask=inputs["attention_mask"],
+                  position_ids=inputs["position_ids"], use_cache=False).last_hidden_state
+        return self.lm_head(h[:, -(n_response + 1):-1])
+
+    def forward(self, input_ids, attention_mask, position_ids, n_response: int, hidden=None, policy_hidden=None):
+        logits = self.policy_logits(n_response, policy_hidden, input_ids=input_ids, attention_mask=attention_mask,
+                                    position_ids=position_ids)
         values = None
         if self.critic is not None:
             values = critic_values(self.critic, hidden, attention_mask, position_ids, n_response)
         return logits, values
-
-
-def make_critic(reward_model, trainable_layers: int):
-    """V(s_t): a copy of the reward model's top `trainable_layers` blocks (0: all), final norm and score head,
-    trained; it reads the hidden states of the reward model's frozen lower blocks (`critic_input_layer`)."""
-    critic = copy.deepcopy(reward_model)
-    backbone = getattr(critic, critic.base_model_prefix)
-    n = len(backbone.layers)
-    k = min(trainable_layers or n, n)
-    backbone.layers = backbone.layers[n - k:]
-    backbone.embed_tokens = torch.nn.Identity()  # it reads hidden states, never token ids
-    critic.config.num_hidden_layers = k
-    if getattr(critic.config, "layer_types", None):
-        critic.config.layer_types = critic.config.layer_types[n - k:]
-    for p in critic.parameters():
-        p.requires_grad_(True)
-    critic.critic_input_layer = n - k
-    return critic
-
-
-def critic_values(critic, hidden, attention_mask, position_ids, n_response: int) -> torch.Tensor:
-    """V(s_t) for the last `n_response + 1` positions but the final one: the states before each response token."""
-    backbone = getattr(critic, critic.base_model_prefix)
-    out = backbone(inputs_embeds=hidden, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-    h = out.last_hidden_state[:, -(n_response + 1):-1]
-    return critic.score(h).squeeze(-1).float()
 
 
 def forward_inputs(ids: torch.Tensor, pad_token_id: int) -> dict:
@@ -192,14 +182,6 @@ def forward_inputs(ids: torch.Tensor, pad_token_id: int) -> dict:
     mask = ids != pad_token_id
     return {"input_ids": torch.masked_fill(ids, ~mask, 0), "attention_mask": mask.long(),
             "position_ids": (mask.cumsum(1) - mask.long()).clamp(min=0)}
-
-
-def left_pad(seqs: list[list[int]], pad_token_id: int) -> torch.Tensor:
-    n = max(len(s) for s in seqs)
-    out = torch.full((len(seqs), n), pad_token_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, n - len(s):] = torch.tensor(s, dtype=torch.long)
-    return out
 
 
 class PPOTrainer:
@@ -228,7 +210,7 @@ class PPOTrainer:
         self.ref_model = ref_model
         self.reward_model = reward_model.eval().requires_grad_(False)
         rung = args.rung
-        critic = make_critic(reward_model, args.value_trainable_layers) if rung.critic else None
+        critic = critic_from(reward_model, args.value_trainable_layers) if rung.critic else None
         for m in (model, critic, ref_model, reward_model):
             if m is not None:
                 _no_dropout(m)
@@ -237,7 +219,10 @@ class PPOTrainer:
         self.local_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps
         self.batch_size = self.local_batch * world
         self.num_updates = math.ceil((args.total_episodes or len(self.prompts)) / self.batch_size)
-        self.model = PolicyAndCritic(model, critic)
+        split = first_trained_block(model)  # frozen blocks below the adapter: run once per rollout
+        if split and not check_split(model, split, head=backbone_of(model)[1].get_output_embeddings()):
+            split = 0
+        self.model = PolicyAndCritic(model, critic, split)
         self.optimizer, self.lr_scheduler = self._optimizer()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.accelerator.register_for_checkpointing(self.lr_scheduler)
@@ -258,7 +243,7 @@ class PPOTrainer:
 
     @property
     def policy(self):
-        return self.accelerator.unwrap_model(self.model).policy
+        return self.unwrapped.policy
 
     def _optimizer(self):
         from transformers import Trainer
@@ -321,52 +306,74 @@ class PPOTrainer:
     def rollout(self, prompts: list[list[int]]) -> Rollouts:
         """Sample a response to each prompt and measure it: log-probs (policy, reference), score, values."""
         args, tok, device = self.args, self.tok, self.accelerator.device
-        queries = left_pad(prompts, tok.pad_token_id).to(device)
+        queries, _ = left_pad(prompts, tok.pad_token_id, device)
         g0, c0 = time.perf_counter(), time.process_time()
-        responses, logprobs = generate_responses(self.policy, queries, tok, args)
+        responses, logprobs = generate_responses(self.policy, prompts, tok, args)
         gen, gen_cpu = time.perf_counter() - g0, time.process_time() - c0
-        if args.stop_token in ("eos",):
+        if args.stop_token == "eos":
             responses = L.truncate_after(responses, tok.eos_token_id, tok.pad_token_id)
         mask, last = L.response_mask(responses, tok.pad_token_id)
-        ref, scores, hidden = [], [], []
-        layer = self.model_critic.critic_input_layer if self.model_critic is not None else None
-        for i in range(0, len(queries), args.local_rollout_forward_batch_size):
-            q, r = (t[i:i + args.local_rollout_forward_batch_size] for t in (queries, responses))
-            ref.append(self.reference_logprobs(q, r))
-            end = q.shape[1] + last[i:i + args.local_rollout_forward_batch_size]
-            s, h = score_and_hidden(self.reward_model, torch.cat([q, r], 1), end, tok.pad_token_id, layer)
-            scores.append(s)
-            hidden.append(h)
+        ref, scores, hidden, policy_hidden = self.measure(queries, responses, last)
         ended = (responses == tok.eos_token_id).any(1)
-        scores = torch.cat(scores)
         if args.missing_eos_penalty:
             scores = scores - args.missing_eos_penalty * (~ended).float()
-        hidden_t = torch.cat(hidden) if layer is not None else None
-        values = None
         value_mask = mask
         if args.reward_after_eos:  # trl 1.12: V is also learned on the state after EOS
             value_mask = torch.arange(mask.shape[1], device=device).unsqueeze(0) <= (last + 1).unsqueeze(1)
-        if hidden_t is not None:
+        values = None
+        if hidden is not None:
             seq = torch.cat([queries, responses], 1)
-            values = critic_values(self.model_critic, hidden_t, **_masks(seq, tok.pad_token_id),
+            values = critic_values(self.model_critic, hidden, **_masks(seq, tok.pad_token_id),
                                    n_response=responses.shape[1]).masked_fill(~value_mask, 0.0)
         fill = lambda x: x.masked_fill(~mask, L.INVALID_LOGPROB)  # noqa: E731
-        return Rollouts(queries, responses, fill(logprobs), fill(torch.cat(ref)), scores, values, hidden_t, mask,
+        return Rollouts(queries, responses, fill(logprobs), fill(ref), scores, values, hidden, policy_hidden, mask,
                         value_mask, ended, gen, gen_cpu)
+
+    def measure(self, queries: torch.Tensor, responses: torch.Tensor, last: torch.Tensor):
+        """In chunks of `local_rollout_forward_batch_size`: log pi_ref of each response token, the reward model's
+        score at the last token, and the frozen lower blocks' outputs the critic and the policy start from."""
+        chunk, tok = self.args.local_rollout_forward_batch_size, self.tok
+        layer = self.model_critic.input_layer if self.model_critic is not None else None
+        out: dict[str, list] = {"ref": [], "scores": [], "hidden": [], "policy_hidden": []}
+        for i in range(0, len(queries), chunk):
+            q, r = queries[i:i + chunk], responses[i:i + chunk]
+            seq = torch.cat([q, r], 1)
+            ph = None
+            if self.split:
+                lower = self.unwrapped.views[0]
+                ph = lower(**forward_inputs(seq, tok.pad_token_id), use_cache=False).last_hidden_state
+            out["policy_hidden"].append(ph)
+            out["ref"].append(self.reference_logprobs(q, r, ph))
+            s, h = score_and_hidden(self.reward_model, seq, q.shape[1] + last[i:i + chunk], tok.pad_token_id, layer)
+            out["scores"].append(s)
+            out["hidden"].append(h)
+        cat = lambda xs: torch.cat(xs) if xs and xs[0] is not None else None  # noqa: E731
+        return cat(out["ref"]), cat(out["scores"]), cat(out["hidden"]), cat(out["policy_hidden"])
+
+    @property
+    def unwrapped(self) -> PolicyAndCritic:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def split(self) -> int:
+        return self.unwrapped.split
 
     @property
     def model_critic(self):
-        return self.accelerator.unwrap_model(self.model).critic
+        return self.unwrapped.critic
 
-    def reference_logprobs(self, queries: torch.Tensor, responses: torch.Tensor) -> torch.Tensor:
-        """log pi_ref(y_t | s_t): the policy with its adapter switched off, or the separate `ref_model`."""
+    def reference_logprobs(self, queries: torch.Tensor, responses: torch.Tensor, policy_hidden=None) -> torch.Tensor:
+        """log pi_ref(y_t | s_t): the policy with its adapter switched off (from the cached lower blocks when
+        the adapter sits above them), or the separate `ref_model`."""
         ids = torch.cat([queries, responses], 1)
-        ctx = self.policy.disable_adapter() if self.ref_model is None else nullcontext()
-        model = self.policy if self.ref_model is None else self.ref_model
-        with ctx:
-            logits = model(**forward_inputs(ids, self.tok.pad_token_id), logits_to_keep=responses.shape[1] + 1,
-                           use_cache=False).logits[:, :-1].float()
-        return L.selective_log_softmax(logits / self.args.temperature, responses)
+        inputs = forward_inputs(ids, self.tok.pad_token_id)
+        n = responses.shape[1]
+        if self.ref_model is not None:
+            logits = self.ref_model(**inputs, logits_to_keep=n + 1, use_cache=False).logits[:, :-1]
+        else:
+            with self.policy.disable_adapter():
+                logits = self.unwrapped.policy_logits(n, policy_hidden, **inputs)
+        return L.selective_log_softmax(logits.float() / self.args.temperature, responses)
 
     # --- 2.-3. rewards and advantages ---------------------------------------------------------------------------
 
@@ -442,7 +449,9 @@ class PPOTrainer:
         seq = torch.cat([ro.queries[idx], ro.responses[idx]], 1)
         n = ro.responses.shape[1]
         hidden = ro.hidden[idx] if ro.hidden is not None else None
-        logits, vpred = self.model(**forward_inputs(seq, self.tok.pad_token_id), n_response=n, hidden=hidden)
+        policy_hidden = ro.policy_hidden[idx] if ro.policy_hidden is not None else None
+        logits, vpred = self.model(**forward_inputs(seq, self.tok.pad_token_id), n_response=n, hidden=hidden,
+                                   policy_hidden=policy_hidden)
         logits = logits.float() / args.temperature
         new_lp = L.selective_log_softmax(logits, ro.responses[idx]).masked_fill(~ro.mask[idx], L.INVALID_LOGPROB)
         clip = args.cliprange if args.rung.clip else None
@@ -561,18 +570,16 @@ class PPOTrainer:
 # --- helpers --------------------------------------------------------------------------------------------------
 
 
-def generate_responses(policy, queries: torch.Tensor, tok, args: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sample `response_length` tokens at most per prompt with the KV cache (transformers' generate); the
-    log-probability of each sampled token at `temperature`, from the logits generation computed anyway."""
-    inputs = forward_inputs(queries, tok.pad_token_id)
-    out = policy.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                          max_new_tokens=args.response_length, do_sample=True, temperature=args.temperature,
-                          top_k=0, top_p=1.0, pad_token_id=tok.pad_token_id,
-                          eos_token_id=tok.eos_token_id if args.stop_token == "eos" else None,
-                          return_dict_in_generate=True, output_logits=True)
-    responses = out.sequences[:, queries.shape[1]:]
-    logits = torch.stack(out.logits, 1).float() / args.temperature
-    return responses, L.selective_log_softmax(logits, responses)
+def generate_responses(policy, prompts: list[list[int]], tok, args: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """`num_generations` answers to each prompt (rows: prompt after prompt, its answers side by side), sampled
+    with the KV cache, each prompt run once (hfrepro/rlhf/sampling.py); and the log-probability of each sampled
+    token at `temperature`, from the logits that chose it."""
+    k = args.num_generations
+    unique = prompts[::k]
+    if [p for p in unique for _ in range(k)] != prompts:
+        raise ValueError("rollout prompts must come in groups of num_generations equal prompts")
+    eos = tok.eos_token_id if args.stop_token == "eos" else None
+    return sample(policy, unique, k, args.response_length, args.temperature, eos, tok.pad_token_id)
 
 
 def _masks(seq: torch.Tensor, pad_token_id: int) -> dict:

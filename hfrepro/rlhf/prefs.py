@@ -246,8 +246,13 @@ def tokenize_pairs(ds, tok):
     def fn(r):
         p = encode_prompt(tok, r["prompt"])
         return {"chosen_ids": p + encode_completion(tok, r["chosen"]),
-                "rejected_ids": p + encode_completion(tok, r["rejected"])}
+                "rejected_ids": p + encode_completion(tok, r["rejected"]), "prompt_len": len(p)}
     return ds.map(fn, remove_columns=[c for c in ds.column_names if c not in ("relation", "kind", "answer")])
+
+
+def without_prompt_len(ds):
+    """The pairs as TRL's RewardTrainer takes them (prompt_len, for hfrepro's scoring, dropped)."""
+    return ds.remove_columns(["prompt_len"]) if "prompt_len" in ds.column_names else ds
 
 
 def held_out(dd):

@@ -16,18 +16,19 @@ from pathlib import Path
 from hfrepro import runtime
 from hfrepro.fsutil import atomic_write_text
 from hfrepro.lora import count_parameters
-from hfrepro.rlhf.models import score
+from hfrepro.rlhf.sampling import answer_scores, pad_answers
 
 
 def pairwise_accuracy(model, tok, ds) -> dict:
     """Share of pairs with score(chosen) > score(rejected), overall and per `kind` when the column exists; and
     the per-pair records (kind, both scores, right or not) the claims' bootstrap intervals are computed from.
-    Each distinct sequence is scored once (a held-out prompt's chosen answer appears in several pairs)."""
-    seqs = list(ds["chosen_ids"]) + list(ds["rejected_ids"])
-    unique = list(dict.fromkeys(map(tuple, seqs)))
-    scored = dict(zip(unique, score(model, [list(u) for u in unique], tok.pad_token_id)))
-    sc = [scored[tuple(x)] for x in ds["chosen_ids"]]
-    sr = [scored[tuple(x)] for x in ds["rejected_ids"]]
+    Each prompt runs once and each distinct answer is scored once (hfrepro/rlhf/sampling.py): a held-out
+    prompt is paired with every kind of mistake."""
+    plen = ds["prompt_len"] if "prompt_len" in ds.column_names else [0] * len(ds)
+    scored = score_answers(model, tok, [(tuple(x[:n]), tuple(x[n:])) for x, n in zip(ds["chosen_ids"], plen)]
+                           + [(tuple(x[:n]), tuple(x[n:])) for x, n in zip(ds["rejected_ids"], plen)])
+    m = len(ds)
+    sc, sr = scored[:m], scored[m:]
     kinds = ds["kind"] if "kind" in ds.column_names else ["all"] * len(ds)
     by: dict[str, list[bool]] = defaultdict(list)
     for c, r, k in zip(sc, sr, kinds):
@@ -40,6 +41,25 @@ def pairwise_accuracy(model, tok, ds) -> dict:
     if len(by) > 1:
         out["by_kind"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(by.items())}
     return out
+
+
+def score_answers(model, tok, items: list[tuple[tuple, tuple]], batch_size: int = 32) -> list[float]:
+    """The score of each (prompt ids, answer ids), every distinct prompt run once."""
+    import torch
+
+    unique = list(dict.fromkeys(items))
+    prompts = list(dict.fromkeys(p for p, _ in unique))
+    where = {p: i for i, p in enumerate(prompts)}
+    got: dict = {}
+    model.eval()
+    for i in range(0, len(prompts), batch_size):
+        chunk = set(prompts[i:i + batch_size])
+        todo = [(p, a) for p, a in unique if p in chunk]
+        idx = torch.tensor([where[p] - i for p, _ in todo])
+        s = answer_scores(model, [list(p) for p in prompts[i:i + batch_size]], pad_answers([list(a) for _, a in todo],
+                          tok.pad_token_id), idx, tok.pad_token_id)
+        got.update(zip(todo, s.tolist()))
+    return [got[x] for x in items]
 
 
 def reward_metrics(trainer, result, tok, train_ids, test_ids, folder=None) -> dict:
