@@ -13,7 +13,8 @@ Task: one-word answers to questions built from the questions-words analogy pairs
 Greece?" -> "Athens"), data_cards/qw-prefs.md; or your own pairs in TRL's preference format.
 
 Usage:
-    hfrepro rlhf                                     # recipes/configs/rlhf/default.yaml: the ladder + PPO
+    hfrepro rlhf                                     # recipes/configs/rlhf/default.yaml: SFT -> RM -> PPO
+    hfrepro rlhf --algo ladder                       # REINFORCE, RLOO, A2C, PPO on the same SFT + RM
     hfrepro rlhf --budget tiny                       # a smoke run
     hfrepro rlhf --algo ppo                          # PPO alone
     hfrepro rlhf --algo all                          # REINFORCE, RLOO, A2C, PPO, GRPO, DPO on one SFT + reward model
