@@ -1,29 +1,28 @@
-"""PPO against a trained reward model with TRL's PPOTrainer, KL-penalised to the starting policy (InstructGPT step 3).
+"""PPO against a trained reward model with hfrepro's PPOTrainer, KL-penalised to the starting policy (InstructGPT
+step 3); `--algo` runs the ladder's other rungs with the same loop (reinforce, rloo, a2c).
 
-Four models, as in InstructGPT: the policy (the starting model + LoRA, trained), a separate frozen reference
-(the starting model, for the KL penalty), a value model (initialised from the reward model, trained) and the
-frozen reward model. Per-update reward, KL, entropy, clip fraction and value loss go to <output_dir>/log.jsonl,
-the rollouts of every update to samples.jsonl; at the end the policy is compared with its starting point on
-held-out prompts (eval.json, eval_reference.json).
+Four models, as in InstructGPT: the policy (the starting model + LoRA, trained), the reference (the same model
+with the adapter switched off), the frozen reward model, and the critic (the reward model's top blocks, trained,
+on its frozen lower blocks). Per-update reward, KL, entropy, clip fraction, value loss and the variance of the
+gradient estimate go to <output_dir>/log.jsonl, the rollouts of every update to samples.jsonl; at the end the
+policy is compared with its starting point on held-out prompts (eval.json, eval_reference.json).
 
 Usage:
     hfrepro reward && hfrepro ppo                            # recipes/configs/{reward,ppo}/default.yaml
     hfrepro ppo --model runs/rlhf/sft --reward_model_path runs/rlhf/reward
     hfrepro ppo --total_episodes 256 --kl_coef 0.1
+    hfrepro ppo --algo rloo --num_generations 2              # REINFORCE with a leave-one-out baseline
     python recipes/ppo.py --budget tiny                      # the same code
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/ppo.py
 
-The whole InstructGPT order (SFT first) is recipes/rlhf.py. PPOTrainer is trl 1.12's `trl.experimental.ppo`.
+The whole InstructGPT order (SFT first) is recipes/rlhf.py. The trainer is hfrepro/rlhf/ppo.py (TRL removed its
+PPOTrainer in 1.13); its settings keep the names of trl 1.12's PPOConfig.
 """
-# ruff: noqa: E402  (TRL_EXPERIMENTAL_SILENCE must be set before trl.experimental is imported)
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-
-from trl.experimental.ppo import PPOConfig, PPOTrainer
+import torch
 
 from hfrepro import runtime
 from hfrepro.config import RunArguments, parse_args, resolved
@@ -32,10 +31,10 @@ from hfrepro.hub import hub_request, push_folder
 from hfrepro.lora import LoraArguments, lora_config
 from hfrepro.models import resolve
 from hfrepro.rlhf.card import write_card
-from hfrepro.rlhf.evaluate import evaluate_cached
-from hfrepro.rlhf.models import load_frozen, load_policy, load_scorer, load_tokenizer
-from hfrepro.rlhf.ppo import PPOSession, prompt_dataset
-from hfrepro.rlhf.prefs import held_out, load_preferences, unique_prompts
+from hfrepro.rlhf.evaluate import evaluate_cached, task_metrics
+from hfrepro.rlhf.models import load_frozen, load_policy, load_tokenizer
+from hfrepro.rlhf.ppo import PPOConfig, PPOTrainer
+from hfrepro.rlhf.prefs import encode_prompt, held_out, load_preferences, unique_prompts
 
 
 @dataclass
@@ -48,16 +47,12 @@ class ScriptArguments:
     eval_prompts: int = field(default=32, metadata={"help": "held-out prompts for the before/after evaluation "
                                                             "(0: skip)"})
     eval_samples: int = field(default=4, metadata={"help": "sampled answers per held-out prompt"})
-    value_model_path: str | None = field(default=None, metadata={
-        "help": "value model init (default: the reward model)"})
-    value_trainable_layers: int = field(default=4, metadata={"help": "top blocks of the value model trained (0: all)"})
-    samples_per_step: int = field(default=4, metadata={"help": "rollouts written to samples.jsonl per update"})
 
 
 def main(script_args: ScriptArguments, training_args: PPOConfig, lora_args: LoraArguments,
          run_args: RunArguments) -> dict:
     config = resolved(script_args, training_args, lora_args, run_args)
-    push = hub_request(training_args, default_name="hfrepro-ppo")  # fails now, not after training
+    push = hub_request(training_args, default_name=f"hfrepro-{training_args.algo}")  # fails now, not after training
     policy_path, reward_path = check_paths(script_args, training_args)
     runtime.setup(seed=training_args.seed, threads=run_args.threads)
     runtime.cpu_sane(training_args)
@@ -67,28 +62,25 @@ def main(script_args: ScriptArguments, training_args: PPOConfig, lora_args: Lora
             print(f"already trained with this config: {run.path}/metrics.json")
             return run.metrics()
 
-        # Data: the prompts (tokenised with the chat template); PPO samples the responses itself.
+        # Data: the prompts (tokenised with the chat template); the trainer samples the responses itself.
         tok = load_tokenizer(policy_path)
         data = load_preferences(script_args.dataset, seed=training_args.seed)
         prompts = unique_prompts(data["train"])[: script_args.max_prompts or None]
-        train = prompt_dataset(tok, prompts)
 
-        # Models: the policy, a separate frozen reference, the frozen reward model, the value model.
-        session = PPOSession(run, training_args)  # the updates left (a resumed run), our checkpoints
+        # Models: the policy (+ LoRA; its reference is the adapter switched off) and the frozen reward model.
         policy = load_policy(policy_path, tok)
-        ref_policy = load_frozen(policy_path, tok)
+        reference = None if lora_args.lora_r else load_frozen(policy_path, tok)
         reward = load_frozen(reward_path, tok, kind="scorer")
-        value = load_scorer(resolve(script_args.value_model_path or reward_path), tok,
-                            trainable_layers=script_args.value_trainable_layers)
 
-        # Train: TRL's PPOTrainer (rollouts, GAE, clipped surrogate and value losses, KL penalty in the reward).
-        trainer = PPOTrainer(args=training_args, processing_class=tok, model=policy, ref_model=ref_policy,
-                             reward_model=reward, value_model=value, train_dataset=train,
-                             eval_dataset=train.select(range(min(len(train), 8))),
-                             peft_config=lora_config(policy, lora_args) if lora_args.lora_r else None)
-        session.attach(trainer, tok, reward, samples_per_step=script_args.samples_per_step)
-        trainer.train()
-        metrics = session.finish(trainer, tok)  # the merged policy saved into the run folder
+        # Train: rollouts, KL-penalised rewards, advantages (GAE), clipped surrogate and value losses.
+        torch.manual_seed(training_args.seed)  # the adapter's initialisation
+        trainer = PPOTrainer(args=training_args, processing_class=tok, model=policy, ref_model=reference,
+                             reward_model=reward, train_dataset=[encode_prompt(tok, r["prompt"]) for r in prompts],
+                             peft_config=lora_config(policy, lora_args) if lora_args.lora_r else None, run=run,
+                             rollout_metrics=task_metrics(tok, prompts))
+        trainer.train(resume_from_checkpoint=run.resume_from)
+        trainer.save_model(run.path)  # the adapter merged: a complete model folder
+        metrics = trainer.metrics()
 
         # Evaluate: the policy against its starting point on held-out prompts.
         if script_args.eval_prompts:
@@ -96,7 +88,7 @@ def main(script_args: ScriptArguments, training_args: PPOConfig, lora_args: Lora
                                     training_args))
         metrics = run.finish(metrics)
         if run.is_main:
-            write_card(run.path, "ppo", metrics, config, policy_path, "hfrepro ppo --config config.yaml")
+            write_card(run.path, training_args.algo, metrics, config, policy_path, "hfrepro ppo --config config.yaml")
             report(metrics, run.path)
             if push:
                 print(f"pushed to {push.repo_id}: {push_folder(run.path, push)}")
@@ -104,10 +96,7 @@ def main(script_args: ScriptArguments, training_args: PPOConfig, lora_args: Lora
 
 
 def check_paths(script_args: ScriptArguments, training_args: PPOConfig) -> tuple[str, str]:
-    """The policy and reward model folders (TRL's `sft_model_path` is not used: the policy is
-    --model_name_or_path, as in every hfrepro recipe)."""
-    if training_args.sft_model_path != PPOConfig.__dataclass_fields__["sft_model_path"].default:
-        raise UserError("--sft_model_path is not used by this recipe", fix="name the policy with --model_name_or_path")
+    """The policy and reward model folders."""
     rm = training_args.reward_model_path
     if not Path(rm).exists() and rm.startswith(("runs", ".", "/")):
         raise UserError(f"reward model not found: {rm}",
@@ -128,7 +117,8 @@ def evaluate(folder: Path, policy_path: str, reward_path: str, tok, test, script
 
 def report(m: dict, path: Path) -> None:
     ev, ref = m.get("eval") or {}, m.get("eval_reference") or {}
-    print(f"{m['updates']} PPO updates in {m['train_seconds']:.0f}s ({m['generate_share']:.0%} generating)"
+    print(f"{m['updates']} {m['algo'].upper()} updates in {m['train_seconds']:.0f}s "
+          f"({m['generate_share']:.0%} generating)"
           + (f"; held-out reward {ref['reward']:.3f} -> {ev['reward']:.3f}, KL {ev['kl']:.3f}, "
              f"win-rate {ev['win_rate']:.2f}" if ev else "") + f" -> {path}")
 

@@ -29,7 +29,7 @@ from hfrepro.hub import hub_request, push_folder
 from hfrepro.models import resolve
 from hfrepro.rlhf.card import write_card
 from hfrepro.rlhf.models import freeze_below, layer_kwargs, load_tokenizer, sync_pad
-from hfrepro.rlhf.prefs import held_out, load_preferences, tokenize_pairs
+from hfrepro.rlhf.prefs import held_out, load_preferences, tokenize_pairs, without_prompt_len
 from hfrepro.rlhf.reward import describe, reward_metrics
 
 
@@ -75,13 +75,14 @@ def main(script_args: ScriptArguments, training_args: RewardConfig, run_args: Ru
         freeze_below(model, script_args.trainable_layers)
 
         # Train: TRL's RewardTrainer (Bradley-Terry loss on the pairs).
-        trainer = RewardTrainer(model=model, args=training_args, train_dataset=train_ids, eval_dataset=eval_ids,
-                                processing_class=tok, callbacks=run.callbacks())
+        eval_pairs = without_prompt_len(eval_ids) if eval_ids is not None else None
+        trainer = RewardTrainer(model=model, args=training_args, train_dataset=without_prompt_len(train_ids),
+                                eval_dataset=eval_pairs, processing_class=tok, callbacks=run.callbacks())
         result = trainer.train(resume_from_checkpoint=run.resume_from)
 
         # Results: the run folder is the reward model's Hub repository.
         trainer.save_model()
-        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids))
+        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids, run.path))
         if run.is_main:
             write_card(run.path, "reward", metrics, config, path, "hfrepro reward --config config.yaml")
             print(f"{describe(metrics)} -> {run.path}")

@@ -2,52 +2,41 @@
 
 (1) Supervised fine-tuning: LoRA on demonstrations (prompt -> preferred answer) with TRL's SFTTrainer.
 (2) Reward model: a one-output sequence classifier, initialised from the SFT model, trained on chosen/rejected
-    pairs with TRL's RewardTrainer (Bradley-Terry loss); held-out pairwise accuracy.
-(3) RL: TRL's PPOTrainer against the frozen reward model with a KL penalty to the SFT policy (or RLOO, GRPO,
-    DPO: --algo); then every policy is evaluated on held-out prompts against the SFT policy: reward, KL,
-    win-rate, and exact match against the gold answers (the check that needs no reward model).
+    pairs with TRL's RewardTrainer (Bradley-Terry loss); held-out pairwise accuracy, per kind of mistake.
+(3) RL against the frozen reward model with a KL penalty to the SFT policy: hfrepro's PPOTrainer
+    (hfrepro/rlhf/ppo.py), and the ladder below PPO with the same loop and budget - REINFORCE, REINFORCE with
+    a baseline (RLOO), actor-critic (A2C) - or TRL's GRPO and DPO (--algo); then every policy is evaluated on
+    held-out prompts against the SFT policy: reward, KL, win-rate, exact match against the gold answers (the
+    check that needs no reward model) and how often it echoes the question back (the reward hack to watch).
 
 Task: one-word answers to questions built from the questions-words analogy pairs ("What is the capital of
 Greece?" -> "Athens"), data_cards/qw-prefs.md; or your own pairs in TRL's preference format.
 
 Usage:
-    hfrepro rlhf                                     # recipes/configs/rlhf/default.yaml: PPO, 10 updates
+    hfrepro rlhf                                     # recipes/configs/rlhf/default.yaml: SFT -> RM -> PPO
+    hfrepro rlhf --algo ladder                       # REINFORCE, RLOO, A2C, PPO on the same SFT + RM
     hfrepro rlhf --budget tiny                       # a smoke run
-    hfrepro rlhf --algo all                          # PPO, RLOO, GRPO, DPO on the same SFT policy and reward model
-    hfrepro rlhf --algo rloo --output_dir runs/rlhf  # adds RLOO to an earlier run (reuses SFT and reward model)
+    hfrepro rlhf --algo ppo                          # PPO alone
+    hfrepro rlhf --algo all                          # REINFORCE, RLOO, A2C, PPO, GRPO, DPO on one SFT + reward model
+    hfrepro rlhf --algo grpo --output_dir runs/rlhf  # adds GRPO to an earlier run (reuses SFT and reward model)
     hfrepro rlhf --dataset my_prefs.jsonl            # your pairs: prompt/chosen/rejected (+ answer) per line
     python recipes/rlhf.py --rl_steps 24             # the same code
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/rlhf.py   # 2 CPU processes
 
-Each step has its own run folder under output_dir (sft/, reward/, ppo/, rloo/, ...; each its model's Hub
+Each step has its own run folder under output_dir (sft/, reward/, ppo/, a2c/, ...; each its model's Hub
 repository): the same command again skips the finished steps and resumes an interrupted one.
 """
-# ruff: noqa: E402  (TRL_EXPERIMENTAL_SILENCE must be set before trl.experimental is imported)
 
-import os
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch
 import yaml
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-from trl import (
-    DPOConfig,
-    DPOTrainer,
-    GRPOConfig,
-    GRPOTrainer,
-    RewardConfig,
-    RewardTrainer,
-    RLOOConfig,
-    RLOOTrainer,
-    SFTConfig,
-    SFTTrainer,
-)
-from trl.experimental.ppo import PPOConfig, PPOTrainer
+from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
 
 from hfrepro import runtime
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
@@ -59,20 +48,27 @@ from hfrepro.models import resolve
 from hfrepro.report import md_table
 from hfrepro.rlhf.card import write_card
 from hfrepro.rlhf.compare import summarize
-from hfrepro.rlhf.evaluate import evaluate_cached
+from hfrepro.rlhf.evaluate import evaluate_cached, task_metrics
 from hfrepro.rlhf.models import (
     freeze_below,
     layer_kwargs,
     load_frozen,
     load_policy,
-    load_scorer,
     load_tokenizer,
     save_policy,
     sync_pad,
 )
-from hfrepro.rlhf.online import parse_algos, reward_function
-from hfrepro.rlhf.ppo import PPOSession, prompt_dataset
-from hfrepro.rlhf.prefs import demonstrations, held_out, load_preferences, tokenize_pairs, unique_prompts
+from hfrepro.rlhf.online import LADDER, parse_algos, reward_function
+from hfrepro.rlhf.ppo import PPOConfig, PPOTrainer
+from hfrepro.rlhf.prefs import (
+    demonstrations,
+    encode_prompt,
+    held_out,
+    load_preferences,
+    tokenize_pairs,
+    unique_prompts,
+    without_prompt_len,
+)
 from hfrepro.rlhf.reward import describe, reward_metrics
 
 
@@ -83,10 +79,15 @@ class ScriptArguments:
     dataset: str = field(default="questions-words", metadata={
         "help": "questions-words (the embedded one-word-answer task) or a TRL preference file (.jsonl) with "
                 "prompt/chosen/rejected (+ an optional answer column for exact match)"})
-    algo: str = field(default="ppo", metadata={"help": "ppo | rloo | grpo | dpo | all, or a comma list"})
+    algo: str = field(default="ppo", metadata={
+        "help": "reinforce | rloo | a2c | ppo (hfrepro's trainer; `ladder`: all four) | grpo | dpo (TRL's) | all, "
+                "or a comma list"})
     pairs_per_prompt: int = field(default=2, metadata={"help": "rejected answers per prompt (embedded task)"})
     eval_prompts: int = field(default=48, metadata={"help": "held-out prompts evaluated (0: all of the test split)"})
     eval_samples: int = field(default=4, metadata={"help": "sampled answers per held-out prompt (reward, KL)"})
+    eval_algos: str = field(default="all", metadata={
+        "help": "the trained policies evaluated on the held-out prompts: all, or a comma list (the SFT policy "
+                "always is; the ladder's table also reads every algorithm's training rollouts)"})
     save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps/updates (0: only at the end)"})
     # (1) SFT
     sft_examples: int = field(default=128, metadata={"help": "demonstrations (prompt -> chosen answer)"})
@@ -101,9 +102,11 @@ class ScriptArguments:
     rm_learning_rate: float = field(default=2e-4)
     rm_layers: int = field(default=16, metadata={"help": "transformer blocks kept in the reward/value model (0: all)"})
     rm_trainable_layers: int = field(default=4, metadata={"help": "top blocks trained (0: all)"})
-    # (3) RL: PPO, RLOO and GRPO (DPO: steps, batch, learning rate)
+    # (3) RL: the ladder (REINFORCE, RLOO, A2C, PPO) and GRPO; DPO: steps, batch, learning rate
     rl_steps: int = field(default=10, metadata={"help": "policy updates"})
     rl_batch_size: int = field(default=16, metadata={"help": "sampled responses per update and process"})
+    rl_micro_batch_size: int = field(default=4, metadata={
+        "help": "responses per forward/backward pass; the ladder's gradient variance is measured across these"})
     rl_learning_rate: float = field(default=3e-4)
     kl_coef: float = field(default=0.05, metadata={"help": "KL penalty (PPO kl_coef, RLOO/GRPO beta)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature in RL and evaluation"})
@@ -113,9 +116,14 @@ class ScriptArguments:
     ppo_epochs: int = field(default=2, metadata={"help": "PPO epochs per batch of rollouts"})
     ppo_mini_batches: int = field(default=2, metadata={
         "help": "minibatches per batch: updates after the first are off-policy, so the clipped ratio matters"})
-    value_trainable_layers: int = field(default=4, metadata={"help": "top blocks of the value model trained (0: all)"})
-    samples_per_step: int = field(default=4, metadata={"help": "PPO rollouts written to samples.jsonl each update"})
-    num_generations: int = field(default=2, metadata={"help": "samples per prompt for RLOO / GRPO"})
+    rl_lora_layers: int = field(default=0, metadata={
+        "help": "the RL adapter in the top N blocks of the policy only (0: where the SFT's was): the blocks below "
+                "are frozen, run once per batch of rollouts and reused by every pass (hfrepro/rlhf/blocks.py)"})
+    value_trainable_layers: int = field(default=4, metadata={
+        "help": "A2C/PPO's critic: the reward model's top N blocks trained (0: all), its lower blocks shared"})
+    samples_per_step: int = field(default=4, metadata={"help": "rollouts written to samples.jsonl each update"})
+    num_generations: int = field(default=2, metadata={
+        "help": "answers sampled per prompt in an update (every algorithm of the ladder, and GRPO)"})
     dpo_beta: float = field(default=0.1)
 
 
@@ -126,10 +134,10 @@ SFT_KEYS = ("model_name_or_path", "dataset", "seed", "pairs_per_prompt", "sft_ex
             "lora_layers")
 RM_KEYS = SFT_KEYS + ("rm_init", "rm_pairs", "rm_epochs", "rm_batch_size", "rm_learning_rate", "rm_layers",
                       "rm_trainable_layers")
-RL_KEYS = RM_KEYS + ("algo", "rl_steps", "rl_batch_size", "rl_learning_rate", "kl_coef", "temperature",
-                     "max_new_tokens", "missing_eos_penalty")
-ALGO_KEYS = {"ppo": ("ppo_epochs", "ppo_mini_batches", "value_trainable_layers"), "rloo": ("num_generations",),
-             "grpo": ("num_generations",), "dpo": ("dpo_beta",)}
+RL_KEYS = RM_KEYS + ("algo", "rl_steps", "rl_batch_size", "rl_micro_batch_size", "rl_learning_rate", "kl_coef",
+                     "temperature", "max_new_tokens", "missing_eos_penalty", "num_generations", "rl_lora_layers")
+ALGO_KEYS = {"reinforce": (), "rloo": (), "a2c": ("value_trainable_layers",),
+             "ppo": ("ppo_epochs", "ppo_mini_batches", "value_trainable_layers"), "grpo": (), "dpo": ("dpo_beta",)}
 COMMAND = "hfrepro rlhf --config ../config.yaml   # the config.yaml of the run folder above this one"
 
 
@@ -137,6 +145,8 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
          run_args: RunArguments) -> dict:
     config = resolved(script_args, lora_args, output_args, run_args)
     algos = parse_algos(script_args.algo)
+    check_batches(script_args, algos)
+    evaluated = set(algos if script_args.eval_algos == "all" else parse_algos(script_args.eval_algos))
     push = hub_request(output_args, default_name=f"hfrepro-rlhf-{algos[-1]}")  # fails now, not after training
     if output_args.resume_from_checkpoint not in (None, "", "true", "True"):
         raise UserError("--resume_from_checkpoint names one checkpoint, and this recipe runs several steps",
@@ -164,9 +174,10 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
                           missing_eos_penalty=script_args.missing_eos_penalty, samples=script_args.eval_samples)
         _, baseline = evaluate_cached(sft_dir, reference=None, **evaluation)
         for algo in algos:
-            policy_dir = (ppo(step, prompts, sft_dir, rm_dir) if algo == "ppo" else
+            policy_dir = (policy_gradient(step, algo, prompts, sft_dir, rm_dir) if algo in LADDER else
                           online(step, algo, prompts, data["train"], sft_dir, rm_dir))
-            evaluate_cached(policy_dir, reference=sft_dir, baseline=baseline, **evaluation)
+            if algo in evaluated:
+                evaluate_cached(policy_dir, reference=sft_dir, baseline=baseline, **evaluation)
 
         # Results: one row per policy, the curves, the summary.
         summary = summarize(out, runtime.process_state().num_processes) if runtime.is_main_process() else {}
@@ -179,6 +190,18 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
         if push:
             print(f"pushed to {push.repo_id}: {push_folder(out / algos[-1], push)}")
     return summary
+
+
+def check_batches(args: ScriptArguments, algos: list[str]) -> None:
+    """The RL batch must split into micro-batches, answers per prompt and PPO's minibatches (checked before any
+    model loads)."""
+    b, micro, k, mini = args.rl_batch_size, args.rl_micro_batch_size, args.num_generations, args.ppo_mini_batches
+    if micro < 1 or b % micro or b % k or ("ppo" in algos and b % (mini * micro)):
+        raise UserError(f"--rl_batch_size {b} must be a multiple of --rl_micro_batch_size {micro}, of "
+                        f"--num_generations {k} and (PPO) of {mini} minibatches x {micro}",
+                        fix="change one of them, e.g. --rl_batch_size 16 --rl_micro_batch_size 4 --num_generations 2")
+    if "rloo" in algos and k < 2:
+        raise UserError("rloo needs at least 2 answers per prompt for its baseline", fix="pass --num_generations 2")
 
 
 @dataclass
@@ -196,8 +219,11 @@ class Step:
         cfg = {**{k: self.config[k] for k in keys if k in self.config}, **extra}
         return runtime.Run.begin(self.out / name, cfg, overwrite=self.run_args.overwrite, wait=self.run_args.wait)
 
-    def peft_config(self, model):
-        return lora_config(model, self.lora) if self.lora.lora_r else None  # lora_r 0: full fine-tuning
+    def peft_config(self, model, layers: int = 0):
+        """LoRA (lora_r 0: full fine-tuning); `layers`: in the top N blocks only (0: as --lora_layers says)."""
+        if not self.lora.lora_r:
+            return None
+        return lora_config(model, dataclasses.replace(self.lora, lora_layers=layers) if layers else self.lora)
 
     def save_every(self, total: int) -> dict:
         s = self.args.save_steps
@@ -264,54 +290,57 @@ def reward_model(step: Step, train_pairs, test_pairs, init: str | Path) -> Path:
         sync_pad(model, tok)  # the pad id is the tokenizer's, not EOS: the score is read at EOS
         freeze_below(model, args.rm_trainable_layers)
         train_ids, test_ids = tokenize_pairs(pairs, tok), tokenize_pairs(test_pairs, tok)
-        trainer = RewardTrainer(model=model, args=training_args, train_dataset=train_ids, processing_class=tok,
-                                callbacks=run.callbacks())
+        trainer = RewardTrainer(model=model, args=training_args, train_dataset=without_prompt_len(train_ids),
+                                processing_class=tok, callbacks=run.callbacks())
         result = trainer.train(resume_from_checkpoint=run.resume_from)
         trainer.save_model()
-        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids))
+        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids, run.path))
         if run.is_main:
             write_card(run.path, "reward", metrics, run.config, resolve(args.model_name_or_path), COMMAND)
             print(f"[rlhf] reward model: {describe(metrics)}", flush=True)
     return run.path
 
 
-def ppo(step: Step, prompts: list[dict], sft_dir: Path, rm_dir: Path) -> Path:
-    """Step 3 with PPO: four models, as in InstructGPT - the policy (SFT + LoRA), a separate frozen reference
-    (the SFT model, for the KL penalty), a value model (initialised from the reward model) and the frozen
-    reward model."""
+def policy_gradient(step: Step, algo: str, prompts: list[dict], sft_dir: Path, rm_dir: Path) -> Path:
+    """Step 3 with hfrepro's trainer: REINFORCE, RLOO, A2C or PPO, four settings of one loop on the same budget
+    (hfrepro/rlhf/ppo.py). The models of InstructGPT: the policy (SFT + LoRA), the reference (the same model with
+    the adapter off), the frozen reward model, and for A2C/PPO a critic grown from the reward model."""
     args, tok = step.args, step.tok
-    with step.begin("ppo", RL_KEYS + ALGO_KEYS["ppo"], algo="ppo") as run:
+    with step.begin(algo, RL_KEYS + ALGO_KEYS[algo], algo=algo) as run:
         if run.finished:
             return run.path
+        world = runtime.process_state().num_processes
         training_args = runtime.make_training_args(
-            PPOConfig, output_dir=str(run.path), per_device_train_batch_size=args.rl_batch_size,
-            total_episodes=args.rl_steps * args.rl_batch_size * runtime.process_state().num_processes,
-            gradient_accumulation_steps=1, num_mini_batches=args.ppo_mini_batches, num_ppo_epochs=args.ppo_epochs,
-            local_rollout_forward_batch_size=args.rl_batch_size, per_device_eval_batch_size=min(8, args.rl_batch_size),
-            learning_rate=args.rl_learning_rate, lr_scheduler_type="linear", kl_coef=args.kl_coef,
-            temperature=args.temperature, response_length=args.max_new_tokens, stop_token="eos",
-            missing_eos_penalty=args.missing_eos_penalty, num_sample_generations=0, logging_steps=1,
-            save_steps=args.save_steps, seed=step.seed, disable_tqdm=True)
-        session = PPOSession(run, training_args)  # the updates left (a resumed run), our checkpoints
+            PPOConfig, output_dir=str(run.path), algo=algo, per_device_train_batch_size=args.rl_micro_batch_size,
+            gradient_accumulation_steps=args.rl_batch_size // args.rl_micro_batch_size,
+            total_episodes=args.rl_steps * args.rl_batch_size * world, num_generations=args.num_generations,
+            num_mini_batches=args.ppo_mini_batches, num_ppo_epochs=args.ppo_epochs,
+            local_rollout_forward_batch_size=args.rl_batch_size, learning_rate=args.rl_learning_rate,
+            lr_scheduler_type="linear", kl_coef=args.kl_coef, temperature=args.temperature,
+            response_length=args.max_new_tokens, stop_token="eos", missing_eos_penalty=args.missing_eos_penalty,
+            value_trainable_layers=args.value_trainable_layers, samples_per_step=args.samples_per_step,
+            save_strategy="steps" if args.save_steps else "no", save_steps=args.save_steps or 1, seed=step.seed,
+            disable_tqdm=True)
         policy = load_policy(sft_dir, tok)
-        ref_policy = load_frozen(sft_dir, tok)  # a separate object: never the policy itself
-        reward = load_frozen(rm_dir, tok, kind="scorer")
-        value = load_scorer(rm_dir, tok, trainable_layers=args.value_trainable_layers)
-        data = prompt_dataset(tok, prompts)
-        trainer = PPOTrainer(args=training_args, processing_class=tok, model=policy, ref_model=ref_policy,
-                             reward_model=reward, value_model=value, train_dataset=data,
-                             eval_dataset=data.select(range(min(len(data), 8))), peft_config=step.peft_config(policy))
-        session.attach(trainer, tok, reward, samples_per_step=args.samples_per_step)
-        trainer.train()
-        metrics = run.finish(session.finish(trainer, tok))  # the merged policy saved into the run folder
+        reference = None if step.lora.lora_r else load_frozen(sft_dir, tok)  # with LoRA: the adapter switched off
+        torch.manual_seed(step.seed)  # the adapter's initialisation: the same for every algorithm
+        trainer = PPOTrainer(args=training_args, processing_class=tok, model=policy, ref_model=reference,
+                             reward_model=load_frozen(rm_dir, tok, kind="scorer"), run=run,
+                             train_dataset=[encode_prompt(tok, r["prompt"]) for r in prompts],
+                             peft_config=step.peft_config(policy, args.rl_lora_layers),
+                             rollout_metrics=task_metrics(tok, prompts))
+        trainer.train(resume_from_checkpoint=run.resume_from)
+        trainer.save_model(run.path)  # the adapter merged: a complete model folder
+        metrics = run.finish(trainer.metrics())
         if run.is_main:
-            write_card(run.path, "ppo", metrics, run.config, resolve(args.model_name_or_path), COMMAND)
+            write_card(run.path, algo, metrics, run.config, resolve(args.model_name_or_path), COMMAND)
+    runtime.wait_for_everyone()
     return run.path
 
 
 def online(step: Step, algo: str, prompts: list[dict], pairs, sft_dir: Path, rm_dir: Path) -> Path:
-    """Step 3 with RLOO or GRPO (samples scored by the same reward model, no value model) or DPO (offline, on
-    the preference pairs)."""
+    """Step 3 with TRL's GRPO (samples scored by the same reward model, no value model) or DPO (offline, on the
+    preference pairs)."""
     args, tok = step.args, step.tok
     with step.begin(algo, RL_KEYS + ALGO_KEYS[algo], algo=algo) as run:
         if run.finished:
@@ -326,12 +355,11 @@ def online(step: Step, algo: str, prompts: list[dict], pairs, sft_dir: Path, rm_
                                  train_dataset=pairs.select_columns(["prompt", "chosen", "rejected"]),
                                  processing_class=tok, peft_config=step.peft_config(policy), callbacks=run.callbacks())
         else:
-            config_cls, trainer_cls = (RLOOConfig, RLOOTrainer) if algo == "rloo" else (GRPOConfig, GRPOTrainer)
             training_args = runtime.make_training_args(
-                config_cls, num_generations=args.num_generations, max_completion_length=args.max_new_tokens,
+                GRPOConfig, num_generations=args.num_generations, max_completion_length=args.max_new_tokens,
                 temperature=args.temperature, top_p=1.0, beta=args.kl_coef, **common)
             reward = reward_function(load_frozen(rm_dir, tok, kind="scorer"), tok, args.missing_eos_penalty)
-            trainer = trainer_cls(model=policy, reward_funcs=reward, args=training_args,
+            trainer = GRPOTrainer(model=policy, reward_funcs=reward, args=training_args,
                                   train_dataset=Dataset.from_list([{"prompt": r["prompt"]} for r in prompts]),
                                   processing_class=tok, peft_config=step.peft_config(policy), callbacks=run.callbacks())
         c0 = time.process_time()

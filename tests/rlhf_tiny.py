@@ -43,8 +43,9 @@ def make_tiny_chat_model(folder: Path, layers: int = 2) -> Path:
 
 TINY = dict(dataset=str(PREFS), threads=1, eval_prompts=4, eval_samples=1, sft_examples=16, sft_steps=2,
             sft_batch_size=4, sft_learning_rate=1e-3, lora_r=4, lora_alpha=8, rm_pairs=16, rm_batch_size=4,
-            rm_layers=1, rm_trainable_layers=1, rl_steps=2, rl_batch_size=4, rl_learning_rate=1e-3,
-            max_new_tokens=4, save_steps=0, samples_per_step=2, num_generations=2, value_trainable_layers=1)
+            rm_layers=1, rm_trainable_layers=1, rl_steps=2, rl_batch_size=4, rl_micro_batch_size=2,
+            rl_learning_rate=1e-3, max_new_tokens=4, save_steps=0, samples_per_step=2, num_generations=2,
+            value_trainable_layers=1)
 
 
 def tiny_argv(out: Path, model: Path, **kw) -> list[str]:

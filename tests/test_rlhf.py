@@ -1,5 +1,5 @@
-"""Stage 6 (RLHF): preference data, reward read at EOS, the SFT -> RM -> PPO/RLOO/GRPO/DPO recipe, the standalone
-reward and PPO recipes, re-runs and resume.
+"""Stage 6 (RLHF): preference data, reward read at EOS, the SFT -> RM -> ladder/PPO/GRPO/DPO recipe, the
+standalone reward and PPO recipes, re-runs and resume (hfrepro's PPO trainer itself: tests/test_rlhf_ppo.py).
 
 Unit tests use a tiny random Llama with SmolLM2's chat template (tests/rlhf_tiny.py) and the tiny preference
 file tests/fixtures/prefs_tiny.jsonl; integration tests use the real questions-words asset and run the
@@ -20,8 +20,6 @@ from tests.conftest import REPO
 
 sys.path.insert(0, os.path.dirname(__file__))
 from rlhf_tiny import PREFS, make_tiny_chat_model, tiny_argv  # noqa: E402
-
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +46,15 @@ def test_rejected_kinds_differ_from_the_answer():
     rows = preference_rows(pool, 3, seed=0)
     assert len(rows) == 12 and all(r["chosen"][0]["content"] == r["answer"] for r in rows)
     assert len({r["kind"] for r in rows if r["prompt"] == rows[0]["prompt"]}) == 3  # distinct kinds per prompt
+
+
+def test_echo_detector():
+    from hfrepro.rlhf.prefs import echoes
+    assert echoes("Greece", "What is the capital of Greece?", "Athens")
+    assert echoes(" increasing.", "'increasing' is the -ing form of a verb. What is its past tense?", "increased")
+    assert not echoes("Athens", "What is the capital of Greece?", "Athens")
+    assert not echoes("Gree", "What is the capital of Greece?", "Athens")  # a word, not a piece of one
+    assert not echoes("", "What is the capital of Greece?", "Athens")
 
 
 def test_exact_match_normalisation():
@@ -81,6 +88,7 @@ def test_pad_differs_from_eos_and_reward_is_read_at_eos(tiny_model):
     import torch
 
     from hfrepro.rlhf import models, prefs
+    from hfrepro.rlhf.ppo import score_and_hidden
 
     tok = models.load_tokenizer(str(tiny_model))
     assert tok.pad_token_id != tok.eos_token_id and tok.pad_token == "<|endoftext|>"
@@ -97,7 +105,8 @@ def test_pad_differs_from_eos_and_reward_is_read_at_eos(tiny_model):
         per_token = rm.score(rm.model(input_ids=ids).last_hidden_state)[0, :, 0]
     eos_pos = len(seq) - 1
     assert torch.allclose(pooled, per_token[eos_pos], atol=1e-5)  # RewardTrainer / our scorer read at EOS
-    assert int(models.reward_index(ids, tok.pad_token_id, len(p))[0]) == eos_pos  # ... and so does PPO
+    ppo_score, _ = score_and_hidden(rm, ids, torch.tensor([eos_pos]), tok.pad_token_id, None)
+    assert torch.allclose(ppo_score[0], per_token[eos_pos], atol=1e-5)  # ... and so does PPO
 
 
 def test_frozen_reference_is_a_separate_object(tiny_model):
@@ -139,9 +148,11 @@ def test_every_budget_parses(recipe):
     mod = importlib.import_module(f"hfrepro.recipes.{recipe}")
     parsed = {b: parse_args(_types(mod), recipe=recipe, argv=["--budget", b]) for b in ("tiny", "default", "full")}
     if recipe == "rlhf":
-        d = parsed["default"][0]
-        assert (d.rl_steps, d.rm_layers, d.eval_prompts, d.rm_pairs) == (10, 16, 48, 192)
-        assert parsed["tiny"][0].rl_steps == 2 and parsed["full"][0].algo == "all"
+        from hfrepro.rlhf.online import parse_algos
+        assert parse_algos(parsed["full"][0].algo) == ["reinforce", "rloo", "a2c", "ppo", "grpo", "dpo"]
+        assert "ppo" in parse_algos(parsed["default"][0].algo) and parsed["tiny"][0].rl_steps == 2
+    if recipe == "ppo":
+        assert all(p[1].algo == "ppo" for p in parsed.values())
 
 
 def _types(mod):
@@ -151,7 +162,7 @@ def _types(mod):
         return (mod.ScriptArguments, LoraArguments, OutputArguments, RunArguments)
     if mod.__name__.endswith("reward"):
         return (mod.ScriptArguments, mod.RewardConfig, RunArguments)
-    return (mod.ScriptArguments, mod.PPOConfig, LoraArguments, RunArguments)
+    return (mod.ScriptArguments, mod.PPOConfig, LoraArguments, RunArguments)  # hfrepro's PPOConfig
 
 
 def rlhf(argv):
@@ -161,9 +172,10 @@ def rlhf(argv):
 
 @pytest.fixture(scope="module")
 def ppo_run(tiny_model, tmp_path_factory):
-    """One tiny SFT -> RM -> PPO run, shared by the tests below (they copy it before changing anything)."""
+    """One tiny SFT -> RM -> ladder (REINFORCE, RLOO, A2C, PPO) run, shared by the tests below (they copy it
+    before changing anything)."""
     out = tmp_path_factory.mktemp("stage") / "rlhf"  # as the main job names it: <stage folder>/rlhf
-    return out, rlhf(tiny_argv(out, tiny_model, algo="ppo"))
+    return out, rlhf(tiny_argv(out, tiny_model, algo="ladder"))
 
 
 def _copy_steps(src, dst, steps=("sft", "reward")):
@@ -182,11 +194,13 @@ def test_rlhf_outputs(ppo_run):
     assert s["world_size"] == 1 and 0.0 <= s["rm_test_accuracy"] <= 1.0 and s["sft_examples"] == 16
     log = read_log(out / "ppo" / "log.jsonl")
     assert [r["step"] for r in log] == [1, 2]
-    for key in ("reward", "kl", "entropy", "clipfrac", "value_loss", "policy_loss"):
+    for key in ("reward", "kl", "kl_se", "entropy", "clipfrac", "value_loss", "policy_loss", "grad_var",
+                "exact_match", "echo_rate"):
         assert key in log[0], key
+    assert 0.0 <= log[0]["exact_match"] <= 1.0 and 0.0 <= log[0]["echo_rate"] <= 1.0
     samples = [json.loads(x) for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
     assert {r["step"] for r in samples} == {1, 2} and all("reward" in r for r in samples)
-    for step in ("sft", "reward", "ppo"):  # each step's run folder is its model's repository
+    for step in ("sft", "reward", "reinforce", "rloo", "a2c", "ppo"):  # each step's folder: its model's repository
         files = {p.name for p in (out / step).iterdir()}
         assert {"model.safetensors", "config.json", "README.md", "tokenizer.json", "config.yaml", "metrics.json",
                 "status.json"} <= files, step
@@ -195,32 +209,47 @@ def test_rlhf_outputs(ppo_run):
     assert AutoModelForCausalLM.from_pretrained(out / "ppo").config.num_hidden_layers == 2
     assert AutoModelForSequenceClassification.from_pretrained(out / "reward").config.num_hidden_layers == 1
     ev = read_json(out / "ppo" / "eval.json")
-    for key in ("reward", "kl", "win_rate", "exact_match", "greedy_tokens", "repeat_rate", "no_eos_rate"):
+    for key in ("reward", "kl", "win_rate", "exact_match", "exact_match_sampled", "echo_rate_sampled",
+                "greedy_tokens", "repeat_rate", "no_eos_rate"):
         assert key in ev, key
+    assert (out / "reward" / "eval_pairs.jsonl").is_file()
     assert read_json(out / "sft" / "eval.json")["kl"] == 0.0  # the SFT policy against itself
     assert (out / "curves.png").stat().st_size > 1000
     m = read_json(out / "ppo" / "metrics.json")
     assert 0 < m["generate_share"] < 1 and m["policy_trainable_params"] > 0 and m["updates"] == 2
-    assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo"]
+    assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "reinforce", "rloo", "a2c", "ppo"]
+    assert [r["algo"] for r in s["ladder"]] == ["reinforce", "rloo", "a2c", "ppo"]
+    assert all(r["gradient variance (median)"] > 0 for r in s["ladder"])
     assert read_json(out / "metrics.json")["comparison"] == s["comparison"]
     assert "rl_steps: 2" in (out / "config.yaml").read_text()  # `--config config.yaml` replays the run
 
 
 def test_stage_section_decides_the_claims_from_the_run_folder(ppo_run):
-    from hfrepro.claims import StageContext
+    from hfrepro.claims import Decision, StageContext
     from hfrepro.reproduce import rlhf as stage
 
     out, s = ppo_run
-    assert [r.recipe for r in stage.RUNS] == ["rlhf"] and [c.id for c in stage.CLAIMS] == ["rm-ranks-pairs",
-                                                                                          "ppo-reward-kl"]
+    assert [r.recipe for r in stage.RUNS] == ["rlhf"]
     ctx = StageContext(dir=out.parent, root=out.parent, budget="tiny", seed=0, threads=1)
     res = stage.section(ctx)
-    rm_ev, rm_held = res.claims["rm-ranks-pairs"]
-    assert rm_held == (s["rm_test_accuracy"] >= 0.75) and f"{s['rm_test_accuracy']:.3f}" in rm_ev
-    ppo_ev, ppo_held = res.claims["ppo-reward-kl"]
-    assert "KL to SFT" in ppo_ev and "over 2 updates" in ppo_ev and ppo_held in (True, False)
+    assert set(res.claims) == {c.id for c in stage.CLAIMS}
+    assert all(isinstance(d, Decision) for d in res.claims.values())  # the tiny run measured every claim
+    rm = res.claims["rm-ranks-pairs"]
+    assert rm.estimate == pytest.approx(s["rm_test_accuracy"]) and rm.lo <= rm.estimate <= rm.hi
+    assert "bootstrap over" in rm.uncertainty
+    ev = [json.loads(x) for x in (out / "ppo" / "eval_samples.jsonl").read_text().splitlines()]
+    base = [json.loads(x) for x in (out / "sft" / "eval_samples.jsonl").read_text().splitlines()]
+    gain = sum(r["reward_sampled"] for r in ev) / len(ev) - sum(r["reward_sampled"] for r in base) / len(base)
+    assert res.claims["ppo-reward-gain"].estimate == pytest.approx(gain)  # the statistic is the run's
+    kl = res.claims["ppo-kl-bound"]
+    top = max([r["kl"] for r in read_log_rows(out / "ppo" / "log.jsonl")] + [sum(r["kl"] for r in ev) / len(ev)])
+    assert kl.estimate == pytest.approx(top) and not kl.higher
     assert "| sft (reference) |" in res.markdown and "](rlhf/curves.png)" in res.markdown
-    assert res.metrics["ppo_eval"]["prompts"] == 4
+    assert "| reinforce |" in res.markdown and res.metrics["ppo_eval"]["prompts"] == 4
+
+
+def read_log_rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def test_rerun_of_a_finished_run_changes_nothing(ppo_run, tiny_model):
@@ -228,7 +257,7 @@ def test_rerun_of_a_finished_run_changes_nothing(ppo_run, tiny_model):
     kept = ("*.safetensors", "log.jsonl", "samples.jsonl", "eval*.json*", "*/metrics.json", "*/config.yaml")
     files = {p: p.stat().st_mtime for pattern in kept for p in out.rglob(pattern)}
     assert len(files) > 15
-    again = rlhf(tiny_argv(out, tiny_model, algo="ppo"))
+    again = rlhf(tiny_argv(out, tiny_model, algo="ladder"))
     assert again["comparison"] == s["comparison"]
     changed = [str(p) for p, t in files.items() if p.stat().st_mtime != t]
     assert not changed, changed  # no model, log or evaluation written again
@@ -239,43 +268,46 @@ def test_other_algorithms_reuse_sft_and_reward_model(ppo_run, tiny_model, tmp_pa
     out = tmp_path / "run"
     _copy_steps(src, out, ("sft", "reward", "ppo"))
     mtime = (out / "sft" / "model.safetensors").stat().st_mtime
-    s = rlhf(tiny_argv(out, tiny_model, algo="rloo,grpo,dpo", rl_steps=1))
+    s = rlhf(tiny_argv(out, tiny_model, algo="grpo,dpo", rl_steps=1))
     assert (out / "sft" / "model.safetensors").stat().st_mtime == mtime  # reused, not retrained
-    assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo", "rloo", "grpo", "dpo"]
+    assert [r["policy"] for r in s["comparison"]] == ["sft (reference)", "ppo", "grpo", "dpo"]
     assert all(r["KL to SFT"] is not None for r in s["comparison"])
     assert "| grpo |" in (out / "comparison.md").read_text()
-    for algo in ("rloo", "grpo", "dpo"):
+    for algo in ("grpo", "dpo"):
         assert (out / algo / "model.safetensors").is_file() and not (out / algo / "adapter_config.json").exists()
 
 
 def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypatch):
+    """The recipe killed right after PPO's checkpoint of update 2: the same command again continues from it,
+    and logs what an uninterrupted run logs."""
     from hfrepro.fsutil import read_json
     from hfrepro.rlhf import ppo
     from hfrepro.runtime import read_log
 
     src, _ = ppo_run
-    out = tmp_path / "run"
-    _copy_steps(src, out)
-    argv = tiny_argv(out, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2)
-    real_save = ppo.save_trainable
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    for d in (whole, out):
+        _copy_steps(src, d)
+    rlhf(tiny_argv(whole, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2, algo="ppo"))
+    argv = tiny_argv(out, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2, algo="ppo")
+    real_save = ppo.PPOTrainer.save_checkpoint
 
-    def save_then_die(*a, **kw):
-        real_save(*a, **kw)
+    def save_then_die(self, update):
+        real_save(self, update)
         raise KeyboardInterrupt  # killed right after the checkpoint of update 2
-    monkeypatch.setattr(ppo, "save_trainable", save_then_die)
+    monkeypatch.setattr(ppo.PPOTrainer, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         rlhf(argv)
     assert (out / "ppo" / "checkpoint-2" / "trainer_state.json").is_file()
     assert not (out / "ppo" / "model.safetensors").exists()
     assert read_json(out / "ppo" / "status.json")["status"] == "running"
-    monkeypatch.setattr(ppo, "save_trainable", real_save)
+    monkeypatch.setattr(ppo.PPOTrainer, "save_checkpoint", real_save)
     rlhf(argv)  # the same command again: it continues from the checkpoint (the folder lock was released)
     m = read_json(out / "ppo" / "metrics.json")
     assert m["resumed_from"] == 2 and m["updates"] == 4 and m["updates_this_session"] == 2
-    log = read_log(out / "ppo" / "log.jsonl")
-    assert [r["step"] for r in log] == [1, 2, 3, 4]
-    lrs = [r["lr"] for r in log]
-    assert lrs == sorted(lrs, reverse=True) and lrs[2] < lrs[1]  # the schedule continued, not restarted
+    keys = ("step", "reward", "kl", "policy_loss", "value_loss", "lr")
+    got = [{k: r[k] for k in keys} for r in read_log(out / "ppo" / "log.jsonl")]
+    assert got == [{k: r[k] for k in keys} for r in read_log(whole / "ppo" / "log.jsonl")]
     samples = [json.loads(x)["step"] for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
     assert samples == sorted(samples) and set(samples) == {1, 2, 3, 4}
 
@@ -294,6 +326,10 @@ def test_bad_arguments_and_changed_config_are_user_errors(ppo_run, tiny_model, t
         rlhf(tiny_argv(out, tiny_model, sft_steps=3))
     with pytest.raises(UserError):
         rlhf(tiny_argv(tmp_path / "r2", tiny_model, dataset=str(tmp_path / "missing.jsonl")))
+    with pytest.raises(UserError, match="must be a multiple"):  # refused before any model loads
+        rlhf(tiny_argv(tmp_path / "r3", tiny_model, rl_batch_size=6))
+    with pytest.raises(UserError, match="rloo needs"):
+        rlhf(tiny_argv(tmp_path / "r4", tiny_model, algo="rloo", num_generations=1, rl_micro_batch_size=1))
 
 
 # --- recipes/reward.py and recipes/ppo.py: the steps alone --------------------------------------------------
@@ -342,11 +378,12 @@ def test_ppo_recipe(tiny_model, tmp_path, capsys):
     reward_cli([*REWARD_TINY, "--model", str(tiny_model), "--output_dir", str(rm), "--save_strategy", "no"])
     common = ["--budget", "tiny", "--dataset", str(PREFS), "--threads", "1", "--model", str(tiny_model),
               "--reward_model_path", str(rm), "--output_dir", str(out)]
-    with pytest.raises(UserError, match="--model_name_or_path"):
-        ppo_cli([*common, "--sft_model_path", str(tiny_model)])
-    m = ppo_cli([*common, "--total_episodes", "8", "--per_device_train_batch_size", "4",
-                 "--local_rollout_forward_batch_size", "4", "--response_length", "4", "--eval_prompts", "2",
-                 "--lora_r", "4", "--lora_alpha", "8", "--save_steps", "1"])
+    with pytest.raises(UserError, match="unknown algo"):
+        ppo_cli([*common, "--algo", "trpo"])
+    m = ppo_cli([*common, "--total_episodes", "8", "--per_device_train_batch_size", "2",
+                 "--gradient_accumulation_steps", "2", "--local_rollout_forward_batch_size", "4",
+                 "--response_length", "4", "--eval_prompts", "2", "--lora_r", "4", "--lora_alpha", "8",
+                 "--save_steps", "1"])
     assert m["updates"] == 2 and "eval" in m and "eval_reference" in m and m["eval_reference"]["kl"] == 0.0
     assert (out / "README.md").is_file() and (out / "eval_reference.json").is_file()
     assert AutoModelForCausalLM.from_pretrained(out).config.num_hidden_layers == 2
@@ -384,7 +421,7 @@ def test_two_processes(tiny_model, tmp_path):
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu_2proc.yaml",
            "--main_process_port", "29517", "recipes/rlhf.py",
            *tiny_argv(out, tiny_model, eval_prompts=2, sft_batch_size=2, rm_pairs=8, rm_batch_size=2,
-                      rl_batch_size=2, save_steps=1, algo="ppo")]
+                      rl_batch_size=4, save_steps=1, algo="ppo")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -1,4 +1,4 @@
-"""The model cards of the RLHF steps: the SFT policy, the reward model, the RL policies (PPO, RLOO, GRPO, DPO)."""
+"""The model cards of the RLHF steps: the SFT policy, the reward model, the RL policies (the ladder, GRPO, DPO)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,20 @@ CARDS = {
                    description="Bradley-Terry reward model trained with TRL's RewardTrainer on preference pairs; the "
                                "score is read at the EOS token.",
                    eval_metrics=["rm_test_accuracy", "rm_test_margin"], eval_split="test"),
-    "ppo": dict(title="PPO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["ppo", "rlhf", "trl"],
-                description=_POLICY.format(name="PPO (TRL's PPOTrainer)") + "against the reward model, with a KL "
-                            "penalty to the SFT policy."),
-    "rloo": dict(title="RLOO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["rloo", "rlhf", "trl"],
-                 description=_POLICY.format(name="RLOO (TRL's RLOOTrainer)") + "against the reward model, with a "
-                             "KL penalty to the SFT policy."),
+    "reinforce": dict(title="REINFORCE policy (hfrepro RLHF)", pipeline_tag="text-generation",
+                      tags=["reinforce", "rlhf"],
+                      description=_POLICY.format(name="REINFORCE (hfrepro's trainer, no baseline)") + "against the "
+                                  "reward model, with a KL penalty to the SFT policy: the ladder's first rung."),
+    "rloo": dict(title="RLOO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["rloo", "rlhf"],
+                 description=_POLICY.format(name="REINFORCE with a leave-one-out baseline (hfrepro's trainer)")
+                             + "against the reward model, with a KL penalty to the SFT policy."),
+    "a2c": dict(title="A2C policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["a2c", "actor-critic", "rlhf"],
+                description=_POLICY.format(name="advantage actor-critic (hfrepro's trainer, one-step advantage)")
+                            + "against the reward model, with a KL penalty to the SFT policy."),
+    "ppo": dict(title="PPO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["ppo", "rlhf"],
+                description=_POLICY.format(name="PPO (hfrepro's PPOTrainer: GAE, clipped surrogate and value "
+                                                "losses)") + "against the reward model, with a KL penalty to the "
+                            "SFT policy."),
     "grpo": dict(title="GRPO policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["grpo", "rlhf", "trl"],
                  description=_POLICY.format(name="GRPO (TRL's GRPOTrainer)") + "against the reward model, with a "
                              "KL penalty to the SFT policy."),
@@ -33,7 +41,7 @@ CARDS = {
 
 
 def write_card(folder: str | Path, step: str, metrics: dict, config: dict, base_model: str, command: str) -> Path:
-    """README.md of a step's run folder (`step`: sft, reward, ppo, rloo, grpo, dpo); `command` trained it."""
+    """README.md of a step's run folder (`step`: sft, reward, or an algorithm); `command` trained it."""
     card = dict(CARDS[step])
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return write_model_card(

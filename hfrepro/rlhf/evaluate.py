@@ -9,8 +9,10 @@ On prompts none of the stages trained on:
 - **win-rate** over the SFT policy: the reward model prefers the policy's greedy answer (ties count one half);
 - **exact match** (the independent metric, no reward model involved): the greedy answer equals the gold answer,
   and the same on the sampled answers;
-- **reward-hacking signs**: response length (tokens, words), share of responses repeating a word, share that
-  never emit EOS.
+- **echo rate**: share of answers that repeat a word of the question back ("Greece" for the capital of
+  Greece), the reward hack this task invites, checked without the reward model (`prefs.echoes`);
+- **other reward-hacking signs**: response length (tokens, words), share of responses repeating a word, share
+  that never emit EOS.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from statistics import mean
 
 from hfrepro import runtime
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
-from hfrepro.rlhf.models import load_frozen, score
-from hfrepro.rlhf.prefs import encode_prompt, exact_match
+from hfrepro.rlhf.models import load_frozen
+from hfrepro.rlhf.prefs import echoes, encode_prompt, exact_match
+from hfrepro.rlhf.sampling import answer_logprobs, answer_scores, pad_answers, rows_of, sample
 
 
 def _batches(seq, n):
@@ -33,84 +36,58 @@ def _batches(seq, n):
         yield seq[i:i + n]
 
 
-def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, temperature: float | None,
-             batch_size: int = 16, seed: int = 0):
-    """Responses (token ids, cut after EOS) and, when sampling, their log-probabilities under the policy at
-    `temperature` (summed over response tokens). Greedy when temperature is None."""
+def generate(model, tok, prompts: list[list[int]], max_new_tokens: int, temperature: float | None, n: int = 1,
+             batch_size: int = 32, seed: int = 0):
+    """n responses per prompt (prompt after prompt; token ids cut after EOS) and, when sampling, the sum of their
+    log-probabilities at `temperature`. Greedy when temperature is None. Each prompt runs once
+    (hfrepro/rlhf/sampling.py); the sampling stream is seeded by `seed` alone."""
     import torch
 
     model.eval()
-    pad = tok.pad_token_id
     out_ids, out_lp = [], []
     g = torch.Generator().manual_seed(seed)
     for chunk in _batches(prompts, batch_size):
-        n = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), n), pad, dtype=torch.long)
-        for j, p in enumerate(chunk):
-            ids[j, n - len(p):] = torch.tensor(p)
-        mask = (ids != pad).long()
-        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tok.eos_token_id,
-                  return_dict_in_generate=True, output_logits=True)
         if temperature:
-            kw.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
-        else:
-            kw.update(do_sample=False)
-        with torch.no_grad():
-            o = model.generate(input_ids=ids, attention_mask=mask, **kw)
-        resp = o.sequences[:, n:]
-        logits = torch.stack(o.logits, 1).float()  # raw logits of each generated position
-        if temperature:
-            logits = logits / temperature
-        lp = torch.log_softmax(logits, -1).gather(-1, resp.unsqueeze(-1)).squeeze(-1)
-        for j in range(len(chunk)):
-            r, total = [], 0.0
-            for t in range(resp.shape[1]):
-                tid = int(resp[j, t])
-                if tid == pad and tid != tok.eos_token_id:
-                    break
-                r.append(tid)
-                total += float(lp[j, t])
-                if tid == tok.eos_token_id:
-                    break
-            out_ids.append(r)
-            out_lp.append(total)
+        resp, lp = sample(model, chunk, n, max_new_tokens, temperature, tok.eos_token_id, tok.pad_token_id)
+        for row, row_lp in zip(resp.tolist(), lp.tolist()):
+            k = len(_cut(row, tok))
+            out_ids.append(row[:k])
+            out_lp.append(sum(row_lp[:k]))
     return out_ids, out_lp
 
 
-def sequence_logprobs(model, tok, prompts: list[list[int]], responses: list[list[int]], temperature: float,
-                      batch_size: int = 16) -> list[float]:
-    """Sum of log pi(response | prompt) at `temperature`, by one teacher-forced forward pass (as TRL's PPO)."""
-    import torch
+def _cut(ids: list[int], tok) -> list[int]:
+    """The response up to its first pad (the generation fills with pad after EOS)."""
+    return ids[:ids.index(tok.pad_token_id)] if tok.pad_token_id in ids else ids
 
-    pad = tok.pad_token_id
-    out = []
+
+def sequence_logprobs(model, tok, prompts: list[list[int]], responses: list[list[int]], temperature: float,
+                      n: int = 1, batch_size: int = 32) -> list[float]:
+    """Sum of log pi(response | prompt) at `temperature` by one teacher-forced pass; `responses` holds n per
+    prompt, prompt after prompt."""
     model.eval()
-    for idx in _batches(list(range(len(prompts))), batch_size):
-        P = max(len(prompts[i]) for i in idx)
-        R = max(1, max(len(responses[i]) for i in idx))
-        ids = torch.full((len(idx), P + R), pad, dtype=torch.long)
-        for j, i in enumerate(idx):
-            p, r = prompts[i], responses[i]
-            ids[j, P - len(p):P] = torch.tensor(p)
-            if r:
-                ids[j, P:P + len(r)] = torch.tensor(r)
-        mask = ids != pad
-        pos = (mask.cumsum(1) - mask.long()).clamp(min=0)
-        with torch.no_grad():
-            logits = model(input_ids=ids.masked_fill(~mask, 0), attention_mask=mask.long(),
-                           position_ids=pos).logits[:, P - 1:-1].float() / temperature
-        lp = torch.log_softmax(logits, -1).gather(-1, ids[:, P:].unsqueeze(-1)).squeeze(-1)
-        for j, i in enumerate(idx):
-            out.append(float(lp[j, :len(responses[i])].sum()))
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        chunk, resp = prompts[i:i + batch_size], responses[i * n:(i + batch_size) * n]
+        answers = pad_answers(resp, tok.pad_token_id)
+        lp = answer_logprobs(model, chunk, answers, rows_of(len(chunk), n), temperature, tok.pad_token_id)
+        out += [float(lp[j, :len(r)].sum()) for j, r in enumerate(resp)]
     return out
 
 
-def rewards(rm, tok, prompts, responses, missing_eos_penalty: float) -> list[float]:
-    """Reward-model score at EOS, minus the penalty for a response that never ended (as in training)."""
-    s = score(rm, [p + r for p, r in zip(prompts, responses)], tok.pad_token_id)
-    return [v - (missing_eos_penalty if not (r and r[-1] == tok.eos_token_id) else 0.0)
-            for v, r in zip(s, responses)]
+def rewards(rm, tok, prompts: list[list[int]], responses: list[list[int]], missing_eos_penalty: float, n: int = 1,
+            batch_size: int = 32) -> list[float]:
+    """Reward-model score at the response's last token (EOS), minus the penalty for a response that never ended
+    (as in training); `responses` holds n per prompt, prompt after prompt."""
+    rm.eval()
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        chunk, resp = prompts[i:i + batch_size], responses[i * n:(i + batch_size) * n]
+        s = answer_scores(rm, chunk, pad_answers(resp, tok.pad_token_id), rows_of(len(chunk), n), tok.pad_token_id)
+        out += [v - (0.0 if r and r[-1] == tok.eos_token_id else missing_eos_penalty)
+                for v, r in zip(s.tolist(), resp)]
+    return out
 
 
 def _repeats(text: str) -> bool:
@@ -120,22 +97,21 @@ def _repeats(text: str) -> bool:
 
 def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_new_tokens: int, temperature: float,
                     missing_eos_penalty: float, seed: int, baseline: dict | None = None, samples: int = 1,
-                    batch_size: int = 16) -> tuple[dict, list[dict]]:
+                    batch_size: int = 32) -> tuple[dict, list[dict]]:
     """Metrics of `policy` on held-out `rows` ({prompt, answer?}); `reference` None means the policy is its own
     reference (KL 0). `baseline` = the SFT policy's per-prompt records, for the win-rate and the paired reward
     gain. `samples` answers are sampled per prompt (their mean lowers the noise of reward, KL, sampled EM)."""
     prompts = [encode_prompt(tok, r["prompt"]) for r in rows]
     k = max(1, samples)
-    greedy, _ = generate(policy, tok, prompts, max_new_tokens, None, batch_size)
-    rep = [p for p in prompts for _ in range(k)]
-    sampled, lp = generate(policy, tok, rep, max_new_tokens, temperature, batch_size, seed=seed)
+    greedy, _ = generate(policy, tok, prompts, max_new_tokens, None, 1, batch_size)
+    sampled, lp = generate(policy, tok, prompts, max_new_tokens, temperature, k, batch_size, seed=seed)
     if reference is None:
-        kl = [0.0] * len(rep)
+        kl = [0.0] * len(sampled)
     else:
-        lp_ref = sequence_logprobs(reference, tok, rep, sampled, temperature, batch_size)
+        lp_ref = sequence_logprobs(reference, tok, prompts, sampled, temperature, k, batch_size)
         kl = [a - b for a, b in zip(lp, lp_ref)]
-    r_s = rewards(rm, tok, rep, sampled, missing_eos_penalty)
-    r_g = rewards(rm, tok, prompts, greedy, missing_eos_penalty)
+    r_s = rewards(rm, tok, prompts, sampled, missing_eos_penalty, k, batch_size)
+    r_g = rewards(rm, tok, prompts, greedy, missing_eos_penalty, 1, batch_size)
     recs = []
     for i, row in enumerate(rows):
         sl = slice(i * k, (i + 1) * k)
@@ -153,6 +129,8 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         if row.get("answer"):
             rec["em_greedy"] = exact_match(g_txt, row["answer"])
             rec["em_sampled"] = mean(exact_match(t, row["answer"]) for t in s_txts)
+        rec["echo_greedy"] = echoes(g_txt, rec["prompt"], row.get("answer"))
+        rec["echo_sampled"] = mean(echoes(t, rec["prompt"], row.get("answer")) for t in s_txts)
         recs.append(rec)
     m = {
         "prompts": len(rows),
@@ -165,6 +143,8 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         "samples_per_prompt": k,
         "repeat_rate": mean(max(float(_repeats(r["greedy"])), r["sampled_repeats"]) for r in recs),
         "no_eos_rate": mean(1.0 - r["sampled_ended"] for r in recs),
+        "echo_rate": mean(r["echo_greedy"] for r in recs),
+        "echo_rate_sampled": mean(r["echo_sampled"] for r in recs),
     }
     if all("em_greedy" in r for r in recs):
         m["exact_match"] = mean(r["em_greedy"] for r in recs)
@@ -177,6 +157,24 @@ def evaluate_policy(policy, tok, rows: list[dict], *, reference=None, rm, max_ne
         m["reward_gain"] = mean(gain)
         m["reward_gain_se"] = _se(gain)
     return m, recs
+
+
+def task_metrics(tok, rows: list[dict]):
+    """For the RL trainers' logs: exact match and echo rate of each batch of training rollouts, by looking up
+    each prompt's question and gold answer (measures the policy is not trained on)."""
+    by_prompt = {tuple(encode_prompt(tok, r["prompt"])): (_user_text(r["prompt"]), r.get("answer")) for r in rows}
+
+    def metrics(prompts: list[list[int]], responses: list[str]) -> dict:
+        found = [(by_prompt.get(tuple(p)), t) for p, t in zip(prompts, responses)]
+        found = [(q, a, t) for (q, a), t in ((f, t) for f, t in found if f is not None)]
+        if not found:
+            return {}
+        out = {"echo_rate": mean(echoes(t, q, a) for q, a, t in found)}
+        if all(a for _, a, _ in found):
+            out["exact_match"] = mean(exact_match(t, a) for _, a, t in found)
+        return out
+
+    return metrics
 
 
 def _se(xs: list[float]) -> float:

@@ -1,12 +1,12 @@
 """Tokenizer and model set-up shared by the RLHF steps, with the classic pitfalls handled in one place.
 
-- **Pad token distinct from EOS.** SmolLM2 ships pad = eos = `<|im_end|>`. TRL's PPO builds attention masks
+- **Pad token distinct from EOS.** SmolLM2 ships pad = eos = `<|im_end|>`. RL code builds attention masks
   as `ids != pad_token_id`, so every `<|im_end|>` inside the chat-formatted prompt would be masked out, and it
   locates the response end as "first pad - 1", which would read the reward one token *before* EOS. We use a
   token that never occurs in text (`<|endoftext|>` for SmolLM2; a new `<|pad|>` only if none exists).
 - **Reward read at the EOS token.** Reward-model inputs are `prompt + response + EOS` (prefs.encode_completion),
-  right-padded: `AutoModelForSequenceClassification` reads the score at the last non-pad token = EOS, and PPO's
-  `get_reward` reads it at "first pad - 1" = the same EOS. `reward_index` checks it.
+  right-padded: `AutoModelForSequenceClassification` reads the score at the last non-pad token = EOS, and PPO
+  (`ppo.score_and_hidden`) reads it at the response's last token = the same EOS (tested).
 - **One tokenizer, padded on the left** (generation needs it); TRL's SFT, reward and preference collators pad
   training batches on the right by themselves, and `score` pads on the right itself.
 - **Reference model a separate object**, loaded fresh and frozen (`load_frozen`).
@@ -125,25 +125,21 @@ def save_policy(model, tok, folder: str | Path, is_main: bool = True) -> Path:
     return folder
 
 
-def reward_index(input_ids, pad_token_id: int, context_length: int):
-    """Where PPO's `get_reward` reads the score: the last token before the first pad of the response."""
-    from trl.experimental.utils import first_true_indices
-    return first_true_indices(input_ids[:, context_length:] == pad_token_id) - 1 + context_length
-
-
-def score(model, seqs: list[list[int]], pad_token_id: int, batch_size: int = 32) -> list[float]:
-    """Scalar score of each token sequence (right-padded; read at the last non-pad token)."""
+def score(model, seqs: list[list[int]], pad_token_id: int, batch_size: int = 64) -> list[float]:
+    """Scalar score of each token sequence (right-padded; read at the last non-pad token), in batches of
+    similar length."""
     import torch
 
-    out: list[float] = []
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    out: dict[int, float] = {}
     model.eval()
     with torch.no_grad():
-        for i in range(0, len(seqs), batch_size):
-            chunk = seqs[i:i + batch_size]
-            n = max(len(s) for s in chunk)
+        for i in range(0, len(order), batch_size):
+            chunk = order[i:i + batch_size]
+            n = max(len(seqs[j]) for j in chunk)
             ids = torch.full((len(chunk), n), pad_token_id, dtype=torch.long)
-            for j, s in enumerate(chunk):
-                ids[j, :len(s)] = torch.tensor(s)
+            for row, j in enumerate(chunk):
+                ids[row, :len(seqs[j])] = torch.tensor(seqs[j])
             logits = model(input_ids=ids, attention_mask=(ids != pad_token_id).long()).logits
-            out += logits.squeeze(-1).float().tolist()
-    return out
+            out.update(zip(chunk, logits.squeeze(-1).float().tolist()))
+    return [out[i] for i in range(len(seqs))]

@@ -1,13 +1,17 @@
-"""The alternatives to PPO in step 3, each with TRL's own trainer (recipes/rlhf.py, `--algo`):
+"""The algorithms of step 3 (recipes/rlhf.py, `--algo`), and the reward function TRL's online trainers use.
 
-- **RLOO** (`RLOOTrainer`): REINFORCE with a leave-one-out baseline over `num_generations` samples per prompt;
-  no value model; KL to the reference in the reward (`beta`).
-- **GRPO** (`GRPOTrainer`): group-normalised advantages, PPO-style clipped ratio, no value model; KL in the loss.
-- **DPO** (`DPOTrainer`): offline, on the preference pairs themselves; no reward model, no sampling.
+The ladder, hfrepro's trainer (hfrepro/rlhf/ppo.py: four settings of one loop, on the same rollouts budget):
+- **reinforce**: REINFORCE, the Monte-Carlo policy gradient with no baseline;
+- **rloo**: REINFORCE with a baseline, the mean return of the other answers to the same prompt (RLOO);
+- **a2c**: actor-critic, the one-step advantage r_t + gamma V(s_{t+1}) - V(s_t) from a learned critic;
+- **ppo**: PPO, GAE advantages, the clipped surrogate, several epochs per batch.
+Beside it, TRL's maintained trainers:
+- **grpo** (`GRPOTrainer`): group-normalised advantages, PPO-style clipped ratio, no value model; KL in the loss;
+- **dpo** (`DPOTrainer`): offline, on the preference pairs themselves; no reward model, no sampling.
 
-RLOO and GRPO score completions with the *same* reward model as PPO, through `reward_function`: it tokenises
+GRPO scores completions with the *same* reward model as the ladder, through `reward_function`: it tokenises
 `prompt + completion` exactly as the reward model was trained (reading the score at EOS) and subtracts the same
-missing-EOS penalty as PPO. (Passing the model object instead would re-apply the chat template, which appends a
+missing-EOS penalty. (Passing the model object instead would re-apply the chat template, which appends a
 newline after EOS, and the score would be read at that newline.)
 """
 
@@ -17,16 +21,20 @@ from hfrepro.errors import UserError
 from hfrepro.rlhf.models import score
 from hfrepro.rlhf.prefs import encode_completion, encode_prompt
 
-ALGOS = ("ppo", "rloo", "grpo", "dpo")
+LADDER = ("reinforce", "rloo", "a2c", "ppo")
+TRL_ALGOS = ("grpo", "dpo")
+ALGOS = LADDER + TRL_ALGOS
 
 
 def parse_algos(algo: str) -> list[str]:
-    """`ppo`, `all` or a comma list -> the algorithms, in that order."""
-    names = list(ALGOS) if algo == "all" else [a.strip() for a in algo.split(",") if a.strip()]
+    """`ppo`, `ladder` (reinforce, rloo, a2c, ppo), `all` or a comma list -> the algorithms, in that order."""
+    groups = {"all": list(ALGOS), "ladder": list(LADDER)}
+    names = [n for a in algo.split(",") if a.strip() for n in groups.get(a.strip(), [a.strip()])]
     bad = [a for a in names if a not in ALGOS]
     if bad or not names:
-        raise UserError(f"unknown --algo {algo!r}", fix=f"use one of {', '.join(ALGOS)}, all, or a comma list")
-    return names
+        raise UserError(f"unknown --algo {algo!r}",
+                        fix=f"use one of {', '.join(ALGOS)}, ladder, all, or a comma list")
+    return list(dict.fromkeys(names))
 
 
 def reward_function(rm, tok, missing_eos_penalty: float):

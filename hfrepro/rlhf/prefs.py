@@ -154,12 +154,16 @@ def preference_rows(items: list[Item], pairs_per_prompt: int, seed: int, pool: l
 
 
 def embedded_preferences(seed: int = 0, pairs_per_prompt: int = 2):
-    """DatasetDict train/validation/test of preference pairs (conversational) with relation/answer/kind."""
+    """DatasetDict train/validation/test of preference pairs (conversational) with relation/answer/kind.
+    Training prompts get `pairs_per_prompt` rejected kinds each (drawn with KIND_WEIGHTS); held-out prompts get
+    every kind, so that each kind of mistake is measured on every held-out question."""
     from datasets import Dataset, DatasetDict
 
     split = build_items(seed)
     pool = [it for v in split.values() for it in v]
-    return DatasetDict({name: Dataset.from_list(preference_rows(items, pairs_per_prompt, seed + i, pool))
+    per = {"train": pairs_per_prompt}
+    return DatasetDict({name: Dataset.from_list(preference_rows(items, per.get(name, len(KIND_WEIGHTS)), seed + i,
+                                                                pool))
                         for i, (name, items) in enumerate(split.items())})
 
 
@@ -242,8 +246,13 @@ def tokenize_pairs(ds, tok):
     def fn(r):
         p = encode_prompt(tok, r["prompt"])
         return {"chosen_ids": p + encode_completion(tok, r["chosen"]),
-                "rejected_ids": p + encode_completion(tok, r["rejected"])}
+                "rejected_ids": p + encode_completion(tok, r["rejected"]), "prompt_len": len(p)}
     return ds.map(fn, remove_columns=[c for c in ds.column_names if c not in ("relation", "kind", "answer")])
+
+
+def without_prompt_len(ds):
+    """The pairs as TRL's RewardTrainer takes them (prompt_len, for hfrepro's scoring, dropped)."""
+    return ds.remove_columns(["prompt_len"]) if "prompt_len" in ds.column_names else ds
 
 
 def held_out(dd):
@@ -278,3 +287,13 @@ def normalise(text: str) -> str:
 def exact_match(response: str, answer: str) -> bool:
     """The response, stripped of surrounding spaces/quotes/final punctuation, equals the gold answer (any case)."""
     return normalise(response) == answer.strip().lower()
+
+
+def echoes(response: str, question: str, answer: str | None = None) -> bool:
+    """The response repeats words of the question back ("Greece" to "What is the capital of Greece?",
+    "increasing" to "'increasing' is the -ing form of a verb. What is its past tense?"): the reward hack the
+    RLHF stage watches for. Never when the response is the gold answer."""
+    r = normalise(response)
+    if not r or (answer and r == answer.strip().lower()):
+        return False
+    return re.search(r"(?<!\w)" + re.escape(r) + r"(?!\w)", question.lower()) is not None

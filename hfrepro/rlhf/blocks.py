@@ -1,0 +1,111 @@
+"""A decoder run in two parts: its frozen lower blocks once, its trained upper blocks as often as needed.
+
+RLHF trains small parts of big models: a LoRA adapter in the policy's top blocks, the top blocks of a critic
+copied from the reward model. Whatever lies below the lowest trained block never changes during RL, so its
+output (the hidden states entering that block) is computed once per batch of rollouts and reused: by the
+reference policy (the adapter switched off), by every PPO epoch, by the reward model and the critic. Only the
+upper blocks run again - the reason hfrepro's PPO update costs a fraction of a full forward/backward pass.
+
+    lower, upper = decoder_views(causal_lm, split=18)     # blocks [0, 18) and [18, 30) + final norm
+    h = lower(input_ids=..., attention_mask=..., position_ids=...).last_hidden_state   # once, no grad
+    logits = causal_lm.lm_head(upper(inputs_embeds=h, ...).last_hidden_state)         # = the full model's
+
+The views share the model's modules (and so its LoRA layers and `disable_adapter()`); `check_split` verifies on
+the model itself that lower + upper equal the whole (architectures that rescale `inputs_embeds`, such as
+Gemma's, would not: they run unsplit).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+
+def backbone_of(model):
+    """The decoder stack of a causal LM or sequence classifier (LlamaModel inside LlamaForCausalLM, ...),
+    through a peft wrapper."""
+    base = model
+    if hasattr(base, "get_base_model"):
+        base = base.get_base_model()
+    return getattr(base, base.base_model_prefix), base
+
+
+def first_trained_block(model) -> int:
+    """Index of the lowest decoder block with a trainable parameter (the number of frozen blocks below it);
+    0 when the embeddings train or nothing is found."""
+    backbone, _ = backbone_of(model)
+    if any(p.requires_grad for p in backbone.get_input_embeddings().parameters()):
+        return 0
+    for i, block in enumerate(backbone.layers):
+        if any(p.requires_grad for p in block.parameters()):
+            return i
+    return 0
+
+
+def _view(backbone, start: int, stop: int, first: bool, last: bool):
+    """A shallow copy of `backbone` running blocks [start, stop): the same module objects, its own list."""
+    view = copy.copy(backbone)
+    view._modules = dict(backbone._modules)
+    view.layers = torch.nn.ModuleList(list(backbone.layers)[start:stop])
+    if not first:
+        view.embed_tokens = torch.nn.Identity()  # it reads hidden states, not token ids
+    if not last:
+        view.norm = torch.nn.Identity()  # hidden states leave it raw, as the next block takes them
+    view.config = copy.copy(backbone.config)
+    view.config.num_hidden_layers = stop - start
+    if getattr(view.config, "layer_types", None):
+        view.config.layer_types = list(backbone.config.layer_types)[start:stop]
+    return view
+
+
+def decoder_views(model, split: int):
+    """(lower, upper): views of `model`'s decoder running blocks [0, split) from token ids and [split, end) +
+    the final norm from hidden states."""
+    backbone, _ = backbone_of(model)
+    n = len(backbone.layers)
+    return _view(backbone, 0, split, True, False), _view(backbone, split, n, False, True)
+
+
+def critic_from(reward_model, trainable_layers: int):
+    """The critic V(s_t): a trainable copy of the reward model's top `trainable_layers` blocks (0: all), final
+    norm and score head; it reads the hidden states entering those blocks (`critic.input_layer`)."""
+    backbone, _ = backbone_of(reward_model)
+    n = len(backbone.layers)
+    k = min(trainable_layers or n, n)
+    critic = copy.deepcopy(reward_model)
+    upper = _view(getattr(critic, critic.base_model_prefix), n - k, n, False, True)
+    setattr(critic, critic.base_model_prefix, upper)
+    critic.config = upper.config
+    for p in critic.parameters():
+        p.requires_grad_(True)
+    critic.input_layer = n - k
+    return critic
+
+
+def critic_values(critic, hidden, attention_mask, position_ids, n_response: int) -> torch.Tensor:
+    """V(s_t) at the states before each of the last `n_response` tokens (positions -(n+1) .. -2)."""
+    backbone = getattr(critic, critic.base_model_prefix)
+    out = backbone(inputs_embeds=hidden, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    return critic.score(out.last_hidden_state[:, -(n_response + 1):-1]).squeeze(-1).float()
+
+
+@torch.no_grad()
+def check_split(model, split: int, head=None, atol: float = 1e-4) -> bool:
+    """Whether lower + upper reproduce `model`'s last hidden states (through `head`, e.g. lm_head) on a
+    small left-padded batch."""
+    backbone, _ = backbone_of(model)
+    vocab = backbone.get_input_embeddings().weight.shape[0]
+    g = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    ids = torch.randint(0, vocab, (2, 7), generator=g).to(device)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    pos = (mask.cumsum(1) - mask).clamp(min=0)
+    whole = backbone(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+    lower, upper = decoder_views(model, split)
+    h = lower(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+    parts = upper(inputs_embeds=h, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+    head = head or (lambda x: x)
+    keep = mask.bool()
+    return bool(torch.allclose(head(whole)[keep], head(parts)[keep], atol=atol))
