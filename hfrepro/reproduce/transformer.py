@@ -196,7 +196,7 @@ def _gradients(ctx: StageContext, s: dict):
                          ctx.dir / "lstm_gates.png")
     rows = [{"cell": c, "log10 ratio at k=8": float(d[:, 8].mean()), f"log10 ratio at k={K}": float(d[:, K].mean()),
              "eval loss": read_json(ctx.run_dir(c) / "metrics.json")["eval_loss"]} for c, d in decays.items()]
-    decision = vanishing_claim(decays["rnn_tanh"][:, K], decays["lstm"][:, K], K, seed=ctx.seed)
+    decision = vanishing_claim(decays["rnn_tanh"][:, K], decays["lstm"][:, K], K)
     md = ["### Why RNNs gave way: the vanishing gradient", "",
           "Four recurrent LMs, the same but for the cell, trained on the same text for the same steps. For "
           f"{len(seqs)} held-out sequences: the gradient of the loss at the last token with respect to the input "
@@ -227,7 +227,7 @@ def _gpt1(ctx: StageContext, s: dict):
     for arm in ("pretrained", "scratch"):
         rows = [json.loads(x) for x in (run / arm / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
         correct[arm] = [float(r["label"] == r["prediction"]) for r in rows]
-    decision = pretraining_claim(correct["scratch"], correct["pretrained"], m["majority_baseline"], seed=ctx.seed)
+    decision = pretraining_claim(correct["scratch"], correct["pretrained"], m["majority_baseline"])
     rows = [{"start": arm, "test accuracy": m[arm]["accuracy"], "steps": m[arm]["steps"],
              "train loss": m[arm]["train_loss"], "train s": m[arm]["train_seconds"]}
             for arm in ("pretrained", "scratch")]
