@@ -515,3 +515,27 @@ def test_transformer_styles_save_and_load(tmp_path, style, model_type):
     assert arch_of(m2) == "transformer"
     with torch.no_grad():
         assert translate(m, tok, ["Apply Filter"], num_beams=2) == translate(m2, tok2, ["Apply Filter"], num_beams=2)
+
+
+def test_stage_section_reads_both_runs_and_the_sweep(tmp_path):
+    """The main job's stage on two tiny runs with a sweep (the fixture stands in for both language pairs): the report
+    shows the sweep, the per-bucket gaps and the curves; the claim is not judged at the tiny budget, and at the
+    default budget 8 test sentences are too few long ones to decide it."""
+    from hfrepro.claims import StageContext
+    from hfrepro.recipes.seq2seq import cli
+    from hfrepro.reproduce.seq2seq import CLAIM, section
+
+    stage = tmp_path / "seq2seq"
+    for name in ("run", "fr"):
+        summary = cli(_argv(stage / name, "--arch", "rnn,rnn_attention", "--sweep_context_sizes", "4",
+                            "--num_beams", "1", "--eval_strategy", "steps", "--eval_steps", "2"))
+        assert summary["models"] == ["rnn", "rnn_attention", "rnn-c4", "rnn_attention-c4"]
+        assert {r["context_size"] for r in summary["sweep"]} == {4, 48}
+        assert sum(b["n"] for b in summary["bucket_gaps"]) == 8  # every test sentence in one bucket
+    assert json.loads((stage / "run" / "rnn-c4" / "metrics.json").read_text())["val_curve"][-1][0] == 4
+    for budget, why in (("tiny", "tiny budget: not judged"), ("default", "too few long test sentences")):
+        out = section(StageContext(dir=stage, root=tmp_path, budget=budget, seed=0, threads=1))
+        evidence, held = out.claims[CLAIM]
+        assert held is None and why in evidence
+        assert "The fixed vector's size" in out.markdown and "attention − plain [95%]" in out.markdown
+    assert (stage / "sweep.png").is_file() and (stage / "run" / "curves.png").is_file()
