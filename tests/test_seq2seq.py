@@ -445,7 +445,7 @@ def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
     (["--arch", "rnn,lstm"], "unknown --arch 'lstm'"),
     (["--transformer_style", "post"], "unknown --transformer_style"),
     (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
-    (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one architecture"),
+    (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one model"),
 ])
 def test_argument_mistakes_stop_before_anything_is_written(tmp_path, argv, match):
     from hfrepro.recipes.seq2seq import cli
