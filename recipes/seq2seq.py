@@ -44,6 +44,7 @@ from hfrepro.seq2seq.data import (
     features,
     length_grouped_order,
     load_pairs,
+    select_subset,
     select_test,
     train_tokenizer,
 )
@@ -71,12 +72,22 @@ class ScriptArguments:
     ffn_dim: int = field(default=256, metadata={"help": "Transformer: feed-forward size"})
     transformer_style: str = field(default="marian", metadata={
         "help": "marian: post-LayerNorm MarianMT (default); pre_ln: pre-LayerNorm encoder-decoder (M2M100Config)"})
+    context_size: int = field(default=0, metadata={
+        "help": "GRU models: size of the fixed vector c, the plain model's only view of the source (0: the encoder's "
+                "final states themselves, 2 x hidden_size numbers; d: squeezed to d numbers)"})
+    sweep_context_sizes: str = field(default="", metadata={
+        "help": "also train both GRU models with each of these fixed-vector sizes (comma list, e.g. 8): the sweep "
+                "that shows where attention's advantage lives"})
     dropout: float = field(default=0.0, metadata={"help": "dropout of every model"})
     transformer_learning_rate: float = field(default=2e-3, metadata={
         "help": "peak learning rate of the Transformer (--learning_rate is the GRU models')"})
+    transformer_max_steps: int = field(default=0, metadata={
+        "help": "updates of the Transformer (0: --max_steps, as the GRU models)"})
     num_beams: int = field(default=1, metadata={"help": "beam size for the test-set translations (1: greedy)"})
     also_greedy: bool = field(default=False, metadata={"help": "also score greedy decoding (when num_beams > 1)"})
     max_eval_examples: int = field(default=0, metadata={"help": "score a seeded subset of the test split (0: all)"})
+    max_val_examples: int = field(default=400, metadata={
+        "help": "validation pairs for the loss curve (every --eval_steps updates; 0: all)"})
     eval_batch_size: int = field(default=64, metadata={"help": "sentences translated at once"})
     bleu_tokenize: str | None = field(default=None, metadata={
         "help": "sacrebleu BLEU tokenizer (default: char for ko/ja, zh for zh, else 13a)"})
@@ -85,7 +96,7 @@ class ScriptArguments:
 
 
 def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
-    archs = check_arguments(script_args, training_args)
+    models = check_arguments(script_args, training_args)
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-seq2seq")  # fails now, not after training
     runtime.setup(seed=training_args.seed, threads=run_args.threads)
@@ -96,7 +107,8 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
         return run.metrics()
 
     # Data: parallel pairs split train/validation/test; one byte-level BPE vocabulary for both languages,
-    # trained on the training split; training pairs of at most `max_train_tokens` tokens a side.
+    # trained on the training split; training pairs of at most `max_train_tokens` tokens a side; a fixed part of
+    # the validation split for the loss curve.
     pairs = load_pairs(script_args.dataset, script_args.source_lang, script_args.target_lang)
     tokenizer = shared_tokenizer(run, pairs, script_args)
     train_split = pairs.splits["train"]
@@ -106,30 +118,35 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     if len(train) == 0:
         raise UserError(f"no training pair is at most {script_args.max_train_tokens} tokens long",
                         fix="raise --max_train_tokens (or 0 to keep all)")
+    val = features(tokenizer, select_subset(pairs.splits["validation"], script_args.max_val_examples))
     print(f"[seq2seq] {pairs.name} {pairs.source_lang}->{pairs.target_lang}: {len(train):,} training pairs "
           f"(of {len(train_split):,}; at most {script_args.max_train_tokens or 'any'} tokens a side), "
           f"{len(pairs.splits['test']):,} test pairs, vocabulary {len(tokenizer):,}")
 
-    # Each architecture: model -> Trainer -> test translations and scores, in its own run folder.
-    results = {arch: train_and_score(arch, pairs, tokenizer, train, config, script_args, training_args, run_args)
-               for arch in archs}
+    # Each model: model -> Trainer -> test translations and scores, in its own run folder. The GRU models are
+    # trained once with the fixed vector of `context_size`, then again with each size of the sweep.
+    results = {name: train_and_score(name, arch, size, pairs, tokenizer, train, val, config, script_args,
+                                     training_args, run_args)
+               for name, (arch, size) in models.items()}
 
-    # The comparison: BLEU/chrF by source length, the claim, the attention heat map -> results.md.
+    # The comparison: BLEU/chrF by source length with paired bootstrap intervals, the sweep of the fixed vector,
+    # the loss curves, the attention heat map -> results.md.
     if not run.is_main:
         return run.finish()
     metrics = run.finish(compare(run.path, results, pairs, tokenizer, script_args))
-    for arch in archs:
-        print(f"{arch:14s} BLEU {results[arch]['bleu']:6.2f}  chrF {results[arch]['chrf']:6.2f}")
+    for name in models:
+        print(f"{name:18s} BLEU {results[name]['bleu']:6.2f}  chrF {results[name]['chrf']:6.2f}")
     print(f"results: {run.path}/results.md, {run.path}/bleu_by_length.png")
-    if push:  # one Hub repository per model: <id> for one arch, <id>-<arch> for several
-        for arch in archs:
-            req = push if len(archs) == 1 else dataclasses.replace(push, repo_id=f"{push.repo_id}-{arch}")
-            print(f"pushed to {req.repo_id}: {push_folder(run.path / arch, req)}")
+    if push:  # one Hub repository per model: <id> for one model, <id>-<name> for several
+        for name in models:
+            req = push if len(models) == 1 else dataclasses.replace(push, repo_id=f"{push.repo_id}-{name}")
+            print(f"pushed to {req.repo_id}: {push_folder(run.path / name, req)}")
     return metrics
 
 
-def check_arguments(script_args: ScriptArguments, training_args: TrainingArguments) -> list[str]:
-    """The architectures asked for; every argument mistake found here stops the run before anything is written."""
+def check_arguments(script_args: ScriptArguments, training_args: TrainingArguments) -> dict[str, tuple[str, int]]:
+    """The models to train, {folder name: (arch, fixed-vector size)}; every argument mistake found here stops the run
+    before anything is written."""
     names = [a.strip() for a in script_args.arch.split(",") if a.strip()]
     names = list(ARCHS) if names == ["all"] else names
     bad = [a for a in names if a not in ARCHS]
@@ -137,6 +154,7 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
         raise UserError(f"unknown --arch {', '.join(bad) or script_args.arch!r}",
                         fix=f"use {' | '.join(ARCHS)} | all, or a comma list")
     archs = [a for a in ARCHS if a in names]
+    sizes = sweep_sizes(script_args)
     if script_args.bleu_tokenize:
         scoring.check_tokenize(script_args.bleu_tokenize)
     if script_args.transformer_style not in ("pre_ln", "marian"):
@@ -145,11 +163,32 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
                         ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
         if value <= 0:
             raise UserError(f"--{name} must be positive, got {value}")
+    models = {a: (a, script_args.context_size) for a in archs}
+    models.update({sweep_name(a, d): (a, d) for d in sizes for a in archs if a != "transformer"})
     resume = training_args.resume_from_checkpoint
-    if resume not in (None, "", "true", "True", "false", "False") and len(archs) > 1:
-        raise UserError(f"--resume_from_checkpoint {resume}: a checkpoint belongs to one architecture",
-                        fix="add --arch <that architecture>, or pass true (each resumes from its last checkpoint)")
-    return archs
+    if resume not in (None, "", "true", "True", "false", "False") and len(models) > 1:
+        raise UserError(f"--resume_from_checkpoint {resume}: a checkpoint belongs to one model",
+                        fix="add --arch <that architecture> (and no --sweep_context_sizes), or pass true (each model "
+                            "resumes from its last checkpoint)")
+    return models
+
+
+def sweep_sizes(script_args: ScriptArguments) -> list[int]:
+    """The fixed-vector sizes of the sweep, smallest first."""
+    try:
+        sizes = sorted({int(x) for x in script_args.sweep_context_sizes.split(",") if x.strip()})
+    except ValueError:
+        sizes = [0]
+    if any(x <= 0 for x in sizes) or script_args.context_size < 0:
+        raise UserError(f"--sweep_context_sizes {script_args.sweep_context_sizes!r} / --context_size "
+                        f"{script_args.context_size}: fixed-vector sizes are positive whole numbers",
+                        fix="e.g. --sweep_context_sizes 32,8 (and --context_size 0 for the encoder's final states)")
+    return sizes
+
+
+def sweep_name(arch: str, size: int) -> str:
+    """The folder of a GRU model of the sweep: rnn-c8 is the plain model whose fixed vector holds 8 numbers."""
+    return f"{arch}-c{size}"
 
 
 def shared_tokenizer(run: runtime.Run, pairs, script_args: ScriptArguments):
@@ -165,51 +204,58 @@ def shared_tokenizer(run: runtime.Run, pairs, script_args: ScriptArguments):
 
 # --- one architecture -----------------------------------------------------------------------------------------
 
-RNN_ONLY = ("embed_dim", "hidden_size", "learning_rate")
-TRANSFORMER_ONLY = ("d_model", "layers", "heads", "ffn_dim", "transformer_style", "transformer_learning_rate")
+RNN_ONLY = ("embed_dim", "hidden_size", "learning_rate", "context_size")
+TRANSFORMER_ONLY = ("d_model", "layers", "heads", "ffn_dim", "transformer_style", "transformer_learning_rate",
+                    "transformer_max_steps")
 
 
-def train_and_score(arch: str, pairs, tokenizer, train, config: dict, script_args: ScriptArguments,
-                    training_args: TrainingArguments, run_args: RunArguments) -> dict:
-    """Build `arch`, train it with the Trainer in <output_dir>/<arch>, translate and score the test split."""
-    # The same Trainer settings for every model but two. The peak learning rate is the architecture's own. And
-    # the batches: the GRU decoders step through the target one token at a time, so their batches hold pairs of
-    # similar length (shuffled length-grouped batches, which the Trainer reads in sequence); the Transformer's
-    # are drawn at random (with transformers' length-grouped sampler it never learned to use its source).
+def train_and_score(name: str, arch: str, size: int, pairs, tokenizer, train, val, config: dict,
+                    script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
+    """Build `arch` (a GRU model with a fixed vector of `size` numbers), train it with the Trainer in
+    <output_dir>/<name>, translate and score the test split."""
+    # The same Trainer settings for every GRU model. The Transformer has its own peak learning rate (and may have
+    # its own number of updates), and its own batches: the GRU decoders run over their batch's longest target, so
+    # their batches hold pairs of similar length (shuffled length-grouped batches, which the Trainer reads in
+    # sequence); the Transformer's are drawn at random (with transformers' length-grouped sampler it never
+    # learned to use its source).
+    steps = training_args.max_steps
     if arch == "transformer":
         lr, sampling, data = script_args.transformer_learning_rate, "random", train
+        steps = script_args.transformer_max_steps or steps
     else:
         batch = (training_args.per_device_train_batch_size * training_args.world_size
                  * training_args.gradient_accumulation_steps)  # the pairs of one update
         order = length_grouped_order([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])],
                                      batch, training_args.max_steps, training_args.seed)
         lr, sampling, data = training_args.learning_rate, "sequential", train.select(order)
-    args = dataclasses.replace(training_args, output_dir=f"{training_args.output_dir}/{arch}", learning_rate=lr,
-                               train_sampling_strategy=sampling)
-    own = {k: v for k, v in config.items() if k not in (RNN_ONLY if arch == "transformer" else TRANSFORMER_ONLY)}
-    run = runtime.Run.begin(args.output_dir, {**own, "arch": arch},
-                            resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait)
+    args = dataclasses.replace(training_args, output_dir=f"{training_args.output_dir}/{name}", learning_rate=lr,
+                               train_sampling_strategy=sampling, max_steps=steps)
+    own = {k: v for k, v in config.items() if k not in (RNN_ONLY if arch == "transformer" else TRANSFORMER_ONLY)
+           and k != "sweep_context_sizes"}  # the config that replays this one model
+    own.update(arch=arch, **({} if arch == "transformer" else {"context_size": size}))
+    run = runtime.Run.begin(args.output_dir, own, resume_from_checkpoint=training_args.resume_from_checkpoint,
+                            wait=run_args.wait)
     if run.finished:
-        print(f"[seq2seq] {arch}: already trained and scored with this config in {run.path}, reusing it")
+        print(f"[seq2seq] {name}: already trained and scored with this config in {run.path}, reusing it")
         return run.metrics()
 
-    model = build_model(arch, tokenizer, script_args, seed=args.seed)
-    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+    model = build_model(arch, tokenizer, script_args, seed=args.seed, context_size=size)
+    trainer = Trainer(model=model, args=args, train_dataset=data, eval_dataset=val, processing_class=tokenizer,
                       data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
                       callbacks=run.callbacks())
     result = trainer.train(resume_from_checkpoint=run.resume_from)
-    trainer.save_model()  # the arch's run folder is the model's Hub repository
+    trainer.save_model()  # the model's run folder is its Hub repository
 
     acc, state = trainer.accelerator, trainer.state
-    metrics = {"arch": arch, "world_size": acc.num_processes, "parameters": trainable_parameters(model),
-               "steps": state.global_step, "batch_size": args.per_device_train_batch_size * acc.num_processes,
-               "train_pairs": len(train), "train_loss": result.training_loss,
-               "train_seconds": round(result.metrics["train_runtime"], 1),
-               "source_tokens_seen": int(state.num_input_tokens_seen)}
+    metrics = {"arch": arch, "context_size": model_context_size(model), "world_size": acc.num_processes,
+               "parameters": trainable_parameters(model), "steps": state.global_step,
+               "batch_size": args.per_device_train_batch_size * acc.num_processes, "train_pairs": len(train),
+               "train_loss": result.training_loss, "train_seconds": round(result.metrics["train_runtime"], 1),
+               "source_tokens_seen": int(state.num_input_tokens_seen), **loss_curves(state.log_history)}
     metrics["train_source_tokens_per_second"] = round(metrics["source_tokens_seen"] / max(
         metrics["train_seconds"], 1e-9), 1)
     if run.is_main:  # the main process translates the test split while the others wait
-        metrics.update(score_test_split(model.eval(), tokenizer, pairs, script_args, run.path, arch, args))
+        metrics.update(score_test_split(model.eval(), tokenizer, pairs, script_args, run.path, name, args))
     metrics = run.finish(metrics)
     if run.is_main:
         write_card(run.path, arch, pairs, metrics, run.config)
@@ -217,9 +263,25 @@ def train_and_score(arch: str, pairs, tokenizer, train, config: dict, script_arg
     return metrics
 
 
-def build_model(arch: str, tokenizer, script_args: ScriptArguments, seed: int):
-    """rnn / rnn_attention: hfrepro's GRU encoder-decoder (hfrepro/seq2seq/rnn.py), the two differing only in the
-    context vector; transformer: a MarianMT (post-LayerNorm) or M2M100 (pre-LayerNorm) model from its config."""
+def loss_curves(log_history: list[dict]) -> dict:
+    """The training loss and the validation loss (every eval_steps updates) from the Trainer's log."""
+    train = [(r["step"], round(r["loss"], 4)) for r in log_history if "loss" in r]
+    val = [(r["step"], round(r["eval_loss"], 4)) for r in log_history if "eval_loss" in r]
+    return {"train_curve": train, "val_curve": val, "val_loss": val[-1][1] if val else None}
+
+
+def model_context_size(model) -> int | None:
+    """The fixed vector's size of a GRU model (None for the Transformer)."""
+    cfg = model.config
+    if getattr(cfg, "model_type", "") != "hfrepro-gru-seq2seq":
+        return None
+    return cfg.context_size or 2 * cfg.hidden_size
+
+
+def build_model(arch: str, tokenizer, script_args: ScriptArguments, seed: int, context_size: int = 0):
+    """rnn / rnn_attention: hfrepro's GRU encoder-decoder (hfrepro/seq2seq/rnn.py), the second the first plus an
+    attention read of every encoder state, both with a fixed vector of `context_size` numbers (0: the encoder's
+    final states); transformer: a MarianMT (post-LayerNorm) or M2M100 (pre-LayerNorm) model from its config."""
     import torch
     from transformers import M2M100Config, M2M100ForConditionalGeneration, MarianConfig, MarianMTModel
 
@@ -229,7 +291,7 @@ def build_model(arch: str, tokenizer, script_args: ScriptArguments, seed: int):
                eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.bos_token_id)
     if arch in ("rnn", "rnn_attention"):
         return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=len(tokenizer), embed_dim=s.embed_dim, hidden_size=s.hidden_size,
-                                           attention_dim=s.hidden_size, attention=arch == "rnn_attention",
+                                           attention=arch == "rnn_attention", context_size=context_size or None,
                                            dropout=s.dropout, **ids))
     common = dict(vocab_size=len(tokenizer), d_model=s.d_model, encoder_layers=s.layers, decoder_layers=s.layers,
                   encoder_attention_heads=s.heads, decoder_attention_heads=s.heads, encoder_ffn_dim=s.ffn_dim,
@@ -285,19 +347,35 @@ def score_test_split(model, tokenizer, pairs, script_args: ScriptArguments, fold
 # --- the comparison -------------------------------------------------------------------------------------------
 
 def compare(root, results: dict, pairs, tokenizer, script_args: ScriptArguments) -> dict:
-    """The claim check on the test translations, the attention heat map of one sentence, results.md and the
-    BLEU-by-length plot. Returns the comparison's metrics (the run folder's metrics.json)."""
-    results = {a: results[a] for a in ARCHS if a in results}
-    claim = report.attention_claim(root, results, next(iter(results.values()))["bleu_tokenize"], LONG_FROM)
+    """BLEU/chrF by source length with attention − plain and its paired bootstrap interval, the sweep of the fixed
+    vector (long and shorter sentences), attention − plain on long sentences at the smallest fixed vector, the
+    attention heat map of one sentence; results.md and the plots. Returns the comparison's metrics."""
+    import numpy as np
+
+    tokenize = next(iter(results.values()))["bleu_tokenize"]
+    both = {"rnn", "rnn_attention"} <= set(results)
+    gaps = report.bucket_gaps(root, "rnn", "rnn_attention", tokenize) if both else None
+    sweep = report.sweep_rows(root, results, tokenize, LONG_FROM)
+    sizes = [d for d in sweep_sizes(script_args) if sweep_name("rnn", d) in results]
+    check = None
+    if both and sizes:
+        rng = np.random.default_rng(0)
+        small = report.long_gaps(root, sweep_name("rnn", sizes[0]), sweep_name("rnn_attention", sizes[0]),
+                                 tokenize, LONG_FROM, rng)
+        full = report.long_gaps(root, "rnn", "rnn_attention", tokenize, LONG_FROM, rng)
+        if small:
+            check = {"size": sizes[0], "full_size": results["rnn"]["context_size"], **report.summarize(small)}
+            if full:
+                check.update(full_bleu=report.summarize(full)["bleu"], full_chrf=report.summarize(full)["chrf"])
     heat = None
     if "rnn_attention" in results:
         text = script_args.heatmap_text or report.default_heatmap_text(report.read_outputs(root / "rnn_attention")[0])
         model, tok = load_model(root / "rnn_attention")
         src_tokens, out_tokens, weights, translation = attention_map(model, tok, text)
         report.plot_attention(src_tokens, out_tokens, weights, root / "attention.png",
-                              f"Bahdanau attention weights (GRU + attention)\n{text[:90]}")
+                              f"Attention weights (GRU + attention)\n{text[:90]}")
         heat = {"source": text, "translation": translation, "png": "attention.png"}
-    return report.write_results(root, results, pairs, len(tokenizer), claim, heat)
+    return report.write_results(root, results, pairs, len(tokenizer), gaps, sweep, check, heat, LONG_FROM)
 
 
 def write_card(folder, arch: str, pairs, metrics: dict, config: dict) -> None:

@@ -139,13 +139,46 @@ def test_buckets():
 
 # --- GRU models ----------------------------------------------------------------------------------------------
 
-def _gru(attention: bool, V: int = 40):
+def _gru(attention: bool, V: int = 40, context_size: int | None = None):
     import torch
 
     from hfrepro.seq2seq.rnn import GRUSeq2Seq, GRUSeq2SeqConfig
     torch.manual_seed(0)
-    return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=V, embed_dim=16, hidden_size=24, attention_dim=24,
-                                       attention=attention, dropout=0.0)).eval()
+    return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=V, embed_dim=16, hidden_size=24, attention=attention,
+                                       context_size=context_size, dropout=0.0)).eval()
+
+
+@pytest.mark.parametrize("attention,context_size", [(False, None), (True, None), (False, 4), (True, 4)])
+def test_teacher_forcing_runs_the_decoder_as_decoding_does(attention, context_size):
+    """Training runs the decoder over the whole target in one call; decoding steps one token at a time. The two
+    give the same log-probabilities (and the same attention weights)."""
+    import torch
+
+    m = _gru(attention, context_size=context_size)
+    x = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0]])
+    y = torch.tensor([[11, 12, 13, 2], [14, 2, -100, -100]])
+    with torch.no_grad():
+        out = m(input_ids=x, labels=y)
+        enc = m.encode(x, (x != 0).long())
+        state, prev = enc["state"], torch.full((2,), m.config.decoder_start_token_id)
+        for t in range(y.size(1)):
+            logp, state, w = m.logprobs(enc, prev, state)
+            assert torch.allclose(logp, out.logits[:, t].log_softmax(-1), atol=1e-5)
+            if attention:
+                assert torch.allclose(w, out.attentions[:, t], atol=1e-6)
+            prev = y[:, t].clamp(min=0)
+
+
+def test_the_fixed_vector_is_the_plain_models_only_view_of_the_source():
+    """With context_size d the plain decoder reads d numbers of the source; the attention model reads the same d
+    numbers plus the attention average of the 2 x hidden_size annotations; the rest of the two models is shared."""
+    plain, att = _gru(False, context_size=4), _gru(True, context_size=4)
+    assert plain.bottleneck.out_features == 4 and plain.decoder.input_size == 16 + 4
+    assert plain.pre_output.in_features == 24 + 4 + 16 and att.pre_output.in_features == 24 + 4 + 16 + 48
+    shapes = {k: v.shape for k, v in plain.state_dict().items()}
+    extra = {k: v.shape for k, v in att.state_dict().items() if shapes.get(k) != v.shape}
+    assert set(extra) == {"attn.weight", "pre_output.weight"}
+    assert _gru(False).decoder.input_size == 16 + 48  # no bottleneck: the encoder's final states, 2 x 24
 
 
 def test_attention_weights_are_a_distribution_over_real_source_tokens():
@@ -246,35 +279,82 @@ def test_romanize_fallback():
     assert romanize("한국어 OK") == "hangugeo OK"
 
 
-def test_claim_check_can_hold_and_can_fail(tmp_path):
-    """The verdict comes from the numbers: a plain model that truncates long outputs loses to one that does not;
-    two identical systems give no verdict of reproduction."""
-    import random
+def test_sentence_statistics_sum_to_the_corpus_scores():
+    """The bootstrap scores resamples from summed sentence statistics: all sentences summed give exactly sacrebleu's
+    corpus BLEU and chrF, and a subset's sum gives that subset's corpus score."""
+    import sacrebleu
 
-    from hfrepro.seq2seq.report import attention_claim
-    from hfrepro.seq2seq.scoring import write_lines
+    from hfrepro.seq2seq import scoring
 
-    rng = random.Random(0)
-    syll = [chr(0xAC00 + rng.randrange(11172)) for _ in range(300)]
+    for tok in ("char", "13a"):
+        st = scoring.sentence_stats(HYPS, REFS, tok)
+        assert scoring.score_from_stats("bleu", tok, st["bleu"].sum(0)) == pytest.approx(
+            sacrebleu.BLEU(tokenize=tok).corpus_score(HYPS, [REFS]).score, abs=1e-9)
+        assert scoring.score_from_stats("chrf", tok, st["chrf"].sum(0)) == pytest.approx(
+            sacrebleu.CHRF().corpus_score(HYPS, [REFS]).score, abs=1e-9)
+        assert scoring.score_from_stats("chrf", tok, st["chrf"][[0, 3]].sum(0)) == pytest.approx(
+            sacrebleu.CHRF().corpus_score([HYPS[0], HYPS[3]], [[REFS[0], REFS[3]]]).score, abs=1e-9)
 
-    def sent(n):
-        return " ".join("".join(rng.choice(syll) for _ in range(3)) for _ in range(n))
 
-    src = [" ".join(["w"] * (25 if i % 2 else 5)) for i in range(240)]
-    ref = [sent(25 if i % 2 else 5) for i in range(240)]
-    truncated = [r[:24] for r in ref]  # right on short sentences, cut short on long ones
+def test_paired_gap_and_interval():
+    """Identical systems: every resample's gap is 0. A system right on every sentence against one that is
+    always cut short: every resample favours it. The counts draw n sentences per resample."""
+    import numpy as np
 
-    def run(rnn_hyp, att_hyp):
-        for arch, hyp in (("rnn", rnn_hyp), ("rnn_attention", att_hyp)):
-            d = tmp_path / arch
-            d.mkdir(exist_ok=True)
-            write_lines(d / "src.txt", src), write_lines(d / "ref.txt", ref), write_lines(d / "hyp.txt", hyp)
-        return attention_claim(tmp_path, {"rnn": {}, "rnn_attention": {}}, "char", 21)
+    from hfrepro.seq2seq import scoring
 
-    good = run(truncated, ref)
-    assert good["held"] is True and good["p_value"] < 0.05 and good["n_long"] == 120
-    same = run(truncated, truncated)
-    assert same["held"] is False
+    counts = scoring.resample_counts(5, 300, np.random.default_rng(0))
+    assert counts.shape == (300, 5) and (counts.sum(1) == 5).all()
+    short = scoring.sentence_stats([h[: len(h) // 2] for h in REFS], REFS, "char")
+    exact = scoring.sentence_stats(REFS, REFS, "char")
+    gap, samples = scoring.paired_gap(short, short, "chrf", "char", counts)
+    assert gap == 0 and not samples.any()
+    gap, samples = scoring.paired_gap(short, exact, "bleu", "char", counts)
+    lo, hi = scoring.interval(samples, 0.95)
+    assert gap > 0 and 0 < lo <= hi and (samples > 0).all()
+    assert scoring.interval(list(range(101)), 0.9) == pytest.approx((5.0, 95.0))
+
+
+def _gaps(chrf: float, bleu: float, spread: float, n: int = 400, seed: int = 0) -> dict:
+    """A language pair's synthetic long-sentence gaps: estimates and bootstrap samples spread around them."""
+    import numpy as np
+
+    noise = np.random.default_rng(seed).normal(size=2000)
+    return {"n": n, "chrf": (chrf, chrf + spread * noise), "bleu": (bleu, bleu + spread * noise)}
+
+
+@pytest.mark.parametrize("ko,fr,verdict", [
+    ((3.0, 5.0), (2.0, 4.0), "REPRODUCED"),            # every gap clearly above 0
+    ((3.0, 5.0), (0.3, 4.0), "INCONCLUSIVE"),          # en-fr chrF gap within its noise of 0
+    ((3.0, 5.0), (-2.0, 4.0), "NOT REPRODUCED"),       # en-fr chrF clearly below 0: the smallest gap is negative
+    ((-3.0, -5.0), (-2.0, -4.0), "NOT REPRODUCED"),    # attention behind everywhere
+])
+def test_attention_claim_verdicts(ko, fr, verdict):
+    """s2s-attention-long: the smallest of the four attention − plain gaps (chrF and BLEU, en-ko and en-fr) with
+    the bootstrap interval of that minimum, against 0."""
+    from hfrepro.reproduce.seq2seq import attention_decision
+
+    d = attention_decision({"en-ko": _gaps(*ko, spread=0.5), "en-fr": _gaps(*fr, spread=0.5, seed=1)}, size=8,
+                           long_from=21)
+    assert d.verdict == verdict
+    assert d.estimate == min(*ko, *fr) and d.threshold == 0 and d.lo <= d.estimate + 1e-9
+    assert "en-ko (n=400)" in d.evidence and "8-number fixed vector" in d.evidence
+
+
+def test_attention_claim_interval_is_that_of_the_minimum():
+    """Each language pair's gaps fall below 0 in 2% of the resamples (its own interval clears 0), in different
+    resamples: their minimum falls below 0 in 4%, so the claim's interval reaches below 0."""
+    import numpy as np
+
+    from hfrepro.reproduce.seq2seq import attention_decision
+    from hfrepro.seq2seq import scoring
+
+    ko, fr = np.ones(2000), np.ones(2000)
+    ko[:40], fr[40:80] = -1.0, -1.0
+    assert scoring.interval(ko, 0.95)[0] > 0 and scoring.interval(fr, 0.95)[0] > 0
+    d = attention_decision({"en-ko": {"n": 300, "chrf": (1.0, ko), "bleu": (1.0, ko)},
+                            "en-fr": {"n": 700, "chrf": (1.0, fr), "bleu": (2.0, fr + 1)}}, size=4, long_from=21)
+    assert (d.lo, d.hi, d.estimate) == (-1.0, 1.0, 1.0) and d.verdict == "INCONCLUSIVE"
 
 
 # --- the recipe end to end, re-run, resume, the translate command --------------------------------------------
@@ -305,7 +385,7 @@ def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
     out = tmp_path / "run"
     summary = cli(_argv(out))
     assert summary["archs"] == ["rnn", "rnn_attention", "transformer"]
-    assert summary["claim"]["held"] is None  # 8 test pairs: not judged
+    assert summary["long_check"] is None  # 8 test pairs, no sweep: the long-sentence gap is not measured
     for arch in summary["archs"]:
         d = out / arch
         for f in ("config.yaml", "metrics.json", "log.jsonl", "status.json", "hyp.txt", "ref.txt", "test.tsv",
@@ -365,7 +445,7 @@ def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
     (["--arch", "rnn,lstm"], "unknown --arch 'lstm'"),
     (["--transformer_style", "post"], "unknown --transformer_style"),
     (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
-    (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one architecture"),
+    (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one model"),
 ])
 def test_argument_mistakes_stop_before_anything_is_written(tmp_path, argv, match):
     from hfrepro.recipes.seq2seq import cli
@@ -435,3 +515,27 @@ def test_transformer_styles_save_and_load(tmp_path, style, model_type):
     assert arch_of(m2) == "transformer"
     with torch.no_grad():
         assert translate(m, tok, ["Apply Filter"], num_beams=2) == translate(m2, tok2, ["Apply Filter"], num_beams=2)
+
+
+def test_stage_section_reads_both_runs_and_the_sweep(tmp_path):
+    """The main job's stage on two tiny runs with a sweep (the fixture stands in for both language pairs): the report
+    shows the sweep, the per-bucket gaps and the curves; the claim is not judged at the tiny budget, and at the
+    default budget 8 test sentences are too few long ones to decide it."""
+    from hfrepro.claims import StageContext
+    from hfrepro.recipes.seq2seq import cli
+    from hfrepro.reproduce.seq2seq import CLAIM, section
+
+    stage = tmp_path / "seq2seq"
+    for name in ("run", "fr"):
+        summary = cli(_argv(stage / name, "--arch", "rnn,rnn_attention", "--sweep_context_sizes", "4",
+                            "--num_beams", "1", "--eval_strategy", "steps", "--eval_steps", "2"))
+        assert summary["models"] == ["rnn", "rnn_attention", "rnn-c4", "rnn_attention-c4"]
+        assert {r["context_size"] for r in summary["sweep"]} == {4, 48}
+        assert sum(b["n"] for b in summary["bucket_gaps"]) == 8  # every test sentence in one bucket
+    assert json.loads((stage / "run" / "rnn-c4" / "metrics.json").read_text())["val_curve"][-1][0] == 4
+    for budget, why in (("tiny", "tiny budget: not judged"), ("default", "too few long test sentences")):
+        out = section(StageContext(dir=stage, root=tmp_path, budget=budget, seed=0, threads=1))
+        evidence, held = out.claims[CLAIM]
+        assert held is None and why in evidence
+        assert "The fixed vector's size" in out.markdown and "attention − plain [95%]" in out.markdown
+    assert (stage / "sweep.png").is_file() and (stage / "run" / "curves.png").is_file()

@@ -181,6 +181,10 @@ def features(tok, split, max_tokens: int = 0):
                               "labels": [tgt[i] for i in keep]})
 
 
+def select_subset(split, max_examples: int = 0):
+    """The first `max_examples` pairs of a split (all when 0): a split's order is already random (fixed split seed)."""
+    return split.select(range(min(max_examples, len(split)))) if max_examples else split
+
 
 def select_test(pairs: Pairs, max_examples: int = 0, seed: int = 0):
     """The test split, or a seeded subset of `max_examples` pairs of it (in their original order)."""

@@ -1,15 +1,23 @@
-"""GRU encoder-decoder, with and without Bahdanau attention, in plain torch.
+"""GRU encoder-decoder, with and without attention, in plain torch.
 
-The two models share every line but one, so that the comparison isolates the idea being reproduced:
+The attention model is the plain model plus one thing, so that the comparison isolates the idea being reproduced:
 
     encoder   a bidirectional GRU reads the source: annotations h_1..h_S (forward and backward states)
-    start     s_0 = tanh(W [h_S(forward); h_1(backward)])
-    context   attention=False  c_i = c = [h_S(forward); h_1(backward)]  the whole sentence in one vector
+    fixed     c = [h_S(forward); h_1(backward)], the whole sentence in one vector of 2 x hidden_size numbers;
+              with `context_size` d: c = tanh(W_c [h_S(forward); h_1(backward)]), squeezed to d numbers
+    decoder   s_0 = tanh(W_s c),  s_i = GRU([y_{i-1}; c], s_{i-1})                       (both models)
+    read      attention=False  r_i = [s_i; c; y_{i-1}]: the fixed vector is all the decoder sees of the source
                                  (the RNN Encoder-Decoder of Cho et al. 2014, "RNNencdec" in Bahdanau et al.)
-              attention=True   c_i = sum_j a_ij h_j,  a_ij = softmax_j(v' tanh(W_a s_{i-1} + U_a h_j))
-                                 (additive attention, "RNNsearch", Bahdanau et al. 2014)
-    decoder   s_i = GRU([y_{i-1}; c_i], s_{i-1})
-    output    p(y_i | ...) = softmax(W_o tanh(U_o [s_i; c_i; y_{i-1}]))
+              attention=True   r_i = [s_i; c; y_{i-1}; a_i] with a_i = sum_j alpha_ij h_j and
+                                 alpha_ij = softmax_j(s_i' W_a h_j): at every step the decoder also reads all the
+                                 encoder's states, weighted by how well each matches its state
+    output    p(y_i | ...) = softmax(W_o tanh(U_o r_i))
+
+The attention is Luong et al. (2015)'s global attention with the "general" score, read after the decoder's step.
+Bahdanau et al. (2014) read it before the step (from s_{i-1}) and feed it into the GRU; reading it after lets
+training run the decoder GRU over the whole target in one call, which is what makes the sweep of the fixed
+vector's size affordable on a CPU (docs/seq2seq.md). The fixed vector c stays in both models: attention is added
+to the plain model, not swapped for its vector, and shrinking `context_size` squeezes only the plain model's view.
 
 The model is a `transformers.PreTrainedModel`, so `save_pretrained` / `from_pretrained` write and read a
 safetensors folder with its config.json like any other model (`model_type: hfrepro-gru-seq2seq`; loading it
@@ -33,8 +41,8 @@ class GRUSeq2SeqConfig(PreTrainedConfig):
     vocab_size: int = 4000
     embed_dim: int = 128
     hidden_size: int = 256
-    attention_dim: int = 256
     attention: bool = True
+    context_size: int | None = None  # size of the fixed vector c; None: the encoder's final states (2 x hidden_size)
     dropout: float = 0.1
     pad_token_id: int | None = 0
     bos_token_id: int | None = 1
@@ -58,17 +66,18 @@ class GRUSeq2Seq(PreTrainedModel):
 
     def __init__(self, config: GRUSeq2SeqConfig):
         super().__init__(config)
-        V, E, H, A = config.vocab_size, config.embed_dim, config.hidden_size, config.attention_dim
+        V, E, H = config.vocab_size, config.embed_dim, config.hidden_size
+        C = config.context_size or 2 * H  # the fixed vector's size
         self.embed = nn.Embedding(V, E, padding_idx=config.pad_token_id)  # one vocabulary for both languages
         self.encoder = nn.GRU(E, H, batch_first=True, bidirectional=True)
-        self.init_state = nn.Linear(2 * H, H)
+        if config.context_size:
+            self.bottleneck = nn.Linear(2 * H, C)         # W_c
+        self.init_state = nn.Linear(C, H)                 # W_s
+        self.decoder = nn.GRU(E + C, H, batch_first=True)
         if config.attention:
-            self.attn_query = nn.Linear(H, A, bias=False)   # W_a
-            self.attn_keys = nn.Linear(2 * H, A)            # U_a (applied once to every annotation)
-            self.attn_v = nn.Linear(A, 1, bias=False)       # v
-        self.decoder = nn.GRUCell(E + 2 * H, H)
-        self.pre_output = nn.Linear(H + 2 * H + E, E)
-        self.output = nn.Linear(E, V)
+            self.attn = nn.Linear(2 * H, H, bias=False)   # W_a (applied once to every annotation)
+        self.pre_output = nn.Linear(H + C + E + (2 * H if config.attention else 0), E)  # U_o
+        self.output = nn.Linear(E, V)                     # W_o
         self.drop = nn.Dropout(config.dropout)
         self.post_init()
 
@@ -84,27 +93,27 @@ class GRUSeq2Seq(PreTrainedModel):
         packed = nn.utils.rnn.pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
         out, h_n = self.encoder(packed)
         annotations, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=input_ids.size(1))
-        summary = torch.cat([h_n[0], h_n[1]], dim=-1)  # last forward state, first backward state: [B, 2H]
-        state = torch.tanh(self.init_state(summary))
-        keys = self.attn_keys(annotations) if self.config.attention else None
-        return {"annotations": annotations, "keys": keys, "mask": attention_mask.bool(), "summary": summary,
-                "state": state}
+        fixed = torch.cat([h_n[0], h_n[1]], dim=-1)  # last forward state, first backward state: [B, 2H]
+        if self.config.context_size:
+            fixed = torch.tanh(self.bottleneck(fixed))  # squeezed to context_size numbers
+        keys = self.attn(annotations) if self.config.attention else None
+        return {"annotations": annotations, "keys": keys, "mask": attention_mask.bool(), "fixed": fixed,
+                "state": torch.tanh(self.init_state(fixed))}
 
-    # --- one decoder step -----------------------------------------------------------------------------
-    def context(self, enc, state):
-        """c_i and the attention weights a_i (None for the plain model)."""
-        if not self.config.attention:
-            return enc["summary"], None
-        scores = self.attn_v(torch.tanh(enc["keys"] + self.attn_query(state)[:, None, :])).squeeze(-1)
-        weights = scores.masked_fill(~enc["mask"], float("-inf")).softmax(-1)            # [B, S]
-        return torch.bmm(weights[:, None, :], enc["annotations"]).squeeze(1), weights      # [B, 2H]
-
-    def step(self, enc, prev_tokens, state):
+    # --- decoder: any number of steps at once (teacher forcing), or one (decoding) ----------------------
+    def decode(self, enc, prev_tokens, state):
+        """prev_tokens [B, T] -> (hidden [B, T, E] before the output projection, last state [B, H], attention
+        weights [B, T, S] or None)."""
         y = self.drop(self.embed(prev_tokens))
-        ctx, weights = self.context(enc, state)
-        state = self.decoder(torch.cat([y, ctx], -1), state)
-        hidden = torch.tanh(self.pre_output(self.drop(torch.cat([state, ctx, y], -1))))
-        return hidden, state, weights
+        fixed = enc["fixed"][:, None, :].expand(-1, y.size(1), -1)
+        states, last = self.decoder(torch.cat([y, fixed], -1), state[None].contiguous())
+        parts, weights = [states, fixed, y], None
+        if self.config.attention:
+            scores = torch.bmm(states, enc["keys"].transpose(1, 2))                          # [B, T, S]
+            weights = scores.masked_fill(~enc["mask"][:, None, :], float("-inf")).softmax(-1)
+            parts.append(torch.bmm(weights, enc["annotations"]))                             # a_i: [B, T, 2H]
+        hidden = torch.tanh(self.pre_output(self.drop(torch.cat(parts, -1))))
+        return hidden, last[0], weights
 
     def forward(self, input_ids, attention_mask=None, labels=None, decoder_input_ids=None, num_items_in_batch=None,
                 **_):
@@ -116,12 +125,8 @@ class GRUSeq2Seq(PreTrainedModel):
         if decoder_input_ids is None:
             decoder_input_ids = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
         enc = self.encode(input_ids, attention_mask)
-        state, hiddens, attns = enc["state"], [], []
-        for t in range(decoder_input_ids.size(1)):  # teacher forcing
-            hidden, state, w = self.step(enc, decoder_input_ids[:, t], state)
-            hiddens.append(hidden)
-            attns.append(w)
-        logits = self.output(self.drop(torch.stack(hiddens, 1)))  # the big projection, once for all steps
+        hidden, _, weights = self.decode(enc, decoder_input_ids, enc["state"])
+        logits = self.output(self.drop(hidden))
         loss = None
         if labels is not None:
             flat = (logits.reshape(-1, logits.size(-1)), labels.reshape(-1))
@@ -129,12 +134,12 @@ class GRUSeq2Seq(PreTrainedModel):
                 loss = F.cross_entropy(*flat, ignore_index=-100)
             else:
                 loss = F.cross_entropy(*flat, ignore_index=-100, reduction="sum") / num_items_in_batch
-        return Seq2SeqOutput(loss=loss, logits=logits,
-                             attentions=torch.stack(attns, 1) if self.config.attention else None)
+        return Seq2SeqOutput(loss=loss, logits=logits, attentions=weights)
 
     def logprobs(self, enc, prev_tokens, state):
-        hidden, state, w = self.step(enc, prev_tokens, state)
-        return self.output(hidden).log_softmax(-1), state, w
+        """One decoding step: prev_tokens [B] -> (log p(next) [B, V], state [B, H], attention weights [B, S])."""
+        hidden, state, w = self.decode(enc, prev_tokens[:, None], state)
+        return self.output(hidden[:, 0]).log_softmax(-1), state, (None if w is None else w[:, 0])
 
     # --- decoding -------------------------------------------------------------------------------------
     @torch.no_grad()

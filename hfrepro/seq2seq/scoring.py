@@ -85,29 +85,59 @@ def split_long(sources: Sequence[str], long_from: int) -> tuple[list[int], list[
     return short, long
 
 
-def paired_bootstrap(baseline: Sequence[str], system: Sequence[str], refs: Sequence[str], tokenize: str,
-                     n_samples: int = 1000, seed: int = 12345) -> dict:
-    """sacrebleu's paired bootstrap resampling (Koehn 2004): is `system`'s BLEU different from `baseline`'s?
-    Returns both scores, the system's 95% confidence half-width and the p-value."""
-    import os
+# --- paired bootstrap over sentences ---------------------------------------------------------------------------
+# BLEU and chrF are corpus scores, not averages of sentence scores: a resample of sentences is scored by summing the
+# sentences' match statistics (n-gram matches and counts, lengths) and computing the score from the sums, as
+# sacrebleu's own bootstrap does (`_extract_corpus_statistics` / `_compute_score_from_stats`, its API for
+# statistical tests). Summing every sentence gives exactly `corpus_score` (tested).
 
+@functools.lru_cache(maxsize=8)
+def _metric(name: str, tokenize: str):
     import sacrebleu
-    from sacrebleu.significance import PairedTest
+    return sacrebleu.BLEU(tokenize=tokenize) if name == "bleu" else sacrebleu.CHRF()
 
-    old = os.environ.get("SACREBLEU_SEED")
-    os.environ["SACREBLEU_SEED"] = str(seed)
-    try:
-        _, res = PairedTest([("baseline", list(baseline)), ("system", list(system))],
-                            {"BLEU": sacrebleu.BLEU(tokenize=tokenize)}, references=[list(refs)],
-                            test_type="bs", n_samples=n_samples)()
-    finally:
-        if old is None:
-            os.environ.pop("SACREBLEU_SEED", None)
-        else:
-            os.environ["SACREBLEU_SEED"] = old
-    bl, sy = res["BLEU"]
-    return {"baseline_bleu": bl.score, "system_bleu": sy.score, "system_ci95": sy.ci, "baseline_ci95": bl.ci,
-            "p_value": sy.p_value, "n_samples": n_samples}
+
+def sentence_stats(hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> dict:
+    """{"bleu": [n, k] array, "chrf": [n, k'] array}: each sentence's sufficient statistics."""
+    import numpy as np
+
+    return {m: np.asarray(_metric(m, tokenize)._extract_corpus_statistics(list(hyps), [list(refs)]), dtype=float)
+            for m in ("bleu", "chrf")}
+
+
+def score_from_stats(name: str, tokenize: str, summed) -> float:
+    """The corpus score of a set of sentences from the sum of their statistics."""
+    stats = [int(round(x)) for x in summed] if name == "bleu" else list(summed)
+    return float(_metric(name, tokenize)._compute_score_from_stats(stats).score)
+
+
+def resample_counts(n: int, n_boot: int, rng):
+    """[n_boot, n]: how often each of n sentences is drawn in each bootstrap resample (n draws with replacement)."""
+    import numpy as np
+
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.arange(n_boot)[:, None], rng.integers(0, n, size=(n_boot, n))), 1)
+    return counts
+
+
+def paired_gap(base: dict, system: dict, name: str, tokenize: str, counts) -> tuple:
+    """(system's score - base's score on all the sentences, the same gap on each resample of `counts`): the two
+    systems translated the same sentences, and each resample draws the same sentences for both (paired)."""
+    import numpy as np
+
+    a, b = base[name], system[name]
+    gap = score_from_stats(name, tokenize, b.sum(0)) - score_from_stats(name, tokenize, a.sum(0))
+    sa, sb = counts @ a, counts @ b
+    return gap, np.array([score_from_stats(name, tokenize, y) - score_from_stats(name, tokenize, x)
+                          for x, y in zip(sa, sb)])
+
+
+def interval(samples, level: float) -> tuple[float, float]:
+    """The percentile interval of bootstrap samples."""
+    import numpy as np
+
+    lo, hi = np.quantile(np.asarray(samples), [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 LINE_BREAKS = "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
