@@ -18,8 +18,6 @@ job's folder has it), and decides the claims (hfrepro.bert.claims).
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from hfrepro.bert import claims as rules
@@ -38,7 +36,7 @@ from hfrepro.config import config_path, load_yaml
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, read_json
 from hfrepro.report import md_table, pyplot, save_figure
-from hfrepro.reproduce.plan import RecipeRun
+from hfrepro.reproduce.plan import RecipeRun, timed
 from hfrepro.runtime import read_log
 
 CLAIMS = [
@@ -66,11 +64,11 @@ def section(ctx: StageContext) -> StageResult:
     runs = {r.folder: (load_yaml(ctx.run_dir(r.folder) / "config.yaml"),
                        read_json(ctx.run_dir(r.folder) / "metrics.json")) for r in RUNS}
     times: dict[str, float] = {}
-    with _clock(times, "held-out windows and pairs"):
+    with timed(times, "held-out windows and pairs", "bert"):
         pre = pretraining_items(ctx, runs["bert"][0], runs["bert"][1], settings)
-    with _clock(times, "fine-tuning predictions"):
+    with timed(times, "fine-tuning predictions", "bert"):
         fine = finetune_items(ctx)
-    with _clock(times, "contextual vs static vectors"):
+    with timed(times, "contextual vs static vectors", "bert"):
         senses = senses_table(ctx, settings)
     claims = {
         "bert-mlm-baseline": rules.mlm_claim(pre["window_correct"], pre["window_majority"], seed=ctx.seed),
@@ -347,10 +345,3 @@ def senses_markdown(ctx, senses: dict, figure: Path) -> str:
 def _mean(xs) -> float:
     return sum(xs) / len(xs) if len(xs) else float("nan")
 
-
-@contextmanager
-def _clock(times: dict, name: str):
-    t = time.time()
-    print(f"[bert] {name} ...", flush=True)
-    yield
-    times[name] = round(time.time() - t, 1)

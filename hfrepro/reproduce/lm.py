@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from hfrepro.claims import Claim, StageContext, StageResult, bootstrap, decide, paired_bootstrap
@@ -36,7 +35,7 @@ from hfrepro.lm.sampling import generate, per_prompt, plot_study, prompts_from, 
 from hfrepro.lm.scoring import load_lm, neural_bits, start_token_for
 from hfrepro.lm.text import load_corpus
 from hfrepro.report import md_table, pyplot, save_figure
-from hfrepro.reproduce.plan import RecipeRun
+from hfrepro.reproduce.plan import RecipeRun, timed
 from hfrepro.runtime import read_log
 
 CLAIMS = [
@@ -61,18 +60,18 @@ def section(ctx: StageContext) -> StageResult:
             for name in ("ngram", "lstm", "clm")}
     corpus, docs = _held_out(ctx, runs)
     times: dict[str, float] = {}
-    with _clock(times, "scoring"):
+    with timed(times, "scoring", "lm"):
         rungs = _ngram_rungs(ctx, runs["ngram"][0], docs)
         gpt = load_lm(str(ctx.run_dir("clm")))
         rungs += _neural_rungs(ctx, runs, gpt, docs)
-    with _clock(times, "smollm2"):
+    with timed(times, "smollm2", "lm"):
         smol, smol_rungs, context = _smollm2(ctx, settings, corpus, docs)
     chars = [len(d) for d in docs]
     steps, joint = ladder_bootstrap([(r["key"], r["document_bits"]) for r in rungs + smol_rungs[:1]], chars,
                                     seed=ctx.seed)
-    with _clock(times, "temperature"):
+    with timed(times, "temperature", "lm"):
         study = _temperature(ctx, settings, gpt, docs, smol)
-    with _clock(times, "arch"):
+    with timed(times, "arch", "lm"):
         arch = arch_table([a for a in ARCHS if a.family != "bert"])
     demo = generate(gpt[0], gpt[1], "ROMEO:", temperature=0.8, top_k=50, top_p=0.95, max_new_tokens=30,
                     seed=ctx.seed)[0]
@@ -230,13 +229,6 @@ def _recipe_seconds(runs: dict) -> dict[str, float]:
     return {"ngram fit": runs["ngram"][1]["fit_seconds"], "lstm train": runs["lstm"][1]["train_seconds"],
             "gpt train": runs["clm"][1]["train_seconds"]}
 
-
-@contextmanager
-def _clock(times: dict, name: str):
-    t = time.time()
-    print(f"[lm] {name} ...", flush=True)
-    yield
-    times[name] = round(time.time() - t, 1)
 
 
 def _plot_curves(ctx: StageContext, runs: dict, rungs: list[dict], path: Path) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import re
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -46,6 +48,15 @@ class RecipeRun:
     def sources(self, budget: str) -> list[Path]:
         """The files this run's result depends on: its recipe and its budget's config."""
         return [Path(recipe_module(self.recipe).__file__), config_path(self.config or self.recipe, budget)]
+
+
+@contextmanager
+def timed(times: dict, name: str, stage: str):
+    """Print `[stage] name ...`, run the block, and keep its seconds in `times[name]` (a section's own steps)."""
+    t = time.time()
+    print(f"[{stage}] {name} ...", flush=True)
+    yield
+    times[name] = round(time.time() - t, 1)
 
 
 def wire(arg: str, ctx: StageContext) -> str:
