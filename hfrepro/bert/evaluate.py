@@ -40,39 +40,38 @@ def masked_windows(tokenizer, flat: list[int], max_length: int, n_windows: int |
 
 
 @torch.inference_mode()
-def masked_predictions(model, x: torch.Tensor, chosen: torch.Tensor, mask_id: int,
-                       batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's (top prediction, log P(true token)) at every chosen position (row-major order), all masked."""
+def _predictions(model, x: torch.Tensor, chosen: torch.Tensor, logits_at, batch_size: int):
+    """(top prediction, log P(true token)) at every chosen position (row-major order), in batches, in eval mode;
+    `logits_at(xb, cb)` gives the logits at a batch's chosen positions."""
     was = model.training
     model.eval()
     preds, logps = [], []
     for i in range(0, len(x), batch_size):
         xb, cb = x[i:i + batch_size], chosen[i:i + batch_size]
-        inp = xb.masked_fill(cb, mask_id)
-        logits = _logits(model, inp)[cb].float()
+        logits = logits_at(xb, cb).float()
         preds.append(logits.argmax(-1))
         logps.append(logits.log_softmax(-1).gather(-1, xb[cb][:, None])[:, 0])
     model.train(was)
     return torch.cat(preds), torch.cat(logps)
 
 
-@torch.inference_mode()
+def masked_predictions(model, x: torch.Tensor, chosen: torch.Tensor, mask_id: int,
+                       batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's (top prediction, log P(true token)) at every chosen position (row-major order), all masked."""
+    return _predictions(model, x, chosen, lambda xb, cb: _logits(model, xb.masked_fill(cb, mask_id))[cb],
+                        batch_size)
+
+
 def left_to_right_predictions(model, x: torch.Tensor, chosen: torch.Tensor,
                               batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """The left-to-right model's (top prediction, log P(true token)) at the same positions, from the left side."""
-    was = model.training
-    model.eval()
-    preds, logps = [], []
-    for i in range(0, len(x), batch_size):
-        xb, cb = x[i:i + batch_size], chosen[i:i + batch_size]
+    def logits_at(xb, cb):
         logits = _logits(model, xb[:, :-1])                    # position p - 1 predicts token p
         shifted = torch.zeros_like(cb)
         shifted[:, :-1] = cb[:, 1:]
-        sel = logits[shifted[:, :-1]].float()
-        preds.append(sel.argmax(-1))
-        logps.append(sel.log_softmax(-1).gather(-1, xb[cb][:, None])[:, 0])
-    model.train(was)
-    return torch.cat(preds), torch.cat(logps)
+        return logits[shifted[:, :-1]]
+
+    return _predictions(model, x, chosen, logits_at, batch_size)
 
 
 def _logits(model, input_ids: torch.Tensor) -> torch.Tensor:
