@@ -77,6 +77,21 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path
         raise
 
 
+def write_or_check(files: dict[Path, str], check: bool, describe=lambda path, text: str(path)) -> int:
+    """A data builder's last step: write each built file atomically, or (`check`) compare it with the file on disk
+    and write nothing. Prints a line per file (`describe(path, text)` names it); returns 1 if any differs, else 0."""
+    bad = 0
+    for path, text in files.items():
+        if check:
+            same = path.is_file() and path.read_text(encoding="utf-8") == text
+            bad += not same
+            print(f"{'same' if same else 'DIFFERS'}: {describe(path, text)}")
+        else:
+            atomic_write_text(path, text)
+            print(f"wrote {describe(path, text)}")
+    return 1 if bad else 0
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

@@ -39,7 +39,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from hfrepro.fsutil import atomic_write_text
+from hfrepro.fsutil import write_or_check
 
 PKG = Path(__file__).resolve().parent
 HARMLESSNESS = PKG / "data" / "harmlessness.jsonl"
@@ -176,16 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             wheels = fetch_wheels(Path(tmp))
         files = build(wheels)
-    bad = 0
-    for path, text in files.items():
-        if args.check:
-            same = path.is_file() and path.read_text(encoding="utf-8") == text
-            bad += not same
-            print(f"{path.name}: {'up to date' if same else 'DIFFERS'}")
-        else:
-            atomic_write_text(path, text)
-            print(f"wrote {path} ({text.count(chr(10))} rows)")
-    return 1 if bad else 0
+    return write_or_check(files, args.check, lambda path, text: f"{path} ({text.count(chr(10))} rows)")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from hfrepro import data
 from hfrepro.fewshot.tasks import TASKS_DIR
-from hfrepro.fsutil import atomic_write_text
+from hfrepro.fsutil import write_or_check
 
 SEED = 1234
 DATA_DIR = TASKS_DIR / "data"
@@ -203,19 +203,12 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="compare a fresh build with the shipped files")
     ap.add_argument("--out", default=str(DATA_DIR))
     a = ap.parse_args(argv)
-    files = build_all()
-    bad = 0
-    for name, rows in files.items():
-        text, path = to_jsonl(rows), Path(a.out) / name
-        counts = {s: sum(r["split"] == s for r in rows) for s in ("test", "train")}
-        if a.check:
-            same = path.is_file() and path.read_text(encoding="utf-8") == text
-            bad += not same
-            print(f"{name:34s} {'same' if same else 'DIFFERS'}  test {counts['test']}, train {counts['train']}")
-        else:
-            atomic_write_text(path, text)
-            print(f"{name:34s} test {counts['test']:4d}  train {counts['train']:3d}  -> {path}")
-    return 1 if bad else 0
+    built = build_all()
+    files = {Path(a.out) / name: to_jsonl(rows) for name, rows in built.items()}
+    counts = {Path(a.out) / name: {s: sum(r["split"] == s for r in rows) for s in ("test", "train")}
+              for name, rows in built.items()}
+    return write_or_check(files, a.check, lambda path, text: f"{path.name:34s} test {counts[path]['test']:4d}  "
+                                                             f"train {counts[path]['train']:3d}  ({path})")
 
 
 if __name__ == "__main__":

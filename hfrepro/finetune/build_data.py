@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from hfrepro import data
-from hfrepro.fsutil import atomic_write_text
+from hfrepro.fsutil import write_or_check
 
 PKG = Path(__file__).resolve().parent
 WORD_CLASS = PKG / "tasks" / "data" / "word_class.jsonl"
@@ -187,17 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="rebuild in memory and compare with the shipped files")
     a = ap.parse_args(argv)
     files = build()
-    bad = 0
-    for path, text in files.items():
-        n = text.count("\n")
-        if a.check:
-            same = path.is_file() and path.read_text(encoding="utf-8") == text
-            print(f"{'same' if same else 'DIFFERENT'}: {path.relative_to(PKG.parent.parent)} ({n} lines)")
-            bad += not same
-        else:
-            atomic_write_text(path, text)
-            print(f"wrote {path.relative_to(PKG.parent.parent)} ({n} lines)")
-    return 1 if bad else 0
+    return write_or_check(files, a.check,
+                          lambda path, text: f"{path.relative_to(PKG.parent.parent)} ({text.count(chr(10))} lines)")
 
 
 if __name__ == "__main__":
