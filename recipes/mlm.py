@@ -106,6 +106,8 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
 
     # Train: the transformers Trainer; the collator masks 15% of the tokens of every batch afresh.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=not a.causal, mlm_probability=a.mlm_probability)
+    if not a.nsp:  # no next-sentence labels in the batches: the evaluation loss is the masked LM's alone
+        training_args.label_names = ["labels"]
     trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=val,
                       processing_class=tokenizer, data_collator=collator, callbacks=run.callbacks())
     result = trainer.train(resume_from_checkpoint=run.resume_from)

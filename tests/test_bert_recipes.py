@@ -81,6 +81,16 @@ def test_left_to_right_twin_shares_the_tokenizer(bert_run, corpus, tmp_path):
     assert (tmp_path / "l2r" / "tokenizer.json").read_text() == (out / "tokenizer.json").read_text()
 
 
+def test_masked_lm_alone_without_nsp(bert_run, corpus, tmp_path):
+    """--nsp false (RoBERTa's choice): single segments, no next-sentence head in the loss, an evaluation loss all
+    the same (the Trainer is told the batches hold only `labels`)."""
+    from hfrepro.recipes import mlm
+
+    out, _ = bert_run
+    m = mlm.cli(_mlm_args(corpus, tmp_path / "mlm", "--nsp", "false", "--tokenizer", out, "--max_steps", "10"))
+    assert m["steps"] == 10 and m["eval_loss"] > 0 and "nsp_accuracy" not in m and m["model"].endswith("(from scratch)")
+
+
 def test_classify_from_pretrained_and_random_answers_the_same_items(bert_run, corpus, tmp_path):
     from hfrepro.recipes import classify
 
