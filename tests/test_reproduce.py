@@ -36,6 +36,12 @@ def test_verdicts_only_from_measurements():
     assert ppo["verdict"] == NOT_RUN and ppo["evidence (this run)"] == "stage not run"
 
 
+def test_report_points_to_the_protocol_and_the_glossary(tmp_path):
+    text = R.write_report(tmp_path, "tiny", 0, 1, {}).read_text(encoding="utf-8")
+    assert "docs/CLAIMS.md" in text and "docs/GLOSSARY.md" in text
+    assert (REPO / "docs" / "GLOSSARY.md").is_file() and (REPO / "docs" / "CLAIMS.md").is_file()
+
+
 def test_every_stage_declares_claims_and_runs_that_exist():
     ids = [c.id for _, c in R.claims()]
     assert len(ids) == len(set(ids)), "claim ids are unique"

@@ -46,6 +46,8 @@ def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[
         "(docs/CLAIMS.md): a statistic, a threshold "
         "and a 95% interval; REPRODUCED when the interval clears the threshold, NOT REPRODUCED when it clears "
         "it on the other side, INCONCLUSIVE when it straddles it; a claim no stage measured is NOT RUN.", "",
+        "Terms (bits/char, perplexity, paired bootstrap, t interval, BLEU, brevity penalty, chrF, KL, GAE, ...): "
+        "docs/GLOSSARY.md.", "",
         "## Claims", "", md_table(verdicts(results)), "",
     ]
     timing = [{"stage": s.title, "status": results[s.name].get("status"),
