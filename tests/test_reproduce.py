@@ -10,7 +10,7 @@ import pytest
 from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, StageContext
 from hfrepro.config import config_path
 from hfrepro.reproduce import report as R
-from hfrepro.reproduce.plan import RecipeRun, available
+from hfrepro.reproduce.plan import STAGES, RecipeRun, available
 from tests.conftest import PY, REPO, run_cli
 
 
@@ -40,6 +40,19 @@ def test_report_points_to_the_protocol_and_the_glossary(tmp_path):
     text = R.write_report(tmp_path, "tiny", 0, 1, {}).read_text(encoding="utf-8")
     assert "docs/CLAIMS.md" in text and "docs/GLOSSARY.md" in text
     assert (REPO / "docs" / "GLOSSARY.md").is_file() and (REPO / "docs" / "CLAIMS.md").is_file()
+
+
+def test_stage_titles_are_numbered_by_road_order_in_the_report_and_the_docs(tmp_path):
+    results = {name: {"status": "ok", "markdown": f"section of {name}", "claims": {}}
+               for name in ("rlhf", "embeddings", "chatgpt")}
+    text = R.write_report(tmp_path, "tiny", 0, 1, results).read_text(encoding="utf-8")
+    sections = re.findall(r"^## (Stage \d+: .+)$", text, flags=re.M)
+    assert sections == [STAGES[0].heading, STAGES[8].heading, STAGES[9].heading]  # road order, not results' order
+    assert sections[1].startswith("Stage 9: RLHF") and sections[2].startswith("Stage 10: ")
+    for k, stage in enumerate(STAGES, 1):
+        assert not re.match(r"(Stage|Chapter)\b", stage.title), stage.title  # the number comes from the order
+        first = (REPO / "docs" / f"{stage.name}.md").read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith(f"# Stage {k}: "), (stage.name, first)
 
 
 def test_every_stage_declares_claims_and_runs_that_exist():

@@ -50,7 +50,7 @@ def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[
         "docs/GLOSSARY.md.", "",
         "## Claims", "", md_table(verdicts(results)), "",
     ]
-    timing = [{"stage": s.title, "status": results[s.name].get("status"),
+    timing = [{"stage": s.heading, "status": results[s.name].get("status"),
                "wall time (s)": results[s.name].get("wall_seconds"),
                "peak memory (GiB)": (results[s.name].get("peak_rss_bytes") or 0) / 2**30}
               for s in STAGES if s.name in results]
@@ -58,7 +58,7 @@ def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[
         lines += ["## Time and memory", "", md_table(timing, digits=2), ""]
     for s in STAGES:
         if s.name in results:
-            lines += [f"## {s.title}", "", results[s.name].get("markdown", "").strip(), ""]
+            lines += [f"## {s.heading}", "", results[s.name].get("markdown", "").strip(), ""]
     return atomic_write_text(out / "REPORT.md", "\n".join(lines))
 
 
