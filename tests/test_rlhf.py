@@ -1,4 +1,4 @@
-"""Stage 6 (RLHF): preference data, reward read at EOS, the SFT -> RM -> ladder/PPO/GRPO/DPO recipe, the
+"""Stage 9 (RLHF): preference data, reward read at EOS, the SFT -> RM -> ladder/PPO/GRPO/DPO recipe, the
 standalone reward and PPO recipes, re-runs and resume (hfrepro's PPO trainer itself: tests/test_rlhf_ppo.py).
 
 Unit tests use a tiny random Llama with SmolLM2's chat template (tests/rlhf_tiny.py) and the tiny preference

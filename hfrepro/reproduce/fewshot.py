@@ -1,4 +1,4 @@
-"""Stage 4 of `hfrepro reproduce`: few-shot in-context learning on the embedded SmolLM2-135M-Instruct.
+"""Stage 6 of `hfrepro reproduce`: few-shot in-context learning on the embedded SmolLM2-135M-Instruct.
 
 Runs `recipes/fewshot.py` at the budget's config (recipes/configs/fewshot/<budget>.yaml): every task at k = 0
 and a few k > 0, plain-text prompts (GPT-3's protocol); and again with the chat template (recipes/configs/
