@@ -55,6 +55,30 @@ def test_stage_titles_are_numbered_by_road_order_in_the_report_and_the_docs(tmp_
         assert first.startswith(f"# Stage {k}: "), (stage.name, first)
 
 
+def uncaptioned(markdown: str) -> list[str]:
+    """The PNGs of a Markdown text not followed by an italic caption paragraph (a run of images shares one)."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", markdown) if p.strip()]
+    missing = []
+    for k, par in enumerate(paragraphs):
+        last = par.splitlines()[-1].strip()
+        if re.fullmatch(r"!\[[^\]]*\]\([^)]+\.png\)", last):
+            nxt = " ".join(paragraphs[k + 1].split()) if k + 1 < len(paragraphs) else ""
+            if not re.fullmatch(r"([*_])[^*_].*\1", nxt):
+                missing.append(last)
+    return missing
+
+
+def test_uncaptioned_finds_a_plot_without_its_line():
+    assert uncaptioned("![a](a.png)\n\n*Look at: a.*\n\n![b](b.png)\n![c](c.png)\n\n_both._\n") == []
+    assert uncaptioned("![a](a.png)\n\nPlain text.\n\n![b](b.png)\n") == ["![a](a.png)", "![b](b.png)"]
+
+
+def test_every_plot_in_the_docs_and_the_example_report_has_a_caption():
+    pages = sorted((REPO / "docs").glob("*.md")) + [REPO / "docs" / "example-report" / "REPORT.md"]
+    missing = {p.name: m for p in pages if (m := uncaptioned(p.read_text(encoding="utf-8")))}
+    assert missing == {}
+
+
 def test_every_stage_declares_claims_and_runs_that_exist():
     ids = [c.id for _, c in R.claims()]
     assert len(ids) == len(set(ids)), "claim ids are unique"
@@ -102,6 +126,7 @@ def test_tiny_budget_end_to_end(tmp_path):
             assert rec["evidence"] and rec["verdict"] in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):  # images linked from the report exist
         assert (out / img).is_file(), img
+    assert uncaptioned(report) == [], "every plot has its caption line"
     # a second run skips every finished stage
     r2 = run_cli("reproduce", "--budget", "tiny", "--out", out, timeout=600)
     assert r2.returncode == 0
