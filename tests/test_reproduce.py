@@ -79,6 +79,56 @@ def test_every_plot_in_the_docs_and_the_example_report_has_a_caption():
     assert missing == {}
 
 
+def _fake_stages(monkeypatch, interrupt_at: str | None = None) -> list[tuple[str, str | None]]:
+    """Stages that run in no time (the runner's subprocess replaced); each call records the REPORT.md it found."""
+    from hfrepro.reproduce import runner
+
+    seen: list[tuple[str, str | None]] = []
+
+    def run(stage, out, budget, seed, threads, overwrite):
+        report = out / "REPORT.md"
+        seen.append((stage.name, report.read_text(encoding="utf-8") if report.is_file() else None))
+        if stage.name == interrupt_at:
+            raise KeyboardInterrupt
+        return {"status": "ok", "markdown": f"section of {stage.name}", "claims": {},
+                "key": runner.stage_key(stage, budget, seed), "wall_seconds": 1.0, "peak_rss_bytes": 2**20}, 1.0, 2**20
+
+    monkeypatch.setattr(runner, "_run_stage_subprocess", run)
+    return seen
+
+
+def test_an_interrupted_walk_leaves_a_partial_report(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import reproduce
+
+    seen = _fake_stages(monkeypatch, interrupt_at="seq2seq")
+    out = tmp_path / "rep"
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(["embeddings", "lm", "seq2seq"], "tiny", out, seed=0, threads=1)
+    assert [name for name, _ in seen] == ["embeddings", "lm", "seq2seq"]
+    assert seen[0][1] is None                                    # nothing before the first stage finished
+    after_one = seen[1][1]
+    assert "section of embeddings" in after_one and "section of lm" not in after_one
+    assert after_one.count("_Not run yet:") == 2                 # lm and seq2seq, not the stages never chosen
+    report = (out / "REPORT.md").read_text(encoding="utf-8")     # the last one written: after lm
+    assert "section of lm" in report and report.count("_Not run yet:") == 1
+    seq2seq = next(r for r in R.verdicts({"seq2seq": R.NOT_YET}) if r["claim"] == _claim("seq2seq",
+                                                                                             "s2s-attention-long").text)
+    assert seq2seq["evidence (this run)"] == "stage not run yet" and seq2seq["verdict"] == NOT_RUN
+    assert "stage not run yet" in report and not (out / "timings.json").exists()
+
+
+def test_a_finished_walk_leaves_no_stage_marked_not_run_yet(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import reproduce
+
+    seen = _fake_stages(monkeypatch)
+    out = tmp_path / "rep"
+    reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1)
+    assert "_Not run yet:" in seen[1][1]
+    report = (out / "REPORT.md").read_text(encoding="utf-8")
+    assert "section of embeddings" in report and "section of lm" in report and "Not run yet" not in report
+    assert set(json.loads((out / "timings.json").read_text())["stages"]) == {"embeddings", "lm"}
+
+
 def test_every_stage_declares_claims_and_runs_that_exist():
     ids = [c.id for _, c in R.claims()]
     assert len(ids) == len(set(ids)), "claim ids are unique"
