@@ -1,7 +1,7 @@
 """SFT training throughput: hfrepro's recipe (`hfrepro sft`) against a plain TRL SFTTrainer script with the same
 settings (target: ratio >= 0.95). Same model, rows, method, steps, batch, learning rate, max_length, threads.
 
-    .venv/bin/python bench/sft.py                       # LoRA, 12 steps x 8 rows of stage 5's task, 3 rounds
+    .venv/bin/python bench/sft.py                       # LoRA, 12 steps x 8 rows of stage 7's task, 3 rounds
     .venv/bin/python bench/sft.py --method full --rounds 2 --threads 2
 
 Each run is its own process; the order alternates (ours, plain, plain, ours, ...) so drifting machine load

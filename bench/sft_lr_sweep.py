@@ -1,4 +1,4 @@
-"""How stage 5's learning rates were chosen: each method trained by recipes/sft.py on the comparison's 512
+"""How stage 7's learning rates were chosen: each method trained by recipes/sft.py on the comparison's 512
 training words (its default budget: 16 steps of 32, 1 epoch) at a few learning rates, scored on a VALIDATION set -
 the 88 train-split words that are not among those 512 - never on the held-out test words.
 

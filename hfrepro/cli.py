@@ -32,13 +32,13 @@ COMMAND_MODULES = [
     "hfrepro.embeddings.cli",   # stage 1: hfrepro embeddings {pairs,analogy,similar,...}
     "hfrepro.lm.cli",           # stage 2: hfrepro generate, fill-mask, perplexity, arch
     "hfrepro.seq2seq.cli",      # stage 3: hfrepro translate
-    "hfrepro.fewshot.cli",      # stage 4: hfrepro fewshot-tasks
-    "hfrepro.finetune.cli",     # stage 5: hfrepro finetune {prepare-data,create,follow,list}, hfrepro chat
-    "hfrepro.transformer.cli",  # chapter: inside the Transformer (hfrepro transformer, hfrepro tokenize)
-    "hfrepro.bert.cli",         # chapter: BERT
-    "hfrepro.rlbasics.cli",     # chapter: RL basics
-    "hfrepro.rlhf.cli",         # stage 6: hfrepro prefs
-    "hfrepro.chatgpt.cli",      # chapter: ChatGPT's behaviour
+    "hfrepro.fewshot.cli",      # stage 6: hfrepro fewshot-tasks
+    "hfrepro.finetune.cli",     # stage 7: hfrepro finetune {prepare-data,create,follow,list}, hfrepro chat
+    "hfrepro.transformer.cli",  # stage 4: inside the Transformer (hfrepro transformer, hfrepro tokenize)
+    "hfrepro.bert.cli",         # stage 5: BERT
+    "hfrepro.rlbasics.cli",     # stage 8: RL basics
+    "hfrepro.rlhf.cli",         # stage 9: hfrepro prefs
+    "hfrepro.chatgpt.cli",      # stage 10: ChatGPT's behaviour
     "hfrepro.hub_cli",          # sharing: hfrepro push
     "hfrepro.reproduce",        # the main job: hfrepro reproduce
 ]

@@ -1,11 +1,11 @@
 """Supervised fine-tuning with TRL's SFTTrainer: full fine-tuning, head-only transfer learning, or LoRA.
 
-Stage 5 of the road: a pretrained chat model (SmolLM2-135M-Instruct) adapted to new data, three ways.
+Stage 7 of the road: a pretrained chat model (SmolLM2-135M-Instruct) adapted to new data, three ways.
 `full` trains every parameter; `head` is transfer learning - the body frozen, only the output end (the untied
 output layer + final norm) trained; `lora` trains low-rank adapters beside the frozen attention projections
 (Hu et al. 2021, "LoRA"). The data is JSONL, prompt/completion or chat ("messages"), checked as `hfrepro
 finetune prepare-data` checks it; the loss falls on the completion / the assistant turns only. With
---eval_task the fine-tuned model is then scored on a task's held-out rows by stage 4's evaluator: stage 5's
+--eval_task the fine-tuned model is then scored on a task's held-out rows by stage 6's evaluator: stage 7's
 comparison runs this recipe three times (recipes/configs/sft/{head,lora,full}/) on the same rows and steps.
 
 The run folder is the model's repository: weights (or the LoRA adapter), tokenizer and card at the top,
@@ -17,7 +17,7 @@ Usage:
     hfrepro sft --method full --learning_rate 3e-5 --output_dir runs/sft-full
     hfrepro sft --train_file data_prepared.jsonl --method head --learning_rate 1e-3
     hfrepro sft --method lora --merge --output_dir runs/sft-merged     # merged weights; the adapter in adapter/
-    hfrepro sft --config recipes/configs/sft/lora/default.yaml --output_dir runs/sft-lora   # stage 5's LoRA run
+    hfrepro sft --config recipes/configs/sft/lora/default.yaml --output_dir runs/sft-lora   # stage 7's LoRA run
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/sft.py --max_steps 4
     hfrepro sft --push_to_hub --hub_model_id you/smollm2-dictionary-lora          # share it (needs HF_TOKEN)
 """
@@ -54,7 +54,7 @@ class ScriptArguments:
     method: str = field(default="lora", metadata={"help": "full | head (transfer learning) | lora"})
     merge: bool = field(default=False, metadata={"help": "lora: save merged weights (the adapter in adapter/)"})
     eval_task: Optional[str] = field(default=None, metadata={
-        "help": "after training, score the model on this task's held-out rows (stage 4's evaluator, zero-shot): "
+        "help": "after training, score the model on this task's held-out rows (stage 6's evaluator, zero-shot): "
                 "word_class, or a task YAML"})
     eval_limit: int = field(default=0, metadata={"help": "held-out rows scored (0: all)"})
     save_model: bool = field(default=True, metadata={"help": "save the trained weights in the run folder"})
@@ -223,7 +223,7 @@ def write_card(folder: Path, script_args: ScriptArguments, metrics: dict, config
         tags=["sft", "trl", method, *(["peft", "lora"] if method == "lora" else [])],
         library_name="peft" if adapter else "transformers",
         description=(f"Supervised fine-tuning of `{base}` with TRL's `SFTTrainer` by hfrepro's `recipes/sft.py` "
-                     f"(stage 5): {what}. {metrics['trainable_params']:,} of {metrics['total_params']:,} "
+                     f"(stage 7): {what}. {metrics['trainable_params']:,} of {metrics['total_params']:,} "
                      f"parameters trainable ({metrics['trainable_pct']:.2f}%)."),
         metrics={k: metrics[k] for k in keys if metrics.get(k) is not None}, config=config,
         # model-index: the task's held-out (test) accuracy; else the loss on the validation rows

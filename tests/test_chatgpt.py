@@ -14,6 +14,7 @@ from hfrepro.chatgpt.replies import common_prefix, reply_all
 from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, StageContext
 from hfrepro.errors import UserError
 from hfrepro.reproduce import chatgpt as stage
+from tests.test_reproduce import uncaptioned
 
 # --- the refusal rule ----------------------------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ def test_recipes_and_stage_end_to_end(tiny_long_model, tmp_path, monkeypatch):
     res = stage.section(ctx)
     assert set(res.claims) == {c.id for c in stage.CLAIMS}
     assert "refusal rate (decline)" in res.markdown and "knowledge cut-off" in res.markdown
+    assert "corrections.png" in res.markdown and uncaptioned(res.markdown) == []
     assert Path(root / "chatgpt" / "harmless" / "refusal.png").is_file()
 
 

@@ -18,6 +18,7 @@ from hfrepro.embeddings import pairs as P
 from hfrepro.embeddings import text as T
 from hfrepro.embeddings import vectors as V
 from hfrepro.errors import UserError
+from tests.test_reproduce import uncaptioned
 
 REPO = Path(__file__).resolve().parents[1]
 FAT_CAT = "The fat cat sat on the mat"
@@ -319,6 +320,7 @@ def test_run_writes_a_complete_folder_and_is_deterministic(tmp_path):
     m2 = cli(_argv(corpus, r2, "--plot_pairs", "king:queen,man:woman", "--save_text_format", "true"))
     for f in ("config.yaml", "metrics.json", "log.jsonl", "status.json", "results.md", "analogy_pca.png"):
         assert (r1 / f).is_file(), f
+    assert "analogy_pca.png" in (r1 / "results.md").read_text() and uncaptioned((r1 / "results.md").read_text()) == []
     for mode in ("cbow", "skipgram"):
         folder = r1 / mode
         for f in ("model.safetensors", "vocab.txt", "config.json", "vectors.txt", "README.md", "config.yaml",

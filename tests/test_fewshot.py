@@ -1,4 +1,4 @@
-"""Stage 4 (few-shot) unit tests: lm-evaluation-harness task files and their errors, prompts and demonstrations
+"""Stage 6 (few-shot) unit tests: lm-evaluation-harness task files and their errors, prompts and demonstrations
 (the same as lm-eval's), scoring, the batched/prefix-cached engine against a plain computation, evaluate(), the
 recipe and the stage module, on a tiny random Llama."""
 
@@ -75,7 +75,7 @@ def write_task(tmp: Path, rows: list[dict] | None = None, name: str = "caps", **
 def test_builtin_tasks_load_and_have_data():
     names = builtin_tasks()
     assert len(names) == 13 and not any(n.startswith("_") for n in names)   # _*.yaml are include bases
-    stage5 = [load_task("word_class"), load_task("word_class_mc")]         # stage 5's, found by name too
+    stage5 = [load_task("word_class"), load_task("word_class_mc")]         # stage 7's, found by name too
     assert [t.path for t in stage5] == [WORD_CLASS, WORD_CLASS.with_name("word_class_mc.yaml")]
     for t in load_tasks("all") + stage5:
         assert t.test_rows() and len(t.demo_rows()) >= 16 and available_demos(t) == 16, t.name

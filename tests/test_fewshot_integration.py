@@ -1,4 +1,4 @@
-"""Stage 4 on the real embedded SmolLM2-135M-Instruct: the few-shot effect; the same task files scored by
+"""Stage 6 on the real embedded SmolLM2-135M-Instruct: the few-shot effect; the same task files scored by
 lm-evaluation-harness (ours read by lm-eval from our task folder, a user's lm-eval YAML run by `hfrepro
 fewshot`) with identical accuracies on identical prompts; the shipped task data rebuilt from the embedded
 datasets; the command line's exit code on a bad task."""

@@ -1,4 +1,4 @@
-"""Stage 5 on the real embedded SmolLM2 at the smallest real size: the README workflow (prepare-data on the
+"""Stage 7 on the real embedded SmolLM2 at the smallest real size: the README workflow (prepare-data on the
 shipped example -> LoRA -> adapter load -> chat), the context check with the real tokenizer, `hfrepro sft
 --budget tiny` from outside the checkout, and the recipe under accelerate with 2 processes."""
 

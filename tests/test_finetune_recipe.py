@@ -1,6 +1,6 @@
 """recipes/sft.py end to end on a tiny random Llama: the run folder is the model's repository, a re-run of a
 finished command is a no-op, an interrupted run resumes from the Trainer's checkpoint, LoRA merge, head-only,
-held-out task accuracy, and arguments refused before anything is written. Plus stage 5's training data."""
+held-out task accuracy, and arguments refused before anything is written. Plus stage 7's training data."""
 
 # pytest fixtures come from finetune_helpers (imported below), and tests name them as arguments:
 # ruff: noqa: F811
@@ -148,7 +148,7 @@ def test_config_takes_trl_and_short_model_names(tmp_path):
 
 
 def test_word_class_training_rows():
-    """A training example is exactly what stage 4's evaluator asks a fine-tuned model, then the answer."""
+    """A training example is exactly what stage 6's evaluator asks a fine-tuned model, then the answer."""
     rows = training_rows("word_class")
     words = [json.loads(x) for x in WORD_CLASS.read_text().splitlines()]
     train = [w for w in words if w["split"] == "train"]

@@ -1,4 +1,4 @@
-"""Stage 5 in the main job (hfrepro/reproduce/finetune.py): the runs and their budgets (the same rows and steps
+"""Stage 7 in the main job (hfrepro/reproduce/finetune.py): the runs and their budgets (the same rows and steps
 for every method), the verdict rule, the table and plot, and the section on stand-in run folders."""
 
 # pytest fixtures come from finetune_helpers (imported below), and tests name them as arguments:

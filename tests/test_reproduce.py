@@ -10,7 +10,7 @@ import pytest
 from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, StageContext
 from hfrepro.config import config_path
 from hfrepro.reproduce import report as R
-from hfrepro.reproduce.plan import RecipeRun, available
+from hfrepro.reproduce.plan import STAGES, RecipeRun, available
 from tests.conftest import PY, REPO, run_cli
 
 
@@ -34,6 +34,99 @@ def test_verdicts_only_from_measurements():
     assert ladder["verdict"] == NOT_RUN and "failed" in ladder["evidence (this run)"]
     ppo = rows[_claim("rlhf", "ppo-reward-gain").text]
     assert ppo["verdict"] == NOT_RUN and ppo["evidence (this run)"] == "stage not run"
+
+
+def test_report_points_to_the_protocol_and_the_glossary(tmp_path):
+    text = R.write_report(tmp_path, "tiny", 0, 1, {}).read_text(encoding="utf-8")
+    assert "docs/CLAIMS.md" in text and "docs/GLOSSARY.md" in text
+    assert (REPO / "docs" / "GLOSSARY.md").is_file() and (REPO / "docs" / "CLAIMS.md").is_file()
+
+
+def test_stage_titles_are_numbered_by_road_order_in_the_report_and_the_docs(tmp_path):
+    results = {name: {"status": "ok", "markdown": f"section of {name}", "claims": {}}
+               for name in ("rlhf", "embeddings", "chatgpt")}
+    text = R.write_report(tmp_path, "tiny", 0, 1, results).read_text(encoding="utf-8")
+    sections = re.findall(r"^## (Stage \d+: .+)$", text, flags=re.M)
+    assert sections == [STAGES[0].heading, STAGES[8].heading, STAGES[9].heading]  # road order, not results' order
+    assert sections[1].startswith("Stage 9: RLHF") and sections[2].startswith("Stage 10: ")
+    for k, stage in enumerate(STAGES, 1):
+        assert not re.match(r"(Stage|Chapter)\b", stage.title), stage.title  # the number comes from the order
+        first = (REPO / "docs" / f"{stage.name}.md").read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith(f"# Stage {k}: "), (stage.name, first)
+
+
+def uncaptioned(markdown: str) -> list[str]:
+    """The PNGs of a Markdown text not followed by an italic caption paragraph (a run of images shares one)."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", markdown) if p.strip()]
+    missing = []
+    for k, par in enumerate(paragraphs):
+        last = par.splitlines()[-1].strip()
+        if re.fullmatch(r"!\[[^\]]*\]\([^)]+\.png\)", last):
+            nxt = " ".join(paragraphs[k + 1].split()) if k + 1 < len(paragraphs) else ""
+            if not re.fullmatch(r"([*_])[^*_].*\1", nxt):
+                missing.append(last)
+    return missing
+
+
+def test_uncaptioned_finds_a_plot_without_its_line():
+    assert uncaptioned("![a](a.png)\n\n*Look at: a.*\n\n![b](b.png)\n![c](c.png)\n\n_both._\n") == []
+    assert uncaptioned("![a](a.png)\n\nPlain text.\n\n![b](b.png)\n") == ["![a](a.png)", "![b](b.png)"]
+
+
+def test_every_plot_in_the_docs_and_the_example_report_has_a_caption():
+    pages = sorted((REPO / "docs").glob("*.md")) + [REPO / "docs" / "example-report" / "REPORT.md"]
+    missing = {p.name: m for p in pages if (m := uncaptioned(p.read_text(encoding="utf-8")))}
+    assert missing == {}
+
+
+def _fake_stages(monkeypatch, interrupt_at: str | None = None) -> list[tuple[str, str | None]]:
+    """Stages that run in no time (the runner's subprocess replaced); each call records the REPORT.md it found."""
+    from hfrepro.reproduce import runner
+
+    seen: list[tuple[str, str | None]] = []
+
+    def run(stage, out, budget, seed, threads, overwrite):
+        report = out / "REPORT.md"
+        seen.append((stage.name, report.read_text(encoding="utf-8") if report.is_file() else None))
+        if stage.name == interrupt_at:
+            raise KeyboardInterrupt
+        return {"status": "ok", "markdown": f"section of {stage.name}", "claims": {},
+                "key": runner.stage_key(stage, budget, seed), "wall_seconds": 1.0, "peak_rss_bytes": 2**20}, 1.0, 2**20
+
+    monkeypatch.setattr(runner, "_run_stage_subprocess", run)
+    return seen
+
+
+def test_an_interrupted_walk_leaves_a_partial_report(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import reproduce
+
+    seen = _fake_stages(monkeypatch, interrupt_at="seq2seq")
+    out = tmp_path / "rep"
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(["embeddings", "lm", "seq2seq"], "tiny", out, seed=0, threads=1)
+    assert [name for name, _ in seen] == ["embeddings", "lm", "seq2seq"]
+    assert seen[0][1] is None                                    # nothing before the first stage finished
+    after_one = seen[1][1]
+    assert "section of embeddings" in after_one and "section of lm" not in after_one
+    assert after_one.count("_Not run yet:") == 2                 # lm and seq2seq, not the stages never chosen
+    report = (out / "REPORT.md").read_text(encoding="utf-8")     # the last one written: after lm
+    assert "section of lm" in report and report.count("_Not run yet:") == 1
+    seq2seq = next(r for r in R.verdicts({"seq2seq": R.NOT_YET}) if r["claim"] == _claim("seq2seq",
+                                                                                             "s2s-attention-long").text)
+    assert seq2seq["evidence (this run)"] == "stage not run yet" and seq2seq["verdict"] == NOT_RUN
+    assert "stage not run yet" in report and not (out / "timings.json").exists()
+
+
+def test_a_finished_walk_leaves_no_stage_marked_not_run_yet(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import reproduce
+
+    seen = _fake_stages(monkeypatch)
+    out = tmp_path / "rep"
+    reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1)
+    assert "_Not run yet:" in seen[1][1]
+    report = (out / "REPORT.md").read_text(encoding="utf-8")
+    assert "section of embeddings" in report and "section of lm" in report and "Not run yet" not in report
+    assert set(json.loads((out / "timings.json").read_text())["stages"]) == {"embeddings", "lm"}
 
 
 def test_every_stage_declares_claims_and_runs_that_exist():
@@ -83,6 +176,7 @@ def test_tiny_budget_end_to_end(tmp_path):
             assert rec["evidence"] and rec["verdict"] in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
     for img in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):  # images linked from the report exist
         assert (out / img).is_file(), img
+    assert uncaptioned(report) == [], "every plot has its caption line"
     # a second run skips every finished stage
     r2 = run_cli("reproduce", "--budget", "tiny", "--out", out, timeout=600)
     assert r2.returncode == 0

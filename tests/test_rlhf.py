@@ -1,4 +1,4 @@
-"""Stage 6 (RLHF): preference data, reward read at EOS, the SFT -> RM -> ladder/PPO/GRPO/DPO recipe, the
+"""Stage 9 (RLHF): preference data, reward read at EOS, the SFT -> RM -> ladder/PPO/GRPO/DPO recipe, the
 standalone reward and PPO recipes, re-runs and resume (hfrepro's PPO trainer itself: tests/test_rlhf_ppo.py).
 
 Unit tests use a tiny random Llama with SmolLM2's chat template (tests/rlhf_tiny.py) and the tiny preference
@@ -17,6 +17,7 @@ import pytest
 
 from hfrepro.errors import UserError
 from tests.conftest import REPO
+from tests.test_reproduce import uncaptioned
 
 sys.path.insert(0, os.path.dirname(__file__))
 from rlhf_tiny import PREFS, make_tiny_chat_model, tiny_argv  # noqa: E402
@@ -234,6 +235,7 @@ def test_stage_section_decides_the_claims_from_the_run_folder(ppo_run):
     res = stage.section(ctx)
     assert set(res.claims) == {c.id for c in stage.CLAIMS}
     assert all(isinstance(d, Decision) for d in res.claims.values())  # the tiny run measured every claim
+    assert "curves.png" in res.markdown and uncaptioned(res.markdown) == []
     rm = res.claims["rm-ranks-pairs"]
     assert rm.estimate == pytest.approx(s["rm_test_accuracy"]) and rm.lo <= rm.estimate <= rm.hi
     assert "bootstrap over" in rm.uncertainty

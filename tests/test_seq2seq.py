@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hfrepro.errors import UserError
+from tests.test_reproduce import uncaptioned
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 
@@ -538,4 +539,6 @@ def test_stage_section_reads_both_runs_and_the_sweep(tmp_path):
         evidence, held = out.claims[CLAIM]
         assert held is None and why in evidence
         assert "The fixed vector's size" in out.markdown and "attention − plain [95%]" in out.markdown
+        assert uncaptioned(out.markdown) == []  # every plot has its line saying what to look at
+    assert uncaptioned((stage / "run" / "results.md").read_text(encoding="utf-8")) == []
     assert (stage / "sweep.png").is_file() and (stage / "run" / "curves.png").is_file()

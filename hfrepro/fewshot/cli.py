@@ -17,7 +17,7 @@ from hfrepro.report import md_table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("fewshot-tasks", help="stage 4: list, show or check few-shot task files",
+    p = sub.add_parser("fewshot-tasks", help="stage 6: list, show or check few-shot task files",
                        description="Few-shot task files (lm-evaluation-harness task YAMLs): list the built-in "
                                    "ones, show a real prompt, check your own file. The evaluation is "
                                    "`hfrepro fewshot --tasks a,b --shots 0,1,3,8`.")

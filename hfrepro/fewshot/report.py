@@ -21,6 +21,10 @@ from hfrepro.cards import dataset_card
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.report import md_table, pyplot, save_figure
 
+PLOT_CAPTION = ("*Accuracy against the number of demonstrations k, one panel per task, one line per model and prompt "
+                "format (round markers: plain text, squares: the chat template, dashed: no instruction line): look for "
+                "lines rising from k = 0; the dotted line is chance.*")
+
 
 @dataclass
 class FewShotResults:
@@ -212,7 +216,7 @@ def write_results_card(out_dir: str | Path, results: Sequence[FewShotResults], c
                      "protocol), measured by `hfrepro fewshot` (recipes/fewshot.py) on lm-evaluation-harness task "
                      "files. `results.json` holds the scores, `samples/<model>/<task>.jsonl` every prompt, "
                      "reference, generation and verdict.\n\n" + markdown_table(results)
-                     + "\n![accuracy vs shots](accuracy_vs_shots.png)"),
+                     + "\n![accuracy vs shots](accuracy_vs_shots.png)\n\n" + PLOT_CAPTION),
         how_built=("`hfrepro fewshot --config config.yaml` with this run's config.yaml:\n\n```yaml\n"
                    + yaml.safe_dump(config, sort_keys=True, allow_unicode=True).strip() + "\n```"),
         limits=("Scores on a few dozen test examples per task move by several points with the choice of "

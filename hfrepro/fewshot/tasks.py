@@ -55,7 +55,7 @@ from hfrepro.data import read_jsonl
 from hfrepro.errors import UserError
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
-# Every stage may ship task files in hfrepro/<stage>/tasks/ (stage 5: word_class); all are found by name.
+# Every stage may ship task files in hfrepro/<stage>/tasks/ (stage 7: word_class); all are found by name.
 SHIPPED_TASK_DIRS = sorted(p for p in TASKS_DIR.parents[1].glob("*/tasks") if p.is_dir())
 
 OUTPUT_TYPES = ("generate_until", "multiple_choice", "loglikelihood")

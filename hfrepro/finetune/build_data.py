@@ -1,10 +1,10 @@
-"""Build stage 5's shipped data files, deterministically, from the embedded GCIDE dictionary.
+"""Build stage 7's shipped data files, deterministically, from the embedded GCIDE dictionary.
 
     python -m hfrepro.finetune.build_data            # rewrites the files below
     python -m hfrepro.finetune.build_data --check    # rebuilds in memory and compares with the shipped files
 
 - `tasks/data/word_class.jsonl` (word, pos, split): word -> part of speech (noun / verb / adjective / adverb),
-  balanced, `split` train/test: the comparison task (a stage-4 task; `train` rows are also the fine-tuning data);
+  balanced, `split` train/test: the comparison task (a stage-6 task; `train` rows are also the fine-tuning data);
 - `data/dictionary.jsonl` (messages): chat examples "What does X mean?" -> "X (noun): definition.", some with a
   follow-up turn; 6 defects put in on purpose so `prepare-data` has something to fix.
 

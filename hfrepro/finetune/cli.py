@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="The hosted fine-tuning workflow, locally: turn a txt/csv file into JSONL, check "
                                    "and fix it, train (full | head | lora with the sft recipe, TRL's SFTTrainer) in "
                                    "the foreground or background, get a job's details, follow its events, list "
-                                   "jobs; then `hfrepro complete` / `hfrepro chat` with the result. Stage 5's "
+                                   "jobs; then `hfrepro complete` / `hfrepro chat` with the result. Stage 7's "
                                    "comparison: `hfrepro reproduce --stages finetune`.")
     p.set_defaults(func=lambda a: (p.print_help(), 0)[1])
     s = p.add_subparsers(dest="finetune_cmd", metavar="{prepare-data,create,get,follow,list,cancel,resume}")

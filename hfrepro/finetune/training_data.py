@@ -1,13 +1,13 @@
-"""Stage 5's data: the training sets `recipes/sft.py` accepts, and the held-out task it is scored on.
+"""Stage 7's data: the training sets `recipes/sft.py` accepts, and the held-out task it is scored on.
 
     rows = training_rows("dictionary")               # the shipped chat example, prepare-data's fixes applied
     rows = training_rows("word_class", limit=512)    # the comparison task's train split, as prompt/completion
     rows = training_rows("data_prepared.jsonl")      # your JSONL file (checked like `finetune prepare-data`)
-    score = task_accuracy(model, tokenizer, "word_class", limit=120)   # stage 4's evaluator, held-out rows
+    score = task_accuracy(model, tokenizer, "word_class", limit=120)   # stage 6's evaluator, held-out rows
 
-The comparison task `word_class` (tasks/word_class.yaml, a stage-4 task): the part of speech of an English word.
+The comparison task `word_class` (tasks/word_class.yaml, a stage-6 task): the part of speech of an English word.
 Its `train` rows are the fine-tuning data and the few-shot demonstration pool; its `test` rows are held out.
-A training example is exactly what stage 4's evaluator asks a fine-tuned model, then the answer: prompt
+A training example is exactly what stage 6's evaluator asks a fine-tuned model, then the answer: prompt
 "executable ->", completion " adjective". No instruction line: a fine-tuned model learns the task from the
 examples (and is scored without it), and the 17-token instruction would triple the tokens of every step.
 """
@@ -53,7 +53,7 @@ def training_rows(name: str, limit: int = 0) -> list[dict]:
 
 
 def word_class_rows() -> list[dict]:
-    """The `train` rows of word_class (file order) as prompt/completion, rendered by stage 4's `build_prompt`:
+    """The `train` rows of word_class (file order) as prompt/completion, rendered by stage 6's `build_prompt`:
     the prompt is the question without the instruction line; the completion is the answer as a demonstration
     shows it (target delimiter + answer), without the separator that follows a demonstration."""
     task = load_task(task_path("word_class"))
@@ -68,7 +68,7 @@ def word_class_rows() -> list[dict]:
 
 def task_accuracy(model, tokenizer, task: str, limit: int = 0, seed: int = 1234, shots: int = 0,
                   instruction: bool = False, batch_size: int = 32) -> dict:
-    """Held-out accuracy of `model` on `task` (a name in tasks/ or a path) by stage 4's evaluator.
+    """Held-out accuracy of `model` on `task` (a name in tasks/ or a path) by stage 6's evaluator.
 
     Fine-tuned models are asked as they were trained (`instruction=False`, 0 shots); the base model gets the
     task's instruction and `shots` demonstrations. Returns {"accuracy", "n", "seconds", "cpu_seconds",

@@ -1,12 +1,12 @@
-"""`hfrepro reproduce`: walk the road from word2vec to RLHF and write REPORT.md with a claims table.
+"""`hfrepro reproduce`: walk the road from word2vec to ChatGPT and write REPORT.md with a claims table.
 
     hfrepro reproduce                       # budget `default`: the whole road on 2 CPU cores
     hfrepro reproduce --budget tiny         # CI-sized; --budget full for a GPU machine
     hfrepro reproduce --stages lm,seq2seq --out runs/mine
 
-The plan (`plan.py`): six stages, each a module of this package that names the recipes it runs (at the
-budget's configs, exactly as a user would run them) and decides its claims from their run folders
-(`runner.py` runs them, `report.py` writes REPORT.md).
+The plan (`plan.py`): ten stages in road order (REPORT.md numbers them so), each a module of this package that
+names the recipes it runs (at the budget's configs, exactly as a user would run them) and decides its claims from
+their run folders (`runner.py` runs them, `report.py` writes REPORT.md).
 """
 
 from __future__ import annotations

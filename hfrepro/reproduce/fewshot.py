@@ -1,4 +1,4 @@
-"""Stage 4 of `hfrepro reproduce`: few-shot in-context learning on the embedded SmolLM2-135M-Instruct.
+"""Stage 6 of `hfrepro reproduce`: few-shot in-context learning on the embedded SmolLM2-135M-Instruct.
 
 Runs `recipes/fewshot.py` at the budget's config (recipes/configs/fewshot/<budget>.yaml): every task at k = 0
 and a few k > 0, plain-text prompts (GPT-3's protocol); and again with the chat template (recipes/configs/
@@ -123,7 +123,8 @@ def section(ctx: StageContext) -> StageResult:
         f"{len(gains['raw'])} tasks (at least {MIN_SHARE:.0%}).", "",
         gains_table(list(gains.items()), k0, k1), "",
         f"![accuracy vs shots]({ctx.rel(run / 'accuracy_vs_shots.png')})", "",
-        "*Look at: each panel's solid line (plain text) rising from k = 0; the dotted line is chance.*", "",
+        "*Look at: each panel's line with round markers (plain text) rising from k = 0; squares: the chat template; "
+        "the dotted line is chance.*", "",
         f"A {k}-shot prompt (`{task}`; the model continues after the last line):", "",
         "```", example, "```", "",
         f"Every prompt and answer: `{ctx.rel(run / 'samples')}/`; scores: `{ctx.rel(run / 'results.json')}`. "

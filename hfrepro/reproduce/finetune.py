@@ -1,11 +1,11 @@
-"""Stage 5 of `hfrepro reproduce`: fine-tuning. Head-only (transfer learning) vs LoRA vs full fine-tuning vs the
+"""Stage 7 of `hfrepro reproduce`: fine-tuning. Head-only (transfer learning) vs LoRA vs full fine-tuning vs the
 base model zero- and few-shot, on one task, the same rows and the same steps; decides `lora-near-full`.
 
 RUNS: `recipes/sft.py` for each method (recipes/configs/sft/{head,lora,full}/<budget>.yaml: the same training
 rows of `word_class`, epochs and batch; each method's own learning rate), each scoring its model on the task's
 held-out words; LoRA and full fine-tuning again at two more training seeds (the run's seed + 100 and + 200: other
 adapter initialisations and data orders). `section` scores the base model on those same words, zero-shot and
-with k demonstrations (stage 4's evaluator; k in recipes/configs/reproduce/finetune/<budget>.yaml), and writes
+with k demonstrations (stage 6's evaluator; k in recipes/configs/reproduce/finetune/<budget>.yaml), and writes
 the table and plot. Peak memory of the default budget is ~3 GiB: full fine-tuning with AdamW holds weights,
 gradients and two moments of 135M fp32 parameters.
 
@@ -47,7 +47,7 @@ LABELS = {"zero-shot": "zero-shot (base)", "few-shot": "few-shot (base, k={k})",
 INTRO = ("Transfer learning keeps the pretrained model and trains only its output end; full fine-tuning trains "
          "everything a little; LoRA trains small low-rank adapters. All three are trained with TRL's "
          "`SFTTrainer` on the same rows, for the same number of steps, and scored with the zero- and few-shot "
-         "baselines by stage 4's evaluator. Head-only here means SmolLM2's output layer, untied from the input "
+         "baselines by stage 6's evaluator. Head-only here means SmolLM2's output layer, untied from the input "
          "embeddings, plus the final norm: an LM's output end is its whole vocabulary projection, so it is not "
          "small.")
 
@@ -212,7 +212,7 @@ def markdown_table(results: dict, shots: int, n_train: int, epochs: float, batch
     head = (f"Task `word_class` (the part of speech of an English word: noun, verb, adjective or adverb), "
             f"{results['zero-shot']['n_test']} held-out words; {n_train} training words, {epochs:g} epoch(s) "
             f"of batch {batch}, the same for every method. Accuracy = exact match of the greedy answer, by "
-            f"stage 4's evaluator (chance with a valid label: 0.25). Times are wall-clock seconds on this machine, "
+            f"stage 6's evaluator (chance with a valid label: 0.25). Times are wall-clock seconds on this machine, "
             f"{torch.get_num_threads()} torch thread(s).\n\n")
     return head + md_table(rows, digits=4)
 

@@ -68,8 +68,13 @@ def wire(arg: str, ctx: StageContext) -> str:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    title: str
+    title: str                                      # without a number: `heading` numbers it by road order
     expected_s: dict = field(default_factory=dict)  # budget -> rough seconds, for the progress estimate
+
+    @property
+    def heading(self) -> str:
+        """The stage's title in REPORT.md, numbered by its place on the road ("Stage 9: RLHF ...")."""
+        return f"Stage {STAGE_NAMES.index(self.name) + 1}: {self.title}"
 
     @property
     def module(self) -> str:
@@ -83,25 +88,25 @@ class Stage:
 
 
 STAGES = [  # road order; a stage whose module does not exist yet is skipped (NOT RUN)
-    Stage("embeddings", "Stage 1: word embeddings (word2vec CBOW vs skip-gram)",
+    Stage("embeddings", "Word embeddings (word2vec CBOW vs skip-gram)",
           expected_s={"tiny": 40, "default": 100, "full": 1200}),
-    Stage("lm", "Stage 2: language models (n-gram, LSTM, GPT), perplexity, sampling",
+    Stage("lm", "Language models (n-gram, LSTM, GPT), perplexity, sampling",
           expected_s={"tiny": 45, "default": 180, "full": 3600}),
-    Stage("seq2seq", "Stage 3: translation (seq2seq with and without attention, BLEU)",
+    Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",
           expected_s={"tiny": 45, "default": 180, "full": 3600}),
-    Stage("transformer", "Chapter: inside the Transformer, and why RNNs gave way",
+    Stage("transformer", "Inside the Transformer, and why RNNs gave way",
           expected_s={"tiny": 30, "default": 80, "full": 600}),
-    Stage("bert", "Chapter: BERT, whole (masked LM, next-sentence prediction, fine-tuning)",
+    Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",
           expected_s={"tiny": 30, "default": 90, "full": 1800}),
-    Stage("fewshot", "Stage 4: zero-, one- and few-shot in-context learning",
+    Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 70, "full": 1800}),
-    Stage("finetune", "Stage 5: fine-tuning (head-only, LoRA, full)",
+    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",
           expected_s={"tiny": 45, "default": 130, "full": 1800}),
-    Stage("rl_basics", "Chapter: reinforcement learning from first principles (CartPole, FrozenLake)",
+    Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
           expected_s={"tiny": 30, "default": 90, "full": 1200}),
-    Stage("rlhf", "Stage 6: RLHF (SFT, reward model, PPO)",
+    Stage("rlhf", "RLHF (SFT, reward model, PPO)",
           expected_s={"tiny": 45, "default": 240, "full": 3600}),
-    Stage("chatgpt", "Chapter: ChatGPT's behaviour (declining, follow-up corrections)",
+    Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
           expected_s={"tiny": 30, "default": 60, "full": 1200}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]

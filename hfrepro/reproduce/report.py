@@ -15,6 +15,10 @@ from hfrepro.fsutil import atomic_write_text
 from hfrepro.report import md_table
 from hfrepro.reproduce.plan import STAGES, available
 
+# A stage the walk has chosen but not reached yet, in the partial REPORT.md written after every stage.
+NOT_YET = {"status": "not run yet", "markdown": "_Not run yet: the walk has not reached this stage (an "
+           "interrupted `hfrepro reproduce` resumes here when run again)._", "claims": {}}
+
 
 def claims() -> list[tuple[str, object]]:
     """(stage name, Claim) for every claim of every stage, in road order."""
@@ -27,7 +31,8 @@ def verdicts(results: dict[str, dict]) -> list[dict]:
         r = results.get(stage)
         got = (r or {}).get("claims", {}).get(c.id)
         if got is None:
-            why = {None: "stage not run", "failed": "stage failed", "crashed": "stage crashed"}.get(
+            why = {None: "stage not run", "failed": "stage failed", "crashed": "stage crashed",
+                   NOT_YET["status"]: "stage not run yet"}.get(
                 (r or {}).get("status"), "not measured by this stage")
             rows.append({"claim": c.text, "evidence (this run)": why, "verdict": NOT_RUN})
         else:
@@ -46,18 +51,24 @@ def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[
         "(docs/CLAIMS.md): a statistic, a threshold "
         "and a 95% interval; REPRODUCED when the interval clears the threshold, NOT REPRODUCED when it clears "
         "it on the other side, INCONCLUSIVE when it straddles it; a claim no stage measured is NOT RUN.", "",
+        "Terms (bits/char, perplexity, paired bootstrap, t interval, BLEU, brevity penalty, chrF, KL, GAE, ...): "
+        "docs/GLOSSARY.md.", "",
         "## Claims", "", md_table(verdicts(results)), "",
     ]
-    timing = [{"stage": s.title, "status": results[s.name].get("status"),
+    timing = [{"stage": s.heading, "status": results[s.name].get("status"),
                "wall time (s)": results[s.name].get("wall_seconds"),
-               "peak memory (GiB)": (results[s.name].get("peak_rss_bytes") or 0) / 2**30}
+               "peak memory (GiB)": _gib(results[s.name].get("peak_rss_bytes"))}
               for s in STAGES if s.name in results]
     if timing:
         lines += ["## Time and memory", "", md_table(timing, digits=2), ""]
     for s in STAGES:
         if s.name in results:
-            lines += [f"## {s.title}", "", results[s.name].get("markdown", "").strip(), ""]
+            lines += [f"## {s.heading}", "", results[s.name].get("markdown", "").strip(), ""]
     return atomic_write_text(out / "REPORT.md", "\n".join(lines))
+
+
+def _gib(n: int | None) -> float | None:
+    return None if n is None else n / 2**30
 
 
 def _versions() -> str:

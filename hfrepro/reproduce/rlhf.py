@@ -27,6 +27,7 @@ from hfrepro.claims import Claim, Decision, StageContext, StageResult, bootstrap
 from hfrepro.fsutil import read_json
 from hfrepro.report import md_table
 from hfrepro.reproduce.plan import RecipeRun
+from hfrepro.rlhf.compare import CURVES_CAPTION
 from hfrepro.runtime import read_log
 
 CLAIMS = [
@@ -71,6 +72,8 @@ def section(ctx: StageContext) -> StageResult:
         "",
         f"![the ladder per update: reward, exact match, KL with its bound, gradient variance]"
         f"({ctx.rel(out / 'curves.png')})",
+        "",
+        CURVES_CAPTION,
         "",
         "Held-out answers (greedy):",
         "",

@@ -26,7 +26,7 @@ from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, read_json
 from hfrepro.paths import CONFIGS_DIR, PACKAGE_DIR
 from hfrepro.reproduce.plan import STAGES, Stage, available, recipe_cli
-from hfrepro.reproduce.report import write_report
+from hfrepro.reproduce.report import NOT_YET, write_report
 
 
 def stage_key(stage: Stage, budget: str, seed: int) -> dict:
@@ -180,11 +180,9 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
         print(f"[reproduce] {stage.name}: {result['status']} in {_mmss(wall)}, peak memory {peak / 2**30:.2f} GiB",
               flush=True)
         results[stage.name] = result
-    # Stages finished earlier in this folder with the same key (e.g. `--stages rlhf` after the others) stay in
-    # the report, so REPORT.md always covers every stage the folder holds a current result for.
-    for stage in available():
-        if stage.name not in results and (prev := _previous(stage, out, budget, seed)):
-            results[stage.name] = prev
+        # a partial REPORT.md after every stage: an interrupted walk leaves the stages it finished readable
+        write_report(out, budget, seed, threads, _with_earlier(results, out, budget, seed, pending=chosen))
+    results = _with_earlier(results, out, budget, seed)
     report = write_report(out, budget, seed, threads, results)
     bench = {s.name: {"status": results[s.name].get("status"), "ran_in_this_walk": s.name in ran,
                       "wall_seconds": results[s.name].get("wall_seconds"),
@@ -193,6 +191,17 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
                                              "total_seconds": round(time.time() - t_start, 1)})
     print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")
     return report
+
+
+def _with_earlier(results: dict[str, dict], out: Path, budget: str, seed: int,
+                  pending: list[Stage] | None = None) -> dict[str, dict]:
+    """The walk's results, plus `pending` stages (chosen, not reached yet) marked NOT_YET, plus the stages
+    finished earlier in this folder with the same key (e.g. `--stages rlhf` after the others), so REPORT.md
+    covers every stage the folder holds a current result for."""
+    todo = {s.name: dict(NOT_YET) for s in pending or [] if s.name not in results}
+    earlier = {s.name: prev for s in available() if s.name not in results and s.name not in todo
+               and (prev := _previous(s, out, budget, seed))}
+    return {**results, **earlier, **todo}
 
 
 def _mmss(s: float) -> str:

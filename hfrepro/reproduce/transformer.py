@@ -104,9 +104,10 @@ def _attention(ctx: StageContext, s: dict):
           f"GPT on \"{s['gpt_sentence']}\", BERT on \"{s['bert_sentence']}\""
           + (f", the translator on \"{s['translator_sentence']}\" → \"{trans['translation']}\"" if trans else
              " (no seq2seq stage in this folder: no translator)") + ". Row i of a map is how token i spreads its "
-          "attention (rows sum to 1). *Look for: GPT's maps and the translator's decoder are lower-triangular (the "
-          "causal mask: no weight on later tokens), BERT's and the encoder's are full.*", "",
-          md_table(rows, digits=3), *figs, ""]
+          "attention (rows sum to 1).", "",
+          md_table(rows, digits=3), *figs, "",
+          "*Look for: GPT's maps and the translator's decoder are lower-triangular (the causal mask: no weight on "
+          "later tokens), BERT's and the encoder's are full.*", ""]
     return "\n".join(md), {"models": rows, "translation": trans["translation"] if trans else None}
 
 

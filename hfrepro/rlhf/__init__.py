@@ -1,4 +1,4 @@
-"""Stage 6: RLHF, InstructGPT's three steps - SFT -> reward model -> PPO (or RLOO, GRPO, DPO) - on TRL.
+"""Stage 9: RLHF, InstructGPT's three steps - SFT -> reward model -> PPO (or RLOO, GRPO, DPO) - on TRL.
 
 The steps are the recipes (recipes/rlhf.py, and the standalone recipes/reward.py, recipes/ppo.py); this
 package holds what they share, in import order:

@@ -1,4 +1,4 @@
-"""Stage 6 commands: `hfrepro prefs` shows (and exports) the preference pairs the RLHF recipes train on.
+"""Stage 9 commands: `hfrepro prefs` shows (and exports) the preference pairs the RLHF recipes train on.
 
 The recipes themselves run as `hfrepro reward`, `hfrepro ppo`, `hfrepro rlhf` (recipes/{reward,ppo,rlhf}.py).
 """
@@ -15,7 +15,7 @@ from hfrepro.rlhf.prefs import embedded_preferences
 
 
 def register(sub) -> None:
-    p = sub.add_parser("prefs", help="stage 6: show or export the embedded preference pairs (TRL format)",
+    p = sub.add_parser("prefs", help="stage 9: show or export the embedded preference pairs (TRL format)",
                        description="Build the one-word-answer preference pairs from questions-words (see "
                                    "data_cards/qw-prefs.md), print counts and examples, and optionally write a "
                                    "split as JSONL in TRL's conversational preference format - the same format "

@@ -17,6 +17,22 @@ from hfrepro.seq2seq.data import BUCKETS, bucket_label, bucket_of, n_words
 LABELS = {"rnn": "GRU enc-dec (no attention)", "rnn_attention": "GRU + attention", "transformer": "Transformer"}
 COLORS = {"rnn": "tab:red", "rnn_attention": "tab:blue", "transformer": "tab:green"}
 MIN_LONG = 50  # fewer long test sentences than this: the long-sentence gap is not measured
+# One line under each figure in the Markdown, saying what to look at.
+CAPTIONS = {
+    "curves": "Validation loss of every model while it trains (dashed: the sweep's models): a curve still "
+              "falling at its end would go lower with more updates.",
+    "bleu_by_length": "BLEU (left) and chrF (right) by source length: look at the right end, the long sentences, "
+                      "where one fixed vector has the most to carry and attention should help most.",
+    "sweep": "Scores on long sentences as the fixed vector shrinks (right to left): the plain model has only that "
+             "vector, so its line should fall faster than the attention model's.",
+    "attention": "Which source tokens each output token read: a diagonal means the model aligns the words in "
+                 "order; a smear means it reads everything alike.",
+}
+
+
+def caption(figure: str) -> str:
+    """The italic caption line of one of the figures above."""
+    return f"*{CAPTIONS[figure]}*"
 
 
 def read_outputs(folder: Path) -> tuple[list[str], list[str], list[str]]:
@@ -307,15 +323,17 @@ def write_results(root: Path, results: dict, pairs, vocab_size: int, gaps: list[
           f"{first['steps']} updates of {first['batch_size']} pairs. Test: {first['test_sentences']:,} held-out pairs.",
           "", "## Results", "", md_table(results_rows(results), digits=2),
           f"BLEU: `{first['bleu_signature']}`  ", f"chrF: `{first['chrf_signature']}`", "",
-          "![validation loss](curves.png)", "",
+          "![validation loss](curves.png)", "", caption("curves"), "",
           "## BLEU and chrF by source sentence length", "", md_table(length_rows(main, gaps), digits=2),
-          "![BLEU by source length](bleu_by_length.png)", ""]
+          "![BLEU by source length](bleu_by_length.png)", "", caption("bleu_by_length"), ""]
     if len({r["context_size"] for r in sweep}) > 1:
-        md += ["## The fixed vector's size", "", md_table(sweep_table(sweep), digits=2), "![sweep](sweep.png)", ""]
+        md += ["## The fixed vector's size", "", md_table(sweep_table(sweep), digits=2), "![sweep](sweep.png)", "",
+               caption("sweep"), ""]
     md += [check_sentence(check, long_from), ""]
     if heat:
         md += ["## Attention weights for one test sentence", "", f"Source: {heat['source']}  ",
-               f"Output (greedy): {heat['translation']}", "", "![attention](attention.png)", ""]
+               f"Output (greedy): {heat['translation']}", "", "![attention](attention.png)", "",
+               caption("attention"), ""]
     atomic_write_text(root / "results.md", "\n".join(md))
     print("\n".join(md[:12]))
     print(check_sentence(check, long_from))

@@ -1,4 +1,4 @@
-"""Chapter: inside the Transformer, and why RNNs gave way (`hfrepro transformer ...`, `hfrepro tokenize`).
+"""Stage 4: inside the Transformer, and why RNNs gave way (`hfrepro transformer ...`, `hfrepro tokenize`).
 
     hfrepro.transformer.attention   attention maps per layer and head (GPT: causal; BERT; the translator)
     hfrepro.transformer.positions   sinusoidal and learned positional encodings
