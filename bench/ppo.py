@@ -144,13 +144,15 @@ def report(a, spec: dict, runs: dict) -> None:
              for name, rs in (("trl 1.12 PPOTrainer", runs["trl"]), ("hfrepro PPOTrainer", runs["hfrepro"]))]
     res = {"settings": {k: v for k, v in spec.items() if k != "prompts"}, "model": a.model,
            "ratio_cpu": ratios_cpu, "ratio_wall": ratios_wall, "ratio_cpu_median": med(ratios_cpu),
-           "ratio_wall_median": med(ratios_wall), "target_ratio": 0.8, "meets_target": med(ratios_cpu) <= 0.8,
+           "ratio_wall_median": med(ratios_wall), "ratio_cpu_min": min(ratios_cpu), "ratio_cpu_max": max(ratios_cpu),
+           "target_ratio": 0.8, "meets_target": med(ratios_cpu) <= 0.8,
            "agreement": agree, "table": table, "runs": runs, "load_average": os.getloadavg(),
            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_json(a.out, res)
     print(md_table(table))
     print(md_table(agree["per_update"]))
-    print(f"hfrepro / trl per update: {med(ratios_cpu):.3f} cpu ({', '.join(f'{r:.3f}' for r in ratios_cpu)}), "
+    print(f"hfrepro / trl per update: {med(ratios_cpu):.3f} cpu (median; min {min(ratios_cpu):.3f}, max "
+          f"{max(ratios_cpu):.3f}; pairs {', '.join(f'{r:.3f}' for r in ratios_cpu)}), "
           f"{med(ratios_wall):.3f} wall; target <= 0.8; rollouts identical through update "
           f"{agree['identical_rollouts_through']} of {spec['updates']}; losses within {agree['tolerance']} "
           f"through update {agree['losses_within_tolerance_through']} -> {a.out}")

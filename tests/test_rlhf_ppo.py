@@ -179,6 +179,9 @@ def test_prompt_batches_are_a_pure_function_of_seed_and_index(tiny, tmp_path):
 @pytest.mark.parametrize("algo", ["reinforce", "rloo", "a2c", "ppo"])
 def test_every_rung_trains_and_logs_the_gradient_variance(tiny, tmp_path, algo):
     tr = make_trainer(tiny, tmp_path, algo=algo)
+    # the kept module and parameter list are accelerate's and the policy's (they are read instead of walked)
+    assert tr.unwrapped is tr.accelerator.unwrap_model(tr.model)
+    assert tr._policy_params == [p for p in tr.policy.parameters() if p.requires_grad]
     m = tr.train()
     log = tr.log_history
     assert m["updates"] == 3 and [r["step"] for r in log] == [1, 2, 3] and m["algo"] == algo
