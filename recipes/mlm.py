@@ -1,12 +1,17 @@
-"""BERT pre-training from scratch: masked LM + next-sentence prediction (BertForPreTraining) with the Trainer.
+"""BERT pre-training from scratch: masked LM + next-sentence prediction (BERT's two heads) with the Trainer.
 
 Devlin et al. (2019), at a size a laptop trains in a minute: a small `BertConfig`, a byte-level BPE trained here
 (<s> and </s> play [CLS] and [SEP], as in RoBERTa; its <mask> takes the space before it, so `pipeline("fill-mask")`
 fills whole words), sentence-pair examples from the plays in order (`hfrepro.bert.data`: half the time B follows
 A, half the time it comes from another play), and `DataCollatorForLanguageModeling(mlm_probability=0.15)` (80%
 <mask>, 10% random, 10% unchanged, drawn afresh for every batch). The masked-LM head runs only at the masked
-positions during training (`SparseBertForPreTraining`, as Google's BERT code does); the saved folder is a plain
-`BertForPreTraining`.
+positions during training (as Google's BERT code does); the saved folder is a plain `BertForPreTraining`
+(absolute positions) or `RoFormerForMaskedLM` (rotary) that `pipeline("fill-mask")` loads.
+
+Positions: `--positions rotary` (the default budgets) builds the same post-LayerNorm layers with rotary
+position embeddings (RoFormer's blocks, `SparseRoFormerForPreTraining`); `--positions absolute` is BERT's own
+learned position vectors, which a 2-layer model at this budget does not learn to use (docs/bert.md shows the
+plateau and why). The heads, the data and the loss are BERT's either way.
 
 Switches: `--nsp false` trains the masked LM alone on single segments (RoBERTa found NSP unnecessary);
 `--causal true` trains the *left-to-right twin*: the same blocks with a causal attention mask (`BertLMHeadModel`),
@@ -29,13 +34,13 @@ Usage:
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoTokenizer, BertLMHeadModel, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
 from hfrepro import runtime
 from hfrepro.bert.data import block_dataset, load_documents, pair_dataset, stream, tokenize_documents
 from hfrepro.bert.evaluate import left_to_right_predictions, masked_windows, nsp_predictions
 from hfrepro.bert.mlm import mask_absorbs_space, masked_accuracy, most_frequent_token
-from hfrepro.bert.model import SparseBertForPreTraining, bert_config
+from hfrepro.bert.model import SparseBertForPreTraining, bert_config, left_to_right_model, pretraining_model
 from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
@@ -65,6 +70,10 @@ class ScriptArguments:
     n_embd: int = field(default=128, metadata={"help": "model width (from scratch)"})
     n_head: int = field(default=2, metadata={"help": "attention heads (from scratch)"})
     dropout: float = field(default=0.0, metadata={"help": "hidden and attention dropout (from scratch)"})
+    positions: str = field(default="rotary", metadata={
+        "help": "from scratch: `absolute` = BERT's learned position vectors (BertForPreTraining); `rotary` = the "
+                "same layers with rotary positions (RoFormer's blocks), which a small model learns to use in "
+                "hundreds of steps instead of thousands (docs/bert.md)", "choices": ["absolute", "rotary"]})
     mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens to predict"})
     nsp: bool = field(default=True, metadata={"help": "next-sentence prediction too (BERT); false: MLM alone"})
     causal: bool = field(default=False, metadata={"help": "the left-to-right twin: causal mask, next-token loss"})
@@ -96,13 +105,15 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     train, val = (examples(tokenizer, d, a, seed) for d in (train_docs, val_docs))
     val = val.shuffle(seed=seed).select(range(min(a.val_examples, len(val))))
 
-    # Model: a small BERT from scratch (BertForPreTraining; the twin: BertLMHeadModel), or the embedded encoder.
+    # Model: a small BERT from scratch (MLM + NSP heads; the twin: a causal next-token head on the same blocks),
+    # with absolute or rotary positions, or the embedded encoder.
+    blocks = bert_config(tokenizer, a.n_embd, a.n_layer, a.n_head, block, a.dropout, a.causal, a.positions)
     if a.causal:
-        model = BertLMHeadModel(bert_config(tokenizer, a.n_embd, a.n_layer, a.n_head, block, a.dropout, causal=True))
+        model = left_to_right_model(blocks)
     elif a.model_name_or_path:
         model = SparseBertForPreTraining.from_pretrained(resolve(a.model_name_or_path))
     else:
-        model = SparseBertForPreTraining(bert_config(tokenizer, a.n_embd, a.n_layer, a.n_head, block, a.dropout))
+        model = pretraining_model(blocks)
 
     # Train: the transformers Trainer; the collator masks 15% of the tokens of every batch afresh.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=not a.causal, mlm_probability=a.mlm_probability)
@@ -141,6 +152,8 @@ def check(a: ScriptArguments) -> None:
         raise UserError(f"--mlm_probability must be between 0 and 1, got {a.mlm_probability}")
     if a.block_size < 8:
         raise UserError(f"--block_size {a.block_size} is too short for [CLS] A [SEP] B [SEP]", fix="use 8 or more")
+    if a.positions not in ("absolute", "rotary"):
+        raise UserError(f"--positions {a.positions!r} is not one of absolute, rotary")
 
 
 def tokenizer_for(a: ScriptArguments, seed: int):
@@ -201,7 +214,9 @@ def describe(a: ScriptArguments) -> str:
     if a.causal:
         return "left-to-right twin (BERT blocks, causal mask, next-token loss)"
     what = "masked LM + next-sentence prediction" if a.nsp else "masked LM"
-    return f"BERT {what} ({'continued from ' + a.model_name_or_path if a.model_name_or_path else 'from scratch'})"
+    if a.model_name_or_path:
+        return f"BERT {what} (continued from {a.model_name_or_path})"
+    return f"BERT {what} (from scratch, {a.positions} positions)"
 
 
 def summary(m: dict, path) -> str:
@@ -224,8 +239,9 @@ def write_card(folder, model, metrics: dict, config: dict, a: ScriptArguments) -
     write_model_card(
         folder, title=f"{metrics['model']} on {a.dataset} (hfrepro, the BERT chapter)", license="apache-2.0",
         datasets=[a.dataset], language=["en"], pipeline_tag="text-generation" if a.causal else "fill-mask",
-        base_model=base, tags=["bert", "masked-lm", "next-sentence-prediction"], config=config, eval_dataset=a.dataset,
-        eval_split="test", eval_metrics=[k for k in keys if k in metrics],
+        base_model=base,
+        tags=list(dict.fromkeys(["bert", "masked-lm", "next-sentence-prediction", model.config.model_type])),
+        config=config, eval_dataset=a.dataset, eval_split="test", eval_metrics=[k for k in keys if k in metrics],
         command="hfrepro mlm --config config.yaml   # config.yaml: this run's config",
         metrics={k: metrics[k] for k in ("parameters", "steps", "tokens_seen", "eval_loss", *keys,
                                          "majority_baseline_accuracy") if k in metrics},

@@ -124,3 +124,46 @@ def test_sparse_head_gives_bertforpretrainings_loss(tmp_path):
     sparse.save_pretrained(tmp_path)
     assert '"BertForPreTraining"' in (tmp_path / "config.json").read_text()
     assert isinstance(BertForMaskedLM.from_pretrained(tmp_path), BertForMaskedLM)
+
+
+def test_rotary_pretraining_is_roformers_masked_lm_plus_bert_nsp(tmp_path):
+    """The rotary variant: the masked-LM loss of RoFormerForMaskedLM (computed at the masked positions only) plus
+    BERT's NSP cross-entropy; saved as a RoFormerForMaskedLM that AutoModelForMaskedLM loads, NSP head included."""
+    from torch.nn import functional as F
+    from transformers import AutoModelForMaskedLM, RoFormerForMaskedLM
+
+    from hfrepro.bert.model import SparseRoFormerForPreTraining, bert_config, left_to_right_model, load_pretraining
+
+    torch.manual_seed(0)
+    cfg = bert_config(_Tok(50), 16, 1, 2, 16, 0.0, positions="rotary")
+    twin = left_to_right_model(bert_config(_Tok(50), 16, 1, 2, 16, 0.0, True, "rotary"))
+    assert cfg.model_type == "roformer" and type(twin).__name__ == "RoFormerForCausalLM"
+    sparse = SparseRoFormerForPreTraining(cfg).eval()
+    mlm = RoFormerForMaskedLM(cfg).eval()
+    missing, _ = mlm.load_state_dict(sparse.state_dict(), strict=False)
+    assert not missing
+    ids = torch.randint(5, 50, (3, 12))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    labels[1, 7] = ids[1, 7]
+    nsp = torch.tensor([0, 1, 0])
+    a = sparse(input_ids=ids, labels=labels, next_sentence_label=nsp)
+    full = mlm(input_ids=ids, labels=labels)
+    expected = full.loss + F.cross_entropy(a.seq_relationship_logits, nsp)
+    assert a.loss.item() == pytest.approx(expected.item(), rel=1e-5) and a.prediction_logits.shape == (4, 50)
+    assert torch.allclose(sparse(input_ids=ids).prediction_logits, full.logits, atol=1e-6)
+    sparse.save_pretrained(tmp_path)
+    assert '"RoFormerForMaskedLM"' in (tmp_path / "config.json").read_text()
+    assert isinstance(AutoModelForMaskedLM.from_pretrained(tmp_path), RoFormerForMaskedLM)
+    again = load_pretraining(tmp_path).eval()
+    assert torch.allclose(again(input_ids=ids).seq_relationship_logits, sparse(input_ids=ids).seq_relationship_logits)
+
+
+class _Tok:
+    pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n

@@ -52,7 +52,7 @@ def _log(folder):
 
 
 def test_bert_pretrains_with_nsp_and_fills_masks(bert_run, capsys):
-    from transformers import BertForMaskedLM, pipeline
+    from transformers import AutoModelForMaskedLM, RoFormerForMaskedLM, pipeline
 
     from hfrepro.cli import main
 
@@ -61,8 +61,8 @@ def test_bert_pretrains_with_nsp_and_fills_masks(bert_run, capsys):
     assert 0 <= m["majority_baseline_accuracy"] < m["masked_accuracy"] <= 1     # the subject gives the verb away
     losses = [r["loss"] for r in _log(out) if "loss" in r]
     assert losses[-1] < losses[0] - 0.5
-    assert '"BertForPreTraining"' in (out / "config.json").read_text()
-    assert isinstance(BertForMaskedLM.from_pretrained(out), BertForMaskedLM)
+    assert '"RoFormerForMaskedLM"' in (out / "config.json").read_text()   # the tiny budget: rotary positions
+    assert isinstance(AutoModelForMaskedLM.from_pretrained(out), RoFormerForMaskedLM)
     top = m["fill_mask"]["The king <mask> the moon."]
     assert len(top) == 5 and all(isinstance(t, str) and p >= 0 for t, p in top)
     preds = pipeline("fill-mask", model=str(out))("The king <mask> the moon.", top_k=3)
@@ -88,7 +88,26 @@ def test_masked_lm_alone_without_nsp(bert_run, corpus, tmp_path):
 
     out, _ = bert_run
     m = mlm.cli(_mlm_args(corpus, tmp_path / "mlm", "--nsp", "false", "--tokenizer", out, "--max_steps", "10"))
-    assert m["steps"] == 10 and m["eval_loss"] > 0 and "nsp_accuracy" not in m and m["model"].endswith("(from scratch)")
+    assert m["steps"] == 10 and m["eval_loss"] > 0 and "nsp_accuracy" not in m
+    assert m["model"].endswith("(from scratch, rotary positions)")
+
+
+def test_absolute_positions_train_bert_itself(bert_run, corpus, tmp_path):
+    """--positions absolute: BERT's own learned position vectors; saved as a BertForPreTraining, with a twin of the
+    same kind."""
+    from transformers import BertForMaskedLM, BertLMHeadModel
+
+    from hfrepro.recipes import mlm
+
+    out, _ = bert_run
+    common = ("--positions", "absolute", "--tokenizer", out, "--max_steps", "10")
+    m = mlm.cli(_mlm_args(corpus, tmp_path / "abs", *common))
+    assert m["steps"] == 10 and 0 <= m["nsp_accuracy"] <= 1
+    assert m["model"].endswith("(from scratch, absolute positions)")
+    assert '"BertForPreTraining"' in (tmp_path / "abs" / "config.json").read_text()
+    assert isinstance(BertForMaskedLM.from_pretrained(tmp_path / "abs"), BertForMaskedLM)
+    mlm.cli(_mlm_args(corpus, tmp_path / "abs-l2r", *common, "--causal", "true"))
+    assert isinstance(BertLMHeadModel.from_pretrained(tmp_path / "abs-l2r"), BertLMHeadModel)
 
 
 def test_classify_from_pretrained_and_random_answers_the_same_items(bert_run, corpus, tmp_path):

@@ -1,4 +1,5 @@
-"""BERT's pre-training model, with the masked-LM head run only where there is something to predict.
+"""BERT's pre-training model, with the masked-LM head run only where there is something to predict, with
+BERT's learned absolute positions or with rotary ones.
 
 `BertForPreTraining` scores every position against the whole vocabulary, then ignores the 85% of positions
 that are not masked. Google's original BERT code gathers the masked positions first (`gather_indexes` on
@@ -6,12 +7,30 @@ that are not masked. Google's original BERT code gathers the masked positions fi
 same loss, the same saved model (a plain `BertForPreTraining` folder: `BertForMaskedLM` and
 `pipeline("fill-mask")` load it), and less compute per step, since the vocabulary projection is
 the largest matrix product of a small BERT. Without labels (inference) it is `BertForPreTraining`.
+
+Positions. BERT adds a learned vector per absolute position to every token. A masked position holds only
+`<mask>`, so the model must learn to attend to its neighbours from those vectors, and a 2-layer BERT learns that
+slowly: on the default budget it stays on the most-frequent-token plateau (docs/bert.md measures it; a probe
+where the masked token is a copy of its neighbour stays at log V for 600 steps). `SparseRoFormerForPreTraining`
+is the same pre-training on RoFormer's blocks (Su et al. 2021): BERT's post-LayerNorm encoder layers with
+rotary position embeddings, which rotate queries and keys so that attention scores depend on the *distance*
+between tokens, and the same two heads (masked LM; [CLS] -> pooler -> next sentence). It is saved as a
+`RoFormerForMaskedLM` folder (`pipeline("fill-mask")` and `AutoModelForMaskedLM` load it; the NSP head's
+weights ride along) whose encoder `AutoModelForSequenceClassification` fine-tunes.
 """
 
 from __future__ import annotations
 
+from torch import nn
 from torch.nn import functional as F
-from transformers import BertConfig, BertForPreTraining
+from transformers import (
+    BertConfig,
+    BertForPreTraining,
+    BertLMHeadModel,
+    RoFormerConfig,
+    RoFormerForCausalLM,
+    RoFormerForMaskedLM,
+)
 from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
 
 
@@ -40,14 +59,67 @@ class SparseBertForPreTraining(BertForPreTraining):
         return out
 
 
+class SparseRoFormerForPreTraining(RoFormerForMaskedLM):
+    """Masked LM + next-sentence prediction on RoFormer's blocks (BERT's layers, rotary positions), the masked-LM
+    head run only at the masked positions, as `SparseBertForPreTraining`; BERT's pooler and NSP classifier."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.pooler = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.Tanh())
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None,
+                next_sentence_label=None, **kwargs):
+        sequence = self.roformer(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                 return_dict=True).last_hidden_state
+        relationship = self.seq_relationship(self.pooler(sequence[:, 0]))
+        if labels is None:
+            return BertForPreTrainingOutput(prediction_logits=self.cls(sequence), seq_relationship_logits=relationship)
+        chosen = labels != -100
+        scores = self.cls(sequence[chosen])                      # (masked tokens, vocabulary)
+        loss = F.cross_entropy(scores.float(), labels[chosen]) if chosen.any() else sequence.sum() * 0.0
+        if next_sentence_label is not None:
+            loss = loss + F.cross_entropy(relationship.float(), next_sentence_label.view(-1))
+        return BertForPreTrainingOutput(loss=loss, prediction_logits=scores, seq_relationship_logits=relationship)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        self.config.architectures = ["RoFormerForMaskedLM"]
+        self.config.save_pretrained(save_directory)
+        return out
+
+
 def bert_config(tokenizer, width: int, layers: int, heads: int, max_length: int, dropout: float,
-                causal: bool = False) -> BertConfig:
+                causal: bool = False, positions: str = "absolute"):
     """A small BERT for this tokenizer: feed-forward 4x the width, 2 token types (segments A and B), tied input
-    and output embeddings; `causal` makes it the left-to-right twin (the same blocks with a causal mask)."""
-    return BertConfig(
+    and output embeddings; `causal` makes it the left-to-right twin (the same blocks with a causal mask);
+    `positions="rotary"` gives RoFormer's config (the same layers, rotary instead of learned positions)."""
+    common = dict(
         vocab_size=len(tokenizer), hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
         intermediate_size=4 * width, max_position_embeddings=max_length, type_vocab_size=2,
         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
         is_decoder=causal)
+    if positions == "rotary":
+        return RoFormerConfig(embedding_size=width, **common)
+    return BertConfig(**common)
+
+
+def pretraining_model(config):
+    """BERT's two pre-training heads on the config's blocks (absolute or rotary positions)."""
+    return (SparseRoFormerForPreTraining if config.model_type == "roformer" else SparseBertForPreTraining)(config)
+
+
+def left_to_right_model(config):
+    """The left-to-right twin: the same blocks with a causal mask and a next-token head."""
+    return (RoFormerForCausalLM if config.model_type == "roformer" else BertLMHeadModel)(config)
+
+
+def load_pretraining(folder):
+    """A saved pre-training folder with both heads (NSP included), absolute or rotary."""
+    from transformers import AutoConfig
+
+    kind = AutoConfig.from_pretrained(folder).model_type
+    return (SparseRoFormerForPreTraining if kind == "roformer" else BertForPreTraining).from_pretrained(folder)
 

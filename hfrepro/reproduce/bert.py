@@ -4,7 +4,7 @@ fine-tuning with a task head, and contextual vs static word vectors.
 RUNS (budgets: recipes/configs/<config>/<budget>.yaml; the section's own settings in
 recipes/configs/reproduce/bert/<budget>.yaml):
 
-    bert            recipes/mlm.py: BertForPreTraining from scratch on Shakespeare's plays, MLM + NSP
+    bert            recipes/mlm.py: BERT's MLM + NSP from scratch on Shakespeare's plays (rotary positions)
     left-to-right   recipes/mlm.py --causal: the same blocks with a causal mask, next-token loss at every position,
                     the same text, tokenizer, batch size and steps (its tokenizer is bert's)
     classify        recipes/classify.py: genre of a held-out speech, from the pre-trained encoder
@@ -30,6 +30,7 @@ from hfrepro.bert.evaluate import (
     position_items,
 )
 from hfrepro.bert.mlm import mask_absorbs_space
+from hfrepro.bert.model import load_pretraining
 from hfrepro.bert.senses import SENSES, contextual_vectors, cosines, occurrences, separation, triples
 from hfrepro.claims import Claim, StageContext, StageResult, bootstrap
 from hfrepro.config import config_path, load_yaml
@@ -96,19 +97,19 @@ def section(ctx: StageContext) -> StageResult:
 
 def pretraining_items(ctx: StageContext, cfg: dict, m: dict, settings: dict) -> dict:
     """Both pre-trained models on the same held-out windows and masked positions; NSP on held-out pairs."""
-    from transformers import AutoTokenizer, BertForPreTraining, BertLMHeadModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     bert_dir, l2r_dir = ctx.run_dir("bert"), ctx.run_dir("left-to-right")
     l2r_cfg = load_yaml(l2r_dir / "config.yaml")
-    same = ("dataset", "block_size", "n_layer", "n_embd", "n_head", "max_steps", "per_device_train_batch_size",
-            "mlm_probability", "seed")
+    same = ("dataset", "block_size", "n_layer", "n_embd", "n_head", "positions", "max_steps",
+            "per_device_train_batch_size", "mlm_probability", "seed")
     differ = [f"{k} {cfg.get(k)} vs {l2r_cfg.get(k)}" for k in same if cfg.get(k) != l2r_cfg.get(k)]
     if differ:
         raise UserError("the left-to-right twin was not trained like the BERT it is compared with: "
                         + ", ".join(differ),
                         fix="give recipes/configs/mlm/left_to_right/<budget>.yaml the settings of mlm/<budget>.yaml")
     tok = mask_absorbs_space(AutoTokenizer.from_pretrained(bert_dir))
-    bert, l2r = BertForPreTraining.from_pretrained(bert_dir), BertLMHeadModel.from_pretrained(l2r_dir)
+    bert, l2r = load_pretraining(bert_dir), AutoModelForCausalLM.from_pretrained(l2r_dir)
     test_docs = tokenize_documents(tok, load_documents(cfg["dataset"], "test", cfg["text_column"],
                                                        cfg["document_column"]))
     x, chosen = masked_windows(tok, stream(test_docs), cfg["block_size"], cfg["eval_windows"], ctx.seed,
@@ -147,14 +148,14 @@ def finetune_items(ctx: StageContext) -> dict:
 
 def senses_table(ctx: StageContext, settings: dict) -> dict:
     """Cosine of the same word within and across senses for each model; word2vec's one vector gives 1 and 1."""
-    from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     occ = occurrences(settings["senses_per_sense"], seed=ctx.seed)
     trip = triples(occ, seed=ctx.seed)
     bert_dir = ctx.run_dir("bert")
     tok = AutoTokenizer.from_pretrained(bert_dir)
-    models = {"BERT (ours, pre-trained)": (BertModel.from_pretrained(bert_dir, add_pooling_layer=False), tok),
-              "BERT (same architecture, random weights)": (_random_bert(BertConfig.from_pretrained(bert_dir),
+    models = {"BERT (ours, pre-trained)": (AutoModel.from_pretrained(bert_dir), tok),
+              "BERT (same architecture, random weights)": (_random_bert(AutoConfig.from_pretrained(bert_dir),
                                                                         ctx.seed), tok)}
     if settings.get("minilm", True):
         try:
@@ -176,12 +177,18 @@ def senses_table(ctx: StageContext, settings: dict) -> dict:
     return {"rows": rows, "summary": summary, "examples": _examples(occ)}
 
 
+def _positions(cfg: dict) -> str:
+    if cfg.get("positions", "absolute") == "rotary":
+        return "rotary positions: BERT's layers as RoFormer builds them"
+    return "BERT's learned absolute positions"
+
+
 def _random_bert(config, seed: int):
     import torch
-    from transformers import BertModel
+    from transformers import AutoModel
 
     torch.manual_seed(seed)
-    return BertModel(config, add_pooling_layer=False)
+    return AutoModel.from_config(config)
 
 
 def _word2vec_name(ctx: StageContext) -> str:
@@ -285,9 +292,9 @@ def markdown(ctx, runs, pre, fine, senses, claims, figures, metrics) -> str:
     fills = bm.get("fill_mask", {})
     lines = [
         f"A {bm['parameters']:,}-parameter BERT ({bcfg['n_layer']} layers × {bcfg['n_embd']}, {bcfg['n_head']} heads, "
-        f"{bm['vocab_size']:,}-token byte-level BPE) pre-trained from scratch on the training plays of "
-        f"**{bcfg['dataset']}** for {bm['steps']} steps of {bcfg['per_device_train_batch_size']} sentence pairs "
-        f"of {bcfg['block_size']} tokens ({bm['train_seconds']:.0f} s): masked LM (15% of tokens, 80/10/10) plus "
+        f"{bm['vocab_size']:,}-token byte-level BPE, {_positions(bcfg)}) pre-trained from scratch on the training "
+        f"plays of **{bcfg['dataset']}** for {bm['steps']} steps of {bcfg['per_device_train_batch_size']} sentence "
+        f"pairs of {bcfg['block_size']} tokens ({bm['train_seconds']:.0f} s): masked LM (15% of tokens, 80/10/10) plus "
         "next-sentence prediction (half of the pairs IsNext, half a run of sentences from another play). Its "
         f"left-to-right twin ({lm['parameters']:,} parameters: the same blocks with a causal mask) read the same "
         "text for the same steps and batch size, predicting the next token at every position "
