@@ -112,11 +112,7 @@ def test_sparse_head_gives_bertforpretrainings_loss(tmp_path):
     sparse = SparseBertForPreTraining(cfg).eval()
     full = BertForPreTraining(cfg).eval()
     full.load_state_dict(sparse.state_dict())
-    ids = torch.randint(5, 50, (3, 12))
-    labels = torch.full_like(ids, -100)
-    labels[:, 3] = ids[:, 3]
-    labels[1, 7] = ids[1, 7]
-    nsp = torch.tensor([0, 1, 0])
+    ids, labels, nsp = _masked_batch()
     a = sparse(input_ids=ids, labels=labels, next_sentence_label=nsp)
     b = full(input_ids=ids, labels=labels, next_sentence_label=nsp)
     assert a.loss.item() == pytest.approx(b.loss.item(), rel=1e-5) and a.prediction_logits.shape == (4, 50)
@@ -142,11 +138,7 @@ def test_rotary_pretraining_is_roformers_masked_lm_plus_bert_nsp(tmp_path):
     mlm = RoFormerForMaskedLM(cfg).eval()
     missing, _ = mlm.load_state_dict(sparse.state_dict(), strict=False)
     assert not missing
-    ids = torch.randint(5, 50, (3, 12))
-    labels = torch.full_like(ids, -100)
-    labels[:, 3] = ids[:, 3]
-    labels[1, 7] = ids[1, 7]
-    nsp = torch.tensor([0, 1, 0])
+    ids, labels, nsp = _masked_batch()
     a = sparse(input_ids=ids, labels=labels, next_sentence_label=nsp)
     full = mlm(input_ids=ids, labels=labels)
     expected = full.loss + F.cross_entropy(a.seq_relationship_logits, nsp)
@@ -157,6 +149,15 @@ def test_rotary_pretraining_is_roformers_masked_lm_plus_bert_nsp(tmp_path):
     assert isinstance(AutoModelForMaskedLM.from_pretrained(tmp_path), RoFormerForMaskedLM)
     again = load_pretraining(tmp_path).eval()
     assert torch.allclose(again(input_ids=ids).seq_relationship_logits, sparse(input_ids=ids).seq_relationship_logits)
+
+
+def _masked_batch():
+    """3 sequences of 12 tokens, 4 positions to predict, and next-sentence labels."""
+    ids = torch.randint(5, 50, (3, 12))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    labels[1, 7] = ids[1, 7]
+    return ids, labels, torch.tensor([0, 1, 0])
 
 
 class _Tok:

@@ -34,7 +34,32 @@ from transformers import (
 from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
 
 
-class SparseBertForPreTraining(BertForPreTraining):
+class _SavedAs:
+    """Saved as the plain class a user loads (transformers writes the subclass's name; we correct it)."""
+
+    saved_as: str
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        self.config.architectures = [self.saved_as]
+        self.config.save_pretrained(save_directory)
+        return out
+
+
+def pretraining_output(sequence, relationship, labels, next_sentence_label, mlm_head) -> BertForPreTrainingOutput:
+    """BERT's pre-training loss, the vocabulary head run at the masked positions only: masked-LM cross-entropy
+    plus (with labels for it) the next-sentence cross-entropy."""
+    chosen = labels != -100
+    scores = mlm_head(sequence[chosen])                      # (masked tokens, vocabulary)
+    loss = F.cross_entropy(scores.float(), labels[chosen]) if chosen.any() else sequence.sum() * 0.0
+    if next_sentence_label is not None:
+        loss = loss + F.cross_entropy(relationship.float(), next_sentence_label.view(-1))
+    return BertForPreTrainingOutput(loss=loss, prediction_logits=scores, seq_relationship_logits=relationship)
+
+
+class SparseBertForPreTraining(_SavedAs, BertForPreTraining):
+    saved_as = "BertForPreTraining"
+
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, next_sentence_label=None, **kwargs):
         if labels is None:
@@ -43,25 +68,15 @@ class SparseBertForPreTraining(BertForPreTraining):
         out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                         position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True)
         sequence, pooled = out[0], out[1]
-        chosen = labels != -100
-        scores = self.cls.predictions(sequence[chosen])          # (masked tokens, vocabulary)
-        loss = F.cross_entropy(scores.float(), labels[chosen]) if chosen.any() else sequence.sum() * 0.0
-        relationship = self.cls.seq_relationship(pooled)
-        if next_sentence_label is not None:
-            loss = loss + F.cross_entropy(relationship.float(), next_sentence_label.view(-1))
-        return BertForPreTrainingOutput(loss=loss, prediction_logits=scores, seq_relationship_logits=relationship)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Saved as what it is on disk: a BertForPreTraining (transformers writes the class name; we correct it)."""
-        out = super().save_pretrained(save_directory, *args, **kwargs)
-        self.config.architectures = ["BertForPreTraining"]
-        self.config.save_pretrained(save_directory)
-        return out
+        return pretraining_output(sequence, self.cls.seq_relationship(pooled), labels, next_sentence_label,
+                                  self.cls.predictions)
 
 
-class SparseRoFormerForPreTraining(RoFormerForMaskedLM):
+class SparseRoFormerForPreTraining(_SavedAs, RoFormerForMaskedLM):
     """Masked LM + next-sentence prediction on RoFormer's blocks (BERT's layers, rotary positions), the masked-LM
     head run only at the masked positions, as `SparseBertForPreTraining`; BERT's pooler and NSP classifier."""
+
+    saved_as = "RoFormerForMaskedLM"
 
     def __init__(self, config):
         super().__init__(config)
@@ -76,18 +91,7 @@ class SparseRoFormerForPreTraining(RoFormerForMaskedLM):
         relationship = self.seq_relationship(self.pooler(sequence[:, 0]))
         if labels is None:
             return BertForPreTrainingOutput(prediction_logits=self.cls(sequence), seq_relationship_logits=relationship)
-        chosen = labels != -100
-        scores = self.cls(sequence[chosen])                      # (masked tokens, vocabulary)
-        loss = F.cross_entropy(scores.float(), labels[chosen]) if chosen.any() else sequence.sum() * 0.0
-        if next_sentence_label is not None:
-            loss = loss + F.cross_entropy(relationship.float(), next_sentence_label.view(-1))
-        return BertForPreTrainingOutput(loss=loss, prediction_logits=scores, seq_relationship_logits=relationship)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        out = super().save_pretrained(save_directory, *args, **kwargs)
-        self.config.architectures = ["RoFormerForMaskedLM"]
-        self.config.save_pretrained(save_directory)
-        return out
+        return pretraining_output(sequence, relationship, labels, next_sentence_label, self.cls)
 
 
 def bert_config(tokenizer, width: int, layers: int, heads: int, max_length: int, dropout: float,
