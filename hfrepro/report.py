@@ -43,6 +43,12 @@ def md_table(rows: Iterable[dict[str, Any]] | Iterable[Sequence[Any]], columns: 
     return "\n".join([head, sep, *lines]) + "\n"
 
 
+def figure(path: str | Path, alt: str, caption: str) -> list[str]:
+    """A figure in Markdown as the reports show one: the image, then its one-line italic caption saying what to
+    look at (lines to add to a list joined with newlines)."""
+    return [f"![{alt}]({path})", "", f"*{caption}*", ""]
+
+
 def pyplot():
     """matplotlib.pyplot with a non-interactive backend (no display needed)."""
     import matplotlib

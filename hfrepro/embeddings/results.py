@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from hfrepro.embeddings.classify import table as classify_table
 from hfrepro.embeddings.evaluate import section_table
-from hfrepro.report import md_table
+from hfrepro.report import figure, md_table
 
-PCA_CAPTION = ("*Each arrow is one pair's offset (man → woman, king → queen, ...): parallel arrows of similar length "
+PCA_CAPTION = ("Each arrow is one pair's offset (man → woman, king → queen, ...): parallel arrows of similar length "
                "mean the vectors encode the relation as one direction; the star is king − man + woman. A 2-D PCA "
-               "projection of the vectors: a picture, not the measurement.*")
+               "projection of the vectors: a picture, not the measurement.")
 
 
 def _pct(x) -> str:
@@ -118,7 +118,7 @@ def results_markdown(metrics: dict, rel=lambda p: p) -> str:
     elif metrics[modes[0]].get("benchmarks"):
         lines += [f"Benchmarks {metrics[modes[0]]['benchmarks']}.", ""]
     if metrics.get("plot", {}).get("path"):
-        lines += [f"![analogy offsets in 2-D PCA]({rel(metrics['plot']['path'])})", "", PCA_CAPTION, ""]
+        lines += figure(rel(metrics["plot"]["path"]), "analogy offsets in 2-D PCA", PCA_CAPTION)
     cl = metrics.get("classification")
     if cl:
         lines += [f"### Classification: {cl['task']} ({cl['label_column']}, {len(cl['labels'])} classes; "

@@ -23,7 +23,7 @@ from pathlib import Path
 from hfrepro.chatgpt.plots import CAPTION_CORRECTIONS, CAPTION_RATES
 from hfrepro.claims import Claim, Decision, StageContext, StageResult, bootstrap, decide, paired_bootstrap
 from hfrepro.fsutil import read_json
-from hfrepro.report import md_table
+from hfrepro.report import figure, md_table
 from hfrepro.reproduce.plan import RecipeRun
 
 CLAIMS = [
@@ -110,8 +110,7 @@ def section(ctx: StageContext) -> StageResult:
         f"SFT on {hm['sft_demos']} demonstrations ({hm['sft_refusal_demos']} refusals), a reward model from "
         f"{hm['rm_pairs']} preference pairs (held-out pairwise accuracy {hm['rm_heldout_accuracy']:.2f} on "
         f"{hm['rm_heldout_pairs']} pairs), {len(hm['grpo_rewards'])} GRPO steps; budget `{ctx.budget}`.",
-        "", rates_table(rows), "", f"![refusal and over-refusal]({ctx.rel(h / 'refusal.png')})", "",
-        f"*{CAPTION_RATES}*", "",
+        "", rates_table(rows), "", *figure(ctx.rel(h / "refusal.png"), "refusal and over-refusal", CAPTION_RATES),
         f"A reply counts as a refusal when its opening holds a refusal phrase (hfrepro.chatgpt.refusal); on PyRIT's "
         f"{hm['rule_labels']} human-labelled responses the rule agrees {hm['rule_agreement']:.2f} of the time "
         f"(precision {hm['rule_precision']:.2f}, recall {hm['rule_recall']:.2f}: it misses refusals that never say "
@@ -120,8 +119,8 @@ def section(ctx: StageContext) -> StageResult:
         f"Follow-up corrections on {fm['items']} countries of questions-words: the next answer names the corrected "
         f"capital {fm['corrected_rate']:.2f} of the time after the user's correction, {fm['uncorrected_rate']:.2f} "
         f"without it. Limitation, wrong facts: asked cold, the model names the right capital "
-        f"{fm['cold_accuracy']:.2f} of the time.", "", f"![follow-up corrections]({ctx.rel(f / 'corrections.png')})",
-        "", f"*{CAPTION_CORRECTIONS}*", "",
+        f"{fm['cold_accuracy']:.2f} of the time.", "",
+        *figure(ctx.rel(f / "corrections.png"), "follow-up corrections", CAPTION_CORRECTIONS),
         md_table([{"country": r["country"], "asked cold": r["cold_reply"], "after the correction": r["corrected_reply"]}
                   for r in frows[:4]]),
     ]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hfrepro.claims import Claim, Decision, StageContext, StageResult, bootstrap, decide, paired_bootstrap
 from hfrepro.fsutil import read_json
-from hfrepro.report import md_table
+from hfrepro.report import figure, md_table
 from hfrepro.reproduce.plan import RecipeRun
 from hfrepro.rlhf.compare import CURVES_CAPTION
 from hfrepro.runtime import read_log
@@ -70,11 +70,8 @@ def section(ctx: StageContext) -> StageResult:
         f"Reward model: held-out pairwise accuracy {s['rm_test_accuracy']:.3f} on {s['rm_test_pairs']} pairs ("
         + ", ".join(f"{k} {v:.2f}" for k, v in (s.get("rm_test_accuracy_by_kind") or {}).items()) + ").",
         "",
-        f"![the ladder per update: reward, exact match, KL with its bound, gradient variance]"
-        f"({ctx.rel(out / 'curves.png')})",
-        "",
-        CURVES_CAPTION,
-        "",
+        *figure(ctx.rel(out / "curves.png"),
+                "the ladder per update: reward, exact match, KL with its bound, gradient variance", CURVES_CAPTION),
         "Held-out answers (greedy):",
         "",
         md_table(_examples(out, 6)) if _examples(out, 6) else "",

@@ -21,7 +21,7 @@ import numpy as np
 from hfrepro.claims import LEVEL, N_BOOT, Claim, Decision, StageContext, StageResult, decide
 from hfrepro.config import load_yaml
 from hfrepro.fsutil import read_json
-from hfrepro.report import md_table
+from hfrepro.report import figure, md_table
 from hfrepro.reproduce.plan import RecipeRun
 from hfrepro.seq2seq import report, scoring
 
@@ -124,23 +124,24 @@ def _markdown(ctx: StageContext, runs: dict, decision, swept: bool) -> str:
         main = {n: m for n, m in s["results"].items() if n == m["arch"]}
         md += [f"### {NAMES[name]}", "", md_table(report.results_rows(s["results"]), digits=2),
                f"BLEU signature: `{first['bleu_signature'] if name == 'run' else _sig(s)}`", "",
-               f"![validation loss, {NAMES[name]}]({ctx.rel(root / 'curves.png')})", "", report.caption("curves"), "",
+               *figure(ctx.rel(root / "curves.png"), f"validation loss, {NAMES[name]}", report.CAPTIONS["curves"]),
                "BLEU and chrF by source length (words), attention − plain with its 95% paired bootstrap interval:", "",
                md_table(report.length_rows(main, s.get("bucket_gaps")), digits=2),
-               f"![BLEU by source length, {NAMES[name]}]({ctx.rel(root / 'bleu_by_length.png')})", "",
-               report.caption("bleu_by_length"), ""]
+               *figure(ctx.rel(root / "bleu_by_length.png"), f"BLEU by source length, {NAMES[name]}",
+                       report.CAPTIONS["bleu_by_length"])]
         if len({r["context_size"] for r in s["sweep"]}) > 1:
             md += ["The fixed vector's size (long = 21+ source words):", "",
                    md_table(report.sweep_table(s["sweep"]), digits=2)]
     if swept:
-        md += [f"![the sweep]({ctx.rel(ctx.dir / 'sweep.png')})", "", report.caption("sweep"), ""]
+        md += figure(ctx.rel(ctx.dir / "sweep.png"), "the sweep", report.CAPTIONS["sweep"])
     if isinstance(decision, Decision):
         md += [f"**{CLAIM}: {decision.verdict}.** {decision.summary()}", ""]
     if ko.get("heatmap"):
         h = ko["heatmap"]
         md += [f"Attention weights of the GRU + attention model for one test sentence: *{h['source']}* -> "
-               f"*{h['translation']}*", "", f"![attention heat map]({ctx.rel(ctx.run_dir('run') / 'attention.png')})",
-               "", report.caption("attention"), ""]
+               f"*{h['translation']}*", "",
+               *figure(ctx.rel(ctx.run_dir("run") / "attention.png"), "attention heat map",
+                       report.CAPTIONS["attention"])]
     ko_md, fr_md = ctx.rel(ctx.run_dir("run") / "results.md"), ctx.rel(ctx.run_dir("fr") / "results.md")
     md.append(f"Full results: [{ko_md}]({ko_md}), [{fr_md}]({fr_md}). Reproduce with `hfrepro seq2seq --budget "
               f"{ctx.budget}` and `hfrepro seq2seq --config seq2seq/en-fr --budget {ctx.budget}`; translate with "

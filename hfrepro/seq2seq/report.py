@@ -10,14 +10,14 @@ from pathlib import Path
 
 from hfrepro.claims import LEVEL, N_BOOT
 from hfrepro.fsutil import atomic_write_text
-from hfrepro.report import fmt, md_table, pyplot, save_figure
+from hfrepro.report import figure, fmt, md_table, pyplot, save_figure
 from hfrepro.seq2seq import scoring
 from hfrepro.seq2seq.data import BUCKETS, bucket_label, bucket_of, n_words
 
 LABELS = {"rnn": "GRU enc-dec (no attention)", "rnn_attention": "GRU + attention", "transformer": "Transformer"}
 COLORS = {"rnn": "tab:red", "rnn_attention": "tab:blue", "transformer": "tab:green"}
 MIN_LONG = 50  # fewer long test sentences than this: the long-sentence gap is not measured
-# One line under each figure in the Markdown, saying what to look at.
+# The caption under each figure in the Markdown (hfrepro.report.figure), saying what to look at.
 CAPTIONS = {
     "curves": "Validation loss of every model while it trains (dashed: the sweep's models): a curve still "
               "falling at its end would go lower with more updates.",
@@ -28,11 +28,6 @@ CAPTIONS = {
     "attention": "Which source tokens each output token read: a diagonal means the model aligns the words in "
                  "order; a smear means it reads everything alike.",
 }
-
-
-def caption(figure: str) -> str:
-    """The italic caption line of one of the figures above."""
-    return f"*{CAPTIONS[figure]}*"
 
 
 def read_outputs(folder: Path) -> tuple[list[str], list[str], list[str]]:
@@ -323,17 +318,17 @@ def write_results(root: Path, results: dict, pairs, vocab_size: int, gaps: list[
           f"{first['steps']} updates of {first['batch_size']} pairs. Test: {first['test_sentences']:,} held-out pairs.",
           "", "## Results", "", md_table(results_rows(results), digits=2),
           f"BLEU: `{first['bleu_signature']}`  ", f"chrF: `{first['chrf_signature']}`", "",
-          "![validation loss](curves.png)", "", caption("curves"), "",
+          *figure("curves.png", "validation loss", CAPTIONS["curves"]),
           "## BLEU and chrF by source sentence length", "", md_table(length_rows(main, gaps), digits=2),
-          "![BLEU by source length](bleu_by_length.png)", "", caption("bleu_by_length"), ""]
+          *figure("bleu_by_length.png", "BLEU by source length", CAPTIONS["bleu_by_length"])]
     if len({r["context_size"] for r in sweep}) > 1:
-        md += ["## The fixed vector's size", "", md_table(sweep_table(sweep), digits=2), "![sweep](sweep.png)", "",
-               caption("sweep"), ""]
+        md += ["## The fixed vector's size", "", md_table(sweep_table(sweep), digits=2),
+               *figure("sweep.png", "sweep", CAPTIONS["sweep"])]
     md += [check_sentence(check, long_from), ""]
     if heat:
         md += ["## Attention weights for one test sentence", "", f"Source: {heat['source']}  ",
-               f"Output (greedy): {heat['translation']}", "", "![attention](attention.png)", "",
-               caption("attention"), ""]
+               f"Output (greedy): {heat['translation']}", "",
+               *figure("attention.png", "attention", CAPTIONS["attention"])]
     atomic_write_text(root / "results.md", "\n".join(md))
     print("\n".join(md[:12]))
     print(check_sentence(check, long_from))
