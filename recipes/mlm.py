@@ -14,10 +14,11 @@ learned position vectors, which a 2-layer model at this budget does not learn to
 plateau and why). The heads, the data and the loss are BERT's either way.
 
 Switches: `--nsp false` trains the masked LM alone on single segments (RoBERTa found NSP unnecessary);
-`--causal true` trains the *left-to-right twin*: the same blocks with a causal attention mask (`BertLMHeadModel`),
-predicting every next token, on the same text for the same steps — the model "BERT sees both sides" is measured
-against. `--model_name_or_path minilm-l6` continues from the embedded all-MiniLM-L6-v2 encoder with its WordPiece
-tokenizer (its pre-training heads start random).
+`--causal true` trains the *left-to-right twin*: the same blocks with a causal attention mask
+(`RoFormerForCausalLM`; `BertLMHeadModel` with absolute positions), predicting every next token, on the same
+text for the same steps — the model "BERT sees both sides" is measured against. `--model_name_or_path minilm-l6`
+continues from the embedded all-MiniLM-L6-v2 encoder with its WordPiece tokenizer (its pre-training heads start
+random).
 
 Reports masked-token accuracy on held-out windows (a seeded 15% of tokens masked) next to the always-the-most-
 frequent-token baseline, next-sentence accuracy on held-out pairs (chance: 50%), and fill-mask examples.
@@ -40,7 +41,13 @@ from hfrepro import runtime
 from hfrepro.bert.data import block_dataset, load_documents, pair_dataset, stream, tokenize_documents
 from hfrepro.bert.evaluate import left_to_right_predictions, masked_windows, nsp_predictions
 from hfrepro.bert.mlm import mask_absorbs_space, masked_accuracy, most_frequent_token
-from hfrepro.bert.model import SparseBertForPreTraining, bert_config, left_to_right_model, pretraining_model
+from hfrepro.bert.model import (
+    POSITIONS,
+    SparseBertForPreTraining,
+    bert_config,
+    left_to_right_model,
+    pretraining_model,
+)
 from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
@@ -73,7 +80,7 @@ class ScriptArguments:
     positions: str = field(default="rotary", metadata={
         "help": "from scratch: `absolute` = BERT's learned position vectors (BertForPreTraining); `rotary` = the "
                 "same layers with rotary positions (RoFormer's blocks), which a small model learns to use in "
-                "hundreds of steps instead of thousands (docs/bert.md)", "choices": ["absolute", "rotary"]})
+                "hundreds of steps instead of thousands (docs/bert.md)", "choices": list(POSITIONS)})
     mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens to predict"})
     nsp: bool = field(default=True, metadata={"help": "next-sentence prediction too (BERT); false: MLM alone"})
     causal: bool = field(default=False, metadata={"help": "the left-to-right twin: causal mask, next-token loss"})
@@ -152,8 +159,8 @@ def check(a: ScriptArguments) -> None:
         raise UserError(f"--mlm_probability must be between 0 and 1, got {a.mlm_probability}")
     if a.block_size < 8:
         raise UserError(f"--block_size {a.block_size} is too short for [CLS] A [SEP] B [SEP]", fix="use 8 or more")
-    if a.positions not in ("absolute", "rotary"):
-        raise UserError(f"--positions {a.positions!r} is not one of absolute, rotary")
+    if a.positions not in POSITIONS:
+        raise UserError(f"--positions {a.positions!r} is not one of {', '.join(POSITIONS)}")
 
 
 def tokenizer_for(a: ScriptArguments, seed: int):

@@ -104,7 +104,7 @@ def test_both_prediction_paths_answer_the_same_positions():
 def test_sparse_head_gives_bertforpretrainings_loss(tmp_path):
     from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
 
-    from hfrepro.bert.model import SparseBertForPreTraining
+    from hfrepro.bert.model import SparseBertForPreTraining, load_pretraining
 
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
@@ -120,6 +120,8 @@ def test_sparse_head_gives_bertforpretrainings_loss(tmp_path):
     sparse.save_pretrained(tmp_path)
     assert '"BertForPreTraining"' in (tmp_path / "config.json").read_text()
     assert isinstance(BertForMaskedLM.from_pretrained(tmp_path), BertForMaskedLM)
+    again = load_pretraining(tmp_path).eval()                  # the stage's loader: every position scored
+    assert torch.allclose(again(input_ids=ids).prediction_logits, b.prediction_logits, atol=1e-6)
 
 
 def test_rotary_pretraining_is_roformers_masked_lm_plus_bert_nsp(tmp_path):

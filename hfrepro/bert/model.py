@@ -24,6 +24,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn import functional as F
 from transformers import (
+    AutoConfig,
     BertConfig,
     BertForPreTraining,
     BertLMHeadModel,
@@ -94,6 +95,9 @@ class SparseRoFormerForPreTraining(_SavedAs, RoFormerForMaskedLM):
         return pretraining_output(sequence, relationship, labels, next_sentence_label, self.cls)
 
 
+POSITIONS = ("absolute", "rotary")  # BERT's learned position vectors, or RoFormer's rotary ones
+
+
 def bert_config(tokenizer, width: int, layers: int, heads: int, max_length: int, dropout: float,
                 causal: bool = False, positions: str = "absolute"):
     """A small BERT for this tokenizer: feed-forward 4x the width, 2 token types (segments A and B), tied input
@@ -110,20 +114,23 @@ def bert_config(tokenizer, width: int, layers: int, heads: int, max_length: int,
     return BertConfig(**common)
 
 
+# By the blocks' model type (what `--positions` chose): BERT's two pre-training heads, and the left-to-right twin.
+PRETRAINING = {"bert": SparseBertForPreTraining, "roformer": SparseRoFormerForPreTraining}
+LEFT_TO_RIGHT = {"bert": BertLMHeadModel, "roformer": RoFormerForCausalLM}
+
+
 def pretraining_model(config):
     """BERT's two pre-training heads on the config's blocks (absolute or rotary positions)."""
-    return (SparseRoFormerForPreTraining if config.model_type == "roformer" else SparseBertForPreTraining)(config)
+    return PRETRAINING[config.model_type](config)
 
 
 def left_to_right_model(config):
     """The left-to-right twin: the same blocks with a causal mask and a next-token head."""
-    return (RoFormerForCausalLM if config.model_type == "roformer" else BertLMHeadModel)(config)
+    return LEFT_TO_RIGHT[config.model_type](config)
 
 
 def load_pretraining(folder):
-    """A saved pre-training folder with both heads (NSP included), absolute or rotary."""
-    from transformers import AutoConfig
-
-    kind = AutoConfig.from_pretrained(folder).model_type
-    return (SparseRoFormerForPreTraining if kind == "roformer" else BertForPreTraining).from_pretrained(folder)
+    """A saved pre-training folder with both heads (NSP included), absolute or rotary; without labels the
+    sparse classes are their plain parents (every position scored)."""
+    return PRETRAINING[AutoConfig.from_pretrained(folder).model_type].from_pretrained(folder)
 
