@@ -1,17 +1,19 @@
 """word2vec training speed: words/s of CBOW and skip-gram, and the recipe's overhead over calling gensim
-directly (target <= 5%).
+directly (issue 19's target: <= 3%).
 
     .venv/bin/python bench/word2vec.py                       # 1M tokens of the English corpus, 2 epochs
-    .venv/bin/python bench/word2vec.py --max_tokens 0 --epochs 1 --workers 1,2 --repeats 3
+    .venv/bin/python bench/word2vec.py --max_tokens 0 --epochs 1 --workers 1,2 --repeats 5   # the whole corpus
 
 Both sides get the same tokenised sentences and settings (100 dimensions, window 5, negative 5, min_count 5,
 sample 1e-3, seed 0). "gensim" is `Word2Vec(sentences, ..., epochs=E)`: one call that counts the vocabulary
 and trains. "recipe" is recipes/word2vec.py's own `new_model` + `train_epochs`: counting,
 `build_vocab_from_freq`, one `train()` call per epoch with a checkpoint (`model.save`) after each and the token
-progress bar. Each pair runs `--repeats` times, alternating which goes first; the table shows medians.
-Writes bench/results/word2vec.json. CPU seconds (process time, all threads) are reported too: on a shared,
-loaded machine they are far steadier than wall time, and an overhead is extra work either way. Quote wall-time
-words/s only from a quiet machine.
+progress bar. Each pair runs `--repeats` times, alternating which goes first (A, B, B, A, ...). Overheads are
+given two ways: "fastest" = the recipe's fastest run / gensim's fastest run - 1 (the runs least disturbed by other
+processes), and "median pair" = the median over repeats of recipe / gensim within a pair - 1. The target holds
+only when both are <= 3%, in wall time and in CPU time. Writes bench/results/word2vec.json.
+CPU seconds (process time, all threads) are reported too: on a shared, loaded machine they are far steadier
+than wall time, and an overhead is extra work either way. Quote wall-time words/s only from a quiet machine.
 """
 
 import argparse
@@ -27,13 +29,33 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+TARGET_PCT = 3.0
+OVERHEADS = ("overhead_wall_fastest_pct", "overhead_wall_median_pair_pct", "overhead_cpu_fastest_pct",
+             "overhead_cpu_median_pair_pct")
+
+
+def overheads(gensim_runs: list, recipe_runs: list, words: int) -> dict:
+    """Both ways of reading alternated (wall s, CPU s) runs: fastest / fastest, and the median within-pair ratio."""
+    out = {"gensim_runs_s": [round(x[0], 2) for x in gensim_runs],
+           "recipe_runs_s": [round(x[0], 2) for x in recipe_runs],
+           "gensim_runs_cpu_s": [round(x[1], 2) for x in gensim_runs],
+           "recipe_runs_cpu_s": [round(x[1], 2) for x in recipe_runs],
+           "gensim_words_per_s": round(words / min(x[0] for x in gensim_runs)),
+           "recipe_words_per_s": round(words / min(x[0] for x in recipe_runs))}
+    for j, clock in enumerate(("wall", "cpu")):
+        g, r = [x[j] for x in gensim_runs], [x[j] for x in recipe_runs]
+        out[f"overhead_{clock}_fastest_pct"] = round(100 * (min(r) / min(g) - 1), 1)
+        out[f"overhead_{clock}_median_pair_pct"] = round(100 * (statistics.median(b / a for a, b in zip(g, r)) - 1), 1)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", default="english")
     ap.add_argument("--max_tokens", type=int, default=1_000_000, help="0: the whole corpus")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--workers", default="1,2", help="gensim worker threads to measure, comma-separated")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default="bench/results/word2vec.json")
     a = ap.parse_args()
 
@@ -85,37 +107,30 @@ def main():
                 x, y = first(mode, w), second(mode, w)
                 (td, tr)[first is recipe].append(x)
                 (td, tr)[second is recipe].append(y)
-            d, rcp = (statistics.median(x[0] for x in td), statistics.median(x[0] for x in tr))
-            dc, rc = (statistics.median(x[1] for x in td), statistics.median(x[1] for x in tr))
-            rec = {"mode": mode, "workers": w, "gensim_s": round(d, 2), "recipe_s": round(rcp, 2),
-                   "gensim_cpu_s": round(dc, 2), "recipe_cpu_s": round(rc, 2),
-                   "gensim_words_per_s": round(a.epochs * words / d),
-                   "recipe_words_per_s": round(a.epochs * words / rcp),
-                   "overhead_wall_pct": round(100 * (rcp / d - 1), 1),
-                   "overhead_cpu_pct": round(100 * (rc / dc - 1), 1),
-                   "gensim_runs_s": [round(x[0], 2) for x in td], "recipe_runs_s": [round(x[0], 2) for x in tr],
-                   "gensim_runs_cpu_s": [round(x[1], 2) for x in td], "recipe_runs_cpu_s": [round(x[1], 2) for x in tr]}
+            rec = {"mode": mode, "workers": w, **overheads(td, tr, a.epochs * words)}
             raw.append(rec)
             rows.append({k: rec[k] for k in ("mode", "workers", "gensim_words_per_s", "recipe_words_per_s",
-                                              "gensim_s", "recipe_s", "overhead_wall_pct", "gensim_cpu_s",
-                                              "recipe_cpu_s", "overhead_cpu_pct")})
-            print(f"{mode} workers={w}: gensim {d:.2f}s ({dc:.2f} CPU-s), recipe {rcp:.2f}s ({rc:.2f} CPU-s): "
-                  f"overhead {rec['overhead_wall_pct']:+.1f}% wall, {rec['overhead_cpu_pct']:+.1f}% CPU", flush=True)
+                                              "overhead_wall_fastest_pct", "overhead_wall_median_pair_pct",
+                                              "overhead_cpu_fastest_pct", "overhead_cpu_median_pair_pct")})
+            print(f"{mode} workers={w}: gensim {rec['gensim_runs_s']} s, recipe {rec['recipe_runs_s']} s; "
+                  f"overhead wall {rec['overhead_wall_fastest_pct']:+.1f}% fastest / "
+                  f"{rec['overhead_wall_median_pair_pct']:+.1f}% median pair, CPU "
+                  f"{rec['overhead_cpu_fastest_pct']:+.1f}% / {rec['overhead_cpu_median_pair_pct']:+.1f}%", flush=True)
     load = os.getloadavg()
     summary = {"corpus": a.corpus, "tokens": words, "epochs": a.epochs, "repeats": a.repeats,
                "cpu_count": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in load],
-               "python": platform.python_version(), "target_overhead_pct": 5.0,
-               "max_overhead_wall_pct": max(r["overhead_wall_pct"] for r in raw),
-               "max_overhead_cpu_pct": max(r["overhead_cpu_pct"] for r in raw), "results": raw}
-    summary["meets_overhead_target_wall"] = summary["max_overhead_wall_pct"] <= 5.0
-    summary["meets_overhead_target_cpu"] = summary["max_overhead_cpu_pct"] <= 5.0
+               "python": platform.python_version(), "target_overhead_pct": TARGET_PCT,
+               "max_overhead_pct": max(max(r[k] for k in OVERHEADS) for r in raw), "results": raw}
+    summary["meets_overhead_target"] = summary["max_overhead_pct"] <= TARGET_PCT
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print(md_table(rows, digits=2))
-    print(f"words/s = {a.epochs} x {words:,} corpus words / seconds (vocabulary + training, medians of "
-          f"{a.repeats}); load average at the end {load[0]:.1f} on {os.cpu_count()} cores -> {out}")
+    print(f"words/s = {a.epochs} x {words:,} corpus words / fastest seconds (vocabulary + training, "
+          f"{a.repeats} alternating pairs); target <= {TARGET_PCT}% on every overhead column: "
+          f"{'met' if summary['meets_overhead_target'] else 'NOT met'}; load average at the end {load[0]:.1f} "
+          f"on {os.cpu_count()} cores -> {out}")
 
 
 if __name__ == "__main__":

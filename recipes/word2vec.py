@@ -43,7 +43,7 @@ from hfrepro import runtime
 from hfrepro.cards import REPO_PLACEHOLDER, write_model_card
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
 from hfrepro.embeddings import classify, evaluate, vectors
-from hfrepro.embeddings.epochs import TimedTokens, TokenProgress, load_checkpoint, save_checkpoint, side_by_side
+from hfrepro.embeddings.epochs import TimedTokens, load_checkpoint, save_checkpoint, side_by_side
 from hfrepro.embeddings.plot import DEFAULT_PAIRS, parse_pairs, plot
 from hfrepro.embeddings.results import results_markdown
 from hfrepro.embeddings.text import KO_PARTICLES, TOKEN_RE, load_corpus
@@ -226,8 +226,7 @@ def train_epochs(model, state: dict, sentences, script_args: ScriptArguments, ru
     if bar is not None and state["epoch"]:
         bar.update(state["epoch"] * tokens)
     for e in range(state["epoch"], E):
-        timed = TimedTokens(sentences, tokens // max(1, script_args.timings_per_epoch),
-                            inner=TokenProgress(sentences, bar) if bar is not None else None)
+        timed = TimedTokens(sentences, tokens // max(1, script_args.timings_per_epoch), bar)
         t0 = time.perf_counter()
         effective, raw = model.train(timed, total_examples=len(sentences), epochs=1,
                                      start_alpha=a - (a - m) * e / E, end_alpha=a - (a - m) * (e + 1) / E)

@@ -591,3 +591,13 @@ def test_timed_tokens_cuts_the_corpus_into_timed_stretches():
     assert list(timed) == sents                       # gensim sees the corpus unchanged
     assert [n for n, _ in timed.segments] == [12, 12]   # 4 sentences each; the last 6 tokens are no full stretch
     assert all(sec >= 0 for _, sec in timed.segments)
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = Bar()
+    assert list(TimedTokens(sents, every=10, bar=bar)) == sents
+    assert bar.n == 30                                  # every token once, the partial stretch included

@@ -52,46 +52,34 @@ def load_checkpoint(folder: str | Path) -> tuple[Any, dict] | None:
     return Word2Vec.load(str(Path(last) / MODEL_FILE)), state
 
 
-class TokenProgress:
-    """The corpus as gensim iterates it, moving a progress bar by tokens (cheap: one update per 2k sentences)."""
-
-    def __init__(self, sentences, bar):
-        self.sentences, self.bar = sentences, bar
-
-    def __iter__(self):
-        n = k = 0
-        for s in self.sentences:
-            yield s
-            n += len(s)
-            k += 1
-            if k == 2000:
-                self.bar.update(n)
-                n = k = 0
-        self.bar.update(n)
-
-
 class TimedTokens:
     """The corpus as gensim iterates it, noting the clock every `every` tokens: `segments` holds one
     [tokens, seconds] pair per stretch, the repeated timings behind a words/s figure with an interval.
+    With a progress `bar`, each stretch also moves the bar by its tokens (the rest at the end).
 
     gensim's producer thread reads the corpus at most a few 10,000-word jobs ahead of training (its job queue
-    holds 2 per worker), so a stretch of 100,000+ tokens times training to within a few percent."""
+    holds 2 per worker), so a stretch of 100,000+ tokens times training to within a few percent. One plain
+    generator with one addition per sentence: gensim's single producer thread runs it for every sentence."""
 
-    def __init__(self, sentences, every: int, inner=None):
-        self.sentences, self.every, self.inner = sentences, max(1, every), inner
+    def __init__(self, sentences, every: int, bar=None):
+        self.sentences, self.every, self.bar = sentences, max(1, every), bar
         self.segments: list[list[float]] = []
 
     def __iter__(self):
         import time
 
-        n, t = 0, time.perf_counter()
-        for s in (self.inner if self.inner is not None else self.sentences):
+        every, bar, n, t = self.every, self.bar, 0, time.perf_counter()
+        for s in self.sentences:
             yield s
             n += len(s)
-            if n >= self.every:
+            if n >= every:
                 now = time.perf_counter()
                 self.segments.append([n, now - t])
+                if bar is not None:
+                    bar.update(n)
                 n, t = 0, now
+        if bar is not None:
+            bar.update(n)
 
 
 def side_by_side(jobs: dict[str, Callable[[], Any]], parallel: bool = True) -> dict[str, Any]:
