@@ -96,3 +96,11 @@ def test_distinct_n_counts_what_it_says():
     assert distinct_n(["a b a b", "a b c"], 2) == pytest.approx(3 / 5)
     assert distinct_n(["a b a b a b"], 2) == pytest.approx(2 / 5)
     assert np.isnan(distinct_n(["one"], 2))
+
+
+def test_temperature_table_prints_the_interval_it_promises():
+    from hfrepro.reproduce.lm import _with_interval
+
+    s = {"distinct_2": 0.5, "distinct_2_lo": 0.25, "distinct_2_hi": 0.75}
+    assert _with_interval(s, "distinct_2") == "0.500 [0.250, 0.750]"
+    assert _with_interval(s, "judge_bits_per_char") is None        # no SmolLM2 on the machine: no column value

@@ -256,6 +256,13 @@ def _plot_curves(ctx: StageContext, runs: dict, rungs: list[dict], path: Path) -
 
 # --- the section ----------------------------------------------------------------------------------------
 
+def _with_interval(summary: dict, key: str) -> str | None:
+    """"mean [lo, hi]" of one temperature's `key`, or None where it was not measured."""
+    if summary.get(key) is None:
+        return None
+    return f"{summary[key]:.3f} [{summary[f'{key}_lo']:.3f}, {summary[f'{key}_hi']:.3f}]"
+
+
 def _markdown(ctx, rows, steps, metrics, study, arch_md, demo, runs) -> str:
     show = [{k: v for k, v in r.items() if k not in ("key", "document_bits")} for r in rows]
     step_rows = [{"step": f"{s['from']} → {s['to']}", "bits/char drop": s["gap"], "95% interval":
@@ -286,8 +293,8 @@ def _markdown(ctx, rows, steps, metrics, study, arch_md, demo, runs) -> str:
         f"bootstrap interval. T=0 is greedy decoding; sampled at T={g['temperature']:g}, {g['identical']} of "
         f"{g['prompts']} continuations equal greedy decoding's.", "",
     ]
-    trows = [{"T": s["temperature"], "samples": s["samples"], "distinct-2": s.get("distinct_2"),
-              "SmolLM2 bits/char": s.get("judge_bits_per_char"), "example": s["example"][:70]}
+    trows = [{"T": s["temperature"], "samples": s["samples"], "distinct-2": _with_interval(s, "distinct_2"),
+              "SmolLM2 bits/char": _with_interval(s, "judge_bits_per_char"), "example": s["example"][:70]}
              for s in study["summary"]]
     lines += [md_table(trows, digits=3), f"![temperature study]({ctx.rel(ctx.dir / 'temperature.png')})", "",
               "*Left: samples repeat themselves less as T rises; right: SmolLM2 finds them less likely.*", "",
