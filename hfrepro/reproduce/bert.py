@@ -36,7 +36,7 @@ from hfrepro.claims import Claim, StageContext, StageResult, bootstrap
 from hfrepro.config import config_path, load_yaml
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, read_json
-from hfrepro.report import md_table, pyplot, save_figure
+from hfrepro.report import figure, md_table, pyplot, save_figure
 from hfrepro.reproduce.plan import RecipeRun, timed
 from hfrepro.runtime import read_log
 
@@ -317,13 +317,13 @@ def markdown(ctx, runs, pre, fine, senses, claims, figures, metrics) -> str:
                       f"{cm['steps']} steps each"}], digits=3),
         "`pipeline('fill-mask')` with our BERT:", "",
         *[f"- \"{s}\": " + ", ".join(f"`{t}` {p:.2f}" for t, p in top) for s, top in fills.items()], "",
-        f"![pre-training and fine-tuning curves]({ctx.rel(figures['curves'])})", "",
-        "_Left: the pre-training losses falling (BERT's is masked LM + NSP, the twin's next-token loss); right: "
-        "look at whether the pre-trained encoder's classifier starts and stays below the one from random weights._",
-        "",
-        f"![accuracy by position]({ctx.rel(figures['positions'])})", "",
-        "_Look at the left end: with little left context the left-to-right model guesses; BERT reads the right "
-        "side too._", "",
+        *figure(ctx.rel(figures["curves"]), "pre-training and fine-tuning curves",
+                "Left: the pre-training losses falling (BERT's is masked LM + NSP, the twin's next-token loss); "
+                "right: look at whether the pre-trained encoder's classifier starts and stays below the one from "
+                "random weights."),
+        *figure(ctx.rel(figures["positions"]), "accuracy by position",
+                "Look at the left end: with little left context the left-to-right model guesses; BERT reads the "
+                "right side too."),
         senses_markdown(ctx, senses, figures["senses"]),
         f"Held-out predictions of both classifiers: `{ctx.rel(ctx.run_dir('classify') / 'predictions.jsonl')}`, "
         f"`{ctx.rel(ctx.run_dir('classify-random') / 'predictions.jsonl')}`; random-init classifier "
@@ -332,7 +332,7 @@ def markdown(ctx, runs, pre, fine, senses, claims, figures, metrics) -> str:
     return "\n".join(lines)
 
 
-def senses_markdown(ctx, senses: dict, figure: Path) -> str:
+def senses_markdown(ctx, senses: dict, figure_path: Path) -> str:
     s = senses["summary"]
     rows = [{"model": k, "cos(same sense) − cos(other sense)": v["separation"], "95% interval":
              f"[{v['lo']:.3f}, {v['hi']:.3f}]", "sentences": v["items"]} for k, v in s.items()]
@@ -345,8 +345,9 @@ def senses_markdown(ctx, senses: dict, figure: Path) -> str:
         "vector, so the trained models' advantage over it is what pre-training learnt.", "",
         md_table(rows, digits=3), "",
         md_table(senses["rows"], digits=3), "",
-        f"![senses]({ctx.rel(figure)})", "",
-        "_Bars to the right of 0: the model's vectors for a word are closer within a sense than across senses._", ""])
+        *figure(ctx.rel(figure_path), "senses",
+                "Bars to the right of 0: the model's vectors for a word are closer within a sense than across "
+                "senses.")])
 
 
 def _mean(xs) -> float:

@@ -26,7 +26,7 @@ import math
 
 from hfrepro.claims import Claim, Decision, StageContext, StageResult, decide, paired_bootstrap
 from hfrepro.fewshot.report import FewShotResults, load_results, markdown_table
-from hfrepro.report import md_table
+from hfrepro.report import figure, md_table
 from hfrepro.reproduce.plan import RecipeRun
 
 CLAIMS = [Claim("fewshot-beats-zeroshot", "Few-shot beats zero-shot (GPT-3)")]
@@ -122,9 +122,9 @@ def section(ctx: StageContext) -> StageResult:
         f"counts a task only when its interval clears 0, and needs {required_tasks(len(gains['raw']))} of "
         f"{len(gains['raw'])} tasks (at least {MIN_SHARE:.0%}).", "",
         gains_table(list(gains.items()), k0, k1), "",
-        f"![accuracy vs shots]({ctx.rel(run / 'accuracy_vs_shots.png')})", "",
-        "*Look at: each panel's line with round markers (plain text) rising from k = 0; squares: the chat template; "
-        "the dotted line is chance.*", "",
+        *figure(ctx.rel(run / "accuracy_vs_shots.png"), "accuracy vs shots",
+                "Look at: each panel's line with round markers (plain text) rising from k = 0; squares: the chat "
+                "template; the dotted line is chance."),
         f"A {k}-shot prompt (`{task}`; the model continues after the last line):", "",
         "```", example, "```", "",
         f"Every prompt and answer: `{ctx.rel(run / 'samples')}/`; scores: `{ctx.rel(run / 'results.json')}`. "

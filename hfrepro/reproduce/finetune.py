@@ -28,7 +28,7 @@ from hfrepro.finetune.memory import release_memory
 from hfrepro.finetune.training_data import task_accuracy
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.models import load_causal_lm, load_tokenizer
-from hfrepro.report import md_table, pyplot, save_figure
+from hfrepro.report import figure, md_table, pyplot, save_figure
 from hfrepro.reproduce.plan import RecipeRun
 
 CLAIMS = [Claim("lora-near-full", "LoRA comes close to full fine-tuning with under 1% trainable parameters")]
@@ -86,9 +86,9 @@ def section(ctx: StageContext) -> StageResult:
     md = [INTRO, "", table, "",
           f"**LoRA against full fine-tuning, per training seed** (the same held-out words; the claim needs LoRA to "
           f"keep at least {KEEP:.0%} of full fine-tuning's gain over zero-shot on every seed):", "", seed_md, "",
-          f"![accuracy by method and training loss]({ctx.rel(plot)})", "",
-          "*Look at: the LoRA bar next to the full fine-tuning bar (and how far both are above zero-shot); on the "
-          "right, the three loss curves falling in the same 16 steps.*", "",
+          *figure(ctx.rel(plot), "accuracy by method and training loss",
+                  "Look at: the LoRA bar next to the full fine-tuning bar (and how far both are above zero-shot); on "
+                  "the right, the three loss curves falling in the same 16 steps."),
           f"Files: [{res}]({res}); each method's run folder (`{ctx.rel(ctx.run_dir('lora'))}` holds the LoRA "
           f"adapter). Re-run one method alone: `hfrepro sft --config recipes/configs/sft/lora/{ctx.budget}.yaml`; "
           f"the stage: `hfrepro reproduce --stages finetune --budget {ctx.budget}`."]

@@ -34,7 +34,7 @@ from hfrepro.lm.ngram import NgramLM, describe, score_documents
 from hfrepro.lm.sampling import generate, per_prompt, plot_study, prompts_from, temperature_study
 from hfrepro.lm.scoring import load_lm, neural_bits, start_token_for
 from hfrepro.lm.text import load_corpus
-from hfrepro.report import md_table, pyplot, save_figure
+from hfrepro.report import figure, md_table, pyplot, save_figure
 from hfrepro.reproduce.plan import RecipeRun, timed
 from hfrepro.runtime import read_log
 
@@ -284,9 +284,9 @@ def _markdown(ctx, rows, steps, metrics, study, arch_md, demo, runs) -> str:
         f"{gpt['tokens_seen']:,} tokens in {gpt['train_seconds']:.0f} s (budget `{ctx.budget}`).", "",
         "**The ladder, step by step** (drop in bits/char from one rung to the next, with a 95% bootstrap interval "
         "over held-out speeches):", "", md_table(step_rows, digits=3),
-        f"![training curves]({ctx.rel(ctx.dir / 'training_curves.png')})", "",
-        "*Validation loss of the LSTM and the GPT while they train, in bits/char, against the n-gram models' "
-        "level on the test text: a curve still falling at its end would go lower with more training.*", "",
+        *figure(ctx.rel(ctx.dir / "training_curves.png"), "training curves",
+                "Validation loss of the LSTM and the GPT while they train, in bits/char, against the n-gram models' "
+                "level on the test text: a curve still falling at its end would go lower with more training."),
         f"`pipeline('text-generation')` with our GPT (T=0.8, top-k 50, top-p 0.95): \"ROMEO:{demo}\"", "",
         "**Temperature** (our GPT, prompts cut from held-out speeches): each continuation's distinct-2 (distinct "
         "word bigrams / bigrams) and its bits/char under SmolLM2 given the prompt; mean over prompts with a 95% "
@@ -296,8 +296,9 @@ def _markdown(ctx, rows, steps, metrics, study, arch_md, demo, runs) -> str:
     trows = [{"T": s["temperature"], "samples": s["samples"], "distinct-2": _with_interval(s, "distinct_2"),
               "SmolLM2 bits/char": _with_interval(s, "judge_bits_per_char"), "example": s["example"][:70]}
              for s in study["summary"]]
-    lines += [md_table(trows, digits=3), f"![temperature study]({ctx.rel(ctx.dir / 'temperature.png')})", "",
-              "*Left: samples repeat themselves less as T rises; right: SmolLM2 finds them less likely.*", "",
+    lines += [md_table(trows, digits=3),
+              *figure(ctx.rel(ctx.dir / "temperature.png"), "temperature study",
+                      "Left: samples repeat themselves less as T rises; right: SmolLM2 finds them less likely."),
               "**Parameter counts** built on the meta device vs the published numbers:", "", arch_md,
               "Timings (s): " + ", ".join(f"{k} {v}" for k, v in metrics["seconds"].items()), ""]
     return "\n".join(lines)

@@ -32,7 +32,7 @@ from hfrepro.lm.data import blocks, token_stream
 from hfrepro.lm.scoring import load_lm
 from hfrepro.lm.text import load_corpus
 from hfrepro.models import load_tokenizer, resolve
-from hfrepro.report import md_table
+from hfrepro.report import figure, md_table
 from hfrepro.reproduce.plan import RecipeRun
 from hfrepro.transformer import attention, gradients, nextword, positions, tokens
 
@@ -129,10 +129,10 @@ def _positions(ctx: StageContext, s: dict):
     rows = [{"encoding": name, "cosine(p, p+1)": positions.neighbour_similarity(t, 1),
              "cosine(p, p+16)": positions.neighbour_similarity(t, 16)} for name, t in tables.items()]
     md = ["### Positional encodings", "", md_table(rows, digits=3),
-          f"![positional encodings]({ctx.rel(ctx.dir / 'positions.png')})", "",
-          "*Top: one row per position. Bottom: cosine similarity between positions; look for the bright diagonal "
-          "band: neighbouring positions look alike, by construction for the sinusoids, by training for the learned "
-          "tables.*", ""]
+          *figure(ctx.rel(ctx.dir / "positions.png"), "positional encodings",
+                  "Top: one row per position. Bottom: cosine similarity between positions; look for the bright "
+                  "diagonal band: neighbouring positions look alike, by construction for the sinusoids, by training "
+                  "for the learned tables.")]
     return "\n".join(md), {"rows": rows}
 
 
@@ -160,9 +160,10 @@ def _nextword(ctx: StageContext, s: dict):
           f"change by up to **{bert_fx['max_abs_diff']:.2f}** (values up to {bert_fx['scale']:.1f}) when the rest of "
           f"\"{s['bert_future_sentence']}\" is there.", "",
           "Which word does SmolLM2 expect after \"오늘 나는\"? (log2 probability of each candidate's tokens):", "",
-          md_table(ranked, digits=3), f"![causal mask]({ctx.rel(ctx.dir / 'causal_mask.png')})", "",
-          "*The mask over the sentence's tokens: token #i predicts token #i+1 from the green cells of its row only.*",
-          ""]
+          md_table(ranked, digits=3),
+          *figure(ctx.rel(ctx.dir / "causal_mask.png"), "causal mask",
+                  "The mask over the sentence's tokens: token #i predicts token #i+1 from the green cells of its row "
+                  "only.")]
     return "\n".join(md), {"causal": gpt_fx, "encoder": bert_fx, "ranked": ranked}
 
 
@@ -202,12 +203,14 @@ def _gradients(ctx: StageContext, s: dict):
           "Four recurrent LMs, the same but for the cell, trained on the same text for the same steps. For "
           f"{len(seqs)} held-out sequences: the gradient of the loss at the last token with respect to the input "
           "k tokens earlier, relative to k = 0, in orders of magnitude (log10).", "", md_table(rows, digits=2),
-          f"![gradient decay]({ctx.rel(ctx.dir / 'gradient_decay.png')})", "",
-          "*Look for the slopes: the tanh RNN's line falls fastest; the LSTM's and GRU's stay far higher: their "
-          "gates carry the signal back.*", "", f"![derivatives]({ctx.rel(ctx.dir / 'derivatives.png')})", "",
-          "*The slope of each activation: backpropagation multiplies one per step; tanh' <= 1 and sigmoid' <= 1/4 "
-          "shrink the product.*", "", f"![LSTM gates]({ctx.rel(ctx.dir / 'lstm_gates.png')})", "",
-          f"*The LSTM's gates on \"{s['gate_sentence']}\": a forget gate near 1 keeps its cell's content.*", ""]
+          *figure(ctx.rel(ctx.dir / "gradient_decay.png"), "gradient decay",
+                  "Look for the slopes: the tanh RNN's line falls fastest; the LSTM's and GRU's stay far higher: "
+                  "their gates carry the signal back."),
+          *figure(ctx.rel(ctx.dir / "derivatives.png"), "derivatives",
+                  "The slope of each activation: backpropagation multiplies one per step; tanh' <= 1 and "
+                  "sigmoid' <= 1/4 shrink the product."),
+          *figure(ctx.rel(ctx.dir / "lstm_gates.png"), "LSTM gates",
+                  f"The LSTM's gates on \"{s['gate_sentence']}\": a forget gate near 1 keeps its cell's content.")]
     return "\n".join(md), {"rows": rows, "sequences": len(seqs), "decision": decision}
 
 
