@@ -1,7 +1,9 @@
 """Test setup: fixed threads, offline Hub, a private HF cache. Integration tests use the real asset cache
 ($HFREPRO_HOME, built by scripts/setup.sh) and are marked `integration`."""
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +16,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # A private Hugging Face cache: other processes on this machine may share ~/.cache/huggingface.
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hfrepro-test-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 import pytest  # noqa: E402
 

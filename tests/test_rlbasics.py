@@ -254,3 +254,14 @@ def test_rl_play_command(tmp_path, capsys):
     assert "reached the goal in 3 of 3 episodes" in out and "step 6:" in out and "step 7:" not in out
     with pytest.raises(UserError, match="--episodes"):
         _main(["rl-play", str(tmp_path / "q"), "--episodes", "0"])
+
+
+def test_sb3_training_leaves_no_logger_folder_in_the_temp_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    from hfrepro.rlbasics import sb3
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # where SB3's default logger makes SB3-<date>/
+    out = sb3.train("a2c", {}, 50, 0, lambda act: [0.0], 25)
+    assert out["steps"] >= 50 and out["curve"][0][0] == 0
+    assert list(tmp_path.iterdir()) == []

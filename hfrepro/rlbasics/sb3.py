@@ -95,7 +95,10 @@ def curve_callback(evaluate: Callable, every: int):
 
 def train(name: str, hyper: dict, steps: int, seed: int, evaluate: Callable, eval_every: int) -> dict:
     """Build and train (`model.learn`, the library's own loop) with a learning curve. Returns the model too."""
+    from stable_baselines3.common.logger import Logger
+
     model = build(name, hyper, seed)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # the curve is ours; SB3's default makes a /tmp folder
     curve = curve_callback(evaluate, eval_every)
     model.learn(total_timesteps=steps, callback=curve)
     if curve.rows[-1][0] < model.num_timesteps:
