@@ -15,10 +15,12 @@ plateau and why). The heads, the data and the loss are BERT's either way.
 
 Switches: `--nsp false` trains the masked LM alone on single segments (RoBERTa found NSP unnecessary);
 `--causal true` trains the *left-to-right twin*: the same blocks with a causal attention mask
-(`RoFormerForCausalLM`; `BertLMHeadModel` with absolute positions), predicting every next token, on the same
-text for the same steps — the model "BERT sees both sides" is measured against. `--model_name_or_path minilm-l6`
-continues from the embedded all-MiniLM-L6-v2 encoder with its WordPiece tokenizer (its pre-training heads start
-random).
+(`RoFormerForCausalLM`; `BertLMHeadModel` with absolute positions), predicting next tokens, on the same
+text for the same steps — the model "BERT sees both sides" is measured against. `--target_share 0.15` (the main
+job's twin) keeps a random 15% of the next-token targets of each batch, as many as BERT's masks, so both learn
+from the same number of predicted tokens per step at about the same cost (the head runs only there).
+`--model_name_or_path minilm-l6` continues from the embedded all-MiniLM-L6-v2 encoder with its WordPiece
+tokenizer (its pre-training heads start random).
 
 Reports masked-token accuracy on held-out windows (a seeded 15% of tokens masked) next to the always-the-most-
 frequent-token baseline, next-sentence accuracy on held-out pairs (chance: 50%), and fill-mask examples.
@@ -40,7 +42,7 @@ from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer
 from hfrepro import runtime
 from hfrepro.bert.data import block_dataset, load_documents, pair_dataset, stream, tokenize_documents
 from hfrepro.bert.evaluate import left_to_right_predictions, masked_windows, nsp_predictions
-from hfrepro.bert.mlm import mask_absorbs_space, masked_accuracy, most_frequent_token
+from hfrepro.bert.mlm import NextTokenSample, mask_absorbs_space, masked_accuracy, most_frequent_token
 from hfrepro.bert.model import (
     POSITIONS,
     SparseBertForPreTraining,
@@ -84,6 +86,9 @@ class ScriptArguments:
     mlm_probability: float = field(default=0.15, metadata={"help": "fraction of tokens to predict"})
     nsp: bool = field(default=True, metadata={"help": "next-sentence prediction too (BERT); false: MLM alone"})
     causal: bool = field(default=False, metadata={"help": "the left-to-right twin: causal mask, next-token loss"})
+    target_share: float = field(default=1.0, metadata={
+        "help": "the twin: the share of positions whose next token is a training target in each batch (1: every "
+                "position, a plain causal LM; the main job's twin uses 0.15, as many targets as BERT's masks)"})
     val_examples: int = field(default=64, metadata={"help": "validation examples for the loss curve"})
     eval_windows: int = field(default=400, metadata={"help": "held-out windows for masked-token accuracy"})
     eval_pairs: int = field(default=1000, metadata={"help": "held-out sentence pairs for next-sentence accuracy"})
@@ -123,7 +128,8 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
         model = pretraining_model(blocks)
 
     # Train: the transformers Trainer; the collator masks 15% of the tokens of every batch afresh.
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=not a.causal, mlm_probability=a.mlm_probability)
+    collator = (NextTokenSample(tokenizer, a.target_share) if a.causal else
+                DataCollatorForLanguageModeling(tokenizer, mlm_probability=a.mlm_probability))
     if not a.nsp:  # no next-sentence labels in the batches: the evaluation loss is the masked LM's alone
         training_args.label_names = ["labels"]
     trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=val,
@@ -157,6 +163,8 @@ def check(a: ScriptArguments) -> None:
                         fix="drop --model_name_or_path, or --causal")
     if not 0 < a.mlm_probability < 1:
         raise UserError(f"--mlm_probability must be between 0 and 1, got {a.mlm_probability}")
+    if not 0 < a.target_share <= 1:
+        raise UserError(f"--target_share must be in (0, 1], got {a.target_share}")
     if a.block_size < 8:
         raise UserError(f"--block_size {a.block_size} is too short for [CLS] A [SEP] B [SEP]", fix="use 8 or more")
     if a.positions not in POSITIONS:

@@ -135,7 +135,7 @@ def test_rotary_pretraining_is_roformers_masked_lm_plus_bert_nsp(tmp_path):
     torch.manual_seed(0)
     cfg = bert_config(_Tok(50), 16, 1, 2, 16, 0.0, positions="rotary")
     twin = left_to_right_model(bert_config(_Tok(50), 16, 1, 2, 16, 0.0, True, "rotary"))
-    assert cfg.model_type == "roformer" and type(twin).__name__ == "RoFormerForCausalLM"
+    assert cfg.model_type == "roformer" and type(twin).__name__ == "SparseRoFormerForCausalLM"
     sparse = SparseRoFormerForPreTraining(cfg).eval()
     mlm = RoFormerForMaskedLM(cfg).eval()
     missing, _ = mlm.load_state_dict(sparse.state_dict(), strict=False)
@@ -151,6 +151,50 @@ def test_rotary_pretraining_is_roformers_masked_lm_plus_bert_nsp(tmp_path):
     assert isinstance(AutoModelForMaskedLM.from_pretrained(tmp_path), RoFormerForMaskedLM)
     again = load_pretraining(tmp_path).eval()
     assert torch.allclose(again(input_ids=ids).seq_relationship_logits, sparse(input_ids=ids).seq_relationship_logits)
+
+
+@pytest.mark.parametrize("positions", ["rotary", "absolute"])
+def test_sparse_twin_with_every_target_is_the_plain_causal_lm(tmp_path, positions):
+    """The twin's loss with every next-token target kept equals the plain causal LM's; with a sample of them it is
+    the cross-entropy at those positions only; saved as the plain class that AutoModelForCausalLM loads."""
+    from torch.nn import functional as F
+    from transformers import AutoModelForCausalLM
+
+    from hfrepro.bert.model import LEFT_TO_RIGHT, bert_config, left_to_right_model
+
+    torch.manual_seed(0)
+    cfg = bert_config(_Tok(50), 16, 1, 2, 16, 0.0, True, positions)
+    twin = left_to_right_model(cfg).eval()
+    plain = LEFT_TO_RIGHT[cfg.model_type].__mro__[2](cfg).eval()   # the transformers class under _SavedAs
+    plain.load_state_dict(twin.state_dict())
+    ids = torch.randint(5, 50, (3, 12))
+    a, b = twin(input_ids=ids, labels=ids), plain(input_ids=ids, labels=ids)
+    assert a.loss.item() == pytest.approx(b.loss.item(), rel=1e-5) and a.logits.shape == (3 * 11, 50)
+    labels = torch.full_like(ids, -100)
+    labels[:, 5] = ids[:, 5]
+    logits = plain(input_ids=ids).logits
+    assert twin(input_ids=ids, labels=labels).loss.item() == pytest.approx(
+        F.cross_entropy(logits[:, 4], ids[:, 5]).item(), rel=1e-5)
+    assert torch.allclose(twin(input_ids=ids).logits, logits, atol=1e-6)   # inference: every position, as the parent
+    twin.save_pretrained(tmp_path)
+    assert isinstance(AutoModelForCausalLM.from_pretrained(tmp_path), type(plain))
+
+
+def test_next_token_sample_keeps_a_share_of_the_targets_and_never_padding():
+    from hfrepro.bert.mlm import NextTokenSample
+    from hfrepro.lm.data import train_tokenizer
+
+    tok = train_tokenizer(["the cat sat on the mat and the dog sat on the log\n"] * 20, 300)
+    rows = [{"input_ids": list(range(5, 45))}, {"input_ids": list(range(5, 25))}]
+    torch.manual_seed(0)
+    every = NextTokenSample(tok, 1.0)(rows)
+    assert (every["labels"][0] == every["input_ids"][0]).all() and (every["labels"][1, 20:] == -100).all()
+    torch.manual_seed(0)
+    kept = sum(int((NextTokenSample(tok, 0.25)(rows)["labels"] != -100).sum()) for _ in range(50))
+    assert 0.2 < kept / (50 * 60) < 0.3                      # 60 real tokens per batch, a quarter kept on average
+    sample = NextTokenSample(tok, 0.25)(rows)
+    assert (sample["labels"][1, 20:] == -100).all()
+    assert ((sample["labels"] == -100) | (sample["labels"] == sample["input_ids"])).all()
 
 
 def _masked_batch():

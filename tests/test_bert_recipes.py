@@ -130,6 +130,8 @@ def test_bad_arguments_are_refused_before_loading(tmp_path):
     with pytest.raises(UserError, match="cannot continue an encoder"):
         mlm.cli(["--budget", "tiny", "--causal", "true", "--model_name_or_path", "minilm-l6",
                  "--output_dir", str(tmp_path / "x")])
+    with pytest.raises(UserError, match="--target_share must be in"):
+        mlm.cli(["--budget", "tiny", "--causal", "true", "--target_share", "0", "--output_dir", str(tmp_path / "w")])
     with pytest.raises(UserError, match="model_name_or_path is required"):
         classify.cli(["--budget", "tiny", "--output_dir", str(tmp_path / "y")])
     with pytest.raises(UserError, match="unknown label map"):

@@ -93,9 +93,10 @@ def position_items(x: torch.Tensor, chosen: torch.Tensor, margin: int) -> dict[s
 @torch.inference_mode()
 def nsp_predictions(model, tokenizer, tok_docs, max_length: int, n_pairs: int | None, seed: int,
                     batch_size: int = 64) -> tuple[list[int], list[int]]:
-    """(labels, predictions) of next-sentence prediction on held-out pairs (0 = IsNext, 1 = NotNext)."""
+    """(labels, predictions) of next-sentence prediction on held-out pairs (0 = IsNext, 1 = NotNext); a seeded
+    sample of `n_pairs` of them, or all (None or 0)."""
     ds = pair_dataset(tokenizer, tok_docs, max_length, seed=seed)
-    if n_pairs is not None and n_pairs < len(ds):
+    if n_pairs and n_pairs < len(ds):
         ds = ds.select(sorted(random.Random(seed).sample(range(len(ds)), n_pairs)))
     pad = tokenizer.pad_token_id
     was = model.training

@@ -1,5 +1,6 @@
 """Masked-LM pieces the ecosystem lacks: a byte-level BPE <mask> that absorbs the space before it, the
-most-frequent-token baseline, and masked-token accuracy on held-out text (hfrepro.bert.evaluate's items).
+most-frequent-token baseline, masked-token accuracy on held-out text (hfrepro.bert.evaluate's items), and the
+left-to-right twin's collator that keeps a share of the next-token targets.
 
 Masked-token accuracy: held-out windows, a seeded 15% of their tokens replaced by the mask token, the model's
 top prediction compared with the original token. The same positions give the baseline of always answering the
@@ -11,7 +12,27 @@ from __future__ import annotations
 import collections
 import math
 
+from transformers import DataCollatorForLanguageModeling
+
 from hfrepro.bert.evaluate import masked_predictions, masked_windows
+
+
+class NextTokenSample(DataCollatorForLanguageModeling):
+    """Next-token labels (padding excluded) with each kept with probability `share`, the rest -100: at
+    share = 0.15 the left-to-right twin learns from as many tokens per batch as BERT's 15% masked LM. Drawn from
+    torch's generator, which the Trainer seeds, afresh for every batch."""
+
+    def __init__(self, tokenizer, share: float = 1.0):
+        super().__init__(tokenizer, mlm=False)
+        self.share = share
+
+    def torch_call(self, examples):
+        import torch
+
+        batch = super().torch_call(examples)
+        if self.share < 1:
+            batch["labels"][torch.rand(batch["labels"].shape) >= self.share] = -100
+        return batch
 
 
 def mask_absorbs_space(tok):

@@ -32,6 +32,7 @@ from transformers import (
     RoFormerForCausalLM,
     RoFormerForMaskedLM,
 )
+from transformers.modeling_outputs import CausalLMOutput
 from transformers.models.bert.modeling_bert import BertForPreTrainingOutput
 
 
@@ -95,6 +96,42 @@ class SparseRoFormerForPreTraining(_SavedAs, RoFormerForMaskedLM):
         return pretraining_output(sequence, relationship, labels, next_sentence_label, self.cls)
 
 
+def next_token_output(sequence, labels, head) -> CausalLMOutput:
+    """The next-token loss with the vocabulary head run only where a target is kept (labels != -100): position
+    t predicts labels[t + 1]. With every label kept it is the plain causal LM's loss."""
+    targets = labels[:, 1:]
+    chosen = targets != -100
+    scores = head(sequence[:, :-1][chosen])                  # (kept targets, vocabulary)
+    loss = F.cross_entropy(scores.float(), targets[chosen]) if chosen.any() else sequence.sum() * 0.0
+    return CausalLMOutput(loss=loss, logits=scores)
+
+
+class SparseBertLMHeadModel(_SavedAs, BertLMHeadModel):
+    """The left-to-right twin with absolute positions, its head run at the kept targets only (see below)."""
+
+    saved_as = "BertLMHeadModel"
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        if labels is None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        sequence = self.bert(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        return next_token_output(sequence, labels, self.cls)
+
+
+class SparseRoFormerForCausalLM(_SavedAs, RoFormerForCausalLM):
+    """The left-to-right twin: BERT's blocks (rotary positions) with a causal mask and a next-token head, run at
+    the kept targets only. The twin's collator keeps a random share of the targets per batch, as BERT's masks
+    15% of the tokens: both then learn from as many predicted tokens per step, at about the same cost per step."""
+
+    saved_as = "RoFormerForCausalLM"
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        if labels is None:
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        sequence = self.roformer(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        return next_token_output(sequence, labels, self.cls)
+
+
 POSITIONS = ("absolute", "rotary")  # BERT's learned position vectors, or RoFormer's rotary ones
 
 
@@ -116,7 +153,7 @@ def bert_config(tokenizer, width: int, layers: int, heads: int, max_length: int,
 
 # By the blocks' model type (what `--positions` chose): BERT's two pre-training heads, and the left-to-right twin.
 PRETRAINING = {"bert": SparseBertForPreTraining, "roformer": SparseRoFormerForPreTraining}
-LEFT_TO_RIGHT = {"bert": BertLMHeadModel, "roformer": RoFormerForCausalLM}
+LEFT_TO_RIGHT = {"bert": SparseBertLMHeadModel, "roformer": SparseRoFormerForCausalLM}
 
 
 def pretraining_model(config):
@@ -125,7 +162,7 @@ def pretraining_model(config):
 
 
 def left_to_right_model(config):
-    """The left-to-right twin: the same blocks with a causal mask and a next-token head."""
+    """The left-to-right twin: the same blocks with a causal mask and a next-token head (sparse in training)."""
     return LEFT_TO_RIGHT[config.model_type](config)
 
 
