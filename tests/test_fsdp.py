@@ -8,6 +8,7 @@ callback records, in each process, the world size, accelerate's distributed type
 the process holds, so the test sees the sharding rather than trusting the config."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -54,21 +55,27 @@ __import__(f"hfrepro.recipes.{sys.argv[1]}", fromlist=["cli"]).cli(sys.argv[2:])
 
 
 def _run(tmp: Path, name: str, recipe: str, argv: list[str], fsdp: bool) -> tuple[list[dict], list[float]]:
-    probe_dir = tmp / f"probe-{name}"
-    probe_dir.mkdir()
     probe = tmp / "probe.py"
     probe.write_text(PROBE)
+    probes, log = _run_script(tmp, name, probe, [recipe, *argv], fsdp)
+    return probes, [row["loss"] for row in log if "loss" in row]
+
+
+def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool) -> tuple[list[dict], list[dict]]:
+    """`probe argv...` (under `accelerate launch --config_file fsdp.yaml` when `fsdp`): the probe records, and the
+    run's log.jsonl rows."""
+    probe_dir = tmp / f"probe-{name}"
+    probe_dir.mkdir()
     launch = ([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(REPO / "recipes" / "accelerate" / "fsdp.yaml")] if fsdp else [sys.executable])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PROBE_OUT": str(probe_dir),
            "PYTHONPATH": str(REPO)}
     out = tmp / name
-    r = subprocess.run([*launch, str(probe), recipe, *argv, "--output_dir", str(out)], capture_output=True,
+    r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
                        text=True, env=env, cwd=tmp, timeout=1800)
     assert r.returncode == 0, r.stderr[-4000:]
     probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("rank*.json"))]
-    losses = [row["loss"] for row in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in row]
-    return probes, losses
+    return probes, [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
 
 
 def _check(tmp: Path, recipe: str, argv: list[str], per_device: int):
@@ -100,3 +107,63 @@ def test_sft_under_fsdp_on_two_cpu_processes(tmp_path, tiny_model_dir):  # noqa:
                                       "--max_steps", "4", "--logging_steps", "1", "--learning_rate", "1e-3",
                                       "--save_strategy", "no", "--seed", "0"], per_device=4)
     assert losses[-1] < losses[0]
+
+
+# hfrepro's PPO is not a Trainer: the probe wraps PPOTrainer.train and records, after the updates, the same facts for
+# the policy's trainable parameters (its LoRA matrices, inside the wrapped decoder blocks, so sharded with them).
+PPO_PROBE = '''
+import json, os, sys
+from hfrepro.rlhf.ppo import PPOTrainer
+
+_train = PPOTrainer.train
+
+
+def _probed(self, *a, **kw):
+    out = _train(self, *a, **kw)
+    from torch.distributed.tensor import DTensor
+
+    params = [p for p in self.policy.parameters() if p.requires_grad]
+    rec = {"world_size": self.accelerator.num_processes, "distributed_type": str(self.accelerator.distributed_type),
+           "sharded_params": sum(isinstance(p, DTensor) for p in params), "params": len(params),
+           "local_numel": sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params),
+           "full_numel": sum(p.numel() for p in params), "updates": self.done}
+    with open(os.path.join(os.environ["PROBE_OUT"], f"rank{self.accelerator.process_index}.json"), "w") as f:
+        json.dump(rec, f)
+    return out
+
+
+PPOTrainer.train = _probed
+__import__("hfrepro.recipes.ppo", fromlist=["cli"]).cli(sys.argv[2:])
+'''
+
+
+def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
+    """PPO (LoRA policy, frozen reference and reward model, trained critic) under fsdp.yaml on 2 CPU processes.
+
+    The losses of the 1-process run are not a target here: each process samples its own answers from its own seeded
+    stream (as in trl 1.12), so the rollouts, and every loss after them, differ between 1 and 2 processes. What must
+    hold: the run finishes and saves a whole model, the policy's trainable parameters are sharded, the same number of
+    updates with finite losses, and at the first update the policy still equals the reference (its adapter starts at
+    zero), so the KL of the sampled tokens is ~0 in both runs: the sampling (outside FSDP's forward, on the
+    gathered parameters) and the sharded forward see the same weights."""
+    reward = tmp_path / "reward"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "reward", "--budget", "tiny", "--max_steps", "2",
+                        "--output_dir", str(reward), "--save_strategy", "no"], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=1800)
+    assert r.returncode == 0, r.stderr[-4000:]
+    (tmp_path / "probe.py").write_text(PPO_PROBE)
+    argv = ["--budget", "tiny", "--reward_model_path", str(reward), "--max_steps", "2", "--eval_prompts", "0",
+            "--save_strategy", "no", "--seed", "0"]
+    sharded, log2 = _run_script(tmp_path, "fsdp", tmp_path / "probe.py", ["ppo", *argv], True)
+    single, log1 = _run_script(tmp_path, "single", tmp_path / "probe.py", ["ppo", *argv], False)
+    assert [p["world_size"] for p in sharded] == [2, 2]
+    assert all(p["distributed_type"] == "DistributedType.FSDP" for p in sharded)
+    assert all(p["sharded_params"] == p["params"] > 0 and p["local_numel"] < p["full_numel"] for p in sharded)
+    assert sum(p["local_numel"] for p in sharded) >= sharded[0]["full_numel"]
+    assert single[0]["world_size"] == 1 and single[0]["sharded_params"] == 0
+    assert [p["updates"] for p in sharded + single] == [2, 2, 2]
+    assert len(log1) == len(log2) == 2
+    assert all(math.isfinite(row[k]) for row in log1 + log2 for k in ("policy_loss", "value_loss", "reward"))
+    assert abs(log2[0]["kl"]) < 1e-4 and abs(log1[0]["kl"]) < 1e-4, (log1[0]["kl"], log2[0]["kl"])
+    assert (tmp_path / "fsdp" / "model.safetensors").is_file()
