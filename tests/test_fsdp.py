@@ -61,7 +61,8 @@ def _run(tmp: Path, name: str, recipe: str, argv: list[str], fsdp: bool) -> tupl
     return probes, [row["loss"] for row in log if "loss" in row]
 
 
-def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool | str) -> tuple[list[dict], list[dict]]:
+def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool | str,
+                output: str | None = None) -> tuple[list[dict], list[dict]]:
     """`probe argv...` under `accelerate launch --config_file fsdp.yaml` when `fsdp` is True (another config of
     recipes/accelerate when it names one; one plain process when False): the probe records, the log.jsonl rows."""
     probe_dir = tmp / f"probe-{name}"
@@ -71,7 +72,7 @@ def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool |
                str(REPO / "recipes" / "accelerate" / f"{config}.yaml")] if fsdp else [sys.executable])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PROBE_OUT": str(probe_dir),
            "PYTHONPATH": str(REPO)}
-    out = tmp / name
+    out = tmp / (output or name)
     r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
                        text=True, env=env, cwd=tmp, timeout=1800)
     assert r.returncode == 0, r.stderr[-4000:]
@@ -127,7 +128,7 @@ def _probed(self, *a, **kw):
     rec = {"world_size": self.accelerator.num_processes, "distributed_type": str(self.accelerator.distributed_type),
            "sharded_params": sum(isinstance(p, DTensor) for p in params), "params": len(params),
            "local_numel": sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params),
-           "full_numel": sum(p.numel() for p in params), "updates": self.done}
+           "full_numel": sum(p.numel() for p in params), "updates": self.done, "resumed_from": self.resumed_from}
     with open(os.path.join(os.environ["PROBE_OUT"], f"rank{self.accelerator.process_index}.json"), "w") as f:
         json.dump(rec, f)
     return out
@@ -148,7 +149,8 @@ def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
     (measured: relative 3e-4 on the policy loss, 4e-7 on the value loss over 5 updates). Also: the policy's trainable
     parameters (its LoRA matrices, inside the wrapped decoder blocks) are sharded, and at the first update the KL of
     the sampled tokens is ~0 (the adapter starts at zero): the sampling, outside FSDP's forward on the gathered
-    parameters, and the sharded forward see the same weights; the run saves a whole model."""
+    parameters, and the sharded forward see the same weights; the run saves a whole model; resumed from its
+    FSDP checkpoint it redraws the last update exactly."""
     reward = tmp_path / "reward"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PYTHONPATH": str(REPO)}
     r = subprocess.run([sys.executable, "-m", "hfrepro", "reward", "--budget", "tiny", "--max_steps", "2",
@@ -157,7 +159,7 @@ def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-4000:]
     (tmp_path / "probe.py").write_text(PPO_PROBE)
     argv = ["ppo", "--budget", "tiny", "--reward_model_path", str(reward), "--max_steps", "2", "--eval_prompts", "0",
-            "--save_strategy", "no", "--seed", "0"]
+            "--save_steps", "1", "--seed", "0"]  # checkpoint-1 written (under FSDP: the whole model, by accelerate)
     sharded, log2 = _run_script(tmp_path, "fsdp", tmp_path / "probe.py", argv, True)
     ddp, log1 = _run_script(tmp_path, "ddp", tmp_path / "probe.py", argv, "cpu_2proc")
     assert [p["world_size"] for p in sharded + ddp] == [2, 2, 2, 2]
@@ -171,3 +173,9 @@ def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
     for key in ("reward", "policy_loss", "value_loss"):
         assert [row[key] for row in log2] == pytest.approx([row[key] for row in log1], rel=1e-3, abs=1e-5), key
     assert (tmp_path / "fsdp" / "model.safetensors").is_file()
+    # resumed from checkpoint-1 (accelerate's FSDP state: model, optimizer, every RNG), update 2 is drawn again
+    again, resumed = _run_script(tmp_path, "fsdp-resumed", tmp_path / "probe.py",
+                             [*argv, "--resume_from_checkpoint", "true"], True, output="fsdp")
+    assert [(p["resumed_from"], p["updates"]) for p in again] == [(1, 2), (1, 2)]
+    keys = ("step", "reward", "policy_loss", "value_loss", "kl")
+    assert [[row[k] for k in keys] for row in resumed] == [[row[k] for k in keys] for row in log2]
