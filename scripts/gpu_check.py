@@ -28,7 +28,7 @@ CONFIGS = {"DDP": "multi_gpu", "FSDP": "fsdp", "ZeRO-2": "deepspeed_zero2", "ZeR
 RECIPES = {
     "clm": ("clm", ["--eval_strategy", "no", "--save_strategy", "no"]),
     "sft": ("sft/full", ["--save_strategy", "no"]),
-    "ppo": ("ppo", ["--reward_model_path", "{out}/reward"]),
+    "ppo": ("ppo", ["--reward_model_path", "{out}/reward", "--save_strategy", "no", "--eval_prompts", "0"]),
 }
 PROBE = REPO / "scripts" / "gpu_check_probe.py"
 

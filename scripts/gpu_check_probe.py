@@ -1,6 +1,7 @@
 """Run one recipe in-process (`python gpu_check_probe.py RECIPE ARGS...`, under `accelerate launch`) with a probe
 that writes $GPU_CHECK_PROBE/rank<R>.json at the end of training: world size, accelerate's distributed type, steps,
 the wall time of the steps after the first (warm-up left out), the Trainer's FLOPs for those steps, peak memory.
+A Trainer recipe is probed by a callback; `ppo` (hfrepro's own loop) by wrapping `PPOTrainer.train` (its updates).
 
 With GPU_CHECK_PARSE_ONLY=1 the recipe parses and validates its arguments exactly as it would, then stops.
 """
@@ -52,10 +53,32 @@ def _with_probe(run=None):
                    "distributed_type": str(AcceleratorState().distributed_type), "steps": state.global_step - 1,
                    "seconds": secs, "total_flos": float(state.total_flos - self.first_step_flos),
                    "peak_memory_bytes": _peak_memory()}
-            rank = os.environ.get("RANK", "0")
-            Path(os.environ["GPU_CHECK_PROBE"], f"rank{rank}.json").write_text(json.dumps(rec))
+            _write(rec)
 
     return _callbacks(run) + [Probe()]
+
+
+def _write(rec: dict) -> None:
+    Path(os.environ["GPU_CHECK_PROBE"], f"rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(rec))
+
+
+def _probe_ppo() -> None:
+    """hfrepro's PPO is not a Trainer (no callbacks): wrap PPOTrainer.train and read its per-update records
+    (`update_seconds` of each update after the first) once it returns. No FLOP count: MFU stays empty."""
+    from hfrepro.rlhf.ppo import PPOTrainer
+
+    train = PPOTrainer.train
+
+    def probed(self, *a, **kw):
+        out = train(self, *a, **kw)
+        rows = self.log_history[1:]
+        _write({"world_size": self.accelerator.num_processes,
+                "distributed_type": str(self.accelerator.distributed_type), "steps": len(rows),
+                "seconds": sum(r["update_seconds"] for r in rows), "total_flos": 0.0,
+                "peak_memory_bytes": _peak_memory()})
+        return out
+
+    PPOTrainer.train = probed
 
 
 class _Parsed(Exception):
@@ -64,6 +87,8 @@ class _Parsed(Exception):
 
 def main() -> None:
     runtime.trainer_callbacks = _with_probe
+    if sys.argv[1] == "ppo":
+        _probe_ppo()
     recipe = __import__(f"hfrepro.recipes.{sys.argv[1]}", fromlist=["cli"])
     if os.environ.get("GPU_CHECK_PARSE_ONLY"):
         real = recipe.parse_args

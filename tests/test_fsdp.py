@@ -8,6 +8,7 @@ callback records, in each process, the world size, accelerate's distributed type
 the process holds, so the test sees the sharding rather than trusting the config."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -54,21 +55,29 @@ __import__(f"hfrepro.recipes.{sys.argv[1]}", fromlist=["cli"]).cli(sys.argv[2:])
 
 
 def _run(tmp: Path, name: str, recipe: str, argv: list[str], fsdp: bool) -> tuple[list[dict], list[float]]:
-    probe_dir = tmp / f"probe-{name}"
-    probe_dir.mkdir()
     probe = tmp / "probe.py"
     probe.write_text(PROBE)
+    probes, log = _run_script(tmp, name, probe, [recipe, *argv], fsdp)
+    return probes, [row["loss"] for row in log if "loss" in row]
+
+
+def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool | str,
+                output: str | None = None) -> tuple[list[dict], list[dict]]:
+    """`probe argv...` under `accelerate launch --config_file fsdp.yaml` when `fsdp` is True (another config of
+    recipes/accelerate when it names one; one plain process when False): the probe records, the log.jsonl rows."""
+    probe_dir = tmp / f"probe-{name}"
+    probe_dir.mkdir()
+    config = "fsdp" if fsdp is True else fsdp
     launch = ([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-               str(REPO / "recipes" / "accelerate" / "fsdp.yaml")] if fsdp else [sys.executable])
+               str(REPO / "recipes" / "accelerate" / f"{config}.yaml")] if fsdp else [sys.executable])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PROBE_OUT": str(probe_dir),
            "PYTHONPATH": str(REPO)}
-    out = tmp / name
-    r = subprocess.run([*launch, str(probe), recipe, *argv, "--output_dir", str(out)], capture_output=True,
+    out = tmp / (output or name)
+    r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
                        text=True, env=env, cwd=tmp, timeout=1800)
     assert r.returncode == 0, r.stderr[-4000:]
     probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("rank*.json"))]
-    losses = [row["loss"] for row in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in row]
-    return probes, losses
+    return probes, [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
 
 
 def _check(tmp: Path, recipe: str, argv: list[str], per_device: int):
@@ -100,3 +109,73 @@ def test_sft_under_fsdp_on_two_cpu_processes(tmp_path, tiny_model_dir):  # noqa:
                                       "--max_steps", "4", "--logging_steps", "1", "--learning_rate", "1e-3",
                                       "--save_strategy", "no", "--seed", "0"], per_device=4)
     assert losses[-1] < losses[0]
+
+
+# hfrepro's PPO is not a Trainer: the probe wraps PPOTrainer.train and records, after the updates, the same facts for
+# the policy's trainable parameters (its LoRA matrices, inside the wrapped decoder blocks, so sharded with them).
+PPO_PROBE = '''
+import json, os, sys
+from hfrepro.rlhf.ppo import PPOTrainer
+
+_train = PPOTrainer.train
+
+
+def _probed(self, *a, **kw):
+    out = _train(self, *a, **kw)
+    from torch.distributed.tensor import DTensor
+
+    params = [p for p in self.policy.parameters() if p.requires_grad]
+    rec = {"world_size": self.accelerator.num_processes, "distributed_type": str(self.accelerator.distributed_type),
+           "sharded_params": sum(isinstance(p, DTensor) for p in params), "params": len(params),
+           "local_numel": sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in params),
+           "full_numel": sum(p.numel() for p in params), "updates": self.done, "resumed_from": self.resumed_from}
+    with open(os.path.join(os.environ["PROBE_OUT"], f"rank{self.accelerator.process_index}.json"), "w") as f:
+        json.dump(rec, f)
+    return out
+
+
+PPOTrainer.train = _probed
+__import__("hfrepro.recipes.ppo", fromlist=["cli"]).cli(sys.argv[2:])
+'''
+
+
+def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
+    """PPO (LoRA policy, frozen reference and reward model, trained critic) under fsdp.yaml on 2 CPU processes.
+
+    The comparison is with DDP on the same 2 processes (cpu_2proc.yaml), not with 1 process: each process samples
+    its own answers from its own seeded stream (as in trl 1.12), so a 1-process run draws other rollouts and every
+    loss after them differs. On 2 processes DDP and FSDP draw the same prompts with the same streams, so the
+    sampled answers (hence the rewards) and the per-update losses must agree up to float summation order
+    (measured: relative 3e-4 on the policy loss, 4e-7 on the value loss over 5 updates). Also: the policy's trainable
+    parameters (its LoRA matrices, inside the wrapped decoder blocks) are sharded, and at the first update the KL of
+    the sampled tokens is ~0 (the adapter starts at zero): the sampling, outside FSDP's forward on the gathered
+    parameters, and the sharded forward see the same weights; the run saves a whole model; resumed from its
+    FSDP checkpoint it redraws the last update exactly."""
+    reward = tmp_path / "reward"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "reward", "--budget", "tiny", "--max_steps", "2",
+                        "--output_dir", str(reward), "--save_strategy", "no"], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=1800)
+    assert r.returncode == 0, r.stderr[-4000:]
+    (tmp_path / "probe.py").write_text(PPO_PROBE)
+    argv = ["ppo", "--budget", "tiny", "--reward_model_path", str(reward), "--max_steps", "2", "--eval_prompts", "0",
+            "--save_steps", "1", "--seed", "0"]  # checkpoint-1 written (under FSDP: the whole model, by accelerate)
+    sharded, log2 = _run_script(tmp_path, "fsdp", tmp_path / "probe.py", argv, True)
+    ddp, log1 = _run_script(tmp_path, "ddp", tmp_path / "probe.py", argv, "cpu_2proc")
+    assert [p["world_size"] for p in sharded + ddp] == [2, 2, 2, 2]
+    assert all(p["distributed_type"] == "DistributedType.FSDP" for p in sharded)
+    assert all(p["distributed_type"] == "DistributedType.MULTI_CPU" and p["sharded_params"] == 0 for p in ddp)
+    assert all(p["sharded_params"] == p["params"] > 0 and p["local_numel"] < p["full_numel"] for p in sharded)
+    assert sum(p["local_numel"] for p in sharded) >= sharded[0]["full_numel"]  # two halves make the whole
+    assert [p["updates"] for p in sharded + ddp] == [2, 2, 2, 2] and len(log1) == len(log2) == 2
+    assert all(math.isfinite(row[k]) for row in log1 + log2 for k in ("policy_loss", "value_loss", "reward"))
+    assert abs(log2[0]["kl"]) < 1e-4, log2[0]["kl"]
+    for key in ("reward", "policy_loss", "value_loss"):
+        assert [row[key] for row in log2] == pytest.approx([row[key] for row in log1], rel=1e-3, abs=1e-5), key
+    assert (tmp_path / "fsdp" / "model.safetensors").is_file()
+    # resumed from checkpoint-1 (accelerate's FSDP state: model, optimizer, every RNG), update 2 is drawn again
+    again, resumed = _run_script(tmp_path, "fsdp-resumed", tmp_path / "probe.py",
+                             [*argv, "--resume_from_checkpoint", "true"], True, output="fsdp")
+    assert [(p["resumed_from"], p["updates"]) for p in again] == [(1, 2), (1, 2)]
+    keys = ("step", "reward", "policy_loss", "value_loss", "kl")
+    assert [[row[k] for k in keys] for row in resumed] == [[row[k] for k in keys] for row in log2]

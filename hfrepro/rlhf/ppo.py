@@ -32,6 +32,7 @@ micro-batches (`grad_var`, the ladder's measure; one process only).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -80,7 +81,8 @@ class PPOConfig(TrainingArguments):
     reward_model_path: str = field(default="runs/reward", metadata={"help": "the reward model (a folder)"})
     value_trainable_layers: int = field(default=4, metadata={
         "help": "the critic: the reward model's top N blocks trained (0: all), its lower blocks shared and frozen"})
-    total_episodes: int | None = field(default=None, metadata={"help": "responses to sample in all (all processes)"})
+    total_episodes: int | None = field(default=None, metadata={
+        "help": "responses to sample in all (all processes); --max_steps N (> 0) sets N updates instead"})
     num_generations: int = field(default=1, metadata={
         "help": "answers sampled per prompt in a batch (rloo needs >= 2; the same for every algo of a ladder)"})
     num_mini_batches: int = field(default=1, metadata={"help": "PPO: minibatches per batch"})
@@ -218,14 +220,17 @@ class PPOTrainer:
         self.accelerator = Accelerator(gradient_accumulation_steps=self.micro_per_mini)
         self.local_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps
         self.batch_size = self.local_batch * world
-        self.num_updates = math.ceil((args.total_episodes or len(self.prompts)) / self.batch_size)
+        self.num_updates = (args.max_steps if args.max_steps > 0  # --max_steps: updates, as the Trainer's steps
+                            else math.ceil((args.total_episodes or len(self.prompts)) / self.batch_size))
         split = first_trained_block(model)  # frozen blocks below the adapter: run once per rollout
         if split and not check_split(model, split, head=backbone_of(model)[1].get_output_embeddings()):
             split = 0
         self.model = self._inner = PolicyAndCritic(model, critic, split)  # prepare() wraps it, never copies it
-        self._policy_params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer, self.lr_scheduler = self._optimizer()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        # after prepare: FSDP replaces every parameter by its shard (a DTensor), so a list taken before would
+        # hold the unsharded originals, which are no longer trained
+        self._policy_params = [p for p in self.policy.parameters() if p.requires_grad]
         self.accelerator.register_for_checkpointing(self.lr_scheduler)
         self.accelerator.register_save_state_pre_hook(_trainable_weights_only)
         device = self.accelerator.device
@@ -308,24 +313,27 @@ class PPOTrainer:
         """Sample a response to each prompt and measure it: log-probs (policy, reference), score, values."""
         args, tok, device = self.args, self.tok, self.accelerator.device
         queries, _ = left_pad(prompts, tok.pad_token_id, device)
-        g0, c0 = time.perf_counter(), time.process_time()
-        responses, logprobs = generate_responses(self.policy, prompts, tok, args)
-        gen, gen_cpu = time.perf_counter() - g0, time.process_time() - c0
-        if args.stop_token == "eos":
-            responses = L.truncate_after(responses, tok.eos_token_id, tok.pad_token_id)
-        mask, last = L.response_mask(responses, tok.pad_token_id)
-        ref, scores, hidden, policy_hidden = self.measure(queries, responses, last)
+        with self.full_parameters():  # FSDP: generation and the measuring passes run outside its forward
+            g0, c0 = time.perf_counter(), time.process_time()
+            responses, logprobs = generate_responses(self.policy, prompts, tok, args)
+            gen, gen_cpu = time.perf_counter() - g0, time.process_time() - c0
+            if args.stop_token == "eos":
+                responses = L.truncate_after(responses, tok.eos_token_id, tok.pad_token_id)
+            mask, last = L.response_mask(responses, tok.pad_token_id)
+            ref, scores, hidden, policy_hidden = self.measure(queries, responses, last)
+            values = None
+            if hidden is not None:
+                seq = torch.cat([queries, responses], 1)
+                values = critic_values(self.model_critic, hidden, **_masks(seq, tok.pad_token_id),
+                                       n_response=responses.shape[1])
         ended = (responses == tok.eos_token_id).any(1)
         if args.missing_eos_penalty:
             scores = scores - args.missing_eos_penalty * (~ended).float()
         value_mask = mask
         if args.reward_after_eos:  # trl 1.12: V is also learned on the state after EOS
             value_mask = torch.arange(mask.shape[1], device=device).unsqueeze(0) <= (last + 1).unsqueeze(1)
-        values = None
-        if hidden is not None:
-            seq = torch.cat([queries, responses], 1)
-            values = critic_values(self.model_critic, hidden, **_masks(seq, tok.pad_token_id),
-                                   n_response=responses.shape[1]).masked_fill(~value_mask, 0.0)
+        if values is not None:
+            values = values.masked_fill(~value_mask, 0.0)
         fill = lambda x: x.masked_fill(~mask, L.INVALID_LOGPROB)  # noqa: E731
         return Rollouts(queries, responses, fill(logprobs), fill(ref), scores, values, hidden, policy_hidden, mask,
                         value_mask, ended, gen, gen_cpu)
@@ -350,6 +358,28 @@ class PPOTrainer:
             out["hidden"].append(h)
         cat = lambda xs: torch.cat(xs) if xs and xs[0] is not None else None  # noqa: E731
         return cat(out["ref"]), cat(out["scores"]), cat(out["hidden"]), cat(out["policy_hidden"])
+
+    @contextlib.contextmanager
+    def full_parameters(self):
+        """Under FSDP (FSDP2's `fully_shard`), every parameter whole on every process for the duration, as FSDP1's
+        `summon_full_params`: generation and the rollout's measuring passes call the policy's parts directly, not
+        the sharded module's forward, so its hooks would not gather them (and gathering each block at each
+        sampled token would be slow). Elsewhere a no-op. Every process must enter it (it communicates)."""
+        from torch.distributed.fsdp import FSDPModule
+
+        shards = [m for m in self.model.modules() if isinstance(m, FSDPModule)]  # the root first
+        if not shards:
+            yield
+            return
+        self.model.set_reshard_after_forward(False)  # keep them whole through the forwards inside
+        for m in shards:
+            m.unshard()
+        try:
+            yield
+        finally:
+            for m in shards:
+                m.reshard()
+            self.model.set_reshard_after_forward(bool(self.accelerator.state.fsdp_plugin.reshard_after_forward))
 
     @property
     def unwrapped(self) -> PolicyAndCritic:
@@ -563,10 +593,32 @@ class PPOTrainer:
     def save_model(self, folder: str | Path) -> Path:
         """The policy with its adapter merged, as a complete model folder (main process writes)."""
         self.accelerator.wait_for_everyone()
-        policy = copy.deepcopy(self.policy) if self.accelerator.is_main_process else None
+        policy = self._whole_policy() if self.is_fsdp else (
+            copy.deepcopy(self.policy) if self.accelerator.is_main_process else None)
         out = save_policy(policy, self.tok, folder, self.accelerator.is_main_process)
         self.accelerator.wait_for_everyone()
         return out
+
+    @property
+    def is_fsdp(self) -> bool:
+        return self.accelerator.distributed_type == "FSDP"  # accelerate's DistributedType is a str enum
+
+    def _whole_policy(self):
+        """FSDP: the policy gathered from every process's shards into a fresh unsharded copy on the main process
+        (None elsewhere); the sharded one cannot be deep-copied nor merged locally. Every process must call it."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        state = get_model_state_dict(self.policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.accelerator.is_main_process:
+            return None
+        peft = getattr(self.policy, "peft_config", None)
+        base = self.policy.get_base_model() if peft else self.policy
+        whole = type(base)(base.config)
+        if peft:
+            from peft import get_peft_model
+            whole = get_peft_model(whole, peft[self.policy.active_adapter])
+        whole.load_state_dict(state)
+        return whole
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -621,8 +673,9 @@ def _no_dropout(model) -> None:
 
 def _trainable_weights_only(models, weights, output_dir) -> None:
     """accelerate's save_state hook: keep only the trained tensors of each model (LoRA, critic), not the frozen
-    base weights (the run folder's model is saved separately); `load_state(..., strict=False)` reads them back."""
-    for i, model in enumerate(models):
+    base weights (the run folder's model is saved separately); `load_state(..., strict=False)` reads them back.
+    Under FSDP `weights` is empty: accelerate has already written the (whole) sharded model itself."""
+    for i, model in enumerate(models[:len(weights)]):
         trained = {n for n, p in model.named_parameters() if p.requires_grad}
         weights[i] = {k: v for k, v in weights[i].items() if k in trained}
 
