@@ -577,12 +577,14 @@ PICKLED = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".kv")
 
 
 def _run_numbers(folder: Path, root: Path | None) -> list[float]:
-    """Every finite number in the metrics.json of `folder` and of its parents up to `root` (the run's record)."""
+    """Every finite number in the metrics.json (and the held-out evaluation's eval.json, where a recipe keeps it
+    apart) of `folder` and of its parents up to `root` (the run's record)."""
     out: list[float] = []
     here = folder.resolve()
     stop = (root or folder.parent.parent).resolve()
     while True:
-        out += [float(v) for v in _flatten(read_json_or_empty(here / "metrics.json")).values() if _is_number(v)]
+        for name in ("metrics.json", "eval.json"):
+            out += [float(v) for v in _flatten(read_json_or_empty(here / name)).values() if _is_number(v)]
         if here == stop or here.parent == here or not here.is_relative_to(stop):
             return out
         here = here.parent
@@ -597,7 +599,7 @@ def check_model_folder(folder: str | Path, root: str | Path | None = None) -> li
     peft: an adapter whose adapter_config.json names the card's `base_model` Hub id; gensim: vectors as
     safetensors + vocab or word2vec text); `base_model` (a Hub id) wherever the weights came from another model;
     and a `model-index` of held-out numbers (no training loss, no bookkeeping; not the train split; values the
-    run measured, found in metrics.json of the folder or a parent up to `root`). No pickled weights.
+    run measured, found in metrics.json or eval.json of the folder or a parent up to `root`). No pickled weights.
     That the folder also *loads* is `hfrepro.hub.check_loads`.
     """
     from huggingface_hub import ModelCard

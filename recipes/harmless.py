@@ -244,7 +244,7 @@ def write_card(folder, a: ScriptArguments, metrics: dict, config: dict) -> None:
                      "model from preference pairs and GRPO (TRL), by hfrepro's `recipes/harmless.py`; LoRA "
                      "adapters merged into the weights."),
         metrics={k: metrics[k] for k in keys}, eval_metrics=["rlhf_refusal", "rlhf_over_refusal"],
-        eval_split="held-out requests of the harmlessness set", config=config,
+        eval_split="eval", config=config,
         command="hfrepro harmless --config config.yaml   # config.yaml: this run's config",
         usage="Teaching: what alignment training does to refusals and over-refusals, measured.",
         limits="A 135M model trained for minutes: it refuses by rote and still answers some harmful requests; "

@@ -41,7 +41,7 @@ from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, Re
 from hfrepro import runtime
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
-from hfrepro.fsutil import atomic_write_text
+from hfrepro.fsutil import atomic_write_text, read_json
 from hfrepro.hub import hub_request, push_folder
 from hfrepro.lora import LoraArguments, count_parameters, lora_config
 from hfrepro.models import resolve
@@ -172,12 +172,14 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
         evaluation = dict(reward_model=rm_dir, tok=tok, rows=eval_rows, temperature=script_args.temperature,
                           max_new_tokens=script_args.max_new_tokens, seed=output_args.seed,
                           missing_eos_penalty=script_args.missing_eos_penalty, samples=script_args.eval_samples)
-        _, baseline = evaluate_cached(sft_dir, reference=None, **evaluation)
+        sft_eval, baseline = evaluate_cached(sft_dir, reference=None, **evaluation)
+        card_with_evaluation(sft_dir, "sft", sft_eval, step)
         for algo in algos:
             policy_dir = (policy_gradient(step, algo, prompts, sft_dir, rm_dir) if algo in LADDER else
                           online(step, algo, prompts, data["train"], sft_dir, rm_dir))
             if algo in evaluated:
-                evaluate_cached(policy_dir, reference=sft_dir, baseline=baseline, **evaluation)
+                policy_eval, _ = evaluate_cached(policy_dir, reference=sft_dir, baseline=baseline, **evaluation)
+                card_with_evaluation(policy_dir, algo, policy_eval, step)
 
         # Results: one row per policy, the curves, the summary.
         summary = summarize(out, runtime.process_state().num_processes) if runtime.is_main_process() else {}
@@ -190,6 +192,15 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
         if push:
             print(f"pushed to {push.repo_id}: {push_folder(out / algos[-1], push)}")
     return summary
+
+
+def card_with_evaluation(folder: Path, name: str, held_out: dict | None, step) -> None:
+    """Rewrite a policy's card with its held-out evaluation as the model-index (main process: the others get
+    None from the evaluation)."""
+    if held_out is not None:
+        write_card(folder, name, read_json(folder / "metrics.json"),
+                   yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")),
+                   resolve(step.args.model_name_or_path), COMMAND, evaluation=held_out)
 
 
 def check_batches(args: ScriptArguments, algos: list[str]) -> None:

@@ -220,3 +220,30 @@ def test_card_loading_snippet_names_import_hfrepro_for_own_models(own_models):
     meta = ModelCard.load(own_models["lstm"] / "README.md").data
     assert meta.pipeline_tag == "text-generation" and "import hfrepro" in text and "trust_remote_code" not in text
 
+
+
+def test_the_check_reads_a_held_out_evaluation_kept_in_eval_json(good_folder):
+    """A recipe may keep its held-out evaluation apart from metrics.json (RLHF's eval.json): its numbers count."""
+    _rewrite(good_folder, metrics={"test_perplexity": 41.5, "heldout_reward": 2.5},
+             eval_metrics=["heldout_reward"])
+    assert any("not a number the run measured" in p for p in cards.check_model_folder(good_folder))
+    (good_folder / "eval.json").write_text(json.dumps({"heldout_reward": 2.5}))
+    assert cards.check_model_folder(good_folder) == []
+
+
+def test_rlhf_policy_card_reports_its_held_out_evaluation_not_bookkeeping(good_folder):
+    from hfrepro.rlhf.card import EVALUATION, write_card
+
+    training = {"updates": 10, "resumed_from": 0, "generate_share": 0.12, "train_seconds": 5.0}
+    (good_folder / "metrics.json").write_text(json.dumps(training))
+    write_card(good_folder, "ppo", training, {}, "Org/Tiny-Model", "cmd")   # trained, not yet evaluated
+    meta = ModelCard.load(good_folder / "README.md").data.to_dict()
+    assert meta["datasets"] == ["qw-prefs"] and "model-index" not in meta
+    evaluation = {"prompts": 48, "reward": 3.05, "reward_gain": 0.23, "kl": 0.30, "exact_match": 0.48,
+                  "echo_rate": 0.19, "win_rate": 0.62, "eval_seconds": 24.7}
+    (good_folder / "eval.json").write_text(json.dumps(evaluation))
+    write_card(good_folder, "ppo", training, {}, "Org/Tiny-Model", "cmd", evaluation=evaluation)
+    results = ModelCard.load(good_folder / "README.md").data.eval_results
+    assert [r.metric_name for r in results] == list(EVALUATION)
+    assert {r.dataset_split for r in results} == {"test"}
+    assert cards.check_model_folder(good_folder) == []

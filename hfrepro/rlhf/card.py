@@ -11,8 +11,7 @@ CARDS = {
     "sft": dict(title="SFT policy (hfrepro RLHF)", pipeline_tag="text-generation", tags=["sft", "lora", "trl"],
                 description="Supervised fine-tuning with TRL's SFTTrainer and LoRA (merged into the weights) on "
                             "one-word-answer demonstrations (prompt -> preferred answer): the policy RL starts "
-                            "from and the frozen reference of its KL penalty.",
-                eval_metrics=["sft_final_loss"]),
+                            "from and the frozen reference of its KL penalty."),
     "reward": dict(title="Reward model (hfrepro RLHF)", pipeline_tag="text-classification",
                    tags=["reward-model", "trl"],
                    description="Bradley-Terry reward model trained with TRL's RewardTrainer on preference pairs; the "
@@ -40,12 +39,24 @@ CARDS = {
 }
 
 
-def write_card(folder: str | Path, step: str, metrics: dict, config: dict, base_model: str, command: str) -> Path:
-    """README.md of a step's run folder (`step`: sft, reward, or an algorithm); `command` trained it."""
+# A policy's held-out evaluation (hfrepro.rlhf.evaluate, eval.json): what its model-index reports.
+EVALUATION = ("reward", "reward_gain", "kl", "exact_match", "echo_rate", "win_rate")
+
+
+def write_card(folder: str | Path, step: str, metrics: dict, config: dict, base_model: str, command: str,
+               evaluation: dict | None = None) -> Path:
+    """README.md of a step's run folder (`step`: sft, reward, or an algorithm); `command` trained it. A policy's
+    card gets its model-index from `evaluation` (its numbers on the held-out prompts), once it has been
+    evaluated; until then the card holds the training numbers only."""
     card = dict(CARDS[step])
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if evaluation is not None:
+        held_out = {k: evaluation[k] for k in EVALUATION if isinstance(evaluation.get(k), (int, float))}
+        numbers.update(held_out)
+        card.update(eval_metrics=list(held_out), eval_split="test")
+    card.setdefault("eval_metrics", [])
     return write_model_card(
-        folder, license="apache-2.0", base_model=hub_base_model(base_model), datasets=[], language=["en"],
+        folder, license="apache-2.0", base_model=hub_base_model(base_model), datasets=["qw-prefs"], language=["en"],
         metrics=numbers, config=config, command=command,
         usage="Teaching: one step of the InstructGPT pipeline on a one-word-answer task (data_cards/qw-prefs.md).",
         limits="A small model trained for minutes on one narrow task; its answers are often wrong. The numbers "
