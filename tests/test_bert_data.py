@@ -165,7 +165,8 @@ def test_sparse_twin_with_every_target_is_the_plain_causal_lm(tmp_path, position
     torch.manual_seed(0)
     cfg = bert_config(_Tok(50), 16, 1, 2, 16, 0.0, True, positions)
     twin = left_to_right_model(cfg).eval()
-    plain = LEFT_TO_RIGHT[cfg.model_type].__mro__[2](cfg).eval()   # the transformers class under _SavedAs
+    parent = next(c for c in LEFT_TO_RIGHT[cfg.model_type].__mro__ if c.__module__.startswith("transformers."))
+    plain = parent(cfg).eval()                                       # the transformers class it extends
     plain.load_state_dict(twin.state_dict())
     ids = torch.randint(5, 50, (3, 12))
     a, b = twin(input_ids=ids, labels=ids), plain(input_ids=ids, labels=ids)

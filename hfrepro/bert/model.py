@@ -106,30 +106,32 @@ def next_token_output(sequence, labels, head) -> CausalLMOutput:
     return CausalLMOutput(loss=loss, logits=scores)
 
 
-class SparseBertLMHeadModel(_SavedAs, BertLMHeadModel):
-    """The left-to-right twin with absolute positions, its head run at the kept targets only (see below)."""
+class _SparseNextToken(_SavedAs):
+    """The left-to-right twin's training forward: the blocks (in attribute `encoder`), then the next-token head at
+    the kept targets only; without labels (inference) the plain parent's forward, every position scored."""
 
-    saved_as = "BertLMHeadModel"
+    encoder: str
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
         if labels is None:
             return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        sequence = self.bert(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        blocks = getattr(self, self.encoder)
+        sequence = blocks(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
         return next_token_output(sequence, labels, self.cls)
 
 
-class SparseRoFormerForCausalLM(_SavedAs, RoFormerForCausalLM):
+class SparseBertLMHeadModel(_SparseNextToken, BertLMHeadModel):
+    """The left-to-right twin with absolute positions (see below)."""
+
+    saved_as, encoder = "BertLMHeadModel", "bert"
+
+
+class SparseRoFormerForCausalLM(_SparseNextToken, RoFormerForCausalLM):
     """The left-to-right twin: BERT's blocks (rotary positions) with a causal mask and a next-token head, run at
     the kept targets only. The twin's collator keeps a random share of the targets per batch, as BERT's masks
     15% of the tokens: both then learn from as many predicted tokens per step, at about the same cost per step."""
 
-    saved_as = "RoFormerForCausalLM"
-
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
-        if labels is None:
-            return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        sequence = self.roformer(input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
-        return next_token_output(sequence, labels, self.cls)
+    saved_as, encoder = "RoFormerForCausalLM", "roformer"
 
 
 POSITIONS = ("absolute", "rotary")  # BERT's learned position vectors, or RoFormer's rotary ones
