@@ -21,8 +21,12 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pairs import alternate, ratios  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -42,14 +46,11 @@ def _timed(fn):
 
 def speedups(runs: list[dict]) -> dict:
     """lm-eval time / hfrepro time over alternated runs [{"ours": (wall, cpu), "theirs": (wall, cpu)}, ...]."""
-    import statistics
-
     out = {"hfrepro_fastest_s": round(min(r["ours"][0] for r in runs), 2),
            "lm_eval_fastest_s": round(min(r["theirs"][0] for r in runs), 2)}
     for j, clock in enumerate(("wall", "cpu")):
-        ours, theirs = [r["ours"][j] for r in runs], [r["theirs"][j] for r in runs]
-        out[f"speedup_{clock}_fastest"] = round(min(theirs) / min(ours), 2)
-        out[f"speedup_{clock}_median_pair"] = round(statistics.median(b / a for a, b in zip(ours, theirs)), 2)
+        fastest, median_pair = ratios([r["ours"][j] for r in runs], [r["theirs"][j] for r in runs])
+        out[f"speedup_{clock}_fastest"], out[f"speedup_{clock}_median_pair"] = round(fastest, 2), round(median_pair, 2)
     return out
 
 
@@ -83,7 +84,6 @@ def main():
         t.splits()
     rows, detail, runs = [], {}, {}
     for task in a.tasks.split(","):
-        runs[task] = []
         def score(who):  # (result, wall s, CPU s); lm-eval's wall time is its simple_evaluate calls, as before
             out, wall, cpu = _timed(lambda: evaluate(model, [task], shots, tokenizer=tok, limit=a.limit,
                                                      batch_size=a.batch_size, model_name=a.model, progress=False)
@@ -91,12 +91,11 @@ def main():
                                     run_lm_eval(model, tok, task, shots, limit=a.limit, batch_size=a.batch_size))
             return out, (wall if who == "ours" else out["seconds"]), cpu
 
-        for r in range(a.repeats):
-            timed = {who: score(who) for who in (("ours", "theirs") if r % 2 == 0 else ("theirs", "ours"))}
-            runs[task].append({who: timed[who][1:] for who in ("ours", "theirs")})
-            print(f"[bench] {task} repeat {r + 1}/{a.repeats}: hfrepro {timed['ours'][1]:.2f} s, lm-eval "
-                  f"{timed['theirs'][1]:.2f} s", flush=True)
-        ours, theirs = timed["ours"][0], timed["theirs"][0]
+        mine, lm_eval = alternate(a.repeats, lambda r: score("ours"), lambda r: score("theirs"))
+        runs[task] = [{"ours": x[1:], "theirs": y[1:]} for x, y in zip(mine, lm_eval)]
+        print(f"[bench] {task}: hfrepro {[round(x[1], 2) for x in mine]} s, lm-eval "
+              f"{[round(y[1], 2) for y in lm_eval]} s", flush=True)
+        ours, theirs = mine[-1][0], lm_eval[-1][0]
         metric = ours.tasks[task]["metric"]
         for k in shots:
             x, y = ours.accuracy(task, k), theirs["scores"][k][metric]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -70,6 +69,7 @@ def gpt_flops_per_token(model, block_size: int) -> float:
 
 def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
     import plain_clm
+    from pairs import alternate, ratios
     from transformers import AutoModelForCausalLM
 
     from hfrepro.lm.data import blocks, token_stream, train_tokenizer
@@ -83,7 +83,7 @@ def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
     tok_dir = work / "tokenizer"
     tok.save_pretrained(str(tok_dir))
     data = blocks(token_stream(tok, docs), g["block_size"])
-    recipe_s, plain_s, metrics = [], [], None
+    metrics = None
     def plain(r):
         return plain_clm.run(data, tok, g["n_layer"], g["n_embd"], g["n_head"], g["block_size"], steps,
                              g["batch"], g["lr"], 0, str(work / f"plain-{r}"))
@@ -97,19 +97,17 @@ def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
                            "--output_dir", str(work / f"recipe-{r}")])
         return metrics["train_seconds"]
 
-    for r in range(reps):  # alternating which goes first: A, B, B, A, ...
-        for side in ((plain, recipe) if r % 2 == 0 else (recipe, plain)):
-            (plain_s if side is plain else recipe_s).append(side(r))
-        print(f"[bench] rep {r + 1}/{reps}: plain {plain_s[-1]:.2f} s, recipe {recipe_s[-1]:.2f} s", flush=True)
+    plain_s, recipe_s = alternate(reps, plain, recipe)
+    print(f"[bench] plain {[round(x, 2) for x in plain_s]} s, recipe {[round(x, 2) for x in recipe_s]} s", flush=True)
     model = AutoModelForCausalLM.from_pretrained(work / f"recipe-{reps - 1}")
     tokens = metrics["tokens_seen"]
     fpt = gpt_flops_per_token(model, g["block_size"])
-    best_r, best_p = min(recipe_s), min(plain_s)  # the fastest rep: the least disturbed by other processes
+    best_r = min(recipe_s)
+    fastest, median_pair = ratios(plain_s, recipe_s)
     return {"config": g, "steps": steps, "tokens": tokens, "parameters": model.num_parameters(),
             "flops_per_token": fpt, "recipe_train_seconds": recipe_s, "plain_train_seconds": plain_s,
             "tokens_per_second": tokens / best_r, "achieved_gflops": tokens / best_r * fpt / 1e9,
-            "overhead": best_r / best_p - 1,
-            "overhead_median": statistics.median(b / a for a, b in zip(plain_s, recipe_s)) - 1}
+            "overhead": fastest - 1, "overhead_median": median_pair - 1}
 
 
 def bench_ngram(work: Path, nltk_speeches: int = 1500, nltk_words: int = 100) -> dict:

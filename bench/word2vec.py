@@ -20,14 +20,15 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pairs import alternate, ratios  # noqa: E402
 
 TARGET_PCT = 3.0
 OVERHEADS = ("overhead_wall_fastest_pct", "overhead_wall_median_pair_pct", "overhead_cpu_fastest_pct",
@@ -43,9 +44,9 @@ def overheads(gensim_runs: list, recipe_runs: list, words: int) -> dict:
            "gensim_words_per_s": round(words / min(x[0] for x in gensim_runs)),
            "recipe_words_per_s": round(words / min(x[0] for x in recipe_runs))}
     for j, clock in enumerate(("wall", "cpu")):
-        g, r = [x[j] for x in gensim_runs], [x[j] for x in recipe_runs]
-        out[f"overhead_{clock}_fastest_pct"] = round(100 * (min(r) / min(g) - 1), 1)
-        out[f"overhead_{clock}_median_pair_pct"] = round(100 * (statistics.median(b / a for a, b in zip(g, r)) - 1), 1)
+        fastest, median_pair = ratios([x[j] for x in gensim_runs], [x[j] for x in recipe_runs])
+        out[f"overhead_{clock}_fastest_pct"] = round(100 * (fastest - 1), 1)
+        out[f"overhead_{clock}_median_pair_pct"] = round(100 * (median_pair - 1), 1)
     return out
 
 
@@ -101,12 +102,7 @@ def main():
     rows, raw = [], []
     for mode in ("cbow", "skipgram"):
         for w in (int(x) for x in a.workers.split(",")):
-            td, tr = [], []
-            for r in range(a.repeats):
-                first, second = (direct, recipe) if r % 2 == 0 else (recipe, direct)
-                x, y = first(mode, w), second(mode, w)
-                (td, tr)[first is recipe].append(x)
-                (td, tr)[second is recipe].append(y)
+            td, tr = alternate(a.repeats, lambda r: direct(mode, w), lambda r: recipe(mode, w))
             rec = {"mode": mode, "workers": w, **overheads(td, tr, a.epochs * words)}
             raw.append(rec)
             rows.append({k: rec[k] for k in ("mode", "workers", "gensim_words_per_s", "recipe_words_per_s",
