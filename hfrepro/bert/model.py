@@ -48,12 +48,19 @@ class _SavedAs:
         return out
 
 
+def sparse_head_loss(sequence, labels, head):
+    """(cross-entropy, scores) with the vocabulary `head` run only at the positions that have a label
+    (labels != -100): the largest matrix product of a small model, skipped where nothing is predicted."""
+    chosen = labels != -100
+    scores = head(sequence[chosen])                          # (labelled positions, vocabulary)
+    loss = F.cross_entropy(scores.float(), labels[chosen]) if chosen.any() else sequence.sum() * 0.0
+    return loss, scores
+
+
 def pretraining_output(sequence, relationship, labels, next_sentence_label, mlm_head) -> BertForPreTrainingOutput:
     """BERT's pre-training loss, the vocabulary head run at the masked positions only: masked-LM cross-entropy
     plus (with labels for it) the next-sentence cross-entropy."""
-    chosen = labels != -100
-    scores = mlm_head(sequence[chosen])                      # (masked tokens, vocabulary)
-    loss = F.cross_entropy(scores.float(), labels[chosen]) if chosen.any() else sequence.sum() * 0.0
+    loss, scores = sparse_head_loss(sequence, labels, mlm_head)
     if next_sentence_label is not None:
         loss = loss + F.cross_entropy(relationship.float(), next_sentence_label.view(-1))
     return BertForPreTrainingOutput(loss=loss, prediction_logits=scores, seq_relationship_logits=relationship)
@@ -99,10 +106,7 @@ class SparseRoFormerForPreTraining(_SavedAs, RoFormerForMaskedLM):
 def next_token_output(sequence, labels, head) -> CausalLMOutput:
     """The next-token loss with the vocabulary head run only where a target is kept (labels != -100): position
     t predicts labels[t + 1]. With every label kept it is the plain causal LM's loss."""
-    targets = labels[:, 1:]
-    chosen = targets != -100
-    scores = head(sequence[:, :-1][chosen])                  # (kept targets, vocabulary)
-    loss = F.cross_entropy(scores.float(), targets[chosen]) if chosen.any() else sequence.sum() * 0.0
+    loss, scores = sparse_head_loss(sequence[:, :-1], labels[:, 1:], head)
     return CausalLMOutput(loss=loss, logits=scores)
 
 
