@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
 
 from hfrepro import runtime
-from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
+from hfrepro.config import OutputArguments, RunArguments, load_yaml, parse_args, resolved
 from hfrepro.errors import UserError, run_main
 from hfrepro.fsutil import atomic_write_text, read_json
 from hfrepro.hub import hub_request, push_folder
@@ -198,8 +198,7 @@ def card_with_evaluation(folder: Path, name: str, held_out: dict | None, step) -
     """Rewrite a policy's card with its held-out evaluation as the model-index (main process: the others get
     None from the evaluation)."""
     if held_out is not None:
-        write_card(folder, name, read_json(folder / "metrics.json"),
-                   yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")),
+        write_card(folder, name, read_json(folder / "metrics.json"), load_yaml(folder / "config.yaml"),
                    resolve(step.args.model_name_or_path), COMMAND, evaluation=held_out)
 
 
