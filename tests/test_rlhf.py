@@ -215,6 +215,13 @@ def test_rlhf_outputs(ppo_run):
         assert key in ev, key
     assert (out / "reward" / "eval_pairs.jsonl").is_file()
     assert read_json(out / "sft" / "eval.json")["kl"] == 0.0  # the SFT policy against itself
+    from huggingface_hub import ModelCard
+
+    for step in ("sft", "ppo"):  # each evaluated policy's card reports its held-out numbers, not its bookkeeping
+        results = {r.metric_name: r.metric_value for r in ModelCard.load(out / step / "README.md").data.eval_results}
+        held_out = read_json(out / step / "eval.json")
+        assert results and all(results[k] == held_out[k] for k in results), step
+        assert {"exact_match", "kl", "reward"} <= set(results) and "updates" not in results
     assert (out / "curves.png").stat().st_size > 1000
     m = read_json(out / "ppo" / "metrics.json")
     assert 0 < m["generate_share"] < 1 and m["policy_trainable_params"] > 0 and m["updates"] == 2
