@@ -311,7 +311,7 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
                usage: str | None = None, limits: str | None = None, model_dir: str | Path | None = None,
                eval_metrics: Sequence[str] | None = None, eval_dataset: str | None = None,
                eval_split: str | None = None, task: str | None = None, how_to_load: str | None = None,
-               command: str | None = None):
+               command: str | None = None, more_evals: Sequence[tuple[str, str | None, Sequence[str]]] = ()):
     """Build a `huggingface_hub.ModelCard` (see `write_model_card` for the arguments)."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -334,14 +334,13 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
     if base_id:
         extra["base_model_relation"] = "adapter" if adapter else "finetune"
 
-    values = eval_metric_values(metrics, eval_metrics)
-    results = None
     ds = (dataset_ref(eval_dataset) or eval_dataset) if eval_dataset else (hub_datasets or ["custom"])[0]
-    if values:
-        results = [EvalResult(task_type=task or pipeline_tag or "other", dataset_type=ds, dataset_name=ds,
-                              dataset_split=eval_split, metric_type=k.replace("/", "_"), metric_name=k,
-                              metric_value=float(v) if isinstance(v, float) else v)
-                   for k, v in values.items()]
+    evals = [(ds, eval_split, eval_metric_values(metrics, eval_metrics))]
+    evals += [(dataset_ref(d) or d, split, eval_metric_values(metrics, keys)) for d, split, keys in more_evals]
+    results = [EvalResult(task_type=task or pipeline_tag or "other", dataset_type=d, dataset_name=d,
+                          dataset_split=split, metric_type=k.replace("/", "_"), metric_name=k,
+                          metric_value=float(v) if isinstance(v, float) else v)
+               for d, split, vs in evals for k, v in vs.items()] or None
     data = ModelCardData(license=lic, base_model=base_id, datasets=hub_datasets or None,
                          language=list(language) or None, pipeline_tag=pipeline_tag,
                          tags=sorted(set(["hfrepro", *tags])), library_name=library_name,
@@ -362,9 +361,9 @@ def model_card(*, title: str, license: str | None = None, base_model: str | None
     flat = _flatten(metrics or {})
     if flat:
         intro = "Measured by the run that produced this model."
-        if values:
-            intro += (f" {', '.join(f'`{k}`' for k in values)} also appear in the card's `model-index` metadata "
-                      f"(dataset `{ds}`" + (f", split `{eval_split}`" if eval_split else "") + ").")
+        for d, split, vs in (e for e in evals if e[2]):
+            intro += (f" {', '.join(f'`{k}`' for k in vs)} also appear in the card's `model-index` metadata "
+                      f"(dataset `{d}`" + (f", split `{split}`" if split else "") + ").")
         parts += ["## Results", "", intro, "", "| metric | value |", "|---|---|"]
         parts += [f"| {k} | {_fmt(v)} |" for k, v in flat.items()]
         parts.append("")
@@ -423,7 +422,8 @@ def write_model_card(model_dir: str | Path, *, title: str, license: str | None =
                      config: dict[str, Any] | None = None, usage: str | None = None,
                      limits: str | None = None, eval_metrics: Sequence[str] | None = None,
                      eval_dataset: str | None = None, eval_split: str | None = None, task: str | None = None,
-                     how_to_load: str | None = None, command: str | None = None) -> Path:
+                     how_to_load: str | None = None, command: str | None = None,
+                     more_evals: Sequence[tuple[str, str | None, Sequence[str]]] = ()) -> Path:
     """Write README.md into `model_dir` with huggingface_hub's `ModelCard` (atomically).
 
     license: a Hub licence id or a common spelling ("Apache-2.0", "CC-BY-2.5"); unknown -> `other` + name.
@@ -433,7 +433,8 @@ def write_model_card(model_dir: str | Path, *, title: str, license: str | None =
     datasets: Hub dataset ids (or embedded dataset names) the model was trained on.
     metrics: the run's own numbers (metrics.json). All appear in the card's table; the quality metrics
         (`eval_metrics`, default: every finite number that is not bookkeeping such as seconds, steps, tokens)
-        go into `model-index` as eval results on `eval_dataset` (default datasets[0]) / `eval_split`.
+        go into `model-index` as eval results on `eval_dataset` (default datasets[0]) / `eval_split`;
+        `more_evals` adds the results of other held-out sets, each as (dataset, split, metric names).
     task: the model-index task type (default: pipeline_tag, itself guessed from config.json's architecture).
     config: the resolved config of the run ("how it was trained"); secrets (hub_token, ...) are left out.
     usage / limits: intended use and limits (sensible defaults for a small teaching model otherwise).
@@ -448,7 +449,7 @@ def write_model_card(model_dir: str | Path, *, title: str, license: str | None =
                       pipeline_tag=pipeline_tag, tags=tags, library_name=library_name, description=description,
                       metrics=metrics, config=config, usage=usage, limits=limits, model_dir=model_dir,
                       eval_metrics=eval_metrics, eval_dataset=eval_dataset, eval_split=eval_split, task=task,
-                      how_to_load=how_to_load, command=command)
+                      how_to_load=how_to_load, command=command, more_evals=more_evals)
     return atomic_write_text(Path(model_dir) / "README.md", str(card).rstrip("\n") + "\n")
 
 
@@ -594,7 +595,8 @@ def check_model_folder(folder: str | Path, root: str | Path | None = None) -> li
     """What a Hugging Face user would find wrong with a model folder and its card (empty list: nothing).
 
     The card (README.md, parsed by `huggingface_hub.ModelCard.load`) must carry: a Hub `license`; `datasets` that
-    a Hub user can look up (Hub ids or hfrepro's data_cards/ names); a known `pipeline_tag`; a `library_name`
+    a Hub user can look up (Hub ids or hfrepro's data_cards/ names; a reinforcement-learning card names instead,
+    as the Hub's do, the gymnasium environment of its model-index); a known `pipeline_tag`; a `library_name`
     the folder really is (transformers: config.json + safetensors of a type transformers or hfrepro registers;
     peft: an adapter whose adapter_config.json names the card's `base_model` Hub id; gensim: vectors as
     safetensors + vocab or word2vec text); `base_model` (a Hub id) wherever the weights came from another model;
@@ -616,7 +618,9 @@ def check_model_folder(folder: str | Path, root: str | Path | None = None) -> li
     if not meta.get("license"):
         problems.append("no license")
     datasets = meta.get("datasets") or []
-    if not datasets:
+    if meta.get("pipeline_tag") == "reinforcement-learning":  # the Hub's RL cards: the environment is the data
+        problems += _check_environments(card.data.eval_results or [])
+    elif not datasets:
         problems.append("no datasets (Hub ids or data_cards/ names a user can look up)")
     problems += [f"dataset {d!r} is neither a Hub id nor a data_cards/ name" for d in datasets if dataset_ref(d) != d]
     if meta.get("pipeline_tag") not in PIPELINE_TAGS:
@@ -630,6 +634,20 @@ def check_model_folder(folder: str | Path, root: str | Path | None = None) -> li
                      and p.name != "training_args.bin")  # training_args.bin is never pushed (hfrepro.hub)
     if pickles:
         problems.append(f"pickled files in the model folder: {', '.join(pickles)}")
+    return problems
+
+
+def _check_environments(results: list) -> list[str]:
+    """A reinforcement-learning card names no dataset: as on the Hub, its model-index results name the
+    environment the agent was evaluated in, which must be one gymnasium knows."""
+    import gymnasium as gym
+
+    problems = []
+    for env in sorted({r.dataset_type for r in results}):
+        try:
+            gym.spec(env)
+        except Exception:  # noqa: BLE001 - gymnasium raises several kinds of "not found"
+            problems.append(f"model-index dataset {env!r} is not a gymnasium environment id (an RL card's data)")
     return problems
 
 

@@ -9,7 +9,7 @@ The card rules are `hfrepro.cards.check_model_folder` (license, base_model Hub i
 library_name, a model-index of the run's held-out numbers); loading is `check_loads`: transformers folders with
 the Auto class their architecture names (`import hfrepro` registers hfrepro's own model types), peft adapters on
 their base (the embedded copy where the card's Hub id comes from one), gensim vectors from safetensors, hfrepro's
-n-gram LM with its own loader. A folder is a model folder when it holds a README.md and config.json or
+n-gram LM and RL agents with their own loaders. A folder is a model folder when it holds a README.md and config.json or
 adapter_config.json; a dataset card beside results (the few-shot stage) is not one.
 """
 
@@ -75,9 +75,31 @@ def check_loads(folder: str | Path, library: str | None) -> tuple[str, list[str]
         if library == "hfrepro" and (folder / "vocab.json").is_file():
             lm, _ = NgramLM.from_pretrained(folder)
             return f"hfrepro.lm.ngram.NgramLM (order {lm.order})", []
+        if library == "hfrepro" and "env_id" in read_json_or_empty(folder / "config.json"):
+            from hfrepro.rlbasics import saved
+
+            agent = saved.load(folder)
+            return f"hfrepro.rlbasics.saved.load ({agent.algorithm} on {agent.env_id})", _replays(agent, folder)
     except Exception as e:  # noqa: BLE001 - the finding
         return "", [f"does not load as {library}: {type(e).__name__}: {str(e).splitlines()[0][:200]}"]
     return "", [f"no loader known for library_name {library!r}"]
+
+
+def _replays(agent, folder: Path) -> list[str]:
+    """An RL agent's card states its held-out evaluation (eval.json); the loaded agent must score it again on
+    the same test episodes, or the weights are not the ones evaluated."""
+    import numpy as np
+
+    from hfrepro.rlbasics import saved
+
+    ev = read_json_or_empty(folder / "eval.json")
+    if not ev:
+        return []
+    got = float(np.mean(saved.rewards(agent, ev["n_eval_episodes"], ev["eval_seeds"][0])))
+    if abs(got - ev["mean_reward"]) > 1e-9:
+        return [f"the loaded agent scores mean_reward {got:.4g} on eval.json's test episodes, the card "
+                f"{ev['mean_reward']:.4g}"]
+    return []
 
 
 def _load_adapter(folder: Path) -> tuple[str, list[str]]:

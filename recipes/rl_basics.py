@@ -26,6 +26,7 @@ from hfrepro import runtime
 from hfrepro.cards import write_model_card
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
+from hfrepro.fsutil import atomic_write_json
 from hfrepro.hub import hub_request, push_folder
 from hfrepro.rlbasics import evaluation, jobs, reinforce, results, sb3, tabular
 from hfrepro.rlbasics.jobs import Job
@@ -114,7 +115,8 @@ def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: R
                "cpu_seconds": round(jobs.cpu_seconds() - cpu0, 1)}
     metrics["results_md"] = results.markdown(metrics, rel=lambda p: p)
     (run.path / "RESULTS.md").write_text(metrics["results_md"], encoding="utf-8")
-    write_cards(run.path, metrics, config)
+    write_cards(run.path, {j.algo: results.saved_model_eval(j, r) for j, r in zip(planned, done) if j.save_to},
+                config)
     metrics = run.finish(metrics)
     print(results.summary_text(metrics))
     print(f"-> {run.path}/RESULTS.md")
@@ -189,22 +191,21 @@ def check(a: ScriptArguments) -> None:
         sb3.check_hyperparameters(name, getattr(a, name), where=f"{where}: {name}")
 
 
-def write_cards(folder, metrics: dict, config: dict) -> None:
-    pole, frozen = metrics["cartpole"]["algorithms"], metrics["frozenlake"]["learners"]
-    for name, m in {**frozen, **pole}.items():
-        if not (folder / name).is_dir():
-            continue
-        tabular_model = name in frozen
+def write_cards(folder, evals: dict, config: dict) -> None:
+    """Each saved agent's eval.json (its held-out evaluation) and card, in the shape of the Hub's RL cards:
+    pipeline_tag reinforcement-learning, the gymnasium environment id as the model-index dataset, mean_reward and
+    std_reward of the greedy policy. The weights are safetensors that hfrepro loads (`hfrepro.rlbasics.saved`),
+    so library_name is hfrepro, also for the stable-baselines3 agents (their .zip format pickles)."""
+    for name, ev in evals.items():
+        atomic_write_json(folder / name / "eval.json", ev)
         write_model_card(
-            folder / name, title=f"{results.LABELS[name]} on {'FrozenLake-v1' if tabular_model else 'CartPole-v1'} "
-                                 "(hfrepro rl-basics)", license="apache-2.0",
-            library_name="stable-baselines3" if name in sb3.ALGORITHMS else "hfrepro",
-            tags=["reinforcement-learning", "gymnasium", "FrozenLake-v1" if tabular_model else "CartPole-v1",
-                  *(["stable-baselines3"] if name in sb3.ALGORITHMS else [])],
-            task="reinforcement-learning", metrics=results.card_metrics(name, m),
-            eval_dataset="FrozenLake-v1" if tabular_model else "CartPole-v1", eval_split="greedy episodes",
+            folder / name, title=f"{results.LABELS[name]} on {ev['env_id']} (hfrepro rl-basics)", license="apache-2.0",
+            library_name="hfrepro", pipeline_tag="reinforcement-learning",
+            tags=["reinforcement-learning", "deep-reinforcement-learning" if name in CARTPOLE else "q-learning",
+                  "gymnasium", ev["env_id"], *(["stable-baselines3"] if name in sb3.ALGORITHMS else [])],
+            metrics=results.card_metrics(ev), eval_metrics=["mean_reward", "std_reward"], eval_dataset=ev["env_id"],
             config=config, command="hfrepro rl-basics --config ../config.yaml   # the run folder's config",
-            how_to_load=results.how_to_load(name), description=results.card_description(name, m),
+            how_to_load=results.how_to_load(name), description=results.card_description(name, ev),
             usage="Teaching: the RL chapter of hfrepro (agent, policy, value function, exploration).",
             limits="A small agent for a classic control toy task; the first training seed's model of the run.")
 

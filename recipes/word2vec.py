@@ -159,24 +159,26 @@ def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: R
         if bar is not None:
             bar.close()
 
-    # Evaluate each mode (analogies, word pairs, king - man + woman) and save it as a Hub repository.
+    # Evaluate each mode (analogies, word pairs, king - man + woman), then all of them on classification from
+    # averaged word vectors (held-out test paragraphs); the picture: analogy offsets in 2-D.
     metrics = {"corpus": corpus_info, "modes": modes, "deterministic": script_args.workers == 1}
-    kvs = {}
-    for m in modes:
-        if m in done:
-            metrics[m], kvs[m] = done[m], vectors.load(run.path / m)
-            continue
-        kvs[m] = models[m].wv
+    kvs = {m: vectors.load(run.path / m) if m in done else models[m].wv for m in modes}
+    for m in (m for m in modes if m not in done):
         with threadpool_limits(threads):
             ev = evaluate_mode(script_args, kvs[m], corpus.language)
         metrics[m] = {**{k: v for k, v in states[m].items() if k != "mode"}, "trained_in_parallel": parallel, **ev}
+    metrics.update(picture(script_args, kvs, corpus.language, run.path / "analogy_pca.png"))
+    metrics.update(classification(script_args, kvs, corpus, output_args.seed))
+
+    # Save each mode as a Hub repository, its card holding the held-out numbers above.
+    for m in modes:
+        if m in done:
+            metrics[m] = done[m]
+            continue
+        metrics[m].update(mode_classification(metrics.get("classification"), m))
         save_mode(kvs[m], run.path / m, script_args, output_args.seed, corpus_info, metrics[m], config,
                   gensim_path=run.path / "gensim" / f"{m}.kv")
         run.write_metrics({m: metrics[m]})
-
-    # The picture (analogy offsets in 2-D), and classification from averaged word vectors.
-    metrics.update(picture(script_args, kvs, corpus.language, run.path / "analogy_pca.png"))
-    metrics.update(classification(script_args, kvs, corpus, output_args.seed))
 
     # Results: results.md, metrics.json; push each mode's repository.
     atomic_write_text(run.path / "results.md", results_markdown(metrics))
@@ -298,6 +300,9 @@ def write_card(folder: Path, mode: str, script_args: ScriptArguments, config: di
         flat["analogy_questions_covered"] = an["total"]["covered"]
     flat.update({f"{ps}_spearman": metrics[ps]["spearman"] for ps in ("wordsim353", "simlex999")
                  if metrics.get(ps, {}).get("spearman") is not None})
+    cls = metrics.get("classification")
+    if cls:
+        flat.update({f"classification_{k}": cls[k] for k in ("accuracy", "macro_f1")})
     flat.update({k: metrics[k] for k in ("vocab_size", "words_per_sec", "train_seconds") if metrics.get(k) is not None})
     write_model_card(
         folder, title=f"word2vec {mode} ({corpus_info['spec']})", license="mixed-training-text-licences",
@@ -308,11 +313,15 @@ def write_card(folder: Path, mode: str, script_args: ScriptArguments, config: di
             f"dimensions, {metrics.get('vocab_size', 0):,} words) trained with gensim {gensim} on "
             f"{corpus_info['tokens']:,} tokens ({corpus_info['spec']}), {script_args.epochs} epoch(s), by hfrepro's "
             "word2vec recipe. Tokens are lower-cased runs of letters"
-            + (" with Korean particles stripped" if lang == "ko" else "") + ". Analogy accuracy is over the "
-            "questions-words questions whose four words are in the vocabulary (gensim's protocol)."),
+            + (" with Korean particles stripped" if lang == "ko" else "") + "."
+            + (" Analogy accuracy is over the questions-words questions whose four words are in the vocabulary "
+               "(gensim's protocol)." if an else "")
+            + (f" Classification: the {cls['task']} test paragraphs labelled by logistic regression on their "
+               "averaged word vectors (trained on the training paragraphs)." if cls else "")),
         metrics=flat, config=config, how_to_load=vectors.how_to_load(REPO_PLACEHOLDER, lang),
         eval_metrics=[k for k in flat if k.startswith("analogy_") and "accuracy" in k],
         eval_dataset="questions-words", command="hfrepro word2vec --config config.yaml",
+        more_evals=[(cls["task"], cls["split"], ["classification_accuracy", "classification_macro_f1"])] if cls else (),
         limits=("Trained on a few million words: analogy accuracy is far below vectors trained on billions of words "
                 "(see the numbers above), and the vocabulary is that of old literature, a dictionary and software "
                 "help. The training text mixes licences (GPL-2.0+ GCIDE, CC-BY-2.5 Shakespeare/Milton, MPL-2.0 "
@@ -348,6 +357,16 @@ def classification(script_args: ScriptArguments, kvs: dict, corpus, seed: int) -
         res = classify.run(kvs, task, script_args.classify_text_column, script_args.classify_label_column,
                            language=corpus.language, seed=seed, max_train=script_args.classify_max_train)
     return {"classification": {**res, "seconds": round(time.time() - t, 2)}}
+
+
+def mode_classification(res: dict | None, mode: str) -> dict:
+    """One mode's row of the classification results, for its card: {"classification": {task, split, accuracy,
+    macro_f1}}, or {} when classification did not run."""
+    row = next((r for r in (res or {}).get("results", []) if r["classifier"].startswith(f"averaged {mode} ")), None)
+    if row is None:
+        return {}
+    return {"classification": {"task": res["task"], "split": "test", "accuracy": row["accuracy"],
+                               "macro_f1": row["macro_f1"]}}
 
 
 def report(metrics: dict, folder: Path) -> None:

@@ -52,9 +52,18 @@ def test_questions_words_eval_matches_gensim_on_a_real_model(tmp_path):
 
 def test_korean_model_hangul_and_the_honest_analogy(tmp_path):
     from hfrepro.embeddings import vectors
+    from hfrepro.hubcheck import check_tree
 
-    m, out = _train(tmp_path, corpus="korean", modes="skipgram", vector_size=50, analogies="")
+    m, out = _train(tmp_path, corpus="korean", modes="skipgram", vector_size=50, analogies="", classify="auto")
     assert m["corpus"]["language"] == "ko" and m["skipgram"]["benchmarks"].startswith("skipped")
+    # no analogy to ask in Korean: the card's held-out number is classification of the lo-help-ko test pages
+    (check,) = check_tree(out)
+    assert check.problems == [], check.problems
+    (results,) = [e["results"] for e in check.meta["model-index"]]
+    assert {r["dataset"]["type"]: r["dataset"]["split"] for r in results} == {"lo-help-ko": "test"}
+    row = next(r for r in m["classification"]["results"] if r["classifier"].startswith("averaged skipgram"))
+    assert {x["type"]: x["value"] for x in results[0]["metrics"]} == {
+        "classification_accuracy": row["accuracy"], "classification_macro_f1": row["macro_f1"]}
     kv = vectors.load(out / "skipgram")
     with pytest.raises(UserError) as e:
         vectors.analogy(kv, "한국", "서울", "파리")

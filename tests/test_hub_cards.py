@@ -116,6 +116,19 @@ def test_eval_metrics_chosen_explicitly(tmp_path):
         cards.model_card(title="t", metrics={"a": 1.0}, eval_metrics=["nope"])
 
 
+def test_results_on_several_held_out_sets(tmp_path):
+    d = _fake_model_dir(tmp_path, arch="BertForMaskedLM")
+    cards.write_model_card(d, title="t", metrics={"a": 1.0, "b": 2.0, "c": 3.0}, eval_metrics=["a"],
+                           eval_dataset="questions-words", more_evals=[("lo-help-ko", "test", ["b", "c"])])
+    data = ModelCard.load(d / "README.md").data
+    got = {r.metric_type: (r.dataset_type, r.dataset_split, r.metric_value) for r in data.eval_results}
+    assert got == {"a": ("questions-words", None, 1.0), "b": ("lo-help-ko", "test", 2.0),
+                   "c": ("lo-help-ko", "test", 3.0)}
+    assert "(dataset `lo-help-ko`, split `test`)" in (d / "README.md").read_text()
+    with pytest.raises(ValueError, match="did not produce"):
+        cards.model_card(title="t", metrics={"a": 1.0}, more_evals=[("x", "test", ["nope"])])
+
+
 def test_lora_adapter_card_names_its_base(tmp_path):
     base = tmp_path / "base"  # a local base folder whose own card names its Hub origin (like the embedded SmolLM2)
     base.mkdir()

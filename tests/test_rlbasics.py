@@ -265,3 +265,64 @@ def test_sb3_training_leaves_no_logger_folder_in_the_temp_dir(tmp_path, monkeypa
     out = sb3.train("a2c", {}, 50, 0, lambda act: [0.0], 25)
     assert out["steps"] >= 50 and out["curve"][0][0] == 0
     assert not list(tmp_path.glob("SB3-*"))
+
+
+def test_sb3_curve_ends_with_the_model_as_saved():
+    """The callback's row at the last step is taken before the last gradient update: the curve's last row must
+    be the trained model's own evaluation (the number its card states)."""
+    hyper = {"n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 4, "learning_rate": 0.05}
+    obs = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
+
+    def probe(act):
+        return [float(np.mean(act(obs)))]
+
+    out = sb3.train("ppo", hyper, steps=64, seed=0, evaluate=probe, eval_every=32)
+    final = probe(lambda s: out["model"].predict(s, deterministic=True)[0])
+    assert [r[0] for r in out["curve"]] == [0, 32, 64] and out["curve"][-1] == [64, *final]
+
+
+# --- the agents' Hub cards ----------------------------------------------------------------------------------
+
+def _saved_lake_agent(folder, episodes=50):
+    from hfrepro.rlbasics import results, saved
+
+    settings = {"map_name": "4x4", "slippery": True, "eval_episodes": episodes, "eval_seed": 1_000_000,
+                "learner": {"method": "q_learning", "alpha": 0.1}}
+    saved.save_table(tabular.value_iteration(slippery=True, gamma=0.99), folder / "q_learning", "q_learning",
+                     settings)
+    won = saved.rewards(saved.load(folder / "q_learning"), episodes, 1_000_000)
+    job = jobs.Job("tabular", "q_learning", 0, settings, str(folder / "q_learning"))
+    return results.saved_model_eval(job, {"seed": 0, "eval_success": won}), won
+
+
+def test_agent_card_is_a_hub_rl_card_whose_number_the_saved_agent_scores_again(tmp_path):
+    import json
+
+    from hfrepro.hubcheck import check_tree
+    from hfrepro.recipes import rl_basics
+
+    ev, won = _saved_lake_agent(tmp_path)
+    rl_basics.write_cards(tmp_path, {"q_learning": ev}, config={"seed": 0})
+    (check,) = check_tree(tmp_path)
+    assert check.problems == [] and "saved.load (q_learning on FrozenLake-v1)" in check.loaded
+    meta = check.meta
+    assert meta["pipeline_tag"] == "reinforcement-learning" and meta["library_name"] == "hfrepro"
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"]["type"] == "FrozenLake-v1"
+    metrics = {m["type"]: m["value"] for m in result["metrics"]}
+    assert metrics == {"mean_reward": float(np.mean(won)), "std_reward": float(np.std(won))}
+
+    # an eval.json the weights do not reproduce is caught by replaying the test episodes
+    (tmp_path / "q_learning" / "eval.json").write_text(json.dumps({**ev, "mean_reward": ev["mean_reward"] + 0.1}))
+    (check,) = check_tree(tmp_path)
+    assert any("the loaded agent scores mean_reward" in p for p in check.problems)
+
+
+def test_agent_card_must_name_an_environment_gymnasium_knows(tmp_path):
+    from hfrepro.cards import check_model_folder
+    from hfrepro.recipes import rl_basics
+
+    ev, _ = _saved_lake_agent(tmp_path)
+    rl_basics.write_cards(tmp_path, {"q_learning": {**ev, "env_id": "FrozenLake-v99"}}, config={})
+    problems = check_model_folder(tmp_path / "q_learning", root=tmp_path)
+    assert any("'FrozenLake-v99' is not a gymnasium environment id" in p for p in problems)

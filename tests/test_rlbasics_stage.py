@@ -8,6 +8,7 @@ import pytest
 
 from hfrepro.cards import check_model_card
 from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, StageContext, verdict
+from hfrepro.hubcheck import check_tree
 from hfrepro.reproduce import rl_basics as stage
 from tests.conftest import run_cli
 
@@ -134,6 +135,8 @@ def test_tiny_budget_end_to_end(tmp_path):
     assert m["cartpole"]["algorithms"]["ppo"]["seeds"] == [2, 3]          # --seed 1 with 2 seeds
     for card in run.glob("*/README.md"):
         assert check_model_card(card) == [], card
+    checks = check_tree(run)   # every agent: a Hub RL card, loaded, its held-out number scored again
+    assert len(checks) == 8 and [c.problems for c in checks] == [[]] * 8
     assert len(m["cartpole"]["variance"]) == 2 * 2                        # 2 seeds x 2 snapshots
     again = rl_basics.cli(["--budget", "tiny", "--output_dir", str(run), "--seed", "1"])
     assert again == json.loads((run / "metrics.json").read_text())        # a finished run is a no-op

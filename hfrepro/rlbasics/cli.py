@@ -34,12 +34,12 @@ def _play(args) -> int:
         print(f"{agent.algorithm} on FrozenLake {lake['map_name']} ({'slippery' if lake['slippery'] else 'still'}"
               f" ice); greedy policy (H hole, G goal):")
         print("\n".join("  " + row for row in tabular.policy_map(agent.q, **lake)))
-        success = tabular.evaluate(tabular.greedy(agent.q), args.episodes, args.seed, **lake)
+        success = np.asarray(saved.rewards(agent, args.episodes, args.seed))
         print(f"reached the goal in {int(success.sum())} of {args.episodes} episodes ({success.mean():.1%})")
         if args.show:
             _show_lake(agent.q, lake, args.seed)
         return 0
-    returns = evaluation.evaluate(agent.act, args.episodes, args.seed, agent.env_id)
+    returns = saved.rewards(agent, args.episodes, args.seed)
     print(f"{agent.algorithm} on {agent.env_id}: greedy return {np.mean(returns):.1f} ± {np.std(returns):.1f} "
           f"over {args.episodes} episodes (min {min(returns):.0f}, max {max(returns):.0f}; solved at "
           f"{evaluation.solved_at(agent.env_id):.0f})")

@@ -270,20 +270,40 @@ def summary_text(m: dict) -> str:
 
 # --- model cards --------------------------------------------------------------------------------------------
 
-def card_metrics(name: str, m: dict) -> dict:
-    if "success" in m:
-        return {"greedy_success_rate": m["success"][0]}
-    return {"greedy_return": m["final_return"][0], "training_steps": m["steps"][0]}
+def saved_model_eval(job, run: dict) -> dict:
+    """The held-out evaluation of a saved agent (a job's first training seed), as the Hub's RL cards state it:
+    mean_reward and std_reward of its greedy policy over the test episodes, which start from seeds no training
+    episode used (`evaluation.eval_seed`). FrozenLake's reward is 1 at the goal, so mean_reward is its success
+    rate; CartPole's is the episode's length (500 at most)."""
+    s = job.settings
+    if job.kind == "tabular":
+        won = np.asarray(run["eval_success"], dtype=float)
+        mean, std, n, env = float(won.mean()), float(won.std()), len(won), "FrozenLake-v1"
+        where = {"map_name": s["map_name"], "is_slippery": s["slippery"]}
+    else:
+        _, mean, std = run["curve"][-1][:3]
+        n, env, where = s["eval_episodes"], evaluation.ENV_ID, {}
+    return {"env_id": env, **where, "mean_reward": float(mean), "std_reward": float(std), "n_eval_episodes": n,
+            "eval_seeds": [s["eval_seed"], s["eval_seed"] + n - 1], "training_seed": run["seed"],
+            "training_steps": run.get("steps")}
 
 
-def card_description(name: str, m: dict) -> str:
-    if "success" in m:
-        return (f"The Q-table of {LABELS[name]} after its training on FrozenLake (`q_table.safetensors`, states × "
-                f"actions), first training seed ({m['seeds'][0]}); its greedy policy reached the goal in "
-                f"{m['success'][0]:.1%} of the test episodes.")
-    return (f"The policy of {LABELS[name]} ({KIND[name]}, {LIBRARY[name]}) after {m['steps'][0]:,} environment "
-            f"steps on CartPole-v1, first training seed ({m['seeds'][0]}); greedy return "
-            f"{m['final_return'][0]:.0f} (mean over the evaluation episodes).")
+def card_metrics(ev: dict) -> dict:
+    return {k: ev[k] for k in ("mean_reward", "std_reward", "n_eval_episodes", "training_steps") if ev.get(k)
+            is not None}
+
+
+def card_description(name: str, ev: dict) -> str:
+    test = (f"{ev['n_eval_episodes']:,} test episodes (starts seeded {ev['eval_seeds'][0]:,} to "
+            f"{ev['eval_seeds'][1]:,}, which no training episode used)")
+    if ev["env_id"].startswith("FrozenLake"):
+        return (f"The Q-table of {LABELS[name]} after its training on FrozenLake {ev['map_name']}"
+                f"{' (slippery)' if ev['is_slippery'] else ''} (`q_table.safetensors`, states × actions), training "
+                f"seed {ev['training_seed']}; its greedy policy reached the goal in {ev['mean_reward']:.1%} of "
+                f"{test}: `mean_reward` is that success rate.")
+    return (f"The policy of {LABELS[name]} ({KIND[name]}, {LIBRARY[name]}) after {ev['training_steps']:,} "
+            f"environment steps on CartPole-v1, training seed {ev['training_seed']}; greedy return "
+            f"{ev['mean_reward']:.1f} ± {ev['std_reward']:.1f} (mean ± standard deviation) over {test}.")
 
 
 def how_to_load(name: str) -> str:

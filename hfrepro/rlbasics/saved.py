@@ -6,6 +6,7 @@
 
     agent = load("runs/rl_basics/ppo")
     actions = agent.act(states)          # greedy actions for a batch of states
+    rewards(agent, episodes=20, seed=0)  # the greedy policy's return in each of 20 episodes
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json
-from hfrepro.rlbasics import reinforce, sb3, tabular
+from hfrepro.rlbasics import evaluation, reinforce, sb3, tabular
 
 TABULAR = ("q_learning", "sarsa", "greedy")
 OWN = ("reinforce", "reinforce_baseline")
@@ -85,3 +86,12 @@ def load(folder: str | Path) -> Agent:
         return Agent(algo, cfg["env_id"], lambda states: model.predict(states, deterministic=True)[0], cfg)
     raise UserError(f"{cfg_file}: unknown algorithm {algo!r}", where=str(cfg_file),
                     fix=f"an agent of hfrepro rl-basics: {', '.join(TABULAR + OWN + sb3.ALGORITHMS)}")
+
+
+def rewards(agent: Agent, episodes: int, seed: int) -> list[float]:
+    """The greedy policy's return in each of `episodes` episodes, episode i starting from reset(seed=seed + i):
+    the protocol of the run's own evaluation (FrozenLake: 1 at the goal, else 0; CartPole: the steps survived)."""
+    if agent.q is not None:
+        lake = {"map_name": agent.config["map_name"], "slippery": agent.config["is_slippery"]}
+        return tabular.evaluate(tabular.greedy(agent.q), episodes, seed, **lake).astype(float).tolist()
+    return evaluation.evaluate(agent.act, episodes, seed, agent.env_id)
