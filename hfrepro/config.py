@@ -151,10 +151,13 @@ def _yaml_defaults(types: list[type], values: dict[str, Any], where: str) -> dic
         for f in dataclasses.fields(t):
             if not f.init:
                 continue
-            names[f.name] = (f.name, hints.get(f.name))
+            tp = hints.get(f.name)
+            if f.default is None:  # `str = None`: null (as a run's config.yaml records it) is its default
+                tp = typing.Optional[tp]
+            names[f.name] = (f.name, tp)
             aliases = f.metadata.get("aliases") or []
             for a in [aliases] if isinstance(aliases, str) else aliases:
-                names[a.lstrip("-").replace("-", "_")] = (f.name, hints.get(f.name))
+                names[a.lstrip("-").replace("-", "_")] = (f.name, tp)
     unknown = sorted(k for k in values if k not in names)
     if unknown:
         raise UserError(f"unknown argument(s) in config: {', '.join(unknown)}", where=where,

@@ -105,6 +105,24 @@ def test_resolved_trainer_config_is_replayable(tmp_path):
     assert again.max_steps == 7 and resolved(again) == rec
 
 
+def test_a_run_config_with_unset_options_replays(tmp_path):
+    """A run's config.yaml records the options left unset (hub_model_id, resume_from_checkpoint, ...) as null:
+    `--config config.yaml` must take them back, while a null for an option that has a value stays an error."""
+    import yaml
+
+    from hfrepro.config import OutputArguments
+
+    rec = resolved(B(), OutputArguments(output_dir=str(tmp_path)))
+    assert rec["hub_model_id"] is None and rec["resume_from_checkpoint"] is None
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(rec))
+    again = parse_args((B, OutputArguments), argv=["--config", str(cfg)])
+    assert resolved(*again) == rec
+    cfg.write_text(yaml.safe_dump({**rec, "seed": None}))
+    with pytest.raises(UserError, match="`seed` must be int"):
+        parse_args((B, OutputArguments), argv=["--config", str(cfg)])
+
+
 def test_precision_follows_the_machine(tmp_path, capsys):
     """A budget written for a GPU (bf16: true) still runs on this CPU, in fp32, with a note; no setting means the
     hardware decides; the command line is obeyed (and refused with one message where it cannot be)."""
