@@ -602,7 +602,7 @@ def check_model_folder(folder: str | Path, root: str | Path | None = None) -> li
     safetensors + vocab or word2vec text); `base_model` (a Hub id) wherever the weights came from another model;
     and a `model-index` of held-out numbers (no training loss, no bookkeeping; not the train split; values the
     run measured, found in metrics.json or eval.json of the folder or a parent up to `root`). No pickled weights.
-    That the folder also *loads* is `hfrepro.hub.check_loads`.
+    That the folder also *loads* is `hfrepro.hubcheck.check_loads`.
     """
     from huggingface_hub import ModelCard
 

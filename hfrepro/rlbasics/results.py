@@ -278,7 +278,7 @@ def saved_model_eval(job, run: dict) -> dict:
     s = job.settings
     if job.kind == "tabular":
         won = np.asarray(run["eval_success"], dtype=float)
-        mean, std, n, env = float(won.mean()), float(won.std()), len(won), "FrozenLake-v1"
+        mean, std, n, env = float(won.mean()), float(won.std()), len(won), tabular.ENV_ID
         where = {"map_name": s["map_name"], "is_slippery": s["slippery"]}
     else:
         _, mean, std = run["curve"][-1][:3]

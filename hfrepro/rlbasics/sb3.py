@@ -101,9 +101,9 @@ def train(name: str, hyper: dict, steps: int, seed: int, evaluate: Callable, eva
     model.set_logger(Logger(folder=None, output_formats=[]))  # the curve is ours; SB3's default makes a /tmp folder
     curve = curve_callback(evaluate, eval_every)
     model.learn(total_timesteps=steps, callback=curve)
-    # The trained model, as saved: a row the callback took at the last step came before the last gradient update.
-    final = [model.num_timesteps, *evaluate(curve._act)]
-    curve.rows[-1:] = [curve.rows[-1], final] if curve.rows[-1][0] < model.num_timesteps else [final]
+    if curve.rows[-1][0] == model.num_timesteps:  # taken at the last step, before the last gradient update
+        curve.rows.pop()
+    curve.rows.append([model.num_timesteps, *evaluate(curve._act)])  # the trained model, as saved
     return {"model": model, "curve": curve.rows, "steps": int(model.num_timesteps)}
 
 
