@@ -1,13 +1,16 @@
-"""How stage 7's learning rates were chosen: each method trained by recipes/sft.py on the comparison's 512
-training words (its default budget: 16 steps of 32, 1 epoch) at a few learning rates, scored on a VALIDATION set -
-the 88 train-split words that are not among those 512 - never on the held-out test words.
+"""How stage 7's learning rates and LoRA shape were chosen: each method trained by recipes/sft.py on the
+comparison's 512 training words (its default budget: 16 steps of 32, 1 epoch) at a few settings and training
+seeds, scored on a VALIDATION set - the 88 train-split words that are not among those 512 - never on the held-out
+test words.
 
-    .venv/bin/python bench/sft_lr_sweep.py                                   # the sweep in docs/finetune.md
-    .venv/bin/python bench/sft_lr_sweep.py head:1e-2 lora:5e-3 full:1e-4     # chosen points only
+    .venv/bin/python bench/sft_lr_sweep.py                                      # the sweep in docs/finetune.md
+    .venv/bin/python bench/sft_lr_sweep.py head:1e-2 lora:3e-3:all-linear:4 full:1e-4 --seeds 0   # some points
 
-The validation set is a copy of the task (tasks/word_class.yaml) whose scored rows are those 88 words, passed
-to the recipe as --eval_task. Each point is a run folder under /tmp/sft-lr-sweep (a finished one is reused).
-Writes bench/results/sft_lr_sweep.json and prints a Markdown table (accuracy, final loss, CPU seconds).
+A point is method:learning_rate, and for LoRA optionally :target_modules:rank (alpha = 2 x rank). Every point
+runs at each of --seeds (default 0,100,200: the training seeds of the stage's claim, whose rule is the worst
+seed). The validation set is a copy of the task (tasks/word_class.yaml) whose scored rows are those 88 words,
+passed to the recipe as --eval_task. Each run is a folder under /tmp/sft-lr-sweep (a finished one is reused).
+Writes bench/results/sft_lr_sweep.json and prints a Markdown table (accuracy per seed, worst, final loss).
 """
 
 import json
@@ -15,8 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -27,8 +28,8 @@ from hfrepro.finetune.training_data import task_path  # noqa: E402
 from hfrepro.recipes import sft  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 
-DEFAULT = ["head:3e-3", "head:1e-2", "head:3e-2", "lora:2e-3", "lora:5e-3", "lora:1e-2",
-           "full:3e-5", "full:1e-4", "full:3e-4"]
+DEFAULT = ["full:1e-4", "lora:5e-3:attention:8", "lora:4e-3:attention:8", "lora:3e-3:attention:8",
+           "lora:2e-3:all-linear:4", "lora:3e-3:all-linear:4"]
 
 
 def validation_task(n_train: int) -> Path:
@@ -38,30 +39,50 @@ def validation_task(n_train: int) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="sft-lr-sweep-task-"))
     (folder / "validation.jsonl").write_text("".join(
         json.dumps({**r, "split": "train" if i < n_train else "test"}) + "\n" for i, r in enumerate(train)))
-    task = yaml.safe_load(Path(task_path("word_class")).read_text())
-    task.update(name="word_class_validation", data=str(folder / "validation.jsonl"))
-    (folder / "word_class_validation.yaml").write_text(yaml.safe_dump(task))
+    # the task's own YAML (its `!function` tag kept), renamed and pointed at the validation rows
+    text = Path(task_path("word_class")).read_text()
+    text = text.replace("task: word_class\n", "task: word_class_validation\n", 1)
+    text = text.replace("data/word_class.jsonl", str(folder / "validation.jsonl"), 1)
+    (folder / "word_class_validation.yaml").write_text(text)
     return folder / "word_class_validation.yaml"
 
 
+def point_args(spec: str) -> tuple[str, list[str]]:
+    """'lora:3e-3:all-linear:4' -> ('lora', recipe arguments)."""
+    method, lr, *lora = spec.split(":")
+    args = ["--learning_rate", lr]
+    if lora:
+        modules, rank = lora
+        args += ["--lora_target_modules", modules, "--lora_r", rank, "--lora_alpha", str(2 * int(rank))]
+    return method, args
+
+
 def main():
+    argv = sys.argv[1:]
+    seeds = ["0", "100", "200"]
+    if "--seeds" in argv:
+        k = argv.index("--seeds")
+        seeds, argv = argv[k + 1].split(","), argv[:k] + argv[k + 2:]
     n_train = load_yaml(config_path("sft/lora", "default"))["max_train_examples"]
     val = validation_task(n_train)
     rows = []
-    for spec in sys.argv[1:] or DEFAULT:
-        method, lr = spec.split(":")
-        m = sft.cli(["--config", str(config_path(f"sft/{method}", "default")), "--learning_rate", lr,
-                     "--eval_task", str(val), "--save_model", "false", "--threads", "1",
-                     "--output_dir", f"/tmp/sft-lr-sweep/{method}-{lr}"])
-        rows.append({"method": method, "learning rate": float(lr), "validation accuracy": m["heldout_accuracy"],
-                     "n": m["heldout_n"], "final train loss": m["last_loss"], "train CPU s": m["train_cpu_seconds"]})
+    for spec in argv or DEFAULT:
+        method, args = point_args(spec)
+        runs = [sft.cli(["--config", str(config_path(f"sft/{method}", "default")), *args, "--seed", seed,
+                         "--eval_task", str(val), "--save_model", "false", "--threads", "1",
+                         "--output_dir", f"/tmp/sft-lr-sweep/{spec.replace(':', '-')}-seed{seed}"])
+                for seed in seeds]
+        accs = [m["heldout_accuracy"] for m in runs]
+        rows.append({"point": spec, **{f"seed {s}": a for s, a in zip(seeds, accs)}, "worst": min(accs),
+                     "n": runs[0]["heldout_n"], "trainable %": runs[0]["trainable_pct"],
+                     "final train loss (mean)": sum(m["last_loss"] for m in runs) / len(runs)})
         print(rows[-1], flush=True)
     res = REPO / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
-    (res / "sft_lr_sweep.json").write_text(json.dumps({"budget": "default", "n_train": n_train, "rows": rows,
-                                                        "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2) + "\n")
-    print(md_table(rows, digits=4))
-
+    (res / "sft_lr_sweep.json").write_text(json.dumps({"budget": "default", "n_train": n_train, "seeds": seeds,
+                                                        "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M")},
+                                                       indent=2) + "\n")
+    print(md_table(rows, digits=3))
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,8 @@ Usage:
     hfrepro gpt1 --model_name_or_path runs/clm                 # recipes/configs/gpt1/default.yaml
     hfrepro gpt1 --model_name_or_path runs/clm --train_per_label 50 --output_dir runs/gpt1-50
     hfrepro gpt1 --model_name_or_path runs/clm --labels Hamlet Macbeth --output_dir runs/gpt1-2
+    hfrepro gpt1 --model_name_or_path runs/clm --lm_weight 0.5 --eval_split validation --output_dir runs/gpt1-aux
+        # GPT-1's auxiliary language-model loss, scored on the validation split (to choose settings on)
 """
 
 import dataclasses
@@ -20,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -47,6 +50,14 @@ class ScriptArguments:
     max_length: int = field(default=64, metadata={"help": "tokens read per example"})
     arms: list[str] = field(default_factory=lambda: ["pretrained", "scratch"],
                             metadata={"help": "pretrained: start from the GPT; scratch: the same network, random"})
+    pretrained_learning_rate: float = field(default=None, metadata={
+        "help": "the pretrained arm's learning rate (GPT-1 fine-tuned gently, at a rate far below training from "
+                "scratch); default: --learning_rate, the same for both arms"})
+    lm_weight: float = field(default=0.0, metadata={
+        "help": "GPT-1's auxiliary objective: fine-tune on L_task + lm_weight x L_LM of the same speeches (the paper: "
+                "0.5); 0 = the task loss alone"})
+    eval_split: str = field(default="test", metadata={
+        "help": "the split scored: test (the claim), or validation (to choose settings without seeing test)"})
 
 
 def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
@@ -81,6 +92,10 @@ def check(s: ScriptArguments) -> str:
     cfg = Path(path) / "config.json"
     if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") != "gpt2":
         raise UserError(f"{s.model_name_or_path} is not a GPT-2 model folder", fix="use a clm run folder")
+    if s.eval_split not in ("test", "validation"):
+        raise UserError(f"--eval_split {s.eval_split!r}: not a split to score", fix="use test or validation")
+    if s.lm_weight < 0:
+        raise UserError(f"--lm_weight {s.lm_weight}: a weight of the language-model loss is >= 0", fix="use e.g. 0.5")
     bad = [a for a in s.arms if a not in ("pretrained", "scratch")]
     if bad or len(s.labels) < 2 or s.train_per_label < 1:
         raise UserError(f"bad settings: arms {s.arms}, {len(s.labels)} labels, train_per_label {s.train_per_label}",
@@ -109,7 +124,7 @@ def task_data(s: ScriptArguments, tokenizer, seed: int):
         return False
 
     train = train.filter(take, load_from_cache_file=False)
-    test = dd["test"].filter(lambda r: r[s.label_column] in index, load_from_cache_file=False)
+    test = dd[s.eval_split].filter(lambda r: r[s.label_column] in index, load_from_cache_file=False)
 
     def encode(batch):
         enc = tokenizer([t + "\n" for t in batch[s.text_column]], truncation=True, max_length=s.max_length)
@@ -122,17 +137,18 @@ def task_data(s: ScriptArguments, tokenizer, seed: int):
 def train_arm(arm: str, model_dir: str, tokenizer, train, test, s: ScriptArguments, training_args, root: Path) -> dict:
     """Fine-tune one arm in <output_dir>/<arm>; its accuracy on the test speeches and predictions.jsonl."""
     import numpy as np
-    import torch
 
     args = dataclasses.replace(training_args, output_dir=str(root / arm))
+    if arm == "pretrained" and s.pretrained_learning_rate is not None:
+        args = dataclasses.replace(args, learning_rate=s.pretrained_learning_rate)
     torch.manual_seed(args.seed)  # the same head initialisation in both arms
     model = GPT2ForSequenceClassification.from_pretrained(model_dir, num_labels=len(s.labels),
                                                           pad_token_id=tokenizer.pad_token_id)
     if arm == "scratch":  # the same network and shapes, weights drawn afresh
         torch.manual_seed(args.seed)
         model = GPT2ForSequenceClassification(model.config)
-    trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = AuxLMTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
+                           data_collator=DataCollatorWithPadding(tokenizer), lm_weight=s.lm_weight)
     result = trainer.train()
     pred = trainer.predict(test)
     guess = np.argmax(pred.predictions, axis=-1)
@@ -146,6 +162,26 @@ def train_arm(arm: str, model_dir: str, tokenizer, train, test, s: ScriptArgumen
             "train_loss": result.training_loss, "train_seconds": round(result.metrics["train_runtime"], 2)}
 
 
+class AuxLMTrainer(Trainer):
+    """GPT-1's fine-tuning loss (Radford et al. 2018, eq. 5): L3 = L2(task) + lambda * L1(language model), the
+    language-model loss on the same speeches read through the tied input embedding as the output layer (the
+    pre-trained GPT's own head). lambda = 0 is the plain Trainer."""
+
+    def __init__(self, *args, lm_weight: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lm_weight = lm_weight
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self.lm_weight or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        out = model(**inputs, output_hidden_states=True)
+        logits = out.hidden_states[-1][:, :-1] @ model.transformer.wte.weight.T   # next-token logits
+        target = inputs["input_ids"][:, 1:].masked_fill(inputs["attention_mask"][:, 1:] == 0, -100)
+        lm = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
+        loss = out.loss + self.lm_weight * lm
+        return (loss, out) if return_outputs else loss
+
+
 def majority(test) -> float:
     labels = list(test["label"])
     return max(labels.count(k) for k in set(labels)) / len(labels)
@@ -156,7 +192,7 @@ def write_card(folder, arm: str, s: ScriptArguments, accuracy: float, steps: int
         folder, title=f"GPT-1-style play classifier ({arm}), hfrepro's Transformer chapter",
         license="apache-2.0", datasets=[s.dataset], language=["en"], pipeline_tag="text-classification",
         tags=["gpt2", "semi-supervised", arm], metrics={"accuracy": accuracy, "steps": steps},
-        eval_metrics=["accuracy"], eval_dataset=s.dataset, eval_split="test",
+        eval_metrics=["accuracy"], eval_dataset=s.dataset, eval_split=s.eval_split,
         command="hfrepro gpt1 --config ../config.yaml",
         description=(f"GPT2ForSequenceClassification naming the play of a speech among {', '.join(s.labels)}, "
                      f"trained on {s.train_per_label} speeches per play by `recipes/gpt1.py` "

@@ -55,6 +55,8 @@ class ScriptArguments:
     demo_tokens: int = field(default=32, metadata={"help": "tokens of the base model's replies to training prompts"})
     eval_tokens: int = field(default=16, metadata={"help": "tokens generated per held-out reply (the rule reads "
                                                            "the opening)"})
+    eval_split: str = field(default="test", metadata={
+        "help": "test: the held-out requests the claims use; validation: as many others, to choose settings on"})
     batch_size: int = field(default=32, metadata={"help": "prompts per generation batch"})
     save_model: bool = field(default=True, metadata={"help": "save the aligned policy in the run folder"})
     # (1) SFT
@@ -82,8 +84,10 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
     config = resolved(script_args, lora_args, out_args, run_args)
     push = hub_request(out_args, default_name="hfrepro-harmless")       # fails now, not after training
     a, seed = script_args, out_args.seed
+    if a.eval_split not in ("test", "validation"):
+        raise UserError(f"--eval_split {a.eval_split!r}: not a split to score", fix="use test or validation")
     data = harmlessness.split(harmlessness.load(a.dataset), seed, a.eval_per_label, a.train_decline,
-                              a.train_answer)                            # a bad file is refused before any model
+                              a.train_answer, validation=a.eval_split == "validation")  # checked before any model
     runtime.setup(seed=seed, threads=run_args.threads)
     with runtime.Run.begin(out_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait) as run:
         if run.finished:

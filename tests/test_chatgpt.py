@@ -109,6 +109,11 @@ def test_split_is_disjoint_and_seeded():
     assert ids[0] != [r["id"] for r in b["eval"]]
     with pytest.raises(UserError, match="held out"):
         harmlessness.split(rows, 0, 150, 20, 0)
+    v = harmlessness.split(rows, 0, 8, 6, 10, validation=True)     # other held-out rows, the same training rows
+    assert [r["id"] for r in v["train"]] == ids[1]
+    assert len(v["eval"]) == 16 and not {r["id"] for r in v["eval"]} & (set(ids[0]) | set(ids[1]))
+    with pytest.raises(UserError, match="for validation"):
+        harmlessness.split(rows, 0, 70, 20, 20, validation=True)
 
 
 def test_load_refuses_a_bad_file(tmp_path):

@@ -225,6 +225,33 @@ def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
         gpt1.cli(argv[:7] + ["Hamlet", "Lear"] + argv[9:-6] + ["--output_dir", str(tmp_path / "x")])
     with pytest.raises(UserError, match="model_name_or_path"):
         gpt1.cli(["--budget", "tiny", "--output_dir", str(tmp_path / "y")])
+    with pytest.raises(UserError, match="eval_split"):
+        gpt1.cli(argv[:-6] + ["--eval_split", "train", "--output_dir", str(tmp_path / "z")])
+
+
+def test_gpt1_pretrained_arm_has_its_own_learning_rate(gpt, tok, tmp_path):
+    """--pretrained_learning_rate reaches the pretrained arm only: at 1e-12 its body stays the GPT's weights."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from hfrepro.recipes import gpt1
+
+    gpt.save_pretrained(tmp_path / "clm")
+    tok.save_pretrained(tmp_path / "clm")
+    rows = [{"text": f"{w} speaks {k}", "work": ("Hamlet", "Macbeth")[k % 2]} for k in range(40)
+            for w in ("The king", "A queen")]
+    data = tmp_path / "plays.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    gpt1.cli(["--budget", "tiny", "--model_name_or_path", str(tmp_path / "clm"), "--dataset", str(data),
+              "--labels", "Hamlet", "Macbeth", "--train_per_label", "10", "--max_steps", "5",
+              "--pretrained_learning_rate", "1e-12", "--output_dir", str(tmp_path / "gpt1"), "--threads", "1",
+              "--disable_tqdm", "true"])
+    base = load_file(tmp_path / "clm" / "model.safetensors")
+    for arm, same in (("pretrained", True), ("scratch", False)):
+        tuned = load_file(tmp_path / "gpt1" / arm / "model.safetensors")
+        w = "transformer.h.0.attn.c_attn.weight"
+        assert torch.allclose(tuned[w], base[w], atol=1e-9) is same, arm   # Adam moves each weight ~lr a step
 
 
 def test_lstm_recipe_takes_a_cell(tmp_path):
@@ -255,3 +282,29 @@ def test_tokenize_command(tok, tmp_path):
     assert "tokens/char" in r.stdout and "왕 3" in r.stdout
     r = run_cli("tokenize", "--tokenizer", tmp_path / "nope", "--text", "x")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_gpt1_auxiliary_loss_is_task_plus_lambda_times_the_lm_loss(gpt, tok, tmp_path):
+    """GPT-1's eq. 5 in AuxLMTrainer: the loss is the classifier's plus lambda x the LM head's next-token loss."""
+    from transformers import GPT2ForSequenceClassification, TrainingArguments
+
+    from hfrepro.recipes.gpt1 import AuxLMTrainer
+
+    gpt.save_pretrained(tmp_path / "clm")
+    clf = GPT2ForSequenceClassification.from_pretrained(tmp_path / "clm", num_labels=2,
+                                                        pad_token_id=tok.pad_token_id).train()
+    for m in clf.modules():  # training mode (the auxiliary loss is a training loss), without dropout's noise
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    rows = [tok("the king speaks to the night")["input_ids"], tok("a queen")["input_ids"]]
+    n = max(map(len, rows))
+    ids = torch.tensor([r + [tok.pad_token_id] * (n - len(r)) for r in rows])
+    assert (ids == tok.pad_token_id).any()     # the second row is padded: the LM loss must skip its padding
+    mask = (ids != tok.pad_token_id).long()
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 1])}
+    args = TrainingArguments(output_dir=str(tmp_path / "t"), report_to="none", use_cpu=True)
+    task = AuxLMTrainer(model=clf, args=args, lm_weight=0.0).compute_loss(clf, batch)
+    both = AuxLMTrainer(model=clf, args=args, lm_weight=0.5).compute_loss(clf, batch)
+    lm = gpt(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss   # eval mode
+    assert both.item() == pytest.approx(task.item() + 0.5 * lm.item(), rel=1e-5)
+    assert both.item() > task.item()

@@ -67,18 +67,24 @@ def load(name: str | Path = "harmlessness") -> list[dict]:
     return rows
 
 
-def split(rows: Sequence[dict], seed: int, n_eval: int, n_decline: int, n_answer: int) -> dict[str, list[dict]]:
+def split(rows: Sequence[dict], seed: int, n_eval: int, n_decline: int, n_answer: int,
+          validation: bool = False) -> dict[str, list[dict]]:
     """Held-out: `n_eval` rows of each label; train: the next `n_decline` / `n_answer`. The seed shuffles
-    each label's rows first, so every seed holds out different requests."""
+    each label's rows first, so every seed holds out different requests. `validation`: the held-out rows are
+    instead the `n_eval` of each label after the training ones (the same training rows; settings are chosen
+    there, never on the held-out rows the claims use)."""
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {"eval": [], "train": []}
     for label, n_train in (("decline", n_decline), ("answer", n_answer)):
         mine = [r for r in rows if r["label"] == label]
         rng.shuffle(mine)
-        if len(mine) < n_eval + n_train:
-            raise UserError(f"{len(mine)} `{label}` rows, but {n_eval} held out + {n_train} for training asked",
+        need = n_eval + n_train + (n_eval if validation else 0)
+        if len(mine) < need:
+            raise UserError(f"{len(mine)} `{label}` rows, but {n_eval} held out + {n_train} for training"
+                            + (f" + {n_eval} for validation" if validation else "") + " asked",
                             fix="lower --eval_per_label / --train_decline / --train_answer")
-        out["eval"] += mine[:n_eval]
+        start = n_eval + n_train if validation else 0
+        out["eval"] += mine[start:start + n_eval]
         out["train"] += mine[n_eval:n_eval + n_train]
     return out
 
