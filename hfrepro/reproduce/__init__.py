@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--stages", default=",".join(names),
                    help=f"comma-separated subset of: {', '.join(names)} (default: all)")
     p.add_argument("--budget", default="default", choices=BUDGET_NAMES,
-                   help="tiny: CI-sized smoke run; default: <=15 min on 2 CPU cores; full: for a GPU machine")
+                   help="tiny: CI-sized smoke run; default: the 2-CPU-core run (target <= 20 min, <= 6 GB; README "
+                        "gives the measured time); full: for a GPU machine")
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<budget>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
