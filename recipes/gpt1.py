@@ -124,6 +124,9 @@ def task_data(s: ScriptArguments, tokenizer, seed: int):
         return False
 
     train = train.filter(take, load_from_cache_file=False)
+    if s.eval_split not in dd:
+        raise UserError(f"{s.dataset} has no {s.eval_split!r} split (it has: {', '.join(dd)})",
+                        fix="score --eval_split test, or give a dataset with that split")
     test = dd[s.eval_split].filter(lambda r: r[s.label_column] in index, load_from_cache_file=False)
 
     def encode(batch):

@@ -227,6 +227,14 @@ def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
         gpt1.cli(["--budget", "tiny", "--output_dir", str(tmp_path / "y")])
     with pytest.raises(UserError, match="eval_split"):
         gpt1.cli(argv[:-6] + ["--eval_split", "train", "--output_dir", str(tmp_path / "z")])
+    # a saved dataset without that split
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"train": Dataset.from_list(rows), "test": Dataset.from_list(rows[:20])}).save_to_disk(tmp_path / "d")
+    k = argv.index("--dataset")
+    with pytest.raises(UserError, match="no 'validation' split"):
+        gpt1.cli(argv[:k + 1] + [str(tmp_path / "d")] + argv[k + 2:-6]
+                 + ["--eval_split", "validation", "--output_dir", str(tmp_path / "v")])
 
 
 def test_gpt1_pretrained_arm_has_its_own_learning_rate(gpt, tok, tmp_path):
