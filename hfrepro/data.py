@@ -61,8 +61,14 @@ def load(name: str, seed: int | None = None, split: str | None = None,
         return dd
     if split == "all":
         return _concat(dd)
+    return pick_split(dd, name, split, fix=f"use one of: {', '.join(dd)} or all")
+
+
+def pick_split(dd, name: str, split: str, fix: str | None = None):
+    """`dd[split]`, or one clear message naming the splits the dataset has."""
     if split not in dd:
-        raise UserError(f"dataset {name!r} has no split {split!r}", fix=f"use one of: {', '.join(dd)} or all")
+        raise UserError(f"dataset {name!r} has no {split!r} split (it has: {', '.join(dd)})",
+                        fix=fix or f"use one of: {', '.join(dd)}")
     return dd[split]
 
 

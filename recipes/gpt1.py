@@ -124,10 +124,9 @@ def task_data(s: ScriptArguments, tokenizer, seed: int):
         return False
 
     train = train.filter(take, load_from_cache_file=False)
-    if s.eval_split not in dd:
-        raise UserError(f"{s.dataset} has no {s.eval_split!r} split (it has: {', '.join(dd)})",
-                        fix="score --eval_split test, or give a dataset with that split")
-    test = dd[s.eval_split].filter(lambda r: r[s.label_column] in index, load_from_cache_file=False)
+    test = data.pick_split(dd, s.dataset, s.eval_split,
+                           fix="score --eval_split test, or give a dataset with that split")
+    test = test.filter(lambda r: r[s.label_column] in index, load_from_cache_file=False)
 
     def encode(batch):
         enc = tokenizer([t + "\n" for t in batch[s.text_column]], truncation=True, max_length=s.max_length)
