@@ -13,8 +13,8 @@ Task: one-word answers to questions built from the questions-words analogy pairs
 Greece?" -> "Athens"), data_cards/qw-prefs.md; or your own pairs in TRL's preference format.
 
 Usage:
-    hfrepro rlhf                                     # recipes/configs/rlhf/default.yaml: SFT -> RM -> PPO
-    hfrepro rlhf --algo ladder                       # REINFORCE, RLOO, A2C, PPO on the same SFT + RM
+    hfrepro rlhf                                     # recipes/configs/rlhf/default.yaml: SFT -> RM -> the ladder
+                                                     # (REINFORCE, RLOO, A2C, PPO on the same SFT + RM)
     hfrepro rlhf --budget tiny                       # a smoke run
     hfrepro rlhf --algo ppo                          # PPO alone
     hfrepro rlhf --algo all                          # REINFORCE, RLOO, A2C, PPO, GRPO, DPO on one SFT + reward model
@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 import yaml
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, set_seed
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
 
 from hfrepro import runtime
@@ -333,7 +333,9 @@ def policy_gradient(step: Step, algo: str, prompts: list[dict], sft_dir: Path, r
             disable_tqdm=True)
         policy = load_policy(sft_dir, tok)
         reference = None if step.lora.lora_r else load_frozen(sft_dir, tok)  # with LoRA: the adapter switched off
-        torch.manual_seed(step.seed)  # the adapter's initialisation: the same for every algorithm
+        # The adapter's initialisation and the minibatch shuffles: the same for every algorithm, whichever rungs
+        # ran before it in this invocation (or in an earlier one that trained SFT and the reward model).
+        set_seed(step.seed)
         trainer = PPOTrainer(args=training_args, processing_class=tok, model=policy, ref_model=reference,
                              reward_model=load_frozen(rm_dir, tok, kind="scorer"), run=run,
                              train_dataset=[encode_prompt(tok, r["prompt"]) for r in prompts],

@@ -286,6 +286,21 @@ def test_other_algorithms_reuse_sft_and_reward_model(ppo_run, tiny_model, tmp_pa
         assert (out / algo / "model.safetensors").is_file() and not (out / algo / "adapter_config.json").exists()
 
 
+def test_ppo_alone_equals_the_ladders_last_rung(ppo_run, tiny_model, tmp_path):
+    """PPO after REINFORCE, RLOO and A2C in one invocation learns exactly what PPO alone learns from the same SFT
+    and reward model: each rung starts from the seed, not from the random streams the rungs before it used."""
+    from hfrepro.runtime import read_log
+    src, _ = ppo_run
+    out = tmp_path / "run"
+    _copy_steps(src, out, ("sft", "reward"))
+    rlhf(tiny_argv(out, tiny_model, algo="ppo"))
+    keys = ("reward", "kl", "policy_loss", "value_loss", "grad_var")
+    alone, ladder = read_log(out / "ppo" / "log.jsonl"), read_log(src / "ppo" / "log.jsonl")
+    assert len(alone) == len(ladder) >= 2
+    for a, b in zip(alone, ladder):
+        assert {k: a.get(k) for k in keys} == pytest.approx({k: b.get(k) for k in keys}, rel=1e-5, abs=1e-7)
+
+
 def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypatch):
     """The recipe killed right after PPO's checkpoint of update 2: the same command again continues from it,
     and logs what an uninterrupted run logs."""

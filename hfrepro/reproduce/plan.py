@@ -105,8 +105,8 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
           expected_s={"tiny": 45, "default": 293, "full": 1800}),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
           expected_s={"tiny": 30, "default": 61, "full": 1200}),
-    Stage("rlhf", "RLHF (SFT, reward model, PPO)",
-          expected_s={"tiny": 45, "default": 345, "full": 3600}),
+    Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",
+          expected_s={"tiny": 45, "default": 571, "full": 3600}),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
           expected_s={"tiny": 30, "default": 212, "full": 1200}),
 ]

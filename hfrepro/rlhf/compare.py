@@ -99,8 +99,9 @@ def smooth(ys: list[float], alpha: float = 0.5) -> list[float]:
 
 # The line under curves.png in Markdown (REPORT.md): what to look at.
 CURVES_CAPTION = ("Look at: the reward (left) rising; exact match (second), which no model judged, rising with it "
-                  "or not; the KL (third) under the red bound; with `--algo ladder`, REINFORCE's gradient variance "
-                  "(right) above the others' (dots: each update, lines: smoothed).")
+                  "or not; the KL (third) under the red bound; in the ladder, the gradient variance (right) of "
+                  "REINFORCE against RLOO's baseline and the critic of A2C and PPO (dots: each update, lines: "
+                  "smoothed).")
 
 
 def plot_curves(out: Path) -> Path | None:
