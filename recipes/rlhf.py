@@ -19,6 +19,7 @@ Usage:
     hfrepro rlhf --algo ppo                          # PPO alone
     hfrepro rlhf --algo all                          # REINFORCE, RLOO, A2C, PPO, GRPO, DPO on one SFT + reward model
     hfrepro rlhf --algo grpo --output_dir runs/rlhf  # adds GRPO to an earlier run (reuses SFT and reward model)
+    hfrepro rlhf --eval_split validation --output_dir runs/rlhf-val   # choose settings on the validation prompts
     hfrepro rlhf --dataset my_prefs.jsonl            # your pairs: prompt/chosen/rejected (+ answer) per line
     python recipes/rlhf.py --rl_steps 24             # the same code
     accelerate launch --config_file recipes/accelerate/cpu_2proc.yaml recipes/rlhf.py   # 2 CPU processes
@@ -40,6 +41,7 @@ from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, Re
 
 from hfrepro import runtime
 from hfrepro.config import OutputArguments, RunArguments, load_yaml, parse_args, resolved
+from hfrepro.data import pick_split
 from hfrepro.errors import UserError, run_main
 from hfrepro.fsutil import atomic_write_text, read_json
 from hfrepro.hub import hub_request, push_folder
@@ -85,6 +87,9 @@ class ScriptArguments:
     pairs_per_prompt: int = field(default=2, metadata={"help": "rejected answers per prompt (embedded task)"})
     eval_prompts: int = field(default=48, metadata={"help": "held-out prompts evaluated (0: all of the test split)"})
     eval_samples: int = field(default=4, metadata={"help": "sampled answers per held-out prompt (reward, KL)"})
+    eval_split: str = field(default="test", metadata={
+        "help": "test: the held-out prompts and pairs the claims use; validation: others (the embedded task's 10%), "
+                "to choose settings on without touching the test split"})
     eval_algos: str = field(default="all", metadata={
         "help": "the trained policies evaluated on the held-out prompts: all, or a comma list (the SFT policy "
                 "always is; the ladder's table also reads every algorithm's training rollouts)"})
@@ -151,6 +156,8 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
     if output_args.resume_from_checkpoint not in (None, "", "true", "True"):
         raise UserError("--resume_from_checkpoint names one checkpoint, and this recipe runs several steps",
                         fix="leave it out: each step resumes from its own last checkpoint by itself")
+    if script_args.eval_split not in ("test", "validation"):
+        raise UserError(f"--eval_split {script_args.eval_split!r}: not a split to score", fix="use test or validation")
     runtime.setup(seed=output_args.seed, threads=run_args.threads)
     out = Path(output_args.output_dir)
     lock = take_folder(out, config, run_args.wait)  # one invocation per folder at a time
@@ -160,13 +167,15 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
         data = load_preferences(script_args.dataset, seed=output_args.seed,
                                 pairs_per_prompt=script_args.pairs_per_prompt)
         prompts = unique_prompts(data["train"])
-        eval_rows = unique_prompts(held_out(data))[: script_args.eval_prompts or None]
+        scored = held_out(data) if script_args.eval_split == "test" else pick_split(
+            data, script_args.dataset, "validation", fix="score --eval_split test, or give a dataset with that split")
+        eval_rows = unique_prompts(scored)[: script_args.eval_prompts or None]
         step = Step(script_args, lora_args, output_args.seed, run_args, config, tok, out)
 
         # (1) SFT, (2) the reward model, initialised from the SFT model.
         sft_dir = supervised_fine_tuning(step, demonstrations(prompts[: script_args.sft_examples]))
         rm_init = sft_dir if script_args.rm_init == "sft" else resolve(script_args.model_name_or_path)
-        rm_dir = reward_model(step, data["train"], held_out(data), rm_init)
+        rm_dir = reward_model(step, data["train"], scored, rm_init)
 
         # (3) RL against the reward model; each policy evaluated on the same held-out prompts as the SFT policy.
         evaluation = dict(reward_model=rm_dir, tok=tok, rows=eval_rows, temperature=script_args.temperature,
@@ -227,6 +236,8 @@ class Step:
 
     def begin(self, name: str, keys: tuple[str, ...], **extra) -> runtime.Run:
         cfg = {**{k: self.config[k] for k in keys if k in self.config}, **extra}
+        if self.config.get("eval_split", "test") != "test":  # a validation run never shares a step with a test run
+            cfg["eval_split"] = self.config["eval_split"]
         return runtime.Run.begin(self.out / name, cfg, overwrite=self.run_args.overwrite, wait=self.run_args.wait)
 
     def peft_config(self, model, layers: int = 0):
@@ -304,7 +315,8 @@ def reward_model(step: Step, train_pairs, test_pairs, init: str | Path) -> Path:
                                 processing_class=tok, callbacks=run.callbacks())
         result = trainer.train(resume_from_checkpoint=run.resume_from)
         trainer.save_model()
-        metrics = run.finish(reward_metrics(trainer, result, tok, train_ids, test_ids, run.path))
+        metrics = run.finish({**reward_metrics(trainer, result, tok, train_ids, test_ids, run.path),
+                              "rm_eval_split": args.eval_split})
         if run.is_main:
             write_card(run.path, "reward", metrics, run.config, resolve(args.model_name_or_path), COMMAND)
             print(f"[rlhf] reward model: {describe(metrics)}", flush=True)

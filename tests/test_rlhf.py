@@ -85,6 +85,23 @@ def test_user_preference_files_are_checked(tmp_path):
 
 # --- pitfalls: pad token, reward read at EOS, separate reference ------------------------------------------
 
+def test_user_files_keep_a_prompts_pairs_in_one_split(tmp_path):
+    """A file with several pairs per prompt: every pair of a prompt lands in one split, so no held-out prompt is
+    trained on (the rows used to be split one by one)."""
+    from hfrepro.rlhf.prefs import load_preferences
+
+    rows = [{"prompt": f"Question {i}?", "chosen": "yes", "rejected": r}
+            for i in range(30) for r in ("no", "maybe", "never")]
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dd = load_preferences(str(f), seed=0)
+    seen = {s: set(dd[s]["prompt"]) for s in ("train", "validation", "test")}
+    assert sum(len(dd[s]) for s in dd) == 90 and all(seen.values())
+    assert not seen["train"] & seen["test"] and not seen["train"] & seen["validation"]
+    assert not seen["validation"] & seen["test"]
+    assert "_prompt_key" not in dd["train"].column_names
+
+
 def test_pad_differs_from_eos_and_reward_is_read_at_eos(tiny_model):
     import torch
 
@@ -254,7 +271,9 @@ def test_stage_section_decides_the_claims_from_the_run_folder(ppo_run):
     top = max([r["kl"] for r in read_log_rows(out / "ppo" / "log.jsonl")] + [sum(r["kl"] for r in ev) / len(ev)])
     assert kl.estimate == pytest.approx(top) and not kl.higher
     assert "| sft (reference) |" in res.markdown and "](rlhf/curves.png)" in res.markdown
-    assert "| reinforce |" in res.markdown and res.metrics["ppo_eval"]["prompts"] == 4
+    from hfrepro.rlhf.prefs import load_preferences, unique_prompts
+    test_prompts = len(unique_prompts(load_preferences(str(PREFS), seed=0)["test"]))  # whole prompts held out
+    assert "| reinforce |" in res.markdown and res.metrics["ppo_eval"]["prompts"] == min(4, test_prompts) >= 2
 
 
 def read_log_rows(path):
@@ -299,6 +318,32 @@ def test_ppo_alone_equals_the_ladders_last_rung(ppo_run, tiny_model, tmp_path):
     assert len(alone) == len(ladder) >= 2
     for a, b in zip(alone, ladder):
         assert {k: a.get(k) for k in keys} == pytest.approx({k: b.get(k) for k in keys}, rel=1e-5, abs=1e-7)
+
+
+def test_eval_split_validation_scores_other_prompts(ppo_run, tiny_model, tmp_path):
+    """--eval_split validation: the policies and the reward model are scored on the validation prompts and pairs,
+    none of them a test prompt, and its steps are never reused by (or from) a test run."""
+    from hfrepro.config import load_yaml
+    from hfrepro.fsutil import read_json
+    from hfrepro.rlhf.prefs import load_preferences
+
+    src, _ = ppo_run
+    out = tmp_path / "val"
+    rlhf(tiny_argv(out, tiny_model, algo="ppo", rl_steps=1, eval_split="validation"))
+    prompts = lambda run: {json.loads(x)["prompt"]  # noqa: E731
+                           for x in (run / "sft" / "eval_samples.jsonl").read_text().splitlines()}
+    assert prompts(out) and not prompts(out) & prompts(src)
+    splits = load_preferences(str(PREFS), seed=0)
+    assert read_json(out / "reward" / "metrics.json")["rm_test_pairs"] == len(splits["validation"])
+    assert read_json(src / "reward" / "metrics.json")["rm_test_pairs"] == len(splits["test"])
+    assert load_yaml(out / "sft" / "config.yaml")["eval_split"] == "validation"
+    assert "eval_split" not in load_yaml(src / "sft" / "config.yaml")  # test runs keep their step configs
+    _copy_steps(src, tmp_path / "mixed", ("sft",))
+    with pytest.raises(UserError, match="different config"):
+        rlhf(tiny_argv(tmp_path / "mixed", tiny_model, algo="ppo", eval_split="validation"))
+    with pytest.raises(UserError, match="--eval_split 'train'"):
+        rlhf(tiny_argv(tmp_path / "bad", tiny_model, eval_split="train"))
+    assert not (tmp_path / "bad").exists()  # refused before the run folder or any model
 
 
 def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypatch):

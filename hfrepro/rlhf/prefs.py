@@ -210,7 +210,7 @@ def load_preferences(name: str, seed: int = 0, pairs_per_prompt: int = 2):
         from datasets import Dataset
         rows = data.read_jsonl(p)
         check_preferences(rows, str(p))
-        return split_dataset(Dataset.from_list(rows), seed)
+        return split_by_prompt(Dataset.from_list(rows), seed)
     dd = data.load(name, seed=seed)
     for split in dd:
         check_preferences(dd[split], f"{name} ({split})")
@@ -253,6 +253,15 @@ def tokenize_pairs(ds, tok):
 def without_prompt_len(ds):
     """The pairs as TRL's RewardTrainer takes them (prompt_len, for hfrepro's scoring, dropped)."""
     return ds.remove_columns(["prompt_len"]) if "prompt_len" in ds.column_names else ds
+
+
+def split_by_prompt(ds, seed: int):
+    """Seeded train/validation/test split (80/10/10 of the pairs) that keeps every pair of one prompt in one split:
+    a held-out prompt is never seen in SFT, reward modelling or RL, however many pairs a file gives it."""
+    import json
+
+    keyed = ds.add_column("_prompt_key", [json.dumps(p, sort_keys=True) for p in ds["prompt"]])
+    return split_dataset(keyed, seed, group_by="_prompt_key").remove_columns("_prompt_key")
 
 
 def held_out(dd):
