@@ -64,6 +64,13 @@ def load(name: str, seed: int | None = None, split: str | None = None,
     return pick_split(dd, name, split, fix=f"use one of: {', '.join(dd)} or all")
 
 
+def check_eval_split(split: str) -> None:
+    """A recipe's --eval_split: `test` (the held-out items the claims use) or `validation` (others, to choose
+    settings on); anything else is refused before any data or model loads."""
+    if split not in ("test", "validation"):
+        raise UserError(f"--eval_split {split!r}: not a split to score", fix="use test or validation")
+
+
 def pick_split(dd, name: str, split: str, fix: str | None = None):
     """`dd[split]`, or one clear message naming the splits the dataset has."""
     if split not in dd:

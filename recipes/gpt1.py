@@ -92,8 +92,7 @@ def check(s: ScriptArguments) -> str:
     cfg = Path(path) / "config.json"
     if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") != "gpt2":
         raise UserError(f"{s.model_name_or_path} is not a GPT-2 model folder", fix="use a clm run folder")
-    if s.eval_split not in ("test", "validation"):
-        raise UserError(f"--eval_split {s.eval_split!r}: not a split to score", fix="use test or validation")
+    data.check_eval_split(s.eval_split)
     if s.lm_weight < 0:
         raise UserError(f"--lm_weight {s.lm_weight}: a weight of the language-model loss is >= 0", fix="use e.g. 0.5")
     bad = [a for a in s.arms if a not in ("pretrained", "scratch")]

@@ -36,6 +36,7 @@ from hfrepro.chatgpt import align, harmlessness, refusal
 from hfrepro.chatgpt.plots import rates_figure
 from hfrepro.chatgpt.replies import reply_all
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
+from hfrepro.data import check_eval_split
 from hfrepro.errors import UserError, run_main
 from hfrepro.finetune.sft import assistant_only
 from hfrepro.fsutil import atomic_write_text
@@ -84,8 +85,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
     config = resolved(script_args, lora_args, out_args, run_args)
     push = hub_request(out_args, default_name="hfrepro-harmless")       # fails now, not after training
     a, seed = script_args, out_args.seed
-    if a.eval_split not in ("test", "validation"):
-        raise UserError(f"--eval_split {a.eval_split!r}: not a split to score", fix="use test or validation")
+    check_eval_split(a.eval_split)
     data = harmlessness.split(harmlessness.load(a.dataset), seed, a.eval_per_label, a.train_decline,
                               a.train_answer, validation=a.eval_split == "validation")  # checked before any model
     runtime.setup(seed=seed, threads=run_args.threads)

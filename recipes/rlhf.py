@@ -41,7 +41,7 @@ from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer, RewardConfig, Re
 
 from hfrepro import runtime
 from hfrepro.config import OutputArguments, RunArguments, load_yaml, parse_args, resolved
-from hfrepro.data import pick_split
+from hfrepro.data import check_eval_split, pick_split
 from hfrepro.errors import UserError, run_main
 from hfrepro.fsutil import atomic_write_text, read_json
 from hfrepro.hub import hub_request, push_folder
@@ -156,8 +156,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
     if output_args.resume_from_checkpoint not in (None, "", "true", "True"):
         raise UserError("--resume_from_checkpoint names one checkpoint, and this recipe runs several steps",
                         fix="leave it out: each step resumes from its own last checkpoint by itself")
-    if script_args.eval_split not in ("test", "validation"):
-        raise UserError(f"--eval_split {script_args.eval_split!r}: not a split to score", fix="use test or validation")
+    check_eval_split(script_args.eval_split)
     runtime.setup(seed=output_args.seed, threads=run_args.threads)
     out = Path(output_args.output_dir)
     lock = take_folder(out, config, run_args.wait)  # one invocation per folder at a time

@@ -22,6 +22,7 @@ an optional `answer` column enables the independent exact-match metric.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import defaultdict
@@ -258,8 +259,6 @@ def without_prompt_len(ds):
 def split_by_prompt(ds, seed: int):
     """Seeded train/validation/test split (80/10/10 of the pairs) that keeps every pair of one prompt in one split:
     a held-out prompt is never seen in SFT, reward modelling or RL, however many pairs a file gives it."""
-    import json
-
     keyed = ds.add_column("_prompt_key", [json.dumps(p, sort_keys=True) for p in ds["prompt"]])
     return split_dataset(keyed, seed, group_by="_prompt_key").remove_columns("_prompt_key")
 
