@@ -50,14 +50,15 @@ class ScriptArguments:
         "aliases": ["--model"], "help": "the chat model to align: embedded name, folder or Hub id"})
     dataset: str = field(default="harmlessness", metadata={
         "help": "harmlessness (shipped) or a JSONL file of {prompt, label: decline|answer, category}"})
-    eval_per_label: int = field(default=32, metadata={"help": "held-out requests of each label"})
+    eval_per_label: int = field(default=64, metadata={"help": "held-out requests of each label"})
     train_decline: int = field(default=32, metadata={"help": "training requests to decline"})
-    train_answer: int = field(default=48, metadata={"help": "benign training requests"})
+    train_answer: int = field(default=64, metadata={"help": "benign training requests"})
     demo_tokens: int = field(default=32, metadata={"help": "tokens of the base model's replies to training prompts"})
     eval_tokens: int = field(default=16, metadata={"help": "tokens generated per held-out reply (the rule reads "
                                                            "the opening)"})
     eval_split: str = field(default="test", metadata={
-        "help": "test: the held-out requests the claims use; validation: as many others, to choose settings on"})
+        "help": "test: the held-out requests the claims use; validation: up to as many others (those after the "
+                "training ones), to choose settings on"})
     batch_size: int = field(default=32, metadata={"help": "prompts per generation batch"})
     save_model: bool = field(default=True, metadata={"help": "save the aligned policy in the run folder"})
     # (1) SFT

@@ -109,10 +109,10 @@ class ScriptArguments:
     rm_trainable_layers: int = field(default=4, metadata={"help": "top blocks trained (0: all)"})
     # (3) RL: the ladder (REINFORCE, RLOO, A2C, PPO) and GRPO; DPO: steps, batch, learning rate
     rl_steps: int = field(default=10, metadata={"help": "policy updates"})
-    rl_batch_size: int = field(default=16, metadata={"help": "sampled responses per update and process"})
+    rl_batch_size: int = field(default=32, metadata={"help": "sampled responses per update and process"})
     rl_micro_batch_size: int = field(default=4, metadata={
         "help": "responses per forward/backward pass; the ladder's gradient variance is measured across these"})
-    rl_learning_rate: float = field(default=3e-4)
+    rl_learning_rate: float = field(default=1.5e-4)
     kl_coef: float = field(default=0.05, metadata={"help": "KL penalty (PPO kl_coef, RLOO/GRPO beta)"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature in RL and evaluation"})
     max_new_tokens: int = field(default=8, metadata={"help": "response length limit"})

@@ -112,8 +112,11 @@ def test_split_is_disjoint_and_seeded():
     v = harmlessness.split(rows, 0, 8, 6, 10, validation=True)     # other held-out rows, the same training rows
     assert [r["id"] for r in v["train"]] == ids[1]
     assert len(v["eval"]) == 16 and not {r["id"] for r in v["eval"]} & (set(ids[0]) | set(ids[1]))
+    v = harmlessness.split(rows, 0, 64, 32, 64, validation=True)   # 150 benign: 22 left after 64 + 64
+    assert sum(r["label"] == "answer" for r in v["eval"]) == 150 - 128
+    assert sum(r["label"] == "decline" for r in v["eval"]) == 64
     with pytest.raises(UserError, match="for validation"):
-        harmlessness.split(rows, 0, 70, 20, 20, validation=True)
+        harmlessness.split(rows, 0, 70, 20, 80, validation=True)
 
 
 def test_load_refuses_a_bad_file(tmp_path):

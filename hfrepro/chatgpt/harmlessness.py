@@ -71,17 +71,16 @@ def split(rows: Sequence[dict], seed: int, n_eval: int, n_decline: int, n_answer
           validation: bool = False) -> dict[str, list[dict]]:
     """Held-out: `n_eval` rows of each label; train: the next `n_decline` / `n_answer`. The seed shuffles
     each label's rows first, so every seed holds out different requests. `validation`: the held-out rows are
-    instead the `n_eval` of each label after the training ones (the same training rows; settings are chosen
-    there, never on the held-out rows the claims use)."""
+    instead those of each label after the training ones, at most `n_eval` (the same training rows; settings are
+    chosen there, never on the held-out rows the claims use)."""
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {"eval": [], "train": []}
     for label, n_train in (("decline", n_decline), ("answer", n_answer)):
         mine = [r for r in rows if r["label"] == label]
         rng.shuffle(mine)
-        need = n_eval + n_train + (n_eval if validation else 0)
-        if len(mine) < need:
+        if len(mine) < n_eval + n_train + (1 if validation else 0):
             raise UserError(f"{len(mine)} `{label}` rows, but {n_eval} held out + {n_train} for training"
-                            + (f" + {n_eval} for validation" if validation else "") + " asked",
+                            + (" + at least 1 for validation" if validation else "") + " asked",
                             fix="lower --eval_per_label / --train_decline / --train_answer")
         start = n_eval + n_train if validation else 0
         out["eval"] += mine[start:start + n_eval]

@@ -129,8 +129,9 @@ def plot_curves(out: Path) -> Path | None:
             ax.set_yscale("log")
         ax.set(title=title, xlabel="update")
         ax.legend(fontsize=7)
-    fig.suptitle("Look at: REINFORCE's gradient variance above the others'; reward and exact match rising "
-                 "together; KL under the red bound (dots: each update, lines: smoothed)", fontsize=9)
+    fig.suptitle("Look at: whether RLOO's baseline and A2C's and PPO's critic put the gradient variance below "
+                 "REINFORCE's; reward and exact match rising together; KL under the red bound (dots: each update, "
+                 "lines: smoothed)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out / "curves.png")
 
