@@ -2,9 +2,13 @@
 trained from scratch on the task alone, the same steps (Radford et al. 2018).
 
 Pre-training (unsupervised) is the stage-2 GPT: next-token prediction on the training speeches of Shakespeare's
-plays, no labels. Fine-tuning (supervised): `GPT2ForSequenceClassification` reads a speech and names the play
-it comes from, among a few plays (the dataset's `work` column), from `train_per_label` labelled speeches per
-play; the head is a linear layer on the last token's vector. Both arms have the same architecture, tokenizer,
+plays, no labels. Fine-tuning (supervised): `GPT2ForSequenceClassification` reads a speech and tells whether its
+words are in the order written or shuffled (`--task order`, the default: the first `max_words` words of speeches
+of `min_words` or more, half of them shuffled, so both classes hold the same words and only their order, which
+pre-training read, tells them apart: GPT-1's CoLA, grammatical acceptability, in small), or names the play it comes
+from among a few plays (`--task play`, the dataset's `work` column: a play's names and words give much of the
+answer away), from `train_per_label` labelled speeches per class; the head is a linear layer on the last token's
+vector. Both arms have the same architecture, tokenizer,
 data, optimizer, steps and seed; only the starting weights differ: the pretrained GPT's, or random ones. Both
 are scored on every held-out (test-split) speech of those plays; `predictions.jsonl` of each arm holds one
 line per test speech, so the two can be compared item by item (a paired bootstrap: `hfrepro reproduce`).
@@ -12,7 +16,7 @@ line per test speech, so the two can be compared item by item (a paired bootstra
 Usage:
     hfrepro gpt1 --model_name_or_path runs/clm                 # recipes/configs/gpt1/default.yaml
     hfrepro gpt1 --model_name_or_path runs/clm --train_per_label 50 --output_dir runs/gpt1-50
-    hfrepro gpt1 --model_name_or_path runs/clm --labels Hamlet Macbeth --output_dir runs/gpt1-2
+    hfrepro gpt1 --model_name_or_path runs/clm --task play --labels Hamlet Macbeth --output_dir runs/gpt1-2
     hfrepro gpt1 --model_name_or_path runs/clm --lm_weight 0.5 --eval_split validation --output_dir runs/gpt1-aux
         # GPT-1's auxiliary language-model loss, scored on the validation split (to choose settings on)
 """
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from datasets import Dataset, DatasetDict
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -56,12 +61,20 @@ class ScriptArguments:
     lm_weight: float = field(default=0.0, metadata={
         "help": "GPT-1's auxiliary objective: fine-tune on L_task + lm_weight x L_LM of the same speeches (the paper: "
                 "0.5); 0 = the task loss alone"})
+    task: str = field(default="play", metadata={
+        "help": "play: name the play a speech comes from (its words give much away); order: is the speech's word "
+                "order as written, or are its words shuffled (both classes have the same words: only the order, "
+                "which the pre-trained GPT has read, tells them apart; GPT-1's CoLA in small)"})
+    min_words: int = field(default=12, metadata={"help": "order task: speeches with at least this many words"})
+    max_words: int = field(default=24, metadata={"help": "order task: the first this many words of a speech"})
     eval_split: str = field(default="test", metadata={
         "help": "the split scored: test (the claim), or validation (to choose settings without seeing test)"})
 
 
 def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
     model_dir = check(script_args)
+    if script_args.task == "order":  # its two classes
+        script_args.labels = list(ORDER_LABELS)
     config = resolved(script_args, training_args, run_args)
     runtime.setup(seed=training_args.seed, threads=run_args.threads)
     runtime.cpu_sane(training_args)
@@ -93,6 +106,11 @@ def check(s: ScriptArguments) -> str:
     if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") != "gpt2":
         raise UserError(f"{s.model_name_or_path} is not a GPT-2 model folder", fix="use a clm run folder")
     data.check_eval_split(s.eval_split)
+    if s.task not in TASKS:
+        raise UserError(f"--task {s.task!r} is not a task", fix=f"use one of: {', '.join(TASKS)}")
+    if s.task == "order" and not 2 <= s.min_words <= s.max_words:
+        raise UserError(f"--min_words {s.min_words} --max_words {s.max_words}: need 2 <= min_words <= max_words",
+                        fix="e.g. --min_words 12 --max_words 24")
     if s.lm_weight < 0:
         raise UserError(f"--lm_weight {s.lm_weight}: a weight of the language-model loss is >= 0", fix="use e.g. 0.5")
     bad = [a for a in s.arms if a not in ("pretrained", "scratch")]
@@ -102,11 +120,20 @@ def check(s: ScriptArguments) -> str:
     return path
 
 
+TASKS = ("play", "order")
+TASK_NAMES = {"play": "play", "order": "word-order"}
+TASK_TEXT = {"play": "naming the play of a speech among {labels}",
+             "order": "telling a speech's words as written from the same words shuffled"}
+ORDER_LABELS = ["shuffled", "as written"]
+
+
 def task_data(s: ScriptArguments, tokenizer, seed: int):
     """(train, test) datasets of input_ids + label: each speech + newline, as the GPT read text in pre-training."""
     import numpy as np
 
     dd = data.load(s.dataset)
+    if s.task == "order":
+        dd = order_task(dd, s, seed)
     index = {name: k for k, name in enumerate(s.labels)}
     missing = [x for x in s.labels if x not in set(dd["train"][s.label_column])]
     if missing:
@@ -133,6 +160,34 @@ def task_data(s: ScriptArguments, tokenizer, seed: int):
 
     return (train.map(encode, batched=True, remove_columns=train.column_names),
             test.map(encode, batched=True, remove_columns=test.column_names))
+
+
+def order_task(dd, s: ScriptArguments, seed: int):
+    """The word-order task on every split: speeches of at least `min_words` words, cut to their first `max_words`
+    and joined by single spaces; a seeded half of them keep their order (label "as written"), the other half
+    have their words shuffled (label "shuffled"), so the two classes share their words and differ in order only."""
+    import random
+
+    rng = random.Random(seed)
+
+    def make(split):
+        texts, labels = [], []
+        for text in split[s.text_column]:
+            words = text.split()
+            if len(words) < s.min_words:
+                continue
+            words = words[:s.max_words]
+            shuffled = rng.random() < 0.5
+            if shuffled:
+                order = list(words)
+                while order == words:
+                    rng.shuffle(order)
+                words = order
+            texts.append(" ".join(words))
+            labels.append(ORDER_LABELS[int(not shuffled)])
+        return Dataset.from_dict({s.text_column: texts, s.label_column: labels})
+
+    return DatasetDict({name: make(split) for name, split in dd.items()})
 
 
 def train_arm(arm: str, model_dir: str, tokenizer, train, test, s: ScriptArguments, training_args, root: Path) -> dict:
@@ -190,16 +245,17 @@ def majority(test) -> float:
 
 def write_card(folder, arm: str, s: ScriptArguments, accuracy: float, steps: int) -> None:
     write_model_card(
-        folder, title=f"GPT-1-style play classifier ({arm}), hfrepro's Transformer chapter",
+        folder, title=f"GPT-1-style {TASK_NAMES[s.task]} classifier ({arm}), hfrepro's Transformer chapter",
         license="apache-2.0", datasets=[s.dataset], language=["en"], pipeline_tag="text-classification",
         tags=["gpt2", "semi-supervised", arm], metrics={"accuracy": accuracy, "steps": steps},
         eval_metrics=["accuracy"], eval_dataset=s.dataset, eval_split=s.eval_split,
         command="hfrepro gpt1 --config ../config.yaml",
-        description=(f"GPT2ForSequenceClassification naming the play of a speech among {', '.join(s.labels)}, "
-                     f"trained on {s.train_per_label} speeches per play by `recipes/gpt1.py` "
+        description=(f"GPT2ForSequenceClassification {TASK_TEXT[s.task].format(labels=', '.join(s.labels))}, "
+                     f"trained on {s.train_per_label} speeches per class by `recipes/gpt1.py` "
                      + ("starting from the pretrained GPT." if arm == "pretrained" else "from random weights.")),
         usage="Teaching: does pre-training help a small labelled task?",
-        limits="Tiny; trained for seconds; a play's character names give much of the answer away.")
+        limits="Tiny; trained for seconds." + (" A play's character names give much of the answer away."
+                                               if s.task == "play" else ""))
 
 
 def cli(argv=None) -> dict:

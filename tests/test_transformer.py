@@ -211,8 +211,8 @@ def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
     data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     argv = ["--budget", "tiny", "--model_name_or_path", str(tmp_path / "clm"), "--dataset", str(data),
             "--labels", "Hamlet", "Macbeth", "--train_per_label", "20", "--max_steps", "30",
-            "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / "gpt1"), "--threads", "1",
-            "--disable_tqdm", "true"]
+            "--per_device_train_batch_size", "8", "--task", "play", "--output_dir", str(tmp_path / "gpt1"),
+            "--threads", "1", "--disable_tqdm", "true"]
     m = gpt1.cli(argv)
     assert m["train_examples"] == 40 and m["test_examples"] > 5
     for arm in ("pretrained", "scratch"):
@@ -237,6 +237,43 @@ def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
                  + ["--eval_split", "validation", "--output_dir", str(tmp_path / "v")])
 
 
+def test_gpt1_order_task_differs_in_word_order_only():
+    """--task order: speeches of min_words or more, cut to max_words; a seeded half keep their order, the rest hold
+    the same words in another order; the same seed gives the same items."""
+    from datasets import Dataset, DatasetDict
+
+    from hfrepro.recipes.gpt1 import ORDER_LABELS, ScriptArguments, order_task
+
+    texts = [" ".join(f"w{k}_{i}" for i in range(n)) for k, n in enumerate([3, 5, 8, 9, 12] * 40)]
+    dd = DatasetDict({"train": Dataset.from_dict({"text": texts, "work": ["x"] * len(texts)})})
+    s = ScriptArguments(task="order", min_words=5, max_words=8)
+    out = order_task(dd, s, seed=0)["train"]
+    assert len(out) == 160                                   # the 40 speeches of 3 words are left out
+    originals = {t.split()[0]: t.split()[:8] for t in texts if len(t.split()) >= 5}
+    for text, label in zip(out["text"], out["work"]):
+        words = text.split()
+        first = min(words, key=lambda w: int(w.split("_")[1]))  # the speech's first word, wherever it went
+        orig = originals[first]
+        assert sorted(words) == sorted(orig) and len(words) == min(8, len(orig))
+        assert (words == orig) is (label == ORDER_LABELS[1]), (words, orig, label)
+    assert 50 < out["work"].count(ORDER_LABELS[0]) < 110      # about half shuffled
+    assert order_task(dd, s, seed=0)["train"]["text"] == out["text"]
+    assert order_task(dd, s, seed=1)["train"]["text"] != out["text"]
+
+
+def test_gpt1_recipe_refuses_a_bad_task(gpt, tok, tmp_path):
+    from hfrepro.recipes import gpt1
+
+    gpt.save_pretrained(tmp_path / "clm")
+    tok.save_pretrained(tmp_path / "clm")
+    base = ["--budget", "tiny", "--model_name_or_path", str(tmp_path / "clm"), "--output_dir", str(tmp_path / "g")]
+    with pytest.raises(UserError, match="--task 'genre' is not a task"):
+        gpt1.cli(base + ["--task", "genre"])
+    with pytest.raises(UserError, match="min_words"):
+        gpt1.cli(base + ["--min_words", "30", "--max_words", "24"])
+    assert not (tmp_path / "g").exists()                     # refused before anything was written
+
+
 def test_gpt1_pretrained_arm_has_its_own_learning_rate(gpt, tok, tmp_path):
     """--pretrained_learning_rate reaches the pretrained arm only: at 1e-12 its body stays the GPT's weights."""
     import json
@@ -252,7 +289,7 @@ def test_gpt1_pretrained_arm_has_its_own_learning_rate(gpt, tok, tmp_path):
     data = tmp_path / "plays.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     gpt1.cli(["--budget", "tiny", "--model_name_or_path", str(tmp_path / "clm"), "--dataset", str(data),
-              "--labels", "Hamlet", "Macbeth", "--train_per_label", "10", "--max_steps", "5",
+              "--task", "play", "--labels", "Hamlet", "Macbeth", "--train_per_label", "10", "--max_steps", "5",
               "--pretrained_learning_rate", "1e-12", "--output_dir", str(tmp_path / "gpt1"), "--threads", "1",
               "--disable_tqdm", "true"])
     base = load_file(tmp_path / "clm" / "model.safetensors")

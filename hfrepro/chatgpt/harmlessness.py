@@ -70,14 +70,15 @@ def load(name: str | Path = "harmlessness") -> list[dict]:
 def split(rows: Sequence[dict], seed: int, n_eval: int, n_decline: int, n_answer: int,
           validation: bool = False) -> dict[str, list[dict]]:
     """Held-out: `n_eval` rows of each label; train: the next `n_decline` / `n_answer`. The seed shuffles
-    each label's rows first, so every seed holds out different requests. `validation`: the held-out rows are
-    instead those of each label after the training ones, at most `n_eval` (the same training rows; settings are
-    chosen there, never on the held-out rows the claims use)."""
+    each label's rows first, so every seed holds out different requests, stratified by category: each part holds
+    close to a category's share of the label's rows, within two (a seed does not hold out most of one category and
+    train on few of it). `validation`: the held-out rows are instead those of each label after the training ones,
+    at most `n_eval` (the same training rows; settings are chosen there, never on the held-out rows the claims
+    use)."""
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {"eval": [], "train": []}
     for label, n_train in (("decline", n_decline), ("answer", n_answer)):
-        mine = [r for r in rows if r["label"] == label]
-        rng.shuffle(mine)
+        mine = stratified([r for r in rows if r["label"] == label], rng)
         if len(mine) < n_eval + n_train + (1 if validation else 0):
             raise UserError(f"{len(mine)} `{label}` rows, but {n_eval} held out + {n_train} for training"
                             + (" + at least 1 for validation" if validation else "") + " asked",
@@ -86,6 +87,22 @@ def split(rows: Sequence[dict], seed: int, n_eval: int, n_decline: int, n_answer
         out["eval"] += mine[start:start + n_eval]
         out["train"] += mine[n_eval:n_eval + n_train]
     return out
+
+
+def stratified(rows: Sequence[dict], rng: random.Random) -> list[dict]:
+    """`rows` in a seeded order in which every stretch holds close to each category's share: each category is
+    shuffled, its k-th row placed at (k + a random offset) / its size, and all sorted by place (systematic
+    sampling per category)."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r.get("category", ""), []).append(r)
+    placed = []
+    for cat in sorted(by):
+        mine = by[cat]
+        rng.shuffle(mine)
+        offset = rng.random()
+        placed += [((k + offset) / len(mine), r) for k, r in enumerate(mine)]
+    return [r for _, r in sorted(placed, key=lambda t: t[0])]
 
 
 def conversation(row: dict) -> list[dict]:

@@ -1,8 +1,9 @@
 """Chapter stage of `hfrepro reproduce`: inside the Transformer, and why RNNs gave way.
 
 Runs (budgets: recipes/configs/lstm/gradients/ and recipes/configs/gpt1/):
-    gpt1                    the lm stage's GPT (`{root}/lm/clm`) fine-tuned to name a speech's play, against the same
-                            network from scratch, the same steps (GPT-1's semi-supervised recipe)
+    gpt1                    the lm stage's GPT (`{root}/lm/clm`) fine-tuned to tell a speech as written from the
+                            same words shuffled, against the same network from scratch, the same steps (GPT-1's
+                            semi-supervised recipe)
     lstm, gru, rnn_tanh,    one small recurrent LM per cell, the same text, tokenizer, steps and seed
     rnn_relu
 Then the section draws attention maps (our GPT; BERT: MiniLM as shipped and the bert stage's model when there;
@@ -236,11 +237,18 @@ def _gpt1(ctx: StageContext, s: dict):
              "train loss": m[arm]["train_loss"], "train s": m[arm]["train_seconds"]}
             for arm in ("pretrained", "scratch")]
     cfg = load_yaml(run / "config.yaml")
+    if cfg.get("task", "play") == "order":
+        task = (f"Is a speech's word order as written, or are its words shuffled? The first {cfg['max_words']} words "
+                f"of speeches of {cfg['min_words']} or more, half of them shuffled: the two classes share their "
+                f"words, so only the order, which pre-training read, tells them apart (GPT-1's largest gain was on "
+                f"such a task, CoLA's grammatical acceptability). {cfg['train_per_label']} labelled speeches per "
+                f"class, {m['test_examples']} test speeches (majority class: {m['majority_baseline']:.3f}).")
+    else:
+        task = (f"Which play is a speech from ({', '.join(m['labels'])})? {cfg['train_per_label']} labelled speeches "
+                f"per play, {m['test_examples']} test speeches (most frequent play: {m['majority_baseline']:.3f}).")
     md = ["### GPT-1's recipe: pre-train, then fine-tune", "",
-          f"Which play is a speech from ({', '.join(m['labels'])})? {cfg['train_per_label']} labelled speeches per "
-          f"play, {m['test_examples']} test speeches (most frequent play: {m['majority_baseline']:.3f}). The same "
-          "GPT2ForSequenceClassification, tokenizer, data and steps; it starts from the lm stage's pretrained GPT "
-          "(unlabelled Shakespeare) or from random weights.", "", md_table(rows, digits=3), ""]
+          task + " The same GPT2ForSequenceClassification, tokenizer, data and steps; it starts from the lm stage's "
+          "pretrained GPT (unlabelled Shakespeare) or from random weights.", "", md_table(rows, digits=3), ""]
     return "\n".join(md), {"rows": rows, "decision": decision}
 
 
