@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from pathlib import Path
 from typing import Sequence
 
@@ -222,3 +223,38 @@ def texts(name: str, split: str = "train", column: str = "text", seed: int | Non
     if column not in ds.column_names:
         raise UserError(f"dataset {name!r} has no column {column!r} (it has: {', '.join(ds.column_names)})")
     return [t for t in ds[column][:] if t]
+
+
+# --- a task built from any text ---------------------------------------------------------------------------
+
+WORD_ORDER_LABELS = ("shuffled", "as written")
+
+
+def word_order(texts: Sequence[str], rng: random.Random, min_words: int,
+               max_words: int) -> tuple[list[str], list[str]]:
+    """The word-order task: (texts, labels) from the texts of at least `min_words` words, each cut to its first
+    `max_words` and joined by single spaces; a seeded half keep their order ("as written"), the rest have their
+    words shuffled ("shuffled"). The two classes hold the same words, so only their order tells them apart
+    (GPT-1's and BERT's CoLA, grammatical acceptability, in small). `rng` (a seeded `random.Random`) draws the
+    halves and the shuffles."""
+    out, labels = [], []
+    for text in texts:
+        words = (text or "").split()
+        if len(words) < min_words:
+            continue
+        words = words[:max_words]
+        shuffled = rng.random() < 0.5
+        if shuffled:
+            order = list(words)
+            while order == words:
+                rng.shuffle(order)
+            words = order
+        out.append(" ".join(words))
+        labels.append(WORD_ORDER_LABELS[int(not shuffled)])
+    return out, labels
+
+
+def check_word_order(min_words: int, max_words: int) -> None:
+    if not 2 <= min_words <= max_words:
+        raise UserError(f"--min_words {min_words} --max_words {max_words}: the word-order task needs "
+                        "2 <= min_words <= max_words", fix="e.g. --min_words 12 --max_words 24")

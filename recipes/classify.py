@@ -14,6 +14,7 @@ Usage:
 """
 
 import json
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +27,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from hfrepro import runtime
+from hfrepro import data, runtime
 from hfrepro.bert.data import labelled_examples, special_ids
 from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
@@ -46,9 +47,15 @@ class ScriptArguments:
     dataset: str = field(default="shakespeare", metadata={"help": "embedded dataset name, folder or file"})
     text_column: str = field(default="text", metadata={"help": "the column holding the text"})
     label_column: str = field(default="work", metadata={"help": "the column holding the label"})
+    task: str = field(default="label", metadata={
+        "help": "label: the label column (through --label_map); order: is a text's word order as written, or are "
+                "its words shuffled (data.word_order: both classes hold the same words)"})
     label_map: str | None = field(default="first_folio", metadata={
         "help": "look the label up in a table: first_folio (a play's genre); none: the column is the label"})
     min_words: int = field(default=15, metadata={"help": "leave out texts shorter than this"})
+    max_words: int = field(default=24, metadata={"help": "order task: the first this many words of a text"})
+    eval_split: str = field(default="test", metadata={
+        "help": "the split scored: test (the claim), or validation (to choose settings without seeing test)"})
     max_train_examples: int = field(default=2000, metadata={"help": "labelled training examples (seeded sample)"})
     max_eval_examples: int = field(default=1000, metadata={"help": "held-out test examples (seeded sample)"})
     max_length: int = field(default=64, metadata={"help": "tokens per example, [CLS] and [SEP] included (at most the "
@@ -62,16 +69,19 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     if not a.model_name_or_path:
         raise UserError("--model_name_or_path is required: the pre-trained encoder to fine-tune",
                         fix="train one with `hfrepro mlm` and pass its run folder, or use minilm-l6")
+    data.check_eval_split(a.eval_split)
+    if a.task not in ("label", "order"):
+        raise UserError(f"--task {a.task!r} is not a task", fix="use label or order")
+    if a.task == "order":
+        data.check_word_order(a.min_words, a.max_words)
     path = resolve(a.model_name_or_path)
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-classify")  # fails now, not after training
     threads = runtime.setup(seed=training_args.seed, threads=run_args.threads)
     runtime.cpu_sane(training_args)
     seed = training_args.seed
-    train_texts, train_labels = _sample(*labelled_examples(a.dataset, "train", a.text_column, a.label_column,
-                                                           a.label_map, a.min_words), a.max_train_examples, seed)
-    test_texts, test_labels = _sample(*labelled_examples(a.dataset, "test", a.text_column, a.label_column,
-                                                         a.label_map, a.min_words), a.max_eval_examples, seed)
+    train_texts, train_labels = _sample(*examples(a, "train", seed), a.max_train_examples, seed)
+    test_texts, test_labels = _sample(*examples(a, a.eval_split, seed), a.max_eval_examples, seed)
     run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
                             resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait)
     if run.finished:
@@ -125,6 +135,14 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     return metrics
 
 
+def examples(a: ScriptArguments, split: str, seed: int) -> tuple[list[str], list[str]]:
+    """(texts, labels) of a split: the label column, or the word-order task built from the text column."""
+    if a.task == "order":
+        rng = random.Random(f"{seed}/{split}")  # each split its own seeded draw
+        return data.word_order(data.texts(a.dataset, split, a.text_column), rng, a.min_words, a.max_words)
+    return labelled_examples(a.dataset, split, a.text_column, a.label_column, a.label_map, a.min_words)
+
+
 def _sample(texts: list[str], labels: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:
     """A seeded sample of at most n examples (n <= 0: all), in a fixed random order."""
     order = np.random.default_rng(seed).permutation(len(texts))
@@ -146,10 +164,11 @@ def write_card(folder, metrics: dict, config: dict, a: ScriptArguments) -> None:
     origin = ("a randomly initialised BERT (the control)" if a.random_init
               else f"the pre-trained `{a.model_name_or_path}`")
     write_model_card(
-        folder, title=f"BERT sequence classifier on {a.dataset} ({a.label_map or a.label_column}), hfrepro",
+        folder, title=f"BERT sequence classifier on {a.dataset} "
+                      f"({'word order' if a.task == 'order' else a.label_map or a.label_column}), hfrepro",
         license="apache-2.0", datasets=[a.dataset], language=["en"], pipeline_tag="text-classification",
         base_model=None if a.random_init else a.model_name_or_path, tags=["bert", "text-classification"],
-        config=config, eval_dataset=a.dataset, eval_split="test", eval_metrics=["accuracy"],
+        config=config, eval_dataset=a.dataset, eval_split=a.eval_split, eval_metrics=["accuracy"],
         command="hfrepro classify --config config.yaml   # config.yaml: this run's config",
         metrics={k: metrics[k] for k in ("parameters", "steps", "train_examples", "test_examples", "accuracy",
                                          "majority_baseline_accuracy")},
@@ -158,7 +177,8 @@ def write_card(folder, metrics: dict, config: dict, a: ScriptArguments) -> None:
                      f"{', '.join(metrics['labels'])}."),
         usage="Teaching: what pre-training is worth to a downstream task. `pipeline('text-classification', "
               "model=this_folder)`.",
-        limits="Tiny, trained for seconds; genre from a single speech is often undecidable.")
+        limits="Tiny, trained for seconds." + (" Genre from a single speech is often undecidable."
+                                               if a.task == "label" and a.label_map == "first_folio" else ""))
 
 
 def cli(argv=None) -> dict:

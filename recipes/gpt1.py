@@ -108,9 +108,8 @@ def check(s: ScriptArguments) -> str:
     data.check_eval_split(s.eval_split)
     if s.task not in TASKS:
         raise UserError(f"--task {s.task!r} is not a task", fix=f"use one of: {', '.join(TASKS)}")
-    if s.task == "order" and not 2 <= s.min_words <= s.max_words:
-        raise UserError(f"--min_words {s.min_words} --max_words {s.max_words}: need 2 <= min_words <= max_words",
-                        fix="e.g. --min_words 12 --max_words 24")
+    if s.task == "order":
+        data.check_word_order(s.min_words, s.max_words)
     if s.lm_weight < 0:
         raise UserError(f"--lm_weight {s.lm_weight}: a weight of the language-model loss is >= 0", fix="use e.g. 0.5")
     bad = [a for a in s.arms if a not in ("pretrained", "scratch")]
@@ -124,7 +123,7 @@ TASKS = ("play", "order")
 TASK_NAMES = {"play": "play", "order": "word-order"}
 TASK_TEXT = {"play": "naming the play of a speech among {labels}",
              "order": "telling a speech's words as written from the same words shuffled"}
-ORDER_LABELS = ["shuffled", "as written"]
+ORDER_LABELS = list(data.WORD_ORDER_LABELS)
 
 
 def task_data(s: ScriptArguments, tokenizer, seed: int):
@@ -163,28 +162,13 @@ def task_data(s: ScriptArguments, tokenizer, seed: int):
 
 
 def order_task(dd, s: ScriptArguments, seed: int):
-    """The word-order task on every split: speeches of at least `min_words` words, cut to their first `max_words`
-    and joined by single spaces; a seeded half of them keep their order (label "as written"), the other half
-    have their words shuffled (label "shuffled"), so the two classes share their words and differ in order only."""
+    """The word-order task (`data.word_order`) on every split in turn (one seeded draw), in the label column."""
     import random
 
     rng = random.Random(seed)
 
     def make(split):
-        texts, labels = [], []
-        for text in split[s.text_column]:
-            words = text.split()
-            if len(words) < s.min_words:
-                continue
-            words = words[:s.max_words]
-            shuffled = rng.random() < 0.5
-            if shuffled:
-                order = list(words)
-                while order == words:
-                    rng.shuffle(order)
-                words = order
-            texts.append(" ".join(words))
-            labels.append(ORDER_LABELS[int(not shuffled)])
+        texts, labels = data.word_order(split[s.text_column], rng, s.min_words, s.max_words)
         return Dataset.from_dict({s.text_column: texts, s.label_column: labels})
 
     return DatasetDict({name: make(split) for name, split in dd.items()})

@@ -114,14 +114,34 @@ def test_classify_from_pretrained_and_random_answers_the_same_items(bert_run, co
     from hfrepro.recipes import classify
 
     out, _ = bert_run
-    common = ["--budget", "tiny", "--model_name_or_path", str(out), "--dataset", corpus, "--label_column", "genre",
-              "--label_map", "none", "--min_words", "3", "--max_steps", "6", "--threads", "1", "--disable_tqdm", "true"]
+    common = ["--budget", "tiny", "--model_name_or_path", str(out), "--dataset", corpus, "--task", "label",
+              "--label_column", "genre", "--label_map", "none", "--min_words", "3", "--max_steps", "6",
+              "--threads", "1", "--disable_tqdm", "true"]
     pre = classify.cli([*common, "--output_dir", str(tmp_path / "pre")])
     rnd = classify.cli([*common, "--random_init", "true", "--output_dir", str(tmp_path / "rnd")])
     assert pre["labels"] == rnd["labels"] == ["comedy", "tragedy"] and pre["steps"] == rnd["steps"] == 6
     a, b = ((tmp_path / d / "predictions.jsonl").read_text().splitlines() for d in ("pre", "rnd"))
     assert len(a) == pre["test_examples"] and [json.loads(x)["text"] for x in a] == [json.loads(x)["text"] for x in b]
     assert pre["accuracy"] == sum(json.loads(x)["prediction"] == json.loads(x)["label"] for x in a) / len(a)
+
+
+def test_classify_word_order_task_pairs_both_arms_on_the_same_items(bert_run, corpus, tmp_path):
+    """--task order: both classes hold the same words; the two arms score the same held-out texts."""
+    from hfrepro.recipes import classify
+
+    out, _ = bert_run
+    common = ["--budget", "tiny", "--model_name_or_path", str(out), "--dataset", corpus, "--task", "order",
+              "--min_words", "6", "--max_words", "9", "--max_steps", "6", "--threads", "1", "--disable_tqdm", "true"]
+    pre = classify.cli([*common, "--output_dir", str(tmp_path / "pre")])
+    rnd = classify.cli([*common, "--random_init", "true", "--output_dir", str(tmp_path / "rnd")])
+    assert pre["labels"] == rnd["labels"] == ["as written", "shuffled"]
+    a, b = ([json.loads(x) for x in (tmp_path / d / "predictions.jsonl").read_text().splitlines()]
+            for d in ("pre", "rnd"))
+    assert [x["text"] for x in a] == [x["text"] for x in b] and len(a) == pre["test_examples"]
+    assert all(len(x["text"].split()) == 9 for x in a)
+    assert 0.25 < sum(x["label"] == "shuffled" for x in a) / len(a) < 0.75
+    written = {" ".join(json.loads(r)["text"].split()[:9]) for r in open(corpus, encoding="utf-8")}
+    assert all((x["text"] in written) is (x["label"] == "as written") for x in a)   # shuffled texts are not as written
 
 
 def test_bad_arguments_are_refused_before_loading(tmp_path):
@@ -134,8 +154,14 @@ def test_bad_arguments_are_refused_before_loading(tmp_path):
         mlm.cli(["--budget", "tiny", "--causal", "true", "--target_share", "0", "--output_dir", str(tmp_path / "w")])
     with pytest.raises(UserError, match="model_name_or_path is required"):
         classify.cli(["--budget", "tiny", "--output_dir", str(tmp_path / "y")])
+    for bad, msg in ((["--task", "genre"], "is not a task"), (["--min_words", "30", "--max_words", "9"], "min_words"),
+                     (["--eval_split", "train"], "eval_split")):
+        with pytest.raises(UserError, match=msg):
+            classify.cli(["--budget", "tiny", "--model_name_or_path", "minilm-l6", *bad,
+                          "--output_dir", str(tmp_path / "v")])
+    assert not (tmp_path / "v").exists()
     with pytest.raises(UserError, match="unknown label map"):
-        classify.cli(["--budget", "tiny", "--model_name_or_path", "minilm-l6", "--label_map", "nope",
+        classify.cli(["--budget", "tiny", "--model_name_or_path", "minilm-l6", "--task", "label", "--label_map", "nope",
                       "--output_dir", str(tmp_path / "z")])
 
 

@@ -113,3 +113,19 @@ def test_parallel_data_is_aligned_and_leak_free():
     row = dd["test"][0]
     assert row["en"] and row["ko"] and row["module"] in {
         "swriter", "scalc", "simpress", "sdraw", "smath", "sbasic", "schart", "sdatabase", "shared"}
+
+
+def test_word_order_task_keeps_the_words_and_shuffles_about_half():
+    import random
+
+    texts = [" ".join(f"w{k}_{i}" for i in range(n)) for k, n in enumerate([2, 5, 7, 30] * 50)]
+    out, labels = data.word_order(texts, random.Random(0), 5, 7)
+    assert len(out) == 150                                         # the texts of 2 words are left out
+    kept = [t.split()[:7] for t in texts if len(t.split()) >= 5]
+    for text, label, orig in zip(out, labels, kept):
+        assert sorted(text.split()) == sorted(orig)
+        assert (text.split() == orig) is (label == "as written")
+    assert 50 < labels.count("shuffled") < 100
+    assert data.word_order(texts, random.Random(0), 5, 7) == (out, labels)
+    with pytest.raises(UserError, match="min_words"):
+        data.check_word_order(8, 7)

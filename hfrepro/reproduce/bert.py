@@ -8,7 +8,8 @@ recipes/configs/reproduce/bert/<budget>.yaml):
     left-to-right   recipes/mlm.py --causal: the same blocks with a causal mask, the next-token loss at a random 15%
                     of the positions of each batch (as many targets as BERT's masks, at about its cost per step),
                     the same text, tokenizer, batch size and steps (its tokenizer is bert's)
-    classify        recipes/classify.py: genre of a held-out speech, from the pre-trained encoder
+    classify        recipes/classify.py: a held-out speech's word order as written or shuffled (the default task;
+                    or its genre, --task label), from the pre-trained encoder
     classify-random recipes/classify.py --random_init: the same, from random weights
 
 The section scores both pre-trained models on the same held-out windows (hfrepro.bert.evaluate), reads the two
@@ -242,7 +243,8 @@ def plot_curves(ctx: StageContext) -> Path:
         tr = [(r["step"], r["loss"]) for r in log if "loss" in r and "step" in r]
         if tr:
             ax2.plot(*zip(*tr), label=label)
-    ax2.set(xlabel="step", ylabel="cross-entropy (nats)", title="fine-tuning: genre of a speech")
+    task = load_yaml(ctx.run_dir("classify") / "config.yaml").get("task", "label")
+    ax2.set(xlabel="step", ylabel="cross-entropy (nats)", title=f"fine-tuning: {task_name(task)}")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -294,10 +296,15 @@ def plot_senses(senses: dict, path: Path) -> Path:
 
 # --- the section ------------------------------------------------------------------------------------------------
 
+def task_name(task: str) -> str:
+    """The fine-tuning task, as the section names it."""
+    return "a speech's word order" if task == "order" else "genre of a speech"
+
+
 def markdown(ctx, runs, pre, fine, senses, claims, figures, metrics) -> str:
     bcfg, bm = runs["bert"]
     lcfg, lm = runs["left-to-right"]
-    _, cm = runs["classify"]
+    ccfg, cm = runs["classify"]
     _, rm = runs["classify-random"]
     fills = bm.get("fill_mask", {})
     lines = [
@@ -319,7 +326,7 @@ def markdown(ctx, runs, pre, fine, senses, claims, figures, metrics) -> str:
              "items": f"{metrics['middle_positions']:,} positions ≥ {pre['margin']} tokens from either end"},
             {"measure": "next-sentence accuracy", "value": metrics["nsp_accuracy"], "reference": "chance: 0.5",
              "items": f"{metrics['nsp_pairs']:,} held-out pairs"},
-            {"measure": f"genre of a speech ({', '.join(fine['labels'])}), pre-trained encoder",
+            {"measure": f"{task_name(ccfg.get('task', 'label'))} ({', '.join(fine['labels'])}), pre-trained encoder",
              "value": metrics["classify_pretrained_accuracy"],
              "reference": f"random init: {metrics['classify_random_accuracy']:.3f}; majority class: "
                           f"{cm['majority_baseline_accuracy']:.3f}",
