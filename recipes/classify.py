@@ -4,13 +4,17 @@ The second half of BERT's recipe (Devlin et al. 2019): the pre-trained encoder g
 its pooled [CLS] vector and every weight is trained on a labelled task with the Trainer. `--random_init true`
 is the control: the same architecture and tokenizer with every weight drawn afresh, trained on the same
 examples for the same steps - what pre-training is worth is the difference on the same held-out items. The
-default task: the genre of a held-out speech (comedy, history or tragedy, as the First Folio catalogues its
-play), learnt from 2,000 labelled speeches of the training plays the encoder read without labels.
+default task (`--task order`): is a held-out speech's word order as written, or are its words shuffled
+(`data.word_order`: both classes hold the same words, so only the order the encoder read tells them apart),
+learnt from 2,000 labelled speeches of the training plays. `--task label` classifies by a label column instead,
+e.g. the genre of a speech (comedy, history or tragedy, as the First Folio catalogues its play).
 
 Usage:
     hfrepro classify --model_name_or_path runs/mlm                      # recipes/configs/classify/default.yaml
     hfrepro classify --model_name_or_path runs/mlm --random_init true --output_dir runs/classify-scratch
-    hfrepro classify --model_name_or_path minilm-l6 --dataset lo-help-en --label_column module --label_map none
+    hfrepro classify --model_name_or_path runs/mlm --task label --label_map first_folio --min_words 15   # genre
+    hfrepro classify --model_name_or_path minilm-l6 --dataset lo-help-en --task label --label_column module \
+        --label_map none
 """
 
 import json
