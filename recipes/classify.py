@@ -51,12 +51,12 @@ class ScriptArguments:
     dataset: str = field(default="shakespeare", metadata={"help": "embedded dataset name, folder or file"})
     text_column: str = field(default="text", metadata={"help": "the column holding the text"})
     label_column: str = field(default="work", metadata={"help": "the column holding the label"})
-    task: str = field(default="label", metadata={
+    task: str = field(default="order", metadata={
         "help": "label: the label column (through --label_map); order: is a text's word order as written, or are "
                 "its words shuffled (data.word_order: both classes hold the same words)"})
     label_map: str | None = field(default="first_folio", metadata={
         "help": "look the label up in a table: first_folio (a play's genre); none: the column is the label"})
-    min_words: int = field(default=15, metadata={"help": "leave out texts shorter than this"})
+    min_words: int = field(default=12, metadata={"help": "leave out texts shorter than this"})
     max_words: int = field(default=24, metadata={"help": "order task: the first this many words of a text"})
     eval_split: str = field(default="test", metadata={
         "help": "the split scored: test (the claim), or validation (to choose settings without seeing test)"})

@@ -61,7 +61,7 @@ class ScriptArguments:
     lm_weight: float = field(default=0.0, metadata={
         "help": "GPT-1's auxiliary objective: fine-tune on L_task + lm_weight x L_LM of the same speeches (the paper: "
                 "0.5); 0 = the task loss alone"})
-    task: str = field(default="play", metadata={
+    task: str = field(default="order", metadata={
         "help": "play: name the play a speech comes from (its words give much away); order: is the speech's word "
                 "order as written, or are its words shuffled (both classes have the same words: only the order, "
                 "which the pre-trained GPT has read, tells them apart; GPT-1's CoLA in small)"})

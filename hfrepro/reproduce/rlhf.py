@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 
 from hfrepro.claims import Claim, Decision, StageContext, StageResult, bootstrap, decide, paired_bootstrap
+from hfrepro.config import load_yaml
 from hfrepro.fsutil import read_json
 from hfrepro.report import figure, md_table
 from hfrepro.reproduce.plan import RecipeRun
@@ -49,6 +50,12 @@ ECHO_MARGIN = 0.05     # the largest rise in the share of echoed answers that is
 Z95 = 1.959963984540054
 
 
+def _adapter_blocks(out: Path) -> str:
+    """Where the RL run put the policy's adapter (`--rl_lora_layers`), in words."""
+    n = int(load_yaml(out / "config.yaml").get("rl_lora_layers") or 0)
+    return f"the top {n} of 30 blocks" if n else "every block"
+
+
 def section(ctx: StageContext) -> StageResult:
     out = ctx.run_dir("rlhf")
     s = read_json(out / "metrics.json")
@@ -57,9 +64,9 @@ def section(ctx: StageContext) -> StageResult:
     md = [
         f"SFT (LoRA) on {s.get('sft_examples')} demonstrations -> reward model (first {s.get('rm_layers')} of 30 "
         f"blocks of the SFT model) -> the RL ladder (REINFORCE, RLOO, A2C, PPO: one loop, the same prompts and "
-        f"rollouts), on the one-word-answer task built from questions-words (data_cards/qw-prefs.md); budget "
-        f"`{ctx.budget}`; evaluation on {ppo_ev.get('prompts')} held-out prompts, "
-        f"{ppo_ev.get('samples_per_prompt')} sampled answers each.",
+        f"rollouts; the policy's LoRA adapter in {_adapter_blocks(out)}), on the one-word-answer task built from "
+        f"questions-words (data_cards/qw-prefs.md); budget `{ctx.budget}`; evaluation on {ppo_ev.get('prompts')} "
+        f"held-out prompts, {ppo_ev.get('samples_per_prompt')} sampled answers each.",
         "",
         md_table(s["comparison"]),
         "",
