@@ -13,6 +13,7 @@ prints a Markdown table.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,7 @@ def main():
             c0 = time.time()
             p = subprocess.run([sys.executable, "-m", "hfrepro", *cmd], env=env, capture_output=True, text=True)
             if p.returncode != 0:
+                shutil.rmtree(work, ignore_errors=True)
                 sys.exit(f"`hfrepro {' '.join(cmd)}` failed ({p.returncode}):\n{p.stderr[-2000:]}")
             each.append(round(time.time() - c0, 1))
         wall = round(time.time() - t0, 1)
@@ -87,6 +89,7 @@ def main():
     res = REPO / "bench" / "results"
     res.mkdir(parents=True, exist_ok=True)
     (res / f"chapters-{a.budget}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    shutil.rmtree(work, ignore_errors=True)  # the runs are only timed
     print(md_table(rows, digits=1))
 
 
