@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from hfrepro.report import md_table  # noqa: E402
+from hfrepro.runtime import read_log  # noqa: E402
 
 TARGET = 0.6
 
@@ -36,8 +37,7 @@ def run_one(folder: Path, layers: int, a) -> list[float]:
            "--seed", str(a.seed), "--threads", str(a.threads), "--algo", a.algo, "--rl_steps", str(a.updates),
            "--eval_prompts", "4", "--rl_lora_layers", str(layers), "--output_dir", str(folder)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rows = [json.loads(x) for x in (folder / a.algo / "log.jsonl").read_text().splitlines() if x.strip()]
-    return [r["update_seconds"] for r in rows if "update_seconds" in r]
+    return [r["update_seconds"] for r in read_log(folder / a.algo / "log.jsonl") if "update_seconds" in r]
 
 
 def main():
