@@ -254,7 +254,11 @@ def word_order(texts: Sequence[str], rng: random.Random, min_words: int,
     return out, labels
 
 
-def check_word_order(min_words: int, max_words: int) -> None:
-    if not 2 <= min_words <= max_words:
+def check_task(task: str, tasks: Sequence[str], min_words: int, max_words: int) -> None:
+    """A classifier recipe's `--task` is one of `tasks`; the word-order task (`order`) needs
+    2 <= min_words <= max_words."""
+    if task not in tasks:
+        raise UserError(f"--task {task!r} is not a task", fix=f"use one of: {', '.join(tasks)}")
+    if task == "order" and not 2 <= min_words <= max_words:
         raise UserError(f"--min_words {min_words} --max_words {max_words}: the word-order task needs "
                         "2 <= min_words <= max_words", fix="e.g. --min_words 12 --max_words 24")

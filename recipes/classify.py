@@ -50,12 +50,13 @@ class ScriptArguments:
         "help": "the control: the same architecture and tokenizer, every weight drawn afresh"})
     dataset: str = field(default="shakespeare", metadata={"help": "embedded dataset name, folder or file"})
     text_column: str = field(default="text", metadata={"help": "the column holding the text"})
-    label_column: str = field(default="work", metadata={"help": "the column holding the label"})
+    label_column: str = field(default="work", metadata={"help": "--task label: the column holding the label"})
     task: str = field(default="order", metadata={
         "help": "label: the label column (through --label_map); order: is a text's word order as written, or are "
                 "its words shuffled (data.word_order: both classes hold the same words)"})
     label_map: str | None = field(default="first_folio", metadata={
-        "help": "look the label up in a table: first_folio (a play's genre); none: the column is the label"})
+        "help": "--task label: look the label up in a table: first_folio (a play's genre); none: the column is the "
+                "label"})
     min_words: int = field(default=12, metadata={"help": "leave out texts shorter than this"})
     max_words: int = field(default=24, metadata={"help": "order task: the first this many words of a text"})
     eval_split: str = field(default="test", metadata={
@@ -74,10 +75,10 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
         raise UserError("--model_name_or_path is required: the pre-trained encoder to fine-tune",
                         fix="train one with `hfrepro mlm` and pass its run folder, or use minilm-l6")
     data.check_eval_split(a.eval_split)
-    if a.task not in ("label", "order"):
-        raise UserError(f"--task {a.task!r} is not a task", fix="use label or order")
-    if a.task == "order":
-        data.check_word_order(a.min_words, a.max_words)
+    data.check_task(a.task, ("label", "order"), a.min_words, a.max_words)
+    if a.task == "order" and (a.label_column, a.label_map) != ("work", "first_folio"):
+        raise UserError(f"--label_column {a.label_column} --label_map {a.label_map}: a label is read by --task label "
+                        "only; the order task makes its own two labels", fix="add --task label")
     path = resolve(a.model_name_or_path)
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-classify")  # fails now, not after training

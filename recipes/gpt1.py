@@ -106,10 +106,7 @@ def check(s: ScriptArguments) -> str:
     if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") != "gpt2":
         raise UserError(f"{s.model_name_or_path} is not a GPT-2 model folder", fix="use a clm run folder")
     data.check_eval_split(s.eval_split)
-    if s.task not in TASKS:
-        raise UserError(f"--task {s.task!r} is not a task", fix=f"use one of: {', '.join(TASKS)}")
-    if s.task == "order":
-        data.check_word_order(s.min_words, s.max_words)
+    data.check_task(s.task, TASKS, s.min_words, s.max_words)
     if s.lm_weight < 0:
         raise UserError(f"--lm_weight {s.lm_weight}: a weight of the language-model loss is >= 0", fix="use e.g. 0.5")
     bad = [a for a in s.arms if a not in ("pretrained", "scratch")]

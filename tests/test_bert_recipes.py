@@ -155,7 +155,9 @@ def test_bad_arguments_are_refused_before_loading(tmp_path):
     with pytest.raises(UserError, match="model_name_or_path is required"):
         classify.cli(["--budget", "tiny", "--output_dir", str(tmp_path / "y")])
     for bad, msg in ((["--task", "genre"], "is not a task"), (["--min_words", "30", "--max_words", "9"], "min_words"),
-                     (["--eval_split", "train"], "eval_split")):
+                     (["--eval_split", "train"], "eval_split"),
+                     (["--label_column", "module"], "read by --task label only"),  # forgot --task label: not ignored
+                     (["--label_map", "none"], "add --task label")):
         with pytest.raises(UserError, match=msg):
             classify.cli(["--budget", "tiny", "--model_name_or_path", "minilm-l6", *bad,
                           "--output_dir", str(tmp_path / "v")])

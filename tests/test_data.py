@@ -128,4 +128,7 @@ def test_word_order_task_keeps_the_words_and_shuffles_about_half():
     assert 50 < labels.count("shuffled") < 100
     assert data.word_order(texts, random.Random(0), 5, 7) == (out, labels)
     with pytest.raises(UserError, match="min_words"):
-        data.check_word_order(8, 7)
+        data.check_task("order", ("label", "order"), 8, 7)
+    with pytest.raises(UserError, match="use one of: label, order"):
+        data.check_task("genre", ("label", "order"), 12, 24)
+    data.check_task("label", ("label", "order"), 8, 7)  # the bounds are the order task's only

@@ -10,8 +10,10 @@ the process holds, so the test sees the sharding rather than trusting the config
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -64,20 +66,41 @@ def _run(tmp: Path, name: str, recipe: str, argv: list[str], fsdp: bool) -> tupl
 def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool | str,
                 output: str | None = None) -> tuple[list[dict], list[dict]]:
     """`probe argv...` under `accelerate launch --config_file fsdp.yaml` when `fsdp` is True (another config of
-    recipes/accelerate when it names one; one plain process when False): the probe records, the log.jsonl rows."""
+    recipes/accelerate when it names one; one plain process when False): the probe records, the log.jsonl rows.
+
+    A launch where a process was killed by a signal (one rank's segfault inside torch's gloo/FSDP2 on CPU: once in
+    the project's CI on 2026-12-04, in the PPO test; in none of 6 runs of that test alone here) is made once more
+    from the same starting folder, with a warning; each process prints its Python stack if it crashes
+    (faulthandler). A launch that fails any other way fails the test."""
     probe_dir = tmp / f"probe-{name}"
-    probe_dir.mkdir()
     config = "fsdp" if fsdp is True else fsdp
     launch = ([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                str(REPO / "recipes" / "accelerate" / f"{config}.yaml")] if fsdp else [sys.executable])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1", "PROBE_OUT": str(probe_dir),
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     out = tmp / (output or name)
-    r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
-                       text=True, env=env, cwd=tmp, timeout=1800)
+    start = tmp / f"{name}-start"
+    if out.exists():  # a resumed run: keep its starting folder for a second launch
+        shutil.copytree(out, start)
+    for attempt in (1, 2):
+        probe_dir.mkdir()
+        r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
+                           text=True, env=env, cwd=tmp, timeout=1800)
+        if r.returncode == 0 or attempt == 2 or not _killed_by_signal(r.stderr):
+            break
+        warnings.warn(f"{name}: a process was killed by a signal; launched again\n{r.stderr[-2000:]}")
+        shutil.rmtree(probe_dir)
+        shutil.rmtree(out, ignore_errors=True)
+        if start.exists():
+            shutil.copytree(start, out)
     assert r.returncode == 0, r.stderr[-4000:]
     probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("rank*.json"))]
     return probes, [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+
+
+def _killed_by_signal(stderr: str) -> bool:
+    """torchrun's report of a child that died by SIGSEGV or SIGBUS (not an exception, not our own exit code)."""
+    return any(f"({sig})" in stderr for sig in ("SIGSEGV", "SIGBUS"))
 
 
 def _check(tmp: Path, recipe: str, argv: list[str], per_device: int):

@@ -273,6 +273,8 @@ def test_stage_section_decides_the_claims_from_the_run_folder(ppo_run):
     assert kl.estimate == pytest.approx(top) and not kl.higher
     assert "| sft (reference) |" in res.markdown and "](rlhf/curves.png)" in res.markdown
     assert "LoRA adapter in every block" in res.markdown  # the tiny budget leaves --rl_lora_layers at 0
+    blocks = json.loads((out / "ppo" / "config.json").read_text())["num_hidden_layers"]  # the policy's, not 30
+    assert f"(first {s['rm_layers']} of {blocks} blocks of the SFT model)" in res.markdown
     from hfrepro.rlhf.prefs import load_preferences, unique_prompts
     test_prompts = len(unique_prompts(load_preferences(str(PREFS), seed=0)["test"]))  # whole prompts held out
     assert "| reinforce |" in res.markdown and res.metrics["ppo_eval"]["prompts"] == min(4, test_prompts) >= 2

@@ -79,7 +79,8 @@ def section(ctx: StageContext) -> StageResult:
         "bert-both-sides": rules.both_sides_claim(pre["middle_bert"], pre["middle_l2r"], seed=ctx.seed),
         "bert-nsp": rules.nsp_claim(pre["nsp_correct"], seed=ctx.seed),
         "bert-finetune": rules.finetune_claim(fine["pretrained"], fine["random"], seed=ctx.seed)}
-    figures = {"curves": plot_curves(ctx), "positions": plot_positions(pre, ctx.dir / "both_sides.png"),
+    figures = {"curves": plot_curves(ctx, runs["classify"][0].get("task", "label")),
+               "positions": plot_positions(pre, ctx.dir / "both_sides.png"),
                "senses": plot_senses(senses, ctx.dir / "senses.png")}
     metrics = {
         "masked_accuracy": pre["masked_accuracy"], "majority_baseline_accuracy": pre["majority_accuracy"],
@@ -226,8 +227,8 @@ def _examples(occ) -> list[dict]:
 
 # --- figures ----------------------------------------------------------------------------------------------------
 
-def plot_curves(ctx: StageContext) -> Path:
-    """Training loss of the pre-training runs and of the two classifiers, against steps."""
+def plot_curves(ctx: StageContext, task: str) -> Path:
+    """Training loss of the pre-training runs and of the two classifiers (fine-tuned on `task`), against steps."""
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, label in (("bert", "BERT (MLM + NSP)"), ("left-to-right", "left-to-right twin")):
@@ -243,7 +244,6 @@ def plot_curves(ctx: StageContext) -> Path:
         tr = [(r["step"], r["loss"]) for r in log if "loss" in r and "step" in r]
         if tr:
             ax2.plot(*zip(*tr), label=label)
-    task = load_yaml(ctx.run_dir("classify") / "config.yaml").get("task", "label")
     ax2.set(xlabel="step", ylabel="cross-entropy (nats)", title=f"fine-tuning: {task_name(task)}")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

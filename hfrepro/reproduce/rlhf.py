@@ -53,7 +53,13 @@ Z95 = 1.959963984540054
 def _adapter_blocks(out: Path) -> str:
     """Where the RL run put the policy's adapter (`--rl_lora_layers`), in words."""
     n = int(load_yaml(out / "config.yaml").get("rl_lora_layers") or 0)
-    return f"the top {n} of 30 blocks" if n else "every block"
+    return f"the top {n} of {_blocks(out)} blocks" if n else "every block"
+
+
+def _blocks(out: Path) -> int | str:
+    """The policy's number of decoder blocks (its saved config), "?" when it is not there."""
+    cfg = out / "ppo" / "config.json"
+    return read_json(cfg).get("num_hidden_layers", "?") if cfg.is_file() else "?"
 
 
 def section(ctx: StageContext) -> StageResult:
@@ -62,11 +68,11 @@ def section(ctx: StageContext) -> StageResult:
     claims = {d.claim: d for d in rm_claims(out / "reward")} | ppo_claims(out) | ladder_claims(out)
     sft_ev, ppo_ev = _eval(out / "sft"), _eval(out / "ppo")
     md = [
-        f"SFT (LoRA) on {s.get('sft_examples')} demonstrations -> reward model (first {s.get('rm_layers')} of 30 "
-        f"blocks of the SFT model) -> the RL ladder (REINFORCE, RLOO, A2C, PPO: one loop, the same prompts and "
-        f"rollouts; the policy's LoRA adapter in {_adapter_blocks(out)}), on the one-word-answer task built from "
-        f"questions-words (data_cards/qw-prefs.md); budget `{ctx.budget}`; evaluation on {ppo_ev.get('prompts')} "
-        f"held-out prompts, {ppo_ev.get('samples_per_prompt')} sampled answers each.",
+        f"SFT (LoRA) on {s.get('sft_examples')} demonstrations -> reward model (first {s.get('rm_layers')} of "
+        f"{_blocks(out)} blocks of the SFT model) -> the RL ladder (REINFORCE, RLOO, A2C, PPO: one loop, the same "
+        f"prompts and rollouts; the policy's LoRA adapter in {_adapter_blocks(out)}), on the one-word-answer task "
+        f"built from questions-words (data_cards/qw-prefs.md); budget `{ctx.budget}`; evaluation on "
+        f"{ppo_ev.get('prompts')} held-out prompts, {ppo_ev.get('samples_per_prompt')} sampled answers each.",
         "",
         md_table(s["comparison"]),
         "",
