@@ -11,7 +11,6 @@ prints a Markdown table.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 
 TARGET_S = 180
@@ -86,9 +86,7 @@ def main():
                      f"≤ {TARGET_S} s": "—" if prerequisite else ("yes" if wall <= TARGET_S else "**no**")})
         print(f"  {chapter}: {wall} s", flush=True)
     out.update(load_average=os.getloadavg(), date=time.strftime("%Y-%m-%d %H:%M"))
-    res = REPO / "bench" / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    (res / f"chapters-{a.budget}.json").write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_json(REPO / "bench" / "results" / f"chapters-{a.budget}.json", out)
     shutil.rmtree(work, ignore_errors=True)  # the runs are only timed
     print(md_table(rows, digits=1))
 

@@ -13,7 +13,6 @@ Writes bench/results/rl_adapter.json and prints a Markdown table. Target: the to
 """
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 from hfrepro.runtime import read_log  # noqa: E402
 
@@ -75,9 +75,7 @@ def main():
            "median_seconds_per_update": {sides[k]: v for k, v in med.items()}, "ratio_per_pair": pairs,
            "ratio": ratio, "target": TARGET, "meets_target": ratio <= TARGET, "load_average": os.getloadavg(),
            "date": time.strftime("%Y-%m-%d %H:%M")}
-    res = REPO / "bench" / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    (res / "rl_adapter.json").write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_json(REPO / "bench" / "results" / "rl_adapter.json", out)
     shutil.rmtree(work, ignore_errors=True)
     print(md_table(table, digits=2))
     print(f"top {a.layers} / every block = {ratio:.3f} (per pair: {', '.join(f'{p:.3f}' for p in pairs)}; target "

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hfrepro.finetune.training_data import training_rows  # noqa: E402
+from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.models import resolve  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 
@@ -91,9 +92,7 @@ def main():
            "same_first_loss": losses_match, "median_tokens_per_s": med, "ratio": ratio, "target": 0.95,
            "meets_target": ratio >= 0.95, "runs": runs, "load_average": os.getloadavg(),
            "date": time.strftime("%Y-%m-%d %H:%M")}
-    res = REPO / "bench" / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    (res / "sft.json").write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_json(REPO / "bench" / "results" / "sft.json", out)
     print(md_table(table, digits=1))
     print(f"ratio hfrepro / plain TRL = {ratio:.3f} (target >= 0.95: {'met' if ratio >= 0.95 else 'NOT met'}); "
           f"same tokens: {same}; same train loss: {losses_match}; load average {os.getloadavg()[0]:.1f}")

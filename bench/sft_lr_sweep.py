@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 from hfrepro.config import config_path, load_yaml  # noqa: E402
 from hfrepro.finetune.build_data import WORD_CLASS  # noqa: E402
 from hfrepro.finetune.training_data import task_path  # noqa: E402
+from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.recipes import sft  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 
@@ -77,11 +78,9 @@ def main():
                      "n": runs[0]["heldout_n"], "trainable %": runs[0]["trainable_pct"],
                      "final train loss (mean)": sum(m["last_loss"] for m in runs) / len(runs)})
         print(rows[-1], flush=True)
-    res = REPO / "bench" / "results"
-    res.mkdir(parents=True, exist_ok=True)
-    (res / "sft_lr_sweep.json").write_text(json.dumps({"budget": "default", "n_train": n_train, "seeds": seeds,
-                                                        "rows": rows, "date": time.strftime("%Y-%m-%d %H:%M")},
-                                                       indent=2) + "\n")
+    atomic_write_json(REPO / "bench" / "results" / "sft_lr_sweep.json",
+                      {"budget": "default", "n_train": n_train, "seeds": seeds, "rows": rows,
+                       "date": time.strftime("%Y-%m-%d %H:%M")})
     print(md_table(rows, digits=3))
 
 if __name__ == "__main__":
