@@ -76,7 +76,7 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
                         fix="train one with `hfrepro mlm` and pass its run folder, or use minilm-l6")
     data.check_eval_split(a.eval_split)
     data.check_task(a.task, ("label", "order"), a.min_words, a.max_words)
-    if a.task == "order" and (a.label_column, a.label_map) != ("work", "first_folio"):
+    if a.task == "order" and (a.label_column, a.label_map) != (ScriptArguments.label_column, ScriptArguments.label_map):
         raise UserError(f"--label_column {a.label_column} --label_map {a.label_map}: a label is read by --task label "
                         "only; the order task makes its own two labels", fix="add --task label")
     path = resolve(a.model_name_or_path)

@@ -50,10 +50,10 @@ ECHO_MARGIN = 0.05     # the largest rise in the share of echoed answers that is
 Z95 = 1.959963984540054
 
 
-def _adapter_blocks(out: Path) -> str:
-    """Where the RL run put the policy's adapter (`--rl_lora_layers`), in words."""
+def _adapter_blocks(out: Path, blocks: int | str) -> str:
+    """Where the RL run put the policy's adapter (`--rl_lora_layers`) among its `blocks`, in words."""
     n = int(load_yaml(out / "config.yaml").get("rl_lora_layers") or 0)
-    return f"the top {n} of {_blocks(out)} blocks" if n else "every block"
+    return f"the top {n} of {blocks} blocks" if n else "every block"
 
 
 def _blocks(out: Path) -> int | str:
@@ -67,10 +67,12 @@ def section(ctx: StageContext) -> StageResult:
     s = read_json(out / "metrics.json")
     claims = {d.claim: d for d in rm_claims(out / "reward")} | ppo_claims(out) | ladder_claims(out)
     sft_ev, ppo_ev = _eval(out / "sft"), _eval(out / "ppo")
+    blocks = _blocks(out)
+    adapter = _adapter_blocks(out, blocks)
     md = [
         f"SFT (LoRA) on {s.get('sft_examples')} demonstrations -> reward model (first {s.get('rm_layers')} of "
-        f"{_blocks(out)} blocks of the SFT model) -> the RL ladder (REINFORCE, RLOO, A2C, PPO: one loop, the same "
-        f"prompts and rollouts; the policy's LoRA adapter in {_adapter_blocks(out)}), on the one-word-answer task "
+        f"{blocks} blocks of the SFT model) -> the RL ladder (REINFORCE, RLOO, A2C, PPO: one loop, the same "
+        f"prompts and rollouts; the policy's LoRA adapter in {adapter}), on the one-word-answer task "
         f"built from questions-words (data_cards/qw-prefs.md); budget `{ctx.budget}`; evaluation on "
         f"{ppo_ev.get('prompts')} held-out prompts, {ppo_ev.get('samples_per_prompt')} sampled answers each.",
         "",
