@@ -9,7 +9,6 @@ Writes bench/results/hub_failfast.json.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -43,9 +42,9 @@ def main():
         s, err = timed(CODE_RAW)
         rows.append({"what": "AutoConfig.from_pretrained('gpt2'), no offline vars", "seconds_to_fail": s,
                      "error": err})
-    Path("bench/results").mkdir(parents=True, exist_ok=True)
-    Path("bench/results/hub_failfast.json").write_text(json.dumps(rows, indent=2) + "\n")
+    from hfrepro.fsutil import atomic_write_json
     from hfrepro.report import md_table
+    atomic_write_json(Path("bench/results/hub_failfast.json"), rows)
     print(md_table(rows, digits=2))
 
 

@@ -40,10 +40,9 @@ def main():
         summary["meets_time_target"] = (max(t["total_seconds"], summary["sum_stage_seconds"])
                                         <= target["total_seconds"])
         summary["meets_memory_target"] = summary["max_peak_gib"] <= target["peak_gib"]
-    res = Path("bench/results")
-    res.mkdir(parents=True, exist_ok=True)
-    (res / f"reproduce-{t['budget']}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from hfrepro.fsutil import atomic_write_json
     from hfrepro.report import md_table
+    atomic_write_json(Path("bench/results") / f"reproduce-{t['budget']}.json", summary)
     print(md_table(rows, digits=2))
     print(f"total {t['total_seconds']:.0f} s with {t['threads']} thread(s); max peak {summary['max_peak_gib']} GiB; "
           f"targets {target or 'none'}")
