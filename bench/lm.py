@@ -206,12 +206,12 @@ def main():
               f"ladder fit {n['full_ladder_fit_s']:.1f} s on {n['full_train_words']:,} words, KN3 scoring "
               f"{n['full_kn3_score_s']:.2f} s for {n['full_scored_words']:,} words (nltk, at its measured rate "
               f"on the small model: {n['nltk_full_score_estimate_s']:.0f} s)")
+    from hfrepro.fsutil import atomic_write_json
     res = Path(__file__).resolve().parent / "results"
-    res.mkdir(exist_ok=True)
     old = json.loads((res / "lm.json").read_text()) if (res / "lm.json").is_file() else {}
     if a.only:  # keep the other section's last numbers
         out = {**old, **out}
-    (res / "lm.json").write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_json(res / "lm.json", out)
 
 
 if __name__ == "__main__":

@@ -22,29 +22,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", default="default", choices=["tiny", "default", "full"])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--jobs", type=int, default=1, help="stages side by side (hfrepro reproduce --jobs)")
     ap.add_argument("--from", dest="src", default=None, help="an existing run folder (skip running)")
     a = ap.parse_args()
     out = Path(a.src or f"runs/bench-reproduce-{a.budget}")
     if not a.src:
         subprocess.run([sys.executable, "-m", "hfrepro", "reproduce", "--budget", a.budget, "--out", str(out),
-                        "--threads", str(a.threads), "--force"], check=False)
+                        "--threads", str(a.threads), "--jobs", str(a.jobs), "--force"], check=False)
     t = json.loads((out / "timings.json").read_text())
     rows = [{"stage": s, "status": v["status"], "wall_s": v["wall_seconds"],
              "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in t["stages"].items()]
     target = TARGETS.get(t["budget"], {})
-    summary = {"budget": t["budget"], "threads": t["threads"], "cpu_count": os.cpu_count(), "stages": rows,
-               "total_seconds": t["total_seconds"], "sum_stage_seconds": round(sum(r["wall_s"] or 0 for r in rows), 1),
-               "max_peak_gib": max(r["peak_gib"] for r in rows),
+    jobs = t.get("jobs", 1)
+    together = t.get("peak_side_by_side_bytes")  # side by side: the overlapping stages' peaks added (a bound)
+    summary = {"budget": t["budget"], "threads": t["threads"], "jobs": jobs, "cpu_count": os.cpu_count(),
+               "stages": rows, "total_seconds": t["total_seconds"],
+               "sum_stage_seconds": round(sum(r["wall_s"] or 0 for r in rows), 1),
+               "max_peak_gib": round(together / 2**30, 2) if together else max(r["peak_gib"] for r in rows),
                "targets": target}
-    if target:
-        summary["meets_time_target"] = (max(t["total_seconds"], summary["sum_stage_seconds"])
-                                        <= target["total_seconds"])
+    if target:  # one at a time, the stages' walls add up to the run's; side by side, the run's own wall counts
+        wall = t["total_seconds"] if jobs > 1 else max(t["total_seconds"], summary["sum_stage_seconds"])
+        summary["meets_time_target"] = wall <= target["total_seconds"]
         summary["meets_memory_target"] = summary["max_peak_gib"] <= target["peak_gib"]
     from hfrepro.fsutil import atomic_write_json
     from hfrepro.report import md_table
     atomic_write_json(Path("bench/results") / f"reproduce-{t['budget']}.json", summary)
     print(md_table(rows, digits=2))
-    print(f"total {t['total_seconds']:.0f} s with {t['threads']} thread(s); max peak {summary['max_peak_gib']} GiB; "
+    print(f"total {t['total_seconds']:.0f} s with {jobs} stage(s) at a time, {t['threads']} thread(s) each; "
+          f"max peak {summary['max_peak_gib']} GiB; "
           f"targets {target or 'none'}")
 
 

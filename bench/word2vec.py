@@ -17,7 +17,6 @@ than wall time, and an overhead is extra work either way. Quote wall-time words/
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -65,6 +64,7 @@ def main():
 
     from hfrepro.embeddings.text import load_corpus
     from hfrepro.embeddings.vectors import quiet_gensim
+    from hfrepro.fsutil import atomic_write_json
     from hfrepro.recipes.word2vec import ScriptArguments, new_model, train_epochs
     from hfrepro.report import md_table
 
@@ -118,9 +118,7 @@ def main():
                "python": platform.python_version(), "target_overhead_pct": TARGET_PCT,
                "max_overhead_pct": max(max(r[k] for k in OVERHEADS) for r in raw), "results": raw}
     summary["meets_overhead_target"] = summary["max_overhead_pct"] <= TARGET_PCT
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    out = atomic_write_json(a.out, summary)
     print()
     print(md_table(rows, digits=2))
     print(f"words/s = {a.epochs} x {words:,} corpus words / fastest seconds (vocabulary + training, "

@@ -53,7 +53,8 @@ def copy_report(run: Path, dest: Path) -> list[str]:
 def headline(run: Path, t: dict) -> str:
     stages = t["stages"]
     total = t["total_seconds"]
-    peak = max(s["peak_rss_bytes"] for s in stages.values()) / 2**30
+    jobs = t.get("jobs", 1)
+    peak = (t.get("peak_side_by_side_bytes") or max(s["peak_rss_bytes"] for s in stages.values())) / 2**30
     when = dt.datetime.fromtimestamp((run / "REPORT.md").stat().st_mtime).date().isoformat()
     rows = ["| stage | wall (s) | peak (GiB) | claims and verdicts in this run |", "|---|---|---|---|"]
     claims_of = _claims_by_stage()
@@ -63,8 +64,11 @@ def headline(run: Path, t: dict) -> str:
                  if cid in res["claims"]]
         rows.append(f"| {name} | {st['wall_seconds']:.0f} | {st['peak_rss_bytes'] / 2**30:.1f} | "
                     + "; ".join(cells).replace("|", "\\|") + " |")
-    intro = (f"`hfrepro reproduce` (budget `default`, seed {t.get('seed', 0)}, {t['threads']} torch threads, "
-             f"{when}): **{int(total // 60)} min {int(total % 60)} s, peak memory {peak:.1f} GiB**. The evidence "
+    how = f"{t['threads']} torch threads" if jobs == 1 else (f"{jobs} stages side by side, {t['threads']} torch "
+                                                              "thread each")
+    mem = "peak memory" if jobs == 1 else "peak memory of the stages side by side (their peaks added) at most"
+    intro = (f"`hfrepro reproduce` (budget `default`, seed {t.get('seed', 0)}, {how}, "
+             f"{when}): **{int(total // 60)} min {int(total % 60)} s, {mem} {peak:.1f} GiB**. The evidence "
              "behind every verdict, with every table and plot, is in "
              "[docs/example-report/REPORT.md](docs/example-report/REPORT.md); this table and that report are "
              "written from the same run by `scripts/example_report.py`.")

@@ -79,21 +79,31 @@ def test_every_plot_in_the_docs_and_the_example_report_has_a_caption():
     assert missing == {}
 
 
-def _fake_stages(monkeypatch, interrupt_at: str | None = None) -> list[tuple[str, str | None]]:
-    """Stages that run in no time (the runner's subprocess replaced); each call records the REPORT.md it found."""
+def _fake_stages(monkeypatch, interrupt_at: str | None = None, sleep: float = 0.0) -> list[tuple]:
+    """Stages whose process only writes an ok result.json (after `sleep` seconds); each start records (stage, the
+    REPORT.md it found, its threads, its log). `interrupt_at`: the user presses Ctrl-C as that stage starts."""
+    import os
+    import signal
+    import sys
+
     from hfrepro.reproduce import runner
 
-    seen: list[tuple[str, str | None]] = []
+    seen: list[tuple] = []
+    code = ("import pathlib, sys, time; time.sleep(float(sys.argv[3])); p = pathlib.Path(sys.argv[1]); "
+            "p.parent.mkdir(parents=True, exist_ok=True); p.write_text(sys.argv[2])")
 
-    def run(stage, out, budget, seed, threads, overwrite):
+    def start(stage, out, budget, seed, threads, overwrite, log):
         report = out / "REPORT.md"
-        seen.append((stage.name, report.read_text(encoding="utf-8") if report.is_file() else None))
+        seen.append((stage.name, report.read_text(encoding="utf-8") if report.is_file() else None, threads, log))
+        result = {"status": "ok", "markdown": f"section of {stage.name}", "claims": {},
+                  "key": runner.stage_key(stage, budget, seed)}
+        proc = subprocess.Popen([sys.executable, "-c", code, str(out / stage.name / "result.json"),
+                                 json.dumps(result), str(sleep)], start_new_session=True)
         if stage.name == interrupt_at:
-            raise KeyboardInterrupt
-        return {"status": "ok", "markdown": f"section of {stage.name}", "claims": {},
-                "key": runner.stage_key(stage, budget, seed), "wall_seconds": 1.0, "peak_rss_bytes": 2**20}, 1.0, 2**20
+            os.kill(os.getpid(), signal.SIGINT)  # the runner's handler forwards it to the running stages
+        return proc
 
-    monkeypatch.setattr(runner, "_run_stage_subprocess", run)
+    monkeypatch.setattr(runner, "_start_stage", start)
     return seen
 
 
@@ -103,14 +113,15 @@ def test_an_interrupted_walk_leaves_a_partial_report(tmp_path, monkeypatch):
     seen = _fake_stages(monkeypatch, interrupt_at="seq2seq")
     out = tmp_path / "rep"
     with pytest.raises(KeyboardInterrupt):
-        reproduce(["embeddings", "lm", "seq2seq"], "tiny", out, seed=0, threads=1)
-    assert [name for name, _ in seen] == ["embeddings", "lm", "seq2seq"]
+        reproduce(["embeddings", "lm", "seq2seq", "fewshot"], "tiny", out, seed=0, threads=1, jobs=1)
+    assert [s[0] for s in seen] == ["embeddings", "lm", "seq2seq"]   # nothing starts after Ctrl-C
     assert seen[0][1] is None                                    # nothing before the first stage finished
     after_one = seen[1][1]
     assert "section of embeddings" in after_one and "section of lm" not in after_one
-    assert after_one.count("_Not run yet:") == 2                 # lm and seq2seq, not the stages never chosen
-    report = (out / "REPORT.md").read_text(encoding="utf-8")     # the last one written: after lm
-    assert "section of lm" in report and report.count("_Not run yet:") == 1
+    assert after_one.count("_Not run yet:") == 3                 # lm, seq2seq, fewshot, not the stages never chosen
+    assert json.loads((out / "seq2seq" / "result.json").read_text())["status"] == "interrupted"
+    report = (out / "REPORT.md").read_text(encoding="utf-8")     # the last one written: after seq2seq stopped
+    assert "section of lm" in report and "section of seq2seq" not in report
     seq2seq = next(r for r in R.verdicts({"seq2seq": R.NOT_YET}) if r["claim"] == _claim("seq2seq",
                                                                                              "s2s-attention-long").text)
     assert seq2seq["evidence (this run)"] == "stage not run yet" and seq2seq["verdict"] == NOT_RUN
@@ -122,11 +133,96 @@ def test_a_finished_walk_leaves_no_stage_marked_not_run_yet(tmp_path, monkeypatc
 
     seen = _fake_stages(monkeypatch)
     out = tmp_path / "rep"
-    reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1)
+    reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1)
     assert "_Not run yet:" in seen[1][1]
+    assert [(s[2], s[3]) for s in seen] == [(1, None), (1, None)]   # one at a time: all threads, the terminal
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     assert "section of embeddings" in report and "section of lm" in report and "Not run yet" not in report
     assert set(json.loads((out / "timings.json").read_text())["stages"]) == {"embeddings", "lm"}
+
+
+def test_one_at_a_time_follows_road_order_except_where_a_stage_reads_a_later_one(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import reproduce
+
+    seen = _fake_stages(monkeypatch)
+    reproduce([s.name for s in available()], "tiny", tmp_path / "rep", seed=0, threads=2, jobs=1)
+    order = [s[0] for s in seen]
+    road = [s.name for s in available()]
+    assert order.index("transformer") > order.index("bert")          # it shows the bert stage's model
+    assert [n for n in order if n != "transformer"] == [n for n in road if n != "transformer"]
+
+
+def test_side_by_side_stages_overlap_wait_for_what_they_read_and_split_the_threads(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import reproduce
+
+    seen = _fake_stages(monkeypatch, sleep=0.3)
+    out = tmp_path / "rep"
+    reproduce([s.name for s in available()], "default", out, seed=0, threads=4, jobs=2)
+    assert {s[2] for s in seen} == {2}                                  # 4 threads shared by 2 stages
+    assert all(s[3] == out / s[0] / "stage.log" for s in seen)         # each stage's output in its own file
+    t = json.loads((out / "timings.json").read_text())
+    spans = {n: (v["started_s"], v["ended_s"]) for n, v in t["stages"].items()}
+    assert t["jobs"] == 2 and t["threads"] == 2 and set(spans) == {s.name for s in available()}
+    for s in available():
+        for d in s.after:
+            assert spans[s.name][0] >= spans[d][1], (s.name, d)        # started after what it reads had ended
+    overlap = lambda a, b: spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]  # noqa: E731
+    names = list(spans)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if overlap(a, b)]
+    assert pairs, "two stages ran at once"
+    gib = {s.name: s.expected_gib["default"] for s in available()}
+    assert all(gib[a] + gib[b] <= 5.5 for a, b in pairs), pairs          # never two big ones together
+    assert t["total_seconds"] < sum(b - a for a, b in spans.values())  # side by side is shorter than the sum
+
+
+def test_the_next_stage_respects_places_readers_and_memory():
+    from hfrepro.reproduce.runner import next_stage, priorities
+
+    st = {s.name: s for s in available()}
+    chosen = set(st)
+    prio = priorities(list(st.values()), "default")
+    assert prio["embeddings"] == sum(st[n].expected_s["default"] for n in ("embeddings", "bert", "transformer"))
+
+    def pick(todo, running, done=(), jobs=2, cap=5.5):
+        s = next_stage([st[n] for n in todo], [st[n] for n in running], set(done), chosen, jobs, "default", cap,
+                       prio)
+        return s and s.name
+
+    assert pick(["lm", "rlhf", "chatgpt"], []) == "rlhf"                   # the longest critical path first
+    assert pick(["lm", "rlhf", "chatgpt"], [], jobs=1) == "lm"             # one at a time: road order
+    assert pick(["chatgpt", "lm"], ["rlhf"]) == "lm"                       # rlhf + chatgpt would pass the cap
+    assert pick(["chatgpt"], ["rlhf"]) is None                             # ... so chatgpt waits
+    assert pick(["chatgpt"], ["rlhf"], cap=7.0) == "chatgpt"
+    assert pick(["lm"], ["rlhf", "embeddings"]) is None                    # no free place
+    assert pick(["bert", "transformer"], [], done=["lm", "seq2seq"]) is None   # bert reads embeddings' vectors
+    assert pick(["bert", "transformer"], [], done=["lm", "seq2seq", "embeddings"]) == "bert"
+    assert pick(["transformer"], ["bert"], done=["lm", "seq2seq", "embeddings"]) is None  # reads bert's model
+    assert pick(["transformer"], [], done=["lm", "seq2seq", "embeddings", "bert"]) == "transformer"
+
+
+def test_two_stages_side_by_side_by_default_on_a_cpu_budget_with_two_cores(tmp_path, monkeypatch):
+    from hfrepro.reproduce.runner import default_jobs, reproduce
+
+    assert [default_jobs(b, cpus=2) for b in ("tiny", "default", "full")] == [2, 2, 1]
+    assert default_jobs("default", cpus=1) == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    seen = _fake_stages(monkeypatch)
+    reproduce(["embeddings", "lm"], "default", tmp_path / "rep", seed=0, threads=2)
+    assert [(s[2], s[3].name) for s in seen] == [(1, "stage.log"), (1, "stage.log")]
+
+
+@pytest.mark.parametrize("jobs", [0, -1])
+def test_no_stage_at_a_time_is_refused(jobs):
+    r = run_cli("reproduce", "--jobs", str(jobs), "--out", "/tmp/hfrepro-never")
+    assert r.returncode == 2 and "at least one stage must run" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_side_by_side_peak_adds_up_overlapping_stages():
+    from hfrepro.reproduce.runner import concurrent_peak
+
+    assert concurrent_peak({}) == 0
+    assert concurrent_peak({"a": (0, 10, 3), "b": (10, 20, 2)}) == 3          # one after the other
+    assert concurrent_peak({"a": (0, 10, 3), "b": (5, 20, 2), "c": (12, 15, 4)}) == 6
 
 
 def test_every_stage_declares_claims_and_runs_that_exist():

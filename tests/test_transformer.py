@@ -70,6 +70,28 @@ def test_gpt_attention_is_causal_and_bert_looks_both_ways(gpt, bert, tok):
     assert attention.future_mass([[[[0.5, 0.5], [0.25, 0.75]]]]) == pytest.approx(0.25)   # by hand: (0.5 + 0) / 2
 
 
+def test_the_bert_stage_model_is_found_and_its_rotary_encoder_looks_both_ways(tok, tmp_path):
+    """The transformer stage draws the map of the BERT the bert stage trained (a RoFormer: BERT with rotary
+    positions), saved as the bert stage's `bert` run."""
+    from transformers import RoFormerConfig, RoFormerForMaskedLM
+
+    from hfrepro.claims import StageContext
+    from hfrepro.reproduce.transformer import _bert_stage_model
+
+    ctx = StageContext(dir=tmp_path / "transformer", root=tmp_path, budget="tiny", seed=0, threads=1)
+    assert _bert_stage_model(ctx) is None                                     # the bert stage did not run here
+    torch.manual_seed(0)
+    RoFormerForMaskedLM(RoFormerConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                                       embedding_size=32)).save_pretrained(tmp_path / "bert" / "bert")
+    folder = _bert_stage_model(ctx)
+    assert folder == tmp_path / "bert" / "bert"
+    from transformers import AutoModel
+
+    b = attention.encoder_attention(AutoModel.from_pretrained(folder).eval(), _WordPiece(tok), "The king loves.")
+    assert len(b["maps"]) == 2 and attention.future_mass(b["maps"]) > 0.2
+
+
 def test_translator_attention_has_three_kinds(tok):
     from transformers import MarianConfig, MarianMTModel
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from hfrepro.config import BUDGET_NAMES
 from hfrepro.fsutil import read_json
 from hfrepro.reproduce.plan import available
-from hfrepro.reproduce.runner import reproduce
+from hfrepro.reproduce.runner import MEMORY_CAP_GIB, reproduce
 
 
 def register(sub) -> None:
@@ -34,13 +34,21 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--force", action="store_true", help="re-run stages even if already finished")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="stages run side by side, each with threads/jobs torch threads and its output in "
+                        "<out>/<stage>/stage.log (default: 2 on 2 or more cores at the tiny and default budgets, "
+                        "1 at full; 1: one stage at a time, its output on the terminal)")
+    p.add_argument("--memory_gib", type=float, default=MEMORY_CAP_GIB,
+                   help="with --jobs > 1: start a stage only while the running stages' expected peak memory "
+                        f"(the published run's) stays under this (default: {MEMORY_CAP_GIB})")
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     out = Path(args.out or f"runs/reproduce-{args.budget}")
-    reproduce(stages, args.budget, out, seed=args.seed, threads=args.threads, force=args.force)
+    reproduce(stages, args.budget, out, seed=args.seed, threads=args.threads, force=args.force, jobs=args.jobs,
+              memory_gib=args.memory_gib)
     results = {s: read_json(out / s / "result.json") for s in stages if (out / s / "result.json").is_file()}
     statuses = {r.get("status") for r in results.values()}
     if "crashed" in statuses:

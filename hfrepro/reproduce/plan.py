@@ -9,9 +9,9 @@ A stage is a module `hfrepro.reproduce.<name>` holding:
 Each `RecipeRun` is exactly what a user would type: `hfrepro <recipe> --budget <budget> --output_dir
 <stage folder>/<name> --seed <seed>` plus its `args` (wiring only, e.g. a path to another run; never a budget
 number: budgets live in recipes/configs/<config>/<budget>.yaml). `{stage}` in an argument is the stage folder,
-`{root}` the main job's folder (to use another stage's run, e.g. `--model_name_or_path {root}/lm/clm`: that stage
-runs earlier in road order), `{seed+N}` the main job's seed plus N (a second training seed of the same config:
-`args=("--seed", "{seed+100}")`; the last `--seed` wins).
+`{root}` the main job's folder (to use another stage's run, e.g. `--model_name_or_path {root}/lm/clm`: name that
+stage in the reader's `after`, so the runner starts the reader once it is finished), `{seed+N}` the main job's
+seed plus N (a second training seed of the same config: `args=("--seed", "{seed+100}")`; the last `--seed` wins).
 """
 
 from __future__ import annotations
@@ -69,8 +69,13 @@ def wire(arg: str, ctx: StageContext) -> str:
 class Stage:
     name: str
     title: str                                      # without a number: `heading` numbers it by road order
-    expected_s: dict = field(default_factory=dict)  # budget -> seconds, for the progress estimate (default: the
-    #                                                 published run's stage walls, docs/example-report)
+    expected_s: dict = field(default_factory=dict)  # budget -> seconds, for the progress estimate and the order
+    #                                                 side by side (default: the published run's stage walls,
+    #                                                 two stages side by side at 1 thread each; docs/example-report)
+    after: tuple[str, ...] = ()                     # stages whose run folders this one reads (when chosen too)
+    expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process (one stage at a
+    #                                                   time, 2 threads, 2026-12-04), so that stages run side by
+    #                                                   side stay under a cap
 
     @property
     def heading(self) -> str:
@@ -90,25 +95,27 @@ class Stage:
 
 STAGES = [  # road order; a stage whose module does not exist yet is skipped (NOT RUN)
     Stage("embeddings", "Word embeddings (word2vec CBOW vs skip-gram)",
-          expected_s={"tiny": 40, "default": 81, "full": 1200}),
+          expected_s={"tiny": 40, "default": 103, "full": 1200}, expected_gib={"default": 1.31}),
     Stage("lm", "Language models (n-gram, LSTM, GPT), perplexity, sampling",
-          expected_s={"tiny": 45, "default": 133, "full": 3600}),
+          expected_s={"tiny": 45, "default": 207, "full": 3600}, expected_gib={"default": 2.17}),
     Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",
-          expected_s={"tiny": 45, "default": 289, "full": 3600}),
-    Stage("transformer", "Inside the Transformer, and why RNNs gave way",
-          expected_s={"tiny": 30, "default": 55, "full": 600}),
-    Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",
-          expected_s={"tiny": 30, "default": 241, "full": 1800}),
+          expected_s={"tiny": 45, "default": 363, "full": 3600}, expected_gib={"default": 2.49}),
+    Stage("transformer", "Inside the Transformer, and why RNNs gave way",  # reads lm/clm, seq2seq/run, bert's model
+          expected_s={"tiny": 30, "default": 70, "full": 600}, after=("lm", "seq2seq", "bert"),
+          expected_gib={"default": 1.30}),
+    Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",  # reads the skip-gram vectors
+          expected_s={"tiny": 30, "default": 386, "full": 1800}, after=("embeddings",),
+          expected_gib={"default": 1.38}),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
-          expected_s={"tiny": 45, "default": 78, "full": 1800}),
+          expected_s={"tiny": 45, "default": 114, "full": 1800}, expected_gib={"default": 1.96}),
     Stage("finetune", "Fine-tuning (head-only, LoRA, full)",
-          expected_s={"tiny": 45, "default": 214, "full": 1800}),
+          expected_s={"tiny": 45, "default": 299, "full": 1800}, expected_gib={"default": 3.00}),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
-          expected_s={"tiny": 30, "default": 38, "full": 1200}),
+          expected_s={"tiny": 30, "default": 64, "full": 1200}, expected_gib={"default": 0.46}),
     Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",
-          expected_s={"tiny": 45, "default": 491, "full": 3600}),
+          expected_s={"tiny": 45, "default": 800, "full": 3600}, expected_gib={"default": 3.06}),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
-          expected_s={"tiny": 30, "default": 181, "full": 1200}),
+          expected_s={"tiny": 30, "default": 258, "full": 1200}, expected_gib={"default": 3.05}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 

@@ -1,5 +1,9 @@
 """Walk the stages: each in its own Python process (memory is returned between stages, and the runner measures
-each stage's wall time and peak memory), each writing `<out>/<stage>/result.json`.
+each stage's wall time and peak memory), each writing `<out>/<stage>/result.json`. One at a time (`--jobs 1`) in
+road order, or side by side (`--jobs 2`: two stages at once, each with half the threads and its output in
+`<out>/<stage>/stage.log`, the stage with the longest chain of work behind it first). Either way a stage starts
+only after the stages whose folders it reads (`Stage.after`), and side by side only while the running stages'
+expected peaks (`Stage.expected_gib`) add up to at most `memory_gib`.
 
 Inside a stage's process the recipes of its plan run one after another, in-process, exactly as `hfrepro
 <recipe> --config recipes/configs/<recipe>/<budget>.yaml ...` would run them; then the stage's `section`
@@ -17,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hfrepro import runtime
@@ -80,50 +85,71 @@ def _claim_record(v) -> dict:
     return {"verdict": verdict(held), "evidence": evidence, "held": held}
 
 
-def _run_stage_subprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int,
-                          overwrite: bool) -> tuple[dict, float, int]:
-    """Returns (result, wall seconds, peak RSS bytes of the stage's process tree)."""
+@dataclass
+class _Launch:
+    """A stage's process, started by the walk."""
+    stage: Stage
+    proc: subprocess.Popen
+    t0: float
+    log: Path | None     # where its output goes when stages run side by side (None: the terminal)
+
+
+def _start_stage(stage: Stage, out: Path, budget: str, seed: int, threads: int, overwrite: bool,
+                 log: Path | None) -> subprocess.Popen:
+    """Start the stage's process (its own process group: signals reach it through the runner). `log`: write its
+    output there instead of the terminal (two stages at once would interleave their lines)."""
     cmd = [sys.executable, "-m", "hfrepro.reproduce", "--stage", stage.name, "--out", str(out),
            "--budget", budget, "--seed", str(seed), "--threads", str(threads)] + (["--overwrite"] if overwrite else [])
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, start_new_session=True)  # its own process group: signals reach it through us
-    status, rusage, interrupted = _wait_forwarding_signals(proc)
+    if log is None:
+        return subprocess.Popen(cmd, start_new_session=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as f:
+        return subprocess.Popen(cmd, start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
+
+
+def _collect(launch: _Launch, out: Path, budget: str, seed: int, status: int, rusage,
+             interrupted: bool) -> tuple[dict, float, int]:
+    """The finished stage's result (wall seconds and peak RSS bytes of its process tree added)."""
+    stage, proc = launch.stage, launch.proc
     proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.time() - t0
+    wall = time.time() - launch.t0
     peak = rusage.ru_maxrss * 1024  # Linux: kilobytes (the largest single process of the tree)
     f = out / stage.name / "result.json"
     key = stage_key(stage, budget, seed)
     if interrupted:  # nothing reports "ok" after the user stopped the run; the next run resumes this stage
-        atomic_write_json(f, {"status": "interrupted", "markdown": "**Stage interrupted.**", "claims": {},
-                              "metrics": {}, "key": key})
-        raise KeyboardInterrupt
-    if f.is_file() and read_json(f).get("key") == key and proc.returncode == 0:
+        result = {"status": "interrupted", "markdown": "**Stage interrupted.**", "claims": {}, "metrics": {},
+                  "key": key}
+    elif f.is_file() and read_json(f).get("key") == key and proc.returncode == 0:
         result = read_json(f)
     else:
-        result = {"status": "crashed", "markdown": f"**Stage crashed** (exit code {proc.returncode}); see the "
-                  "output above.", "claims": {}, "metrics": {}, "key": key}
+        where = f" (its output: {launch.log})" if launch.log else " (see the output above)"
+        result = {"status": "crashed", "markdown": f"**Stage crashed** (exit code {proc.returncode}){where}.",
+                  "claims": {}, "metrics": {}, "key": key}
     result["wall_seconds"], result["peak_rss_bytes"] = round(wall, 1), peak
     atomic_write_json(f, result)
     return result, wall, peak
 
 
-def _wait_forwarding_signals(proc) -> tuple[int, object, bool]:
-    """Wait for the stage's process; SIGINT/SIGTERM sent to the runner go to the stage's whole process group,
-    and the runner waits for it to stop before it says anything."""
-    got: list[int] = []
+class _Forward:
+    """While the walk runs: SIGINT/SIGTERM sent to the runner go to every running stage's process group, and the
+    walk starts nothing more; it waits for the running stages to stop before it says anything."""
 
-    def forward(sig, _frame):
-        got.append(sig)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
+    def __init__(self, running: dict):
+        self.running, self.got = running, []
 
-    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        _, status, rusage = os.wait4(proc.pid, 0)
-    finally:
-        for sig, handler in old.items():
+    def __call__(self, sig, _frame):
+        self.got.append(sig)
+        for launch in list(self.running.values()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(launch.proc.pid, sig)
+
+    def __enter__(self):
+        self.old = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
             signal.signal(sig, handler)
-    return status, rusage, bool(got)
 
 
 def _previous(stage: Stage, out: Path, budget: str, seed: int) -> dict | None:
@@ -141,56 +167,166 @@ def _stale(stage: Stage, out: Path, budget: str, seed: int) -> bool:
     return f.is_file() and read_json(f).get("key") != stage_key(stage, budget, seed)
 
 
+MEMORY_CAP_GIB = 5.5   # stages side by side start only while their expected peaks sum to this (the 6 GB target)
+
+
+def default_jobs(budget: str, cpus: int | None = None) -> int:
+    """Two stages side by side on a CPU budget (tiny, default) with 2 cores or more: most of these models gain
+    less than 2x from a second thread, so two 1-thread stages at once finish sooner (docs/DEVELOPING.md, "Two
+    stages side by side"); one at a time on the GPU budget (`full`: the stages would share one accelerator)."""
+    return 2 if budget != "full" and (cpus or os.cpu_count() or 1) >= 2 else 1
+
+
 def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads: int | None = None,
-              force: bool = False) -> Path:
+              force: bool = False, jobs: int | None = None, memory_gib: float = MEMORY_CAP_GIB) -> Path:
+    """Walk the chosen stages. `jobs` > 1: that many stages at once, each with threads // jobs torch threads,
+    each stage's output in `<out>/<stage>/stage.log`; a stage starts once the stages it reads (`Stage.after`)
+    are finished and while the expected peak memory of the running stages stays under `memory_gib`.
+    `jobs` None: `default_jobs(budget)`."""
     if budget not in BUDGET_NAMES:
         raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
     have = [s.name for s in available()]
     unknown = [s for s in stages if s not in have]
     if unknown or not stages:
         raise UserError(f"unknown stage(s): {', '.join(unknown) or '(none given)'}", fix=f"stages: {', '.join(have)}")
+    jobs = default_jobs(budget) if jobs is None else jobs
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: at least one stage must run", fix="use --jobs 1 (one stage at a time) or more")
     threads = threads or int(os.environ.get("HFREPRO_THREADS", 0)) or (os.cpu_count() or 1)
     runtime.check_writable_folder(out)
     lock = runtime.lock_folder(out)
     try:
-        return _walk(stages, budget, out, seed, threads, force)
+        return _walk(stages, budget, out, seed, threads, force, jobs, memory_gib)
     finally:
         runtime.unlock_folder(lock)
 
 
-def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, force: bool) -> Path:
+def priorities(chosen: list[Stage], budget: str) -> dict[str, float]:
+    """Each stage's expected seconds plus the longest chain of chosen stages that wait for it (its critical
+    path): side by side, the walk starts the ready stage with the longest path first."""
+    waiting = {s.name: [t for t in chosen if s.name in t.after] for s in chosen}
+    memo: dict[str, float] = {}
+
+    def path(s: Stage) -> float:
+        if s.name not in memo:
+            memo[s.name] = s.expected_s.get(budget, 60) + max((path(t) for t in waiting[s.name]), default=0.0)
+        return memo[s.name]
+
+    return {s.name: path(s) for s in chosen}
+
+
+def next_stage(todo: list[Stage], running: list[Stage], done: set[str], chosen: set[str], jobs: int, budget: str,
+               memory_gib: float, prio: dict[str, float]) -> Stage | None:
+    """The stage to start now, or None: a free place, its `after` stages (those chosen) finished, its expected
+    peak memory fitting beside the running stages' (any stage fits when none runs). One at a time: road order;
+    side by side: the longest critical path first."""
+    if len(running) >= jobs:
+        return None
+    used = sum(s.expected_gib.get(budget, 0.0) for s in running)
+    ready = [s for s in todo if all(d in done or d not in chosen for d in s.after)
+             and (not running or used + s.expected_gib.get(budget, 0.0) <= memory_gib)]
+    if jobs > 1:
+        ready.sort(key=lambda s: -prio[s.name])
+    return ready[0] if ready else None
+
+
+def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, force: bool, jobs: int,
+          memory_gib: float) -> Path:
     chosen = [s for s in available() if s.name in stages]
     results: dict[str, dict] = {}
-    ran: set[str] = set()  # the stages this walk ran (the others were finished before)
     t_start = time.time()
+    todo = []
     for k, stage in enumerate(chosen, 1):
-        elapsed = time.time() - t_start
-        left = sum(s.expected_s.get(budget, 60) for s in chosen[k - 1:])
-        head = (f"[reproduce] stage {k}/{len(chosen)}: {stage.name}  (elapsed {_mmss(elapsed)}, "
-                f"estimate {_mmss(left)} left)")
         prev = None if force else _previous(stage, out, budget, seed)
         if prev:
-            print(head + " -- already done with this config, skipped", flush=True)
+            print(f"[reproduce] stage {k}/{len(chosen)}: {stage.name}  (elapsed {_mmss(time.time() - t_start)}) -- "
+                  "already done with this config, skipped", flush=True)
             results[stage.name] = prev
-            continue
-        print(head, flush=True)
-        result, wall, peak = _run_stage_subprocess(stage, out, budget, seed, threads,
-                                                   overwrite=force or _stale(stage, out, budget, seed))
-        ran.add(stage.name)
-        print(f"[reproduce] {stage.name}: {result['status']} in {_mmss(wall)}, peak memory {peak / 2**30:.2f} GiB",
-              flush=True)
-        results[stage.name] = result
-        # a partial REPORT.md after every stage: an interrupted walk leaves the stages it finished readable
-        write_report(out, budget, seed, threads, _with_earlier(results, out, budget, seed, pending=chosen))
+        else:
+            todo.append(stage)
+    spans = _run_stages(todo, chosen, results, out, budget, seed, threads, force, jobs, memory_gib, t_start)
     results = _with_earlier(results, out, budget, seed)
-    report = write_report(out, budget, seed, threads, results)
-    bench = {s.name: {"status": results[s.name].get("status"), "ran_in_this_walk": s.name in ran,
+    report = write_report(out, budget, seed, _threads_text(threads, jobs), results)
+    bench = {s.name: {"status": results[s.name].get("status"), "ran_in_this_walk": s.name in spans,
                       "wall_seconds": results[s.name].get("wall_seconds"),
-                      "peak_rss_bytes": results[s.name].get("peak_rss_bytes")} for s in STAGES if s.name in results}
-    atomic_write_json(out / "timings.json", {"budget": budget, "seed": seed, "threads": threads, "stages": bench,
-                                             "total_seconds": round(time.time() - t_start, 1)})
+                      "peak_rss_bytes": results[s.name].get("peak_rss_bytes"),
+                      **({"started_s": spans[s.name][0], "ended_s": spans[s.name][1]} if s.name in spans else {})}
+             for s in STAGES if s.name in results}
+    atomic_write_json(out / "timings.json", {
+        "budget": budget, "seed": seed, "threads": max(1, threads // jobs), "jobs": jobs, "stages": bench,
+        "peak_side_by_side_bytes": concurrent_peak(spans), "total_seconds": round(time.time() - t_start, 1)})
     print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")
     return report
+
+
+def concurrent_peak(spans: dict[str, tuple[float, float, int]]) -> int:
+    """An upper bound on the memory the walk held at once: the largest sum of the peaks of stages whose runs
+    overlapped (each stage's own peak, counted for the whole of its run). One at a time: the largest peak."""
+    return max((sum(p for a, b, p in spans.values() if a <= t0 < b) for t0, _, _ in spans.values()), default=0)
+
+
+def _launch(stage: Stage, out: Path, budget: str, seed: int, threads: int, force: bool, jobs: int, t_start: float,
+            count: str, left: list[Stage]) -> _Launch:
+    elapsed = time.time() - t_start
+    estimate = sum(s.expected_s.get(budget, 60) for s in left) / jobs
+    log = out / stage.name / "stage.log" if jobs > 1 else None
+    print(f"[reproduce] stage {count}: {stage.name}  (elapsed {_mmss(elapsed)}, estimate {_mmss(estimate)} left)"
+          + (f", its output: {log}" if log else ""), flush=True)
+    overwrite = force or _stale(stage, out, budget, seed)
+    proc = _start_stage(stage, out, budget, seed, max(1, threads // jobs), overwrite, log)
+    return _Launch(stage, proc, time.time(), log)
+
+
+def _said_done(launch: _Launch, result: dict, wall: float, peak: int) -> None:
+    """The runner's line for a finished stage; side by side, a crashed stage's last output lines too."""
+    print(f"[reproduce] {launch.stage.name}: {result['status']} in {_mmss(wall)}, peak memory "
+          f"{peak / 2**30:.2f} GiB", flush=True)
+    if launch.log and result["status"] in ("crashed", "failed") and launch.log.is_file():
+        tail = launch.log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+        print("\n".join([f"[reproduce] the end of {launch.log}:", *tail]), file=sys.stderr, flush=True)
+
+
+def _threads_text(threads: int, jobs: int) -> str:
+    return str(threads) if jobs == 1 else f"{jobs} stages side by side, {max(1, threads // jobs)}"
+
+
+def _run_stages(todo: list[Stage], chosen: list[Stage], results: dict, out: Path, budget: str, seed: int,
+                threads: int, force: bool, jobs: int, memory_gib: float, t_start: float) -> dict:
+    """Start the stages as places free up, collect each as it ends; {stage: (start s, end s, peak bytes)}."""
+    names, prio, total = {s.name for s in chosen}, priorities(chosen, budget), len(chosen)
+    running: dict[int, _Launch] = {}
+    spans: dict[str, tuple[float, float, int]] = {}
+    with _Forward(running) as fwd:
+        try:
+            while todo or running:
+                while not fwd.got and (stage := next_stage(todo, [r.stage for r in running.values()], set(results),
+                                                           names, jobs, budget, memory_gib, prio)):
+                    todo.remove(stage)
+                    left = [stage, *todo, *(r.stage for r in running.values())]
+                    launch = _launch(stage, out, budget, seed, threads, force, jobs, t_start,
+                                     f"{total - len(todo)}/{total}", left)
+                    running[launch.proc.pid] = launch
+                if not running:
+                    break
+                pid, status, rusage = os.wait4(-1, 0)
+                launch = running.pop(pid, None)
+                if launch is None:
+                    continue
+                result, wall, peak = _collect(launch, out, budget, seed, status, rusage, interrupted=bool(fwd.got))
+                spans[launch.stage.name] = (round(launch.t0 - t_start, 1), round(launch.t0 - t_start + wall, 1), peak)
+                results[launch.stage.name] = result
+                _said_done(launch, result, wall, peak)
+                # a partial REPORT.md after every stage: an interrupted walk leaves the stages it finished readable
+                write_report(out, budget, seed, _threads_text(threads, jobs),
+                             _with_earlier(results, out, budget, seed, pending=chosen))
+        except BaseException:  # the runner itself failed: stop the running stages (they resume next time)
+            fwd(signal.SIGTERM, None)
+            for launch in running.values():
+                launch.proc.wait()
+            raise
+    if fwd.got:
+        raise KeyboardInterrupt
+    return spans
 
 
 def _with_earlier(results: dict[str, dict], out: Path, budget: str, seed: int,

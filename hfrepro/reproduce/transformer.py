@@ -67,12 +67,14 @@ def section(ctx: StageContext) -> StageResult:
 
 # --- attention and positions --------------------------------------------------------------------------------
 
+BERT_RUN = Path("bert") / "bert"   # the bert stage's masked LM (a BERT with rotary positions: RoFormer)
+
+
 def _bert_stage_model(ctx: StageContext) -> Path | None:
-    """A BERT model folder written by the bert stage, if that stage ran in this folder."""
-    for cfg in sorted((ctx.root / "bert").glob("*/config.json")):
-        if json.loads(cfg.read_text(encoding="utf-8")).get("model_type") == "bert":
-            return cfg.parent
-    return None
+    """The BERT the bert stage trained (its `bert` run), if that stage ran in this folder (the runner starts this
+    stage after it: `Stage.after`)."""
+    folder = ctx.root / BERT_RUN
+    return folder if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() else None
 
 
 def _attention(ctx: StageContext, s: dict):
@@ -81,7 +83,8 @@ def _attention(ctx: StageContext, s: dict):
     gpt, gtok, _ = load_lm(str(ctx.root / "lm" / "clm"))
     rows, figs = [], []
     maps = {"our GPT (lm stage)": attention.gpt_attention(gpt, gtok, s["gpt_sentence"])}
-    for label, path in (("BERT: MiniLM-L6 as shipped", BERT), ("BERT: the bert stage's model", _bert_stage_model(ctx))):
+    for label, path in (("BERT: MiniLM-L6 as shipped", BERT), ("BERT: the bert stage's model (rotary positions)",
+                                                                   _bert_stage_model(ctx))):
         if path is not None:
             maps[label] = attention.encoder_attention(AutoModel.from_pretrained(str(_resolve(path))),
                                                       load_tokenizer(str(path)), s["bert_sentence"])
