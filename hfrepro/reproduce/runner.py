@@ -317,8 +317,10 @@ def _run_stages(todo: list[Stage], chosen: list[Stage], results: dict, out: Path
                 results[launch.stage.name] = result
                 _said_done(launch, result, wall, peak)
                 # a partial REPORT.md after every stage: an interrupted walk leaves the stages it finished readable
-                write_report(out, budget, seed, _threads_text(threads, jobs),
-                             _with_earlier(results, out, budget, seed, pending=chosen))
+                # (and once the user has stopped the walk, nothing more is written)
+                if not fwd.got:
+                    write_report(out, budget, seed, _threads_text(threads, jobs),
+                                 _with_earlier(results, out, budget, seed, pending=chosen))
         except BaseException:  # the runner itself failed: stop the running stages (they resume next time)
             fwd(signal.SIGTERM, None)
             for launch in running.values():
