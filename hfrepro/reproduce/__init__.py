@@ -32,7 +32,8 @@ def register(sub) -> None:
                         "gives the measured time); full: for a GPU machine")
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<budget>)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads in all, shared by the stages side by side (default: all cores)")
     p.add_argument("--force", action="store_true", help="re-run stages even if already finished")
     p.add_argument("--jobs", type=int, default=None,
                    help="stages run side by side, each with threads/jobs torch threads and its output in "
@@ -40,7 +41,7 @@ def register(sub) -> None:
                         "1 at full; 1: one stage at a time, its output on the terminal)")
     p.add_argument("--memory_gib", type=float, default=MEMORY_CAP_GIB,
                    help="with --jobs > 1: start a stage only while the running stages' expected peak memory "
-                        f"(the published run's) stays under this (default: {MEMORY_CAP_GIB})")
+                        f"(their peaks one at a time, in GiB) stays under this (default: {MEMORY_CAP_GIB})")
     p.set_defaults(func=_cli)
 
 
