@@ -4,6 +4,7 @@ exactly as a user would; re-runs skip what is done, and a finished recipe run st
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -211,10 +212,14 @@ def test_two_stages_side_by_side_by_default_on_a_cpu_budget_with_two_cores(tmp_p
     assert [(s[2], s[3].name) for s in seen] == [(1, "stage.log"), (1, "stage.log")]
 
 
-@pytest.mark.parametrize("jobs", [0, -1])
-def test_no_stage_at_a_time_is_refused(jobs):
-    r = run_cli("reproduce", "--jobs", str(jobs), "--out", "/tmp/hfrepro-never")
-    assert r.returncode == 2 and "at least one stage must run" in r.stderr and "Traceback" not in r.stderr
+@pytest.mark.parametrize("args,message", [(("--jobs", "0"), "at least one stage must run"),
+                                          (("--jobs", "-1"), "at least one stage must run"),
+                                          (("--memory_gib", "0"), "must be positive"),
+                                          (("--memory_gib", "nan"), "must be positive")])
+def test_no_stage_at_a_time_or_no_memory_is_refused(args, message):
+    r = run_cli("reproduce", *args, "--out", "/tmp/hfrepro-never")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert not Path("/tmp/hfrepro-never").exists()                           # refused before anything is written
 
 
 def test_the_side_by_side_peak_adds_up_overlapping_stages():

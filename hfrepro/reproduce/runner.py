@@ -192,6 +192,9 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
     jobs = default_jobs(budget) if jobs is None else jobs
     if jobs < 1:
         raise UserError(f"--jobs {jobs}: at least one stage must run", fix="use --jobs 1 (one stage at a time) or more")
+    if not memory_gib > 0:  # also NaN
+        raise UserError(f"--memory_gib {memory_gib}: the memory the stages side by side may expect must be positive",
+                        fix=f"use a number of GiB above 0 (default {MEMORY_CAP_GIB})")
     threads = threads or int(os.environ.get("HFREPRO_THREADS", 0)) or (os.cpu_count() or 1)
     runtime.check_writable_folder(out)
     lock = runtime.lock_folder(out)
