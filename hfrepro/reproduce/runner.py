@@ -238,25 +238,26 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
     chosen = [s for s in available() if s.name in stages]
     results: dict[str, dict] = {}
     t_start = time.time()
+    per_stage = max(1, threads // jobs)  # torch threads of each stage
     todo = []
     for k, stage in enumerate(chosen, 1):
         prev = None if force else _previous(stage, out, budget, seed)
         if prev:
-            print(f"[reproduce] stage {k}/{len(chosen)}: {stage.name}  (elapsed {_mmss(time.time() - t_start)}) -- "
-                  "already done with this config, skipped", flush=True)
+            print(_head(f"{k}/{len(chosen)}", stage, t_start) + ") -- already done with this config, skipped",
+                  flush=True)
             results[stage.name] = prev
         else:
             todo.append(stage)
-    spans = _run_stages(todo, chosen, results, out, budget, seed, threads, force, jobs, memory_gib, t_start)
+    spans = _run_stages(todo, chosen, results, out, budget, seed, per_stage, force, jobs, memory_gib, t_start)
     results = _with_earlier(results, out, budget, seed)
-    report = write_report(out, budget, seed, _threads_text(threads, jobs), results)
+    report = write_report(out, budget, seed, _threads_text(per_stage, jobs), results)
     bench = {s.name: {"status": results[s.name].get("status"), "ran_in_this_walk": s.name in spans,
                       "wall_seconds": results[s.name].get("wall_seconds"),
                       "peak_rss_bytes": results[s.name].get("peak_rss_bytes"),
                       **({"started_s": spans[s.name][0], "ended_s": spans[s.name][1]} if s.name in spans else {})}
              for s in STAGES if s.name in results}
     atomic_write_json(out / "timings.json", {
-        "budget": budget, "seed": seed, "threads": max(1, threads // jobs), "jobs": jobs, "stages": bench,
+        "budget": budget, "seed": seed, "threads": per_stage, "jobs": jobs, "stages": bench,
         "peak_side_by_side_bytes": concurrent_peak(spans), "total_seconds": round(time.time() - t_start, 1)})
     print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")
     return report
@@ -268,15 +269,19 @@ def concurrent_peak(spans: dict[str, tuple[float, float, int]]) -> int:
     return max((sum(p for a, b, p in spans.values() if a <= t0 < b) for t0, _, _ in spans.values()), default=0)
 
 
-def _launch(stage: Stage, out: Path, budget: str, seed: int, threads: int, force: bool, jobs: int, t_start: float,
-            count: str, left: list[Stage]) -> _Launch:
-    elapsed = time.time() - t_start
+def _head(count: str, stage: Stage, t_start: float) -> str:
+    """The start of the runner's line for a stage it reaches (left open for what follows)."""
+    return f"[reproduce] stage {count}: {stage.name}  (elapsed {_mmss(time.time() - t_start)}"
+
+
+def _launch(stage: Stage, out: Path, budget: str, seed: int, per_stage: int, force: bool, jobs: int,
+            t_start: float, count: str, left: list[Stage]) -> _Launch:
     estimate = sum(s.expected_s.get(budget, 60) for s in left) / jobs
     log = out / stage.name / "stage.log" if jobs > 1 else None
-    print(f"[reproduce] stage {count}: {stage.name}  (elapsed {_mmss(elapsed)}, estimate {_mmss(estimate)} left)"
+    print(_head(count, stage, t_start) + f", estimate {_mmss(estimate)} left)"
           + (f", its output: {log}" if log else ""), flush=True)
     overwrite = force or _stale(stage, out, budget, seed)
-    proc = _start_stage(stage, out, budget, seed, max(1, threads // jobs), overwrite, log)
+    proc = _start_stage(stage, out, budget, seed, per_stage, overwrite, log)
     return _Launch(stage, proc, time.time(), log)
 
 
@@ -289,12 +294,12 @@ def _said_done(launch: _Launch, result: dict, wall: float, peak: int) -> None:
         print("\n".join([f"[reproduce] the end of {launch.log}:", *tail]), file=sys.stderr, flush=True)
 
 
-def _threads_text(threads: int, jobs: int) -> str:
-    return str(threads) if jobs == 1 else f"{jobs} stages side by side, {max(1, threads // jobs)}"
+def _threads_text(per_stage: int, jobs: int) -> str:
+    return str(per_stage) if jobs == 1 else f"{jobs} stages side by side, {per_stage}"
 
 
 def _run_stages(todo: list[Stage], chosen: list[Stage], results: dict, out: Path, budget: str, seed: int,
-                threads: int, force: bool, jobs: int, memory_gib: float, t_start: float) -> dict:
+                per_stage: int, force: bool, jobs: int, memory_gib: float, t_start: float) -> dict:
     """Start the stages as places free up, collect each as it ends; {stage: (start s, end s, peak bytes)}."""
     names, prio, total = {s.name for s in chosen}, priorities(chosen, budget), len(chosen)
     running: dict[int, _Launch] = {}
@@ -306,7 +311,7 @@ def _run_stages(todo: list[Stage], chosen: list[Stage], results: dict, out: Path
                                                            names, jobs, budget, memory_gib, prio)):
                     todo.remove(stage)
                     left = [stage, *todo, *(r.stage for r in running.values())]
-                    launch = _launch(stage, out, budget, seed, threads, force, jobs, t_start,
+                    launch = _launch(stage, out, budget, seed, per_stage, force, jobs, t_start,
                                      f"{total - len(todo)}/{total}", left)
                     running[launch.proc.pid] = launch
                 if not running:
@@ -322,7 +327,7 @@ def _run_stages(todo: list[Stage], chosen: list[Stage], results: dict, out: Path
                 # a partial REPORT.md after every stage: an interrupted walk leaves the stages it finished readable
                 # (and once the user has stopped the walk, nothing more is written)
                 if not fwd.got:
-                    write_report(out, budget, seed, _threads_text(threads, jobs),
+                    write_report(out, budget, seed, _threads_text(per_stage, jobs),
                                  _with_earlier(results, out, budget, seed, pending=chosen))
         except BaseException:  # the runner itself failed: stop the running stages (they resume next time)
             fwd(signal.SIGTERM, None)
