@@ -131,6 +131,16 @@ def configure_threads(n: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+# The thread pools besides torch's: OpenMP, MKL and OpenBLAS (numpy, scipy, scikit-learn), rayon (tokenizers).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
+
+
+def thread_env(n: int) -> dict[str, str]:
+    """The environment of a child process given `n` cores: every thread pool it may start held to `n`, so that
+    two processes side by side on two cores do not each start a pool as wide as the machine."""
+    return {**os.environ, **{v: str(n) for v in THREAD_VARS}}
+
+
 def set_seed(seed: int, deterministic: bool = True) -> None:
     """Seed python, numpy and torch; on CPU this makes the same command give the same numbers."""
     import numpy as np

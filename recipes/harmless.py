@@ -71,6 +71,9 @@ class ScriptArguments:
     rm_steps: int = field(default=16)
     rm_batch_size: int = field(default=8)
     rm_learning_rate: float = field(default=1e-3)
+    rm_balance: bool = field(default=True, metadata={
+        "help": "repeat the scarcer label's pairs until both labels have as many (else preferring any answer to "
+                "any refusal, the majority's shortcut, scores well without telling the requests apart)"})
     # (3) GRPO
     grpo_steps: int = field(default=8)
     grpo_prompts: int = field(default=4, metadata={"help": "prompts per GRPO step"})
@@ -112,7 +115,8 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
         if not pairs:
             raise UserError("no preference pair: the base model refused every training prompt",
                             fix="use more training prompts (--train_decline, --train_answer) or another model")
-        rm = clock("reward model", reward, tok, pairs, a, run.path, seed)
+        rm = clock("reward model", reward, tok, harmlessness.balanced(pairs) if a.rm_balance else pairs, a,
+                   run.path, seed)
         test_pairs = harmlessness.preference_pairs(held, replies["base"], seed)
         rm_correct = clock("reward eval", align.pairwise_accuracy, rm, tok, test_pairs, a.batch_size)
 
@@ -122,6 +126,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
 
         # Results: refusal and over-refusal of the three models, every reply, the figure, the card.
         metrics = summarize(held, replies, demos, pairs, rm_correct, rewards, clock.seconds)
+        metrics["rm_heldout_accuracy_by_label"] = by_label(test_pairs, rm_correct)
         write_outputs(run.path, held, replies, metrics)
         if a.save_model:
             policy.save_pretrained(run.path, safe_serialization=True)
@@ -199,6 +204,12 @@ def grpo(sft_model, rm, tok, train: list[dict], a: ScriptArguments, lora_args: L
     trainer.train()
     rewards = [round(float(h["reward"]), 4) for h in trainer.state.log_history if "reward" in h]
     return trainer.model.merge_and_unload().eval(), rewards
+
+
+def by_label(pairs: list[dict], correct: list[int]) -> dict[str, float]:
+    """The reward model's held-out pairwise accuracy on each label's pairs (decline: the refusal chosen)."""
+    out = {label: [c for p, c in zip(pairs, correct) if p["label"] == label] for label in harmlessness.LABELS}
+    return {label: sum(v) / len(v) for label, v in out.items() if v}
 
 
 def summarize(held, replies: dict, demos, pairs, rm_correct, rewards, seconds) -> dict:

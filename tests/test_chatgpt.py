@@ -167,6 +167,11 @@ def test_demonstrations_and_pairs():
     assert [(p["label"], p["chosen"][0]["content"][:8], p["rejected"][0]["content"][:8]) for p in pairs] == [
         ("decline", "I'm sorr", "Building"), ("answer", "Vaccines", "I'm sorr")]
     assert harmlessness.complete_sentences("A first sentence here. And then") == "A first sentence here."
+    more = pairs + [dict(pairs[1], prompt=f"benign {i}") for i in range(4)]       # 1 decline pair, 5 benign
+    even = harmlessness.balanced(more)
+    assert [p["label"] for p in even].count("decline") == [p["label"] for p in even].count("answer") == 5
+    assert all(p is pairs[0] for p in even if p["label"] == "decline")          # the scarcer label repeated
+    assert harmlessness.balanced(pairs[1:]) == pairs[1:]                        # one label: unchanged
     assert harmlessness.complete_sentences("no end at all") is None
 
 
@@ -267,6 +272,9 @@ def test_recipes_and_stage_end_to_end(tiny_long_model, tmp_path, monkeypatch):
                       str(stage_dir / "harmless"), "--threads", "1"])
     for k in ("base_refusal", "sft_over_refusal", "rlhf_refusal", "rm_heldout_accuracy", "cpu_seconds_total"):
         assert k in m
+    by = m["rm_heldout_accuracy_by_label"]                             # the reward model on each kind of pair
+    assert set(by) == {"decline", "answer"} and all(0.0 <= v <= 1.0 for v in by.values())
+    assert min(by.values()) <= m["rm_heldout_accuracy"] <= max(by.values())   # the overall is their mix
     rows = [json.loads(x) for x in (stage_dir / "harmless" / "eval.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and {"base", "sft", "rlhf", "base_refused"} <= set(rows[0])
     assert (stage_dir / "harmless" / "refusal.png").is_file()
@@ -280,6 +288,7 @@ def test_recipes_and_stage_end_to_end(tiny_long_model, tmp_path, monkeypatch):
     res = stage.section(ctx)
     assert set(res.claims) == {c.id for c in stage.CLAIMS}
     assert "refusal rate (decline)" in res.markdown and "knowledge cut-off" in res.markdown
+    assert "; refusal chosen " in res.markdown and "; answer chosen " in res.markdown
     assert "corrections.png" in res.markdown and uncaptioned(res.markdown) == []
     assert Path(root / "chatgpt" / "harmless" / "refusal.png").is_file()
 

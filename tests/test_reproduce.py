@@ -304,3 +304,22 @@ def test_tiny_budget_end_to_end(tmp_path):
 
     changed = [str(p.relative_to(out)) for p in before if not same(p)]
     assert not changed, changed
+
+
+def test_a_stage_process_holds_every_thread_pool_to_its_share(tmp_path, monkeypatch):
+    import os
+
+    from hfrepro import runtime
+    from hfrepro.reproduce import runner
+
+    calls = []
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda cmd, **kw: calls.append((cmd, kw)))
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")                    # the user's, for the whole machine
+    stage = next(s for s in available() if s.name == "lm")
+    runner._start_stage(stage, tmp_path, "tiny", 0, 1, False, tmp_path / "lm" / "stage.log")
+    runner._start_stage(stage, tmp_path, "tiny", 0, 2, False, None)
+    (cmd1, kw1), (cmd2, kw2) = calls
+    assert cmd1[cmd1.index("--threads") + 1] == "1"
+    assert all(kw1["env"][v] == "1" for v in runtime.THREAD_VARS)    # numpy, tokenizers, OpenMP: one each
+    assert all(kw2["env"][v] == "2" for v in runtime.THREAD_VARS)
+    assert kw1["env"]["PATH"] == os.environ["PATH"]                 # the rest of the environment passed on

@@ -414,6 +414,8 @@ def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
     assert json.loads((tmp_path / "replay" / "rnn" / "metrics.json").read_text())["train_loss"] == \
         json.loads((out / "rnn" / "metrics.json").read_text())["train_loss"]
 
+    _source_dependence_is_the_whole_batchs(out)
+
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
         main(["translate", "--model", str(out / "rnn_attention"), "--num_beams", "2", "Apply Filter", "Save"])
@@ -425,6 +427,33 @@ def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["translate", "--model", str(tmp_path / "nope"), "x"])
     assert e.value.code == 2
+
+
+def _source_dependence_is_the_whole_batchs(out: Path):
+    """The check's losses in chunks equal one forward pass over every sentence at once (its token-weighted mean)."""
+    import torch
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq
+
+    from hfrepro.seq2seq.data import features
+    from hfrepro.seq2seq.decode import load_model, source_dependence
+
+    lines = (FIX / "pairs_en_ko.tsv").read_text(encoding="utf-8").splitlines()[1:12]
+    test = Dataset.from_dict({"source": [x.split("\t")[0] for x in lines], "target": [x.split("\t")[1] for x in lines]})
+    for arch in ("rnn_attention", "transformer"):
+        model, tok = load_model(out / arch)
+        collate = DataCollatorForSeq2Seq(tok, model=model if arch == "transformer" else None, padding=True,
+                                         label_pad_token_id=-100)
+        batch = collate(list(features(tok, test)))
+        with torch.no_grad():
+            own = model(**batch).loss.item()
+            batch["input_ids"] = torch.roll(batch["input_ids"], 1, 0)
+            batch["attention_mask"] = torch.roll(batch["attention_mask"], 1, 0)
+            other = model(**batch).loss.item()
+        got = source_dependence(model, tok, test, chunk=4)
+        assert got["test_loss"] == pytest.approx(own, abs=2e-4), arch
+        assert got["test_loss_other_source"] == pytest.approx(other, abs=2e-4), arch
+        assert source_dependence(model, tok, test, chunk=100) == got
 
 
 def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):

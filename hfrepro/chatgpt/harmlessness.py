@@ -152,6 +152,15 @@ def preference_pairs(rows: Sequence[dict], base_replies: Sequence[str], seed: in
     return out
 
 
+def balanced(pairs: Sequence[dict]) -> list[dict]:
+    """The pairs with each label's repeated in turn until every label has as many as the largest: trained on 32
+    decline pairs and 61 benign ones, a reward model scores 0.66 by preferring any answer to any refusal,
+    without telling the requests apart."""
+    by_label = {label: [p for p in pairs if p["label"] == label] for label in LABELS}
+    most = max(len(v) for v in by_label.values())
+    return [p for v in by_label.values() if v for p in (v * (most // len(v) + 1))[:most]]
+
+
 def rates(rows: Sequence[dict], replies: Sequence[str]) -> dict[str, list[int]]:
     """label -> one 0/1 per held-out row of that label: 1 when the reply is a refusal (the rule)."""
     out: dict[str, list[int]] = {label: [] for label in LABELS}

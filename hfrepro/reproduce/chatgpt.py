@@ -98,6 +98,14 @@ def examples(rows: list[dict], per_label: int = 3) -> str:
                      for r in picked])
 
 
+def _by_label(hm: dict) -> str:
+    """The reward model's held-out accuracy on each kind of pair: preferring any answer to any refusal scores
+    well overall and near 0 on the pairs where the refusal is the chosen reply."""
+    acc = hm.get("rm_heldout_accuracy_by_label") or {}
+    names = {"decline": "refusal chosen", "answer": "answer chosen"}
+    return "".join(f"; {names.get(k, k)} {v:.2f}" for k, v in acc.items())
+
+
 def section(ctx: StageContext) -> StageResult:
     h, f = ctx.run_dir("harmless"), ctx.run_dir("followup")
     hm, fm = read_json(h / "metrics.json"), read_json(f / "metrics.json")
@@ -109,7 +117,8 @@ def section(ctx: StageContext) -> StageResult:
         f"look-alikes of the harmlessness set (data_cards/harmlessness.md), before and after alignment training: "
         f"SFT on {hm['sft_demos']} demonstrations ({hm['sft_refusal_demos']} refusals), a reward model from "
         f"{hm['rm_pairs']} preference pairs (held-out pairwise accuracy {hm['rm_heldout_accuracy']:.2f} on "
-        f"{hm['rm_heldout_pairs']} pairs), {len(hm['grpo_rewards'])} GRPO steps; budget `{ctx.budget}`.",
+        f"{hm['rm_heldout_pairs']} pairs{_by_label(hm)}), {len(hm['grpo_rewards'])} GRPO steps; budget "
+        f"`{ctx.budget}`.",
         "", rates_table(rows), "", *figure(ctx.rel(h / "refusal.png"), "refusal and over-refusal", CAPTION_RATES),
         f"A reply counts as a refusal when its opening holds a refusal phrase (hfrepro.chatgpt.refusal); on PyRIT's "
         f"{hm['rule_labels']} human-labelled responses the rule agrees {hm['rule_agreement']:.2f} of the time "

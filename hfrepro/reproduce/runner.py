@@ -97,14 +97,16 @@ class _Launch:
 def _start_stage(stage: Stage, out: Path, budget: str, seed: int, threads: int, overwrite: bool,
                  log: Path | None) -> subprocess.Popen:
     """Start the stage's process (its own process group: signals reach it through the runner). `log`: write its
-    output there instead of the terminal (two stages at once would interleave their lines)."""
+    output there instead of the terminal (two stages at once would interleave their lines). Every thread pool of
+    the process is held to `threads` (runtime.thread_env)."""
     cmd = [sys.executable, "-m", "hfrepro.reproduce", "--stage", stage.name, "--out", str(out),
            "--budget", budget, "--seed", str(seed), "--threads", str(threads)] + (["--overwrite"] if overwrite else [])
+    env = runtime.thread_env(threads)
     if log is None:
-        return subprocess.Popen(cmd, start_new_session=True)
+        return subprocess.Popen(cmd, start_new_session=True, env=env)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as f:
-        return subprocess.Popen(cmd, start_new_session=True, stdout=f, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, start_new_session=True, stdout=f, stderr=subprocess.STDOUT, env=env)
 
 
 def _collect(launch: _Launch, out: Path, budget: str, seed: int, status: int, rusage,
