@@ -503,3 +503,26 @@ def test_two_processes(tiny_model, tmp_path):
     assert read_json(out / "ppo" / "metrics.json")["world_size"] == 2
     assert (out / "ppo" / "model.safetensors").is_file() and (out / "sft" / "model.safetensors").is_file()
     assert [x["step"] for x in map(json.loads, (out / "ppo" / "log.jsonl").read_text().splitlines())] == [1, 2]
+
+
+def test_the_main_job_evaluates_sft_and_ppo_and_still_shows_every_rung(tmp_path):
+    """The default budget evaluates only the policies its claims read (eval_algos: ppo); the ladder table keeps
+    every rung from its training rollouts, with no held-out number for the rungs not evaluated."""
+    from hfrepro.config import parse_args
+    from hfrepro.recipes import rlhf
+    from hfrepro.rlhf.compare import comparison_rows, ladder_rows
+    from hfrepro.rlhf.online import parse_algos
+
+    script = parse_args(_types(rlhf), recipe="rlhf", argv=["--budget", "default"])[0]
+    assert parse_algos(script.eval_algos) == ["ppo"] and script.algo == "ladder"
+    log = {"reward": 1.0, "exact_match": 0.5, "kl": 0.1, "grad_var": 2.0, "grad_noise_ratio": 3.0}
+    for algo in ("reinforce", "rloo", "a2c", "ppo"):
+        (tmp_path / algo).mkdir()
+        (tmp_path / algo / "log.jsonl").write_text(json.dumps({"step": 1, **log}) + "\n")
+    (tmp_path / "sft").mkdir()
+    for folder in ("sft", "ppo"):
+        (tmp_path / folder / "eval.json").write_text(json.dumps({"reward": 1.0, "exact_match_sampled": 0.4}))
+    assert [r["policy"] for r in comparison_rows(tmp_path)] == ["sft (reference)", "ppo"]
+    ladder = ladder_rows(tmp_path)
+    assert [r["algo"] for r in ladder] == ["reinforce", "rloo", "a2c", "ppo"]
+    assert [r["exact match (held-out)"] for r in ladder] == [None, None, None, 0.4]
