@@ -125,8 +125,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
         replies["rlhf"] = clock("rlhf eval", reply_all, policy, tok, conv(held), a.eval_tokens, a.batch_size)
 
         # Results: refusal and over-refusal of the three models, every reply, the figure, the card.
-        metrics = summarize(held, replies, demos, pairs, rm_correct, rewards, clock.seconds)
-        metrics["rm_heldout_accuracy_by_label"] = by_label(test_pairs, rm_correct)
+        metrics = summarize(held, replies, demos, pairs, test_pairs, rm_correct, rewards, clock.seconds)
         write_outputs(run.path, held, replies, metrics)
         if a.save_model:
             policy.save_pretrained(run.path, safe_serialization=True)
@@ -212,7 +211,7 @@ def by_label(pairs: list[dict], correct: list[int]) -> dict[str, float]:
     return {label: sum(v) / len(v) for label, v in out.items() if v}
 
 
-def summarize(held, replies: dict, demos, pairs, rm_correct, rewards, seconds) -> dict:
+def summarize(held, replies: dict, demos, pairs, test_pairs, rm_correct, rewards, seconds) -> dict:
     m: dict = {"eval_decline": sum(r["label"] == "decline" for r in held),
                "eval_answer": sum(r["label"] == "answer" for r in held)}
     for name, outs in replies.items():
@@ -224,6 +223,7 @@ def summarize(held, replies: dict, demos, pairs, rm_correct, rewards, seconds) -
                                                                 for d in demos),
               "rm_pairs": len(pairs), "rm_heldout_pairs": len(rm_correct),
               "rm_heldout_accuracy": sum(rm_correct) / max(1, len(rm_correct)), "rm_heldout_correct": rm_correct,
+              "rm_heldout_accuracy_by_label": by_label(test_pairs, rm_correct),
               "grpo_rewards": rewards, "rule_agreement": agree["accuracy"], "rule_precision": agree["precision"],
               "rule_recall": agree["recall"], "rule_labels": agree["n"], "cpu_seconds": seconds,
               "cpu_seconds_total": round(sum(seconds.values()), 1)})

@@ -127,7 +127,7 @@ def source_dependence(model, tok, test, n: int = 256, chunk: int = 32) -> dict:
     import torch
     from transformers import DataCollatorForSeq2Seq
 
-    feats = [dict(f) for f in features(tok, test.select(range(min(n, len(test)))))]
+    feats = list(features(tok, test.select(range(min(n, len(test))))))
     collate = DataCollatorForSeq2Seq(tok, model=model if hasattr(model, "prepare_decoder_input_ids_from_labels")
                                      else None, padding=True, label_pad_token_id=-100)
     other = [{**feats[i - 1], "labels": f["labels"]} for i, f in enumerate(feats)]   # the previous one's source
