@@ -94,6 +94,7 @@ def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool |
         if start.exists():
             shutil.copytree(start, out)
     assert r.returncode == 0, r.stderr[-4000:]
+    shutil.rmtree(start, ignore_errors=True)  # a copy of a whole model and its checkpoint: disk, not evidence
     probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("rank*.json"))]
     return probes, [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
 
@@ -196,6 +197,7 @@ def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
     for key in ("reward", "policy_loss", "value_loss"):
         assert [row[key] for row in log2] == pytest.approx([row[key] for row in log1], rel=1e-3, abs=1e-5), key
     assert (tmp_path / "fsdp" / "model.safetensors").is_file()
+    shutil.rmtree(tmp_path / "ddp")  # compared above; its model (0.6 GB) is not needed for the resume
     # resumed from checkpoint-1 (accelerate's FSDP state: model, optimizer, every RNG), update 2 is drawn again
     again, resumed = _run_script(tmp_path, "fsdp-resumed", tmp_path / "probe.py",
                              [*argv, "--resume_from_checkpoint", "true"], True, output="fsdp")
