@@ -193,6 +193,7 @@ def test_the_next_stage_respects_places_readers_and_memory():
     assert pick(["lm", "rlhf", "chatgpt"], [], jobs=1) == "lm"             # one at a time: road order
     assert pick(["chatgpt", "lm"], ["rlhf"]) == "lm"                       # rlhf + chatgpt would pass the cap
     assert pick(["chatgpt"], ["rlhf"]) is None                             # ... so chatgpt waits
+    assert pick(["finetune"], ["rlhf"]) == "finetune"                     # rlhf's evaluations release memory first
     assert pick(["chatgpt"], ["rlhf"], cap=7.0) == "chatgpt"
     assert pick(["lm"], ["rlhf", "embeddings"]) is None                    # no free place
     assert pick(["bert", "transformer"], [], done=["lm", "seq2seq"]) is None   # bert reads embeddings' vectors
@@ -249,6 +250,19 @@ def test_a_recipe_run_is_the_users_command_line(tmp_path):
     assert argv[2:] == ["--output_dir", str(tmp_path / "lm" / "s"), "--seed", "3", "--threads", "2",
                         "--tokenizer", str(tmp_path / "lm" / "clm"), "--other", str(tmp_path / "lm" / "x")]
     assert [p.name for p in r.sources("tiny")] == ["smoke.py", "tiny.yaml"]
+
+
+def test_hashing_a_runs_sources_imports_no_recipe():
+    """The runner hashes each run's recipe file to key the stage; it must not import it (a recipe imports
+    transformers and trl: seconds of CPU taken from the stages running beside the runner)."""
+    import subprocess
+    import sys
+    code = ("import sys; from hfrepro.reproduce.plan import RecipeRun; "
+            "p = RecipeRun('sft').sources('default')[0]; "
+            "print(p.name, 'hfrepro.recipes.sft' in sys.modules, 'trl' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["sft.py", "False", "False"]
 
 
 @pytest.mark.parametrize("stages,message", [("embeddings,nope", "unknown stage(s): nope"),

@@ -369,3 +369,23 @@ def test_sampler_equals_transformers_generate_and_scores_equal_full_passes(tiny)
     rm = models.load_scorer(str(folder), tok)
     shared = score_answers(rm, tok, [(tuple(p), tuple(a)) for p, a in zip(copies, answers)])
     assert shared == pytest.approx(models.score(rm, [p + a for p, a in zip(copies, answers)], pad), abs=1e-5)
+
+
+def test_answer_logprobs_in_chunks_of_rows_equal_one_pass(tiny, monkeypatch):
+    """The vocabulary's logits are made for ANSWER_ROWS answers at a time (memory): the log-probs are those of all
+    the rows at once, a last partial chunk included."""
+    from hfrepro.rlhf import models, sampling
+
+    folder, tok, _, prompts = tiny
+    P, n = prompts[:5], 4                                    # 20 answers: chunks of 16 and 4 (or 8, 8 and 4)
+    m = models.load_frozen(str(folder), tok)
+    torch.manual_seed(3)
+    answers, _ = sampling.sample(m, P, n, 6, 1.0, tok.eos_token_id, tok.pad_token_id)
+    rows = sampling.rows_of(len(P), n)
+    chunked = sampling.answer_logprobs(m, P, answers, rows, 0.8, tok.pad_token_id)
+    monkeypatch.setattr(sampling, "ANSWER_ROWS", 10**6)
+    whole = sampling.answer_logprobs(m, P, answers, rows, 0.8, tok.pad_token_id)
+    monkeypatch.setattr(sampling, "ANSWER_ROWS", 8)
+    eights = sampling.answer_logprobs(m, P, answers, rows, 0.8, tok.pad_token_id)
+    assert chunked.shape == whole.shape == (len(P) * n, answers.shape[1])
+    assert torch.allclose(chunked, whole, atol=1e-6) and torch.allclose(eights, whole, atol=1e-6)

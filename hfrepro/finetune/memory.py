@@ -12,13 +12,13 @@ inherit its leftovers.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import os
 import re
 import resource
 import threading
 import time
+
+from hfrepro.runtime import release_memory
 
 
 def rss_bytes() -> int:
@@ -46,15 +46,6 @@ def _reset_hwm() -> bool:
         return _hwm_bytes() is not None
     except OSError:
         return False
-
-
-def release_memory() -> None:
-    """Collect garbage and return freed heap pages to the OS (glibc), so the next measurement starts clean."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class PeakMemory:

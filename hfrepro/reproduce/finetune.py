@@ -24,12 +24,12 @@ from pathlib import Path
 
 from hfrepro.claims import LEVEL, N_BOOT, Claim, Decision, StageContext, StageResult, decide
 from hfrepro.config import config_path, load_yaml
-from hfrepro.finetune.memory import release_memory
 from hfrepro.finetune.training_data import task_accuracy
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.models import load_causal_lm, load_tokenizer
 from hfrepro.report import figure, md_table, pyplot, save_figure
 from hfrepro.reproduce.plan import RecipeRun
+from hfrepro.runtime import release_memory
 
 CLAIMS = [Claim("lora-near-full", "LoRA comes close to full fine-tuning with under 1% trainable parameters")]
 

@@ -47,7 +47,7 @@ class RecipeRun:
 
     def sources(self, budget: str) -> list[Path]:
         """The files this run's result depends on: its recipe and its budget's config."""
-        return [Path(recipe_module(self.recipe).__file__), config_path(self.config or self.recipe, budget)]
+        return [recipe_file(self.recipe), config_path(self.config or self.recipe, budget)]
 
 
 @contextmanager
@@ -73,9 +73,10 @@ class Stage:
     #                                                 side by side (default: the published run's stage walls,
     #                                                 two stages side by side at 1 thread each; docs/example-report)
     after: tuple[str, ...] = ()                     # stages whose run folders this one reads (when chosen too)
-    expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process (one stage at a
-    #                                                   time, 2 threads, 2026-12-04), so that stages run side by
-    #                                                   side stay under a cap
+    expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process, so that stages
+    #                                                   run side by side stay under a cap (default: the larger of
+    #                                                   its peak at 2 threads alone and at 1 thread side by side,
+    #                                                   2026-12-04/05; rlhf: docs/DEVELOPING.md, "Memory")
 
     @property
     def heading(self) -> str:
@@ -99,7 +100,7 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
     Stage("lm", "Language models (n-gram, LSTM, GPT), perplexity, sampling",
           expected_s={"tiny": 45, "default": 215, "full": 3600}, expected_gib={"default": 2.17}),
     Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",
-          expected_s={"tiny": 45, "default": 334, "full": 3600}, expected_gib={"default": 1.25}),
+          expected_s={"tiny": 45, "default": 334, "full": 3600}, expected_gib={"default": 1.27}),
     Stage("transformer", "Inside the Transformer, and why RNNs gave way",  # reads lm/clm, seq2seq/run, bert's model
           expected_s={"tiny": 30, "default": 68, "full": 600}, after=("lm", "seq2seq", "bert"),
           expected_gib={"default": 1.30}),
@@ -107,15 +108,15 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
           expected_s={"tiny": 30, "default": 396, "full": 1800}, after=("embeddings",),
           expected_gib={"default": 1.38}),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
-          expected_s={"tiny": 45, "default": 117, "full": 1800}, expected_gib={"default": 1.96}),
+          expected_s={"tiny": 45, "default": 117, "full": 1800}, expected_gib={"default": 1.98}),
     Stage("finetune", "Fine-tuning (head-only, LoRA, full)",
           expected_s={"tiny": 45, "default": 295, "full": 1800}, expected_gib={"default": 3.00}),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
-          expected_s={"tiny": 30, "default": 62, "full": 1200}, expected_gib={"default": 0.46}),
+          expected_s={"tiny": 30, "default": 62, "full": 1200}, expected_gib={"default": 0.49}),
     Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",
-          expected_s={"tiny": 45, "default": 732, "full": 3600}, expected_gib={"default": 3.06}),
+          expected_s={"tiny": 45, "default": 732, "full": 3600}, expected_gib={"default": 2.45}),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
-          expected_s={"tiny": 30, "default": 263, "full": 1200}, expected_gib={"default": 3.05}),
+          expected_s={"tiny": 30, "default": 263, "full": 1200}, expected_gib={"default": 3.11}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
@@ -127,6 +128,12 @@ def available() -> list[Stage]:
 def recipe_module(name: str):
     """The recipe `recipes/<name>.py`, imported as `hfrepro.recipes.<name>`."""
     return importlib.import_module(f"hfrepro.recipes.{name}")
+
+
+def recipe_file(name: str) -> Path:
+    """The recipe's file, found without importing it (importing one loads transformers, trl...: seconds of CPU
+    that the runner, which only hashes the file, would take from the stages beside it)."""
+    return Path(importlib.util.find_spec(f"hfrepro.recipes.{name}").origin)
 
 
 def recipe_cli(name: str) -> Callable:

@@ -216,6 +216,7 @@ def evaluate_cached(folder: str | Path, *, reference: str | Path | None, reward_
         else:
             t0 = time.perf_counter()
             print(f"[rlhf] evaluating {model} on {len(rows)} held-out prompts", flush=True)
+            runtime.release_memory()  # what the training steps before freed: the three models load into it
             policy = load_frozen(model, tok)
             ref = load_frozen(reference, tok) if reference is not None else None
             rm = load_frozen(reward_model, tok, kind="scorer")
