@@ -16,7 +16,7 @@ from hfrepro.errors import UserError
 from hfrepro.fewshot.evaluator import _Engine, available_demos, build_prompt, demo_sets, demonstrations, evaluate
 from hfrepro.fewshot.report import load_results, slug
 from hfrepro.fewshot.tasks import TASKS_DIR, apply_filters, builtin_tasks, exact_match, load_task, load_tasks
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, launch_two, run_cli
 
 WORDS = ("goat snake bird horse house water money light river table chair apple green stone cloud "
          "paper music dog cat sun moon star tree").split()
@@ -502,10 +502,9 @@ def test_two_processes_score_shares_and_gather_the_same_records(tiny, tmp_path):
               "--progress", "false"]
     one = subprocess.run([sys.executable, str(REPO / "recipes/fewshot.py"), *common, "--output_dir",
                           str(tmp_path / "one")], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
-    two = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                          str(REPO / "recipes/accelerate/cpu_2proc.yaml"), str(REPO / "recipes/fewshot.py"), *common,
-                          "--output_dir", str(tmp_path / "two")], capture_output=True, text=True, env=env, cwd=REPO,
-                         timeout=300)
+    two = launch_two([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                      str(REPO / "recipes/accelerate/cpu_2proc.yaml"), str(REPO / "recipes/fewshot.py"), *common,
+                      "--output_dir", str(tmp_path / "two")], fresh=tmp_path / "two", env=env, cwd=REPO, timeout=300)
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
     a, b = (load_results(tmp_path / x, samples=True)[0] for x in ("one", "two"))
     assert b.config["processes"] == 2 and a.config["processes"] == 1

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from finetune_helpers import tiny_model_dir  # noqa: F401  (fixture)
 
-from tests.conftest import REPO
+from tests.conftest import REPO, killed_by_signal
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool |
         probe_dir.mkdir()
         r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
                            text=True, env=env, cwd=tmp, timeout=1800)
-        if r.returncode == 0 or attempt == 2 or not _killed_by_signal(r.stderr):
+        if r.returncode == 0 or attempt == 2 or not killed_by_signal(r.stderr):
             break
         warnings.warn(f"{name}: a process was killed by a signal; launched again\n{r.stderr[-2000:]}")
         shutil.rmtree(probe_dir)
@@ -97,11 +97,6 @@ def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool |
     shutil.rmtree(start, ignore_errors=True)  # a copy of a whole model and its checkpoint: disk, not evidence
     probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("rank*.json"))]
     return probes, [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-
-
-def _killed_by_signal(stderr: str) -> bool:
-    """torchrun's report of a child that died by SIGSEGV or SIGBUS (not an exception, not our own exit code)."""
-    return any(f"({sig})" in stderr for sig in ("SIGSEGV", "SIGBUS"))
 
 
 def _check(tmp: Path, recipe: str, argv: list[str], per_device: int):
@@ -204,3 +199,12 @@ def test_ppo_under_fsdp_on_two_cpu_processes(tmp_path):
     assert [(p["resumed_from"], p["updates"]) for p in again] == [(1, 2), (1, 2)]
     keys = ("step", "reward", "policy_loss", "value_loss", "kl")
     assert [[row[k] for k in keys] for row in resumed] == [[row[k] for k in keys] for row in log2]
+
+
+def test_a_crash_signal_is_told_from_a_failure():
+    """The relaunch (tests/conftest.py `launch_two`, `_run_script` here) is for a process killed by a crash signal
+    inside torch, never for our own errors."""
+    crashed = "rank : 1 (local_rank: 1)\n  exitcode  : -6 (pid: 27324)  (SIGABRT)\n  traceback : Signal 6 (SIGABRT)"
+    assert killed_by_signal(crashed) and killed_by_signal(crashed.replace("SIGABRT", "SIGSEGV"))
+    assert not killed_by_signal("exitcode  : 2 (pid: 1)\nUserError: unknown method 'x'")
+    assert not killed_by_signal("exitcode  : -15 (pid: 1)  (SIGTERM)")   # the partner torchrun stopped

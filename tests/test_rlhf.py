@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from hfrepro.errors import UserError
-from tests.conftest import REPO
+from tests.conftest import REPO, launch_two
 from tests.test_reproduce import uncaptioned
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -414,7 +414,6 @@ REWARD_TINY = ["--budget", "tiny", "--dataset", str(PREFS), "--threads", "1", "-
 def test_reward_recipe_from_any_directory_then_resume(tiny_model, tmp_path):
     """`hfrepro reward` outside the checkout; the same command again is a no-op; --resume_from_checkpoint
     continues from a checkpoint of the Trainer."""
-    import subprocess
 
     from transformers import AutoModelForSequenceClassification
 
@@ -496,7 +495,7 @@ def test_two_processes(tiny_model, tmp_path):
            *tiny_argv(out, tiny_model, eval_prompts=2, sft_batch_size=2, rm_pairs=8, rm_batch_size=2,
                       rl_batch_size=4, save_steps=1, algo="ppo")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    r = launch_two(cmd, fresh=out, cwd=REPO, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_json(out / "metrics.json")["world_size"] == 2
     assert read_json(out / "reward" / "metrics.json")["world_size"] == 2

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 
 import pytest
@@ -16,7 +15,7 @@ import torch
 from hfrepro.errors import UserError
 from hfrepro.rlhf import losses as L
 from hfrepro.rlhf.ppo import forward_inputs
-from tests.conftest import REPO
+from tests.conftest import REPO, launch_two
 
 sys.path.insert(0, os.path.dirname(__file__))
 from rlhf_tiny import PREFS, make_tiny_chat_model  # noqa: E402
@@ -280,7 +279,7 @@ def test_two_processes_train_one_policy(tiny, tmp_path):
            "--response_length", "4", "--eval_prompts", "2", "--lora_r", "4", "--lora_alpha", "8",
            "--value_trainable_layers", "1", "--save_steps", "1", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+    r = launch_two(cmd, fresh=out, cwd=REPO, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2 and m["updates"] == 2

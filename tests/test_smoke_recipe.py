@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, launch_two
 
 
 @pytest.fixture
@@ -27,10 +27,10 @@ def _env():
 def test_two_processes_really_form_a_group(tmp_path, corpus):
     """STACK.md: MULTI_CPU silently runs one process. Assert the world size the trainer actually saw."""
     out = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-                        str(REPO / "recipes/accelerate/cpu_2proc.yaml"), str(REPO / "recipes/smoke.py"),
-                        "--dataset", str(corpus), "--output_dir", str(out), "--max_steps", "4"],
-                       capture_output=True, text=True, env=_env(), cwd=REPO, timeout=300)
+    r = launch_two([sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                    str(REPO / "recipes/accelerate/cpu_2proc.yaml"), str(REPO / "recipes/smoke.py"),
+                    "--dataset", str(corpus), "--output_dir", str(out), "--max_steps", "4"],
+                   fresh=out, env=_env(), cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((out / "metrics.json").read_text())
     assert m["world_size"] == 2 and "MULTI_CPU" in m["distributed_type"]
