@@ -25,8 +25,10 @@ This module imports nothing of hfrepro above `errors` and `fsutil`.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import fcntl
+import gc
 import json
 import math
 import os
@@ -146,9 +148,6 @@ def release_memory() -> None:
     process: without it the heap keeps what earlier steps freed, scattered, and the next step's models and
     activations grow the process past it (the rlhf stage's last evaluation: 3.07 GB at its peak, 2.41 GB with this
     before each evaluation)."""
-    import ctypes
-    import gc
-
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HFREPRO_THREADS", "1")
@@ -52,13 +53,14 @@ def killed_by_signal(stderr: str) -> bool:
     return any(f"({sig})" in stderr for sig in CRASH_SIGNALS)
 
 
-def launch_two(cmd: list, *, fresh: Path | None = None, **kwargs):
+def launch_two(cmd: list, *, fresh: Path | None = None, reset: Callable[[], None] | None = None, **kwargs):
     """Run a multi-process `accelerate launch` command (subprocess.run with captured text output). A launch in
     which a process died by a crash signal inside torch's CPU collectives is made once more, with a warning: seen
     in the project's CI in 3 different tests (SIGSEGV in FSDP's PPO, 2026-12-04; SIGABRT, "terminate called
     without an active exception", in the two-process few-shot run, 2026-12-05), never in the same test run alone
-    here. `fresh`: the run's output folder, removed before the second launch. Any other failure, or a second
-    crash, is returned as it is (the caller asserts)."""
+    here. Before the second launch `fresh` (the run's output folder) is removed and `reset` called (to put back
+    what the first launch started from). Any other failure, or a second crash, is returned as it is (the caller
+    asserts)."""
     import subprocess
     import warnings
 
@@ -67,5 +69,7 @@ def launch_two(cmd: list, *, fresh: Path | None = None, **kwargs):
         warnings.warn(f"a process was killed by a signal; launched again\n{r.stderr[-2000:]}")
         if fresh is not None:
             shutil.rmtree(fresh, ignore_errors=True)
+        if reset is not None:
+            reset()
         r = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
     return r

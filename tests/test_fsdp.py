@@ -13,13 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 from finetune_helpers import tiny_model_dir  # noqa: F401  (fixture)
 
-from tests.conftest import REPO, killed_by_signal
+from tests.conftest import REPO, killed_by_signal, launch_two
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +69,7 @@ def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool |
 
     A launch where a process was killed by a signal (one rank's segfault inside torch's gloo/FSDP2 on CPU: once in
     the project's CI on 2026-12-04, in the PPO test; in none of 6 runs of that test alone here) is made once more
-    from the same starting folder, with a warning; each process prints its Python stack if it crashes
+    from the same starting folder, with a warning (`launch_two`); each process prints its Python stack if it crashes
     (faulthandler). A launch that fails any other way fails the test."""
     probe_dir = tmp / f"probe-{name}"
     config = "fsdp" if fsdp is True else fsdp
@@ -82,17 +81,16 @@ def _run_script(tmp: Path, name: str, probe: Path, argv: list[str], fsdp: bool |
     start = tmp / f"{name}-start"
     if out.exists():  # a resumed run: keep its starting folder for a second launch
         shutil.copytree(out, start)
-    for attempt in (1, 2):
-        probe_dir.mkdir()
-        r = subprocess.run([*launch, str(probe), *argv, "--output_dir", str(out)], capture_output=True,
-                           text=True, env=env, cwd=tmp, timeout=1800)
-        if r.returncode == 0 or attempt == 2 or not killed_by_signal(r.stderr):
-            break
-        warnings.warn(f"{name}: a process was killed by a signal; launched again\n{r.stderr[-2000:]}")
+    probe_dir.mkdir()
+
+    def reset():  # before a second launch: an empty probe folder, the resumed run's starting folder back
         shutil.rmtree(probe_dir)
-        shutil.rmtree(out, ignore_errors=True)
+        probe_dir.mkdir()
         if start.exists():
             shutil.copytree(start, out)
+
+    r = launch_two([*launch, str(probe), *argv, "--output_dir", str(out)], fresh=out, reset=reset, env=env, cwd=tmp,
+                   timeout=1800)
     assert r.returncode == 0, r.stderr[-4000:]
     shutil.rmtree(start, ignore_errors=True)  # a copy of a whole model and its checkpoint: disk, not evidence
     probes = [json.loads(p.read_text()) for p in sorted(probe_dir.glob("rank*.json"))]

@@ -113,6 +113,9 @@ def answer_hidden(backbone, prompts: list[list[int]], answers: torch.Tensor, ind
     return torch.cat([h.unsqueeze(1), rest], 1)
 
 
+ANSWER_ROWS = 16  # answers whose vocabulary logits answer_logprobs holds at once
+
+
 @torch.no_grad()
 def answer_logprobs(model, prompts: list[list[int]], answers: torch.Tensor, index: torch.Tensor, temperature: float,
                     pad_token_id: int) -> torch.Tensor:
@@ -124,9 +127,6 @@ def answer_logprobs(model, prompts: list[list[int]], answers: torch.Tensor, inde
     return torch.cat([torch.log_softmax(head(h[i:i + ANSWER_ROWS]).float() / temperature, -1)
                       .gather(-1, answers[i:i + ANSWER_ROWS].unsqueeze(-1)).squeeze(-1)
                       for i in range(0, len(h), ANSWER_ROWS)])
-
-
-ANSWER_ROWS = 16
 
 
 @torch.no_grad()
