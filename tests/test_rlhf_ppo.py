@@ -318,6 +318,64 @@ def test_adapter_in_the_top_blocks_reuses_the_frozen_lower_ones(tiny, tmp_path, 
             assert a[k] == pytest.approx(b[k], abs=1e-4), k
 
 
+@pytest.mark.parametrize("case", ["critic-reads-the-shared-blocks", "reward-model-differs-above"])
+def test_blocks_shared_with_the_reward_model_give_the_same_rollouts(tmp_path, case):
+    """Three blocks, the adapter in the top one: the reward model's lowest block is the policy's, so one pass of
+    it serves both (`shared` 1), and every measured tensor equals that of the separate passes, bit for bit: the
+    critic reading the shared block's output, or (the reward model's block 1 changed) a block of its own."""
+    from peft import LoraConfig
+
+    from hfrepro import runtime
+    from hfrepro.rlhf import models, prefs
+    from hfrepro.rlhf.ppo import PPOConfig, PPOTrainer
+
+    folder = make_tiny_chat_model(tmp_path / "model", layers=3)
+    tok = models.load_tokenizer(str(folder))
+    prompts = [prefs.encode_prompt(tok, r["prompt"])
+               for r in prefs.unique_prompts(prefs.load_preferences(str(PREFS))["train"])]
+    runtime.setup(seed=0, threads=1)
+    cfg = runtime.make_training_args(
+        PPOConfig, output_dir=str(tmp_path / "run"), algo="ppo", per_device_train_batch_size=2,
+        gradient_accumulation_steps=2, num_generations=2, total_episodes=8, response_length=4, seed=0,
+        value_trainable_layers=2 if case == "critic-reads-the-shared-blocks" else 1, save_strategy="no",
+        local_rollout_forward_batch_size=2)
+    rm = models.load_scorer(str(folder), tok)
+    if case == "reward-model-differs-above":
+        with torch.no_grad():
+            rm.model.layers[1].mlp.down_proj.weight.mul_(1.5)
+    top = LoraConfig(r=4, lora_alpha=8, target_modules=["model.layers.2.self_attn.q_proj"], task_type="CAUSAL_LM")
+    tr = PPOTrainer(args=cfg, processing_class=tok, model=models.load_policy(str(folder), tok), reward_model=rm,
+                    train_dataset=prompts, peft_config=top)
+    assert (tr.split, tr.shared) == (2, 1)
+
+    def rollout():
+        torch.manual_seed(1)
+        return tr.rollout(tr.prompt_batch(0))
+
+    shared = rollout()
+    tr.shared = 0
+    separate = rollout()
+    for name in ("responses", "logprobs", "ref_logprobs", "scores", "values", "hidden", "policy_hidden"):
+        assert torch.equal(getattr(shared, name), getattr(separate, name)), name
+
+
+def test_shared_lower_blocks_stops_at_the_first_difference(tiny):
+    from hfrepro.rlhf import models
+    from hfrepro.rlhf.blocks import shared_lower_blocks
+
+    folder, tok, _, _ = tiny
+    policy, rm = models.load_policy(str(folder), tok), models.load_scorer(str(folder), tok)
+    assert shared_lower_blocks(policy, rm, limit=5) == 1  # 2 blocks: the reward model keeps its top one
+    assert shared_lower_blocks(policy, rm, limit=0) == 0
+    with torch.no_grad():
+        rm.model.layers[0].input_layernorm.weight.add_(1e-3)
+    assert shared_lower_blocks(policy, rm, limit=5) == 0
+    rm = models.load_scorer(str(folder), tok)
+    with torch.no_grad():
+        rm.model.embed_tokens.weight[0] += 1.0
+    assert shared_lower_blocks(policy, rm, limit=5) == 0
+
+
 def test_split_views_equal_the_whole_model(tiny):
     from hfrepro.rlhf import models
     from hfrepro.rlhf.blocks import check_split, decoder_views

@@ -4,9 +4,11 @@ RLHF trains small parts of big models: a LoRA adapter in the policy's top blocks
 copied from the reward model. Whatever lies below the lowest trained block never changes during RL, so its
 output (the hidden states entering that block) is computed once per batch of rollouts and reused: by the
 reference policy (the adapter switched off), by every PPO epoch, by the reward model and the critic. Only the
-upper blocks run again - the reason hfrepro's PPO update costs a fraction of a full forward/backward pass.
+upper blocks run again - the reason hfrepro's PPO update costs a fraction of a full forward/backward pass. Where
+two models share their lowest blocks (the reward model and the policy both grown from the SFT model:
+`shared_lower_blocks`), one pass of those serves both.
 
-    lower, upper = decoder_views(causal_lm, split=18)     # blocks [0, 18) and [18, 30) + final norm
+    lower, upper = decoder_views(causal_lm, 18)           # blocks [0, 18) and [18, 30) + final norm
     h = lower(input_ids=..., attention_mask=..., position_ids=...).last_hidden_state   # once, no grad
     logits = causal_lm.lm_head(upper(inputs_embeds=h, ...).last_hidden_state)         # = the full model's
 
@@ -59,12 +61,49 @@ def _view(backbone, start: int, stop: int, first: bool, last: bool):
     return view
 
 
-def decoder_views(model, split: int):
-    """(lower, upper): views of `model`'s decoder running blocks [0, split) from token ids and [split, end) +
-    the final norm from hidden states."""
+def decoder_views(model, *splits: int):
+    """Views of `model`'s decoder cut at `splits`: (lower, upper) for one split, blocks [0, split) from token ids
+    and [split, end) + the final norm from hidden states; one view more for each further split."""
     backbone, _ = backbone_of(model)
-    n = len(backbone.layers)
-    return _view(backbone, 0, split, True, False), _view(backbone, split, n, False, True)
+    bounds = [0, *splits, len(backbone.layers)]
+    return tuple(_view(backbone, a, b, a == 0, b == bounds[-1]) for a, b in zip(bounds, bounds[1:]))
+
+
+def upper_view(model, start: int):
+    """`model`'s decoder from block `start` (reading hidden states) to the end, final norm included."""
+    return decoder_views(model, start)[1]
+
+
+def _same_parameters(a, b) -> bool:
+    pa, pb = list(a.parameters()), list(b.parameters())
+    return len(pa) == len(pb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(pa, pb))
+
+
+@torch.no_grad()
+def shared_lower_blocks(model, other, limit: int) -> int:
+    """How many of the lowest blocks (at most `limit`) two decoders share: the same embeddings and the same
+    weights in each block, and the same hidden states after them on a small batch. In hfrepro's RLHF the reward
+    model is the SFT model's lower blocks with its top ones trained, and the policy is the SFT model with an
+    adapter higher up: below both, one pass serves both (PPOTrainer.measure). 0 when nothing is shared."""
+    (mine, _), (theirs, _) = backbone_of(model), backbone_of(other)
+    if not _same_parameters(mine.get_input_embeddings(), theirs.get_input_embeddings()):
+        return 0
+    k = 0
+    most = min(limit, len(mine.layers), len(theirs.layers) - 1)  # the other keeps at least one block of its own
+    while k < most and _same_parameters(mine.layers[k], theirs.layers[k]):
+        k += 1
+    if k == 0:
+        return 0
+    g = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    ids = torch.randint(0, mine.get_input_embeddings().weight.shape[0], (2, 7), generator=g).to(device)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(1) - mask).clamp(min=0),
+              "use_cache": False}
+    a = decoder_views(model, k)[0](**inputs).last_hidden_state
+    b = decoder_views(other, k)[0](**inputs).last_hidden_state
+    return k if torch.equal(a[mask.bool()], b[mask.bool()]) else 0
 
 
 def critic_from(reward_model, trainable_layers: int):

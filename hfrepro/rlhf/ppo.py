@@ -48,7 +48,16 @@ from hfrepro import runtime
 from hfrepro.errors import UserError
 from hfrepro.fsutil import atomic_write_json, atomic_write_text, read_json
 from hfrepro.rlhf import losses as L
-from hfrepro.rlhf.blocks import backbone_of, check_split, critic_from, critic_values, decoder_views, first_trained_block
+from hfrepro.rlhf.blocks import (
+    backbone_of,
+    check_split,
+    critic_from,
+    critic_values,
+    decoder_views,
+    first_trained_block,
+    shared_lower_blocks,
+    upper_view,
+)
 from hfrepro.rlhf.models import save_policy
 from hfrepro.rlhf.sampling import left_pad, sample
 
@@ -226,6 +235,11 @@ class PPOTrainer:
         if split and not check_split(model, split, head=backbone_of(model)[1].get_output_embeddings()):
             split = 0
         self.model = self._inner = PolicyAndCritic(model, critic, split)  # prepare() wraps it, never copies it
+        # the reward model's lowest blocks are often the policy's own (both start from the SFT model): one pass
+        # of them per rollout feeds the policy's, the reward model's and the critic's upper blocks
+        self.shared = shared_lower_blocks(model, reward_model, min(split, critic.input_layer if critic else split))
+        if self.shared:
+            self._shared_views = (*decoder_views(model, self.shared, split)[:2], upper_view(reward_model, self.shared))
         self.optimizer, self.lr_scheduler = self._optimizer()
         self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         # after prepare: FSDP replaces every parameter by its shard (a DTensor), so a list taken before would
@@ -347,13 +361,22 @@ class PPOTrainer:
         for i in range(0, len(queries), chunk):
             q, r = queries[i:i + chunk], responses[i:i + chunk]
             seq = torch.cat([q, r], 1)
-            ph = None
-            if self.split:
+            ph, below = None, None
+            if self.shared:  # blocks [0, shared) once, then the policy's up to its split and the reward model's
+                lowest, middle, rm_upper = self._shared_views
+                inputs = forward_inputs(seq, tok.pad_token_id)
+                h = lowest(**inputs, use_cache=False).last_hidden_state
+                ph = h if self.shared == self.split else middle(
+                    inputs_embeds=h, attention_mask=inputs["attention_mask"], position_ids=inputs["position_ids"],
+                    use_cache=False).last_hidden_state
+                below = (self.shared, rm_upper, h)
+            elif self.split:
                 lower = self.unwrapped.views[0]
                 ph = lower(**forward_inputs(seq, tok.pad_token_id), use_cache=False).last_hidden_state
             out["policy_hidden"].append(ph)
             out["ref"].append(self.reference_logprobs(q, r, ph))
-            s, h = score_and_hidden(self.reward_model, seq, q.shape[1] + last[i:i + chunk], tok.pad_token_id, layer)
+            s, h = score_and_hidden(self.reward_model, seq, q.shape[1] + last[i:i + chunk], tok.pad_token_id, layer,
+                                    below)
             out["scores"].append(s)
             out["hidden"].append(h)
         cat = lambda xs: torch.cat(xs) if xs and xs[0] is not None else None  # noqa: E731
@@ -641,14 +664,25 @@ def _masks(seq: torch.Tensor, pad_token_id: int) -> dict:
     return {"attention_mask": f["attention_mask"], "position_ids": f["position_ids"]}
 
 
-def score_and_hidden(reward_model, seq: torch.Tensor, end: torch.Tensor, pad_token_id: int, layer: int | None):
+def score_and_hidden(reward_model, seq: torch.Tensor, end: torch.Tensor, pad_token_id: int, layer: int | None,
+                     below=None):
     """The reward model's score of each sequence, read at position `end` (the response's last token), and (for
-    the critic) the hidden states entering block `layer`: one forward pass serves both."""
-    backbone = getattr(reward_model, reward_model.base_model_prefix)
-    out = backbone(**forward_inputs(seq, pad_token_id), output_hidden_states=layer is not None, use_cache=False)
+    the critic) the hidden states entering block `layer`: one forward pass serves both. `below` = (k, view,
+    hidden): the hidden states entering block k were computed already (blocks shared with the policy), `view`
+    (blocks.upper_view) runs the rest."""
+    backbone, start = getattr(reward_model, reward_model.base_model_prefix), 0
+    inputs = forward_inputs(seq, pad_token_id)
+    if below is not None:
+        start, backbone, hidden = below
+        inputs = {"inputs_embeds": hidden, "attention_mask": inputs["attention_mask"],
+                  "position_ids": inputs["position_ids"]}
+    deeper = layer is not None and layer > start
+    out = backbone(**inputs, output_hidden_states=deeper, use_cache=False)
     h = out.last_hidden_state[torch.arange(len(seq), device=seq.device), end]
     scores = reward_model.score(h).squeeze(-1).float()
-    return scores, (out.hidden_states[layer] if layer is not None else None)
+    if layer is None:
+        return scores, None
+    return scores, (out.hidden_states[layer - start] if deeper else below[2])
 
 
 def gradient_variance(grads: list[torch.Tensor]) -> dict:
