@@ -374,6 +374,7 @@ def test_shared_lower_blocks_stops_at_the_first_difference(tiny):
     with torch.no_grad():
         rm.model.embed_tokens.weight[0] += 1.0
     assert shared_lower_blocks(policy, rm, limit=5) == 0
+    assert shared_lower_blocks(policy, models.load_scorer(str(folder), tok).to(torch.bfloat16), limit=5) == 0
 
 
 def test_split_views_equal_the_whole_model(tiny):

@@ -76,7 +76,8 @@ def upper_view(model, start: int):
 
 def _same_parameters(a, b) -> bool:
     pa, pb = list(a.parameters()), list(b.parameters())
-    return len(pa) == len(pb) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(pa, pb))
+    return len(pa) == len(pb) and all(x.shape == y.shape and x.dtype == y.dtype and torch.equal(x, y.to(x.device))
+                                      for x, y in zip(pa, pb))
 
 
 @torch.no_grad()
@@ -95,15 +96,16 @@ def shared_lower_blocks(model, other, limit: int) -> int:
     if k == 0:
         return 0
     g = torch.Generator().manual_seed(0)
-    device = next(model.parameters()).device
-    ids = torch.randint(0, mine.get_input_embeddings().weight.shape[0], (2, 7), generator=g).to(device)
+    ids = torch.randint(0, mine.get_input_embeddings().weight.shape[0], (2, 7), generator=g)
     mask = torch.ones_like(ids)
     mask[0, :2] = 0
-    inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(1) - mask).clamp(min=0),
-              "use_cache": False}
-    a = decoder_views(model, k)[0](**inputs).last_hidden_state
-    b = decoder_views(other, k)[0](**inputs).last_hidden_state
-    return k if torch.equal(a[mask.bool()], b[mask.bool()]) else 0
+    inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(1) - mask).clamp(min=0)}
+
+    def lowest(m):  # blocks [0, k) of m on its own device, the result on the CPU
+        device = next(m.parameters()).device
+        out = decoder_views(m, k)[0](**{n: t.to(device) for n, t in inputs.items()}, use_cache=False)
+        return out.last_hidden_state.cpu()[mask.bool()]
+    return k if torch.equal(lowest(model), lowest(other)) else 0
 
 
 def critic_from(reward_model, trainable_layers: int):
