@@ -316,6 +316,9 @@ def test_adapter_in_the_top_blocks_reuses_the_frozen_lower_ones(tiny, tmp_path, 
     for a, b in zip(split.log_history, whole.log_history):
         for k in ("reward", "kl", "policy_loss", "value_loss"):
             assert a[k] == pytest.approx(b[k], abs=1e-4), k
+    # the reward model (the same folder) shares the block below the adapter; unsplit, nothing is shared
+    assert (split.metrics()["frozen_blocks"], split.metrics()["blocks_shared_with_reward_model"]) == (1, 1)
+    assert (whole.metrics()["frozen_blocks"], whole.metrics()["blocks_shared_with_reward_model"]) == (0, 0)
 
 
 @pytest.mark.parametrize("case", ["critic-reads-the-shared-blocks", "reward-model-differs-above"])

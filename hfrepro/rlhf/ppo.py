@@ -607,7 +607,7 @@ class PPOTrainer:
                                        if t["train_cpu_seconds"] else None),
                 "seconds_per_update": round(t["train_seconds"] / max(1, self.num_updates - self.resumed_from), 3),
                 "world_size": self.accelerator.num_processes, "policy_trainable_params": trainable,
-                "policy_params": total}
+                "policy_params": total, "frozen_blocks": self.split, "blocks_shared_with_reward_model": self.shared}
 
     @property
     def resumed_from(self) -> int:
