@@ -237,7 +237,8 @@ class PPOTrainer:
         self.model = self._inner = PolicyAndCritic(model, critic, split)  # prepare() wraps it, never copies it
         # the reward model's lowest blocks are often the policy's own (both start from the SFT model): one pass
         # of them per rollout feeds the policy's, the reward model's and the critic's upper blocks
-        self.shared = shared_lower_blocks(model, reward_model, min(split, critic.input_layer if critic else split))
+        below_critic = split if critic is None else min(split, critic.input_layer)
+        self.shared = shared_lower_blocks(model, reward_model, below_critic)
         if self.shared:
             self._shared_views = (*decoder_views(model, self.shared, split)[:2], upper_view(reward_model, self.shared))
         self.optimizer, self.lr_scheduler = self._optimizer()
