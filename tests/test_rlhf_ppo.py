@@ -362,6 +362,29 @@ def test_blocks_shared_with_the_reward_model_give_the_same_rollouts(tmp_path, ca
         assert torch.equal(getattr(shared, name), getattr(separate, name)), name
 
 
+def test_score_and_hidden_reads_any_layer_with_or_without_shared_blocks(tiny):
+    """The critic's input: the hidden states entering block `layer` (0: the embeddings' output, a critic over
+    every block), from one pass of the reward model, or from the states entering block k computed before."""
+    from hfrepro.rlhf import models
+    from hfrepro.rlhf.blocks import decoder_views, upper_view
+    from hfrepro.rlhf.ppo import score_and_hidden
+
+    folder, tok, _, prompts = tiny
+    rm = models.load_scorer(str(folder), tok)
+    seq = torch.tensor([prompts[0][-6:], prompts[1][-6:]])
+    end = torch.tensor([5, 5])
+    inputs = forward_inputs(seq, tok.pad_token_id)
+    full = rm.model(**inputs, output_hidden_states=True, use_cache=False).hidden_states
+    h1 = decoder_views(rm, 1)[0](**inputs, use_cache=False).last_hidden_state
+    for layer in (0, 1, 2):
+        scores, hidden = score_and_hidden(rm, seq, end, tok.pad_token_id, layer)
+        assert torch.equal(hidden, full[layer]), layer
+        if layer >= 1:
+            s2, h2 = score_and_hidden(rm, seq, end, tok.pad_token_id, layer, below=(1, upper_view(rm, 1), h1))
+            assert torch.equal(h2, full[layer]) and torch.equal(s2, scores), layer
+    assert score_and_hidden(rm, seq, end, tok.pad_token_id, None)[1] is None
+
+
 def test_shared_lower_blocks_stops_at_the_first_difference(tiny):
     from hfrepro.rlhf import models
     from hfrepro.rlhf.blocks import shared_lower_blocks

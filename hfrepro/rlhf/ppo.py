@@ -677,7 +677,7 @@ def score_and_hidden(reward_model, seq: torch.Tensor, end: torch.Tensor, pad_tok
         start, backbone, hidden = below
         inputs = {"inputs_embeds": hidden, "attention_mask": inputs["attention_mask"],
                   "position_ids": inputs["position_ids"]}
-    deeper = layer is not None and layer > start
+    deeper = layer is not None and (below is None or layer > start)  # else: the states entering block k, given
     out = backbone(**inputs, output_hidden_states=deeper, use_cache=False)
     h = out.last_hidden_state[torch.arange(len(seq), device=seq.device), end]
     scores = reward_model.score(h).squeeze(-1).float()
