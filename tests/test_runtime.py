@@ -135,3 +135,20 @@ def test_cpu_sane_turns_off_trl_defaults():
     runtime.cpu_sane(cfg)
     assert not cfg.activation_checkpointing and not cfg.gradient_checkpointing and cfg.use_cpu
     assert cfg.include_num_input_tokens_seen == "non_padding"
+
+
+@pytest.mark.parametrize("env, flushed", [({}, True), ({"HFREPRO_DENORMALS": "keep"}, False)])
+def test_setup_flushes_denormals_unless_asked_to_keep_them(env, flushed):
+    """runtime.setup turns denormal floats into zeros (x86 FTZ/DAZ), in torch's worker threads too; in a fresh
+    process, since the setting belongs to the process's threads."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; from hfrepro import runtime; runtime.setup(seed=0, threads=2); "
+            "x = torch.full((100_000,), 1e-39); print(float((x * 0.5).max()))")
+    env = {**{k: v for k, v in os.environ.items() if k != "HFREPRO_DENORMALS"}, **env}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    value = float(out.stdout.strip().splitlines()[-1])
+    assert (value == 0.0) == flushed, value
