@@ -95,17 +95,24 @@ def shared_lower_blocks(model, other, limit: int) -> int:
         k += 1
     if k == 0:
         return 0
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, mine.get_input_embeddings().weight.shape[0], (2, 7), generator=g)
-    mask = torch.ones_like(ids)
-    mask[0, :2] = 0
-    inputs = {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(1) - mask).clamp(min=0)}
+    inputs = _probe_batch(mine.get_input_embeddings().weight.shape[0], torch.device("cpu"))
+    keep = inputs["attention_mask"].bool()
 
     def lowest(m):  # blocks [0, k) of m on its own device, the result on the CPU
         device = next(m.parameters()).device
         out = decoder_views(m, k)[0](**{n: t.to(device) for n, t in inputs.items()}, use_cache=False)
-        return out.last_hidden_state.cpu()[mask.bool()]
+        return out.last_hidden_state.cpu()[keep]
     return k if torch.equal(lowest(model), lowest(other)) else 0
+
+
+def _probe_batch(vocab: int, device) -> dict:
+    """A small left-padded batch to compare two ways of running a decoder on: 2 rows of 7 random tokens (seed 0),
+    the first row's first two padded; its attention mask and positions."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab, (2, 7), generator=g).to(device)
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(1) - mask).clamp(min=0)}
 
 
 def critic_from(reward_model, trainable_layers: int):
@@ -136,16 +143,11 @@ def check_split(model, split: int, head=None, atol: float = 1e-4) -> bool:
     """Whether lower + upper reproduce `model`'s last hidden states (through `head`, e.g. lm_head) on a
     small left-padded batch."""
     backbone, _ = backbone_of(model)
-    vocab = backbone.get_input_embeddings().weight.shape[0]
-    g = torch.Generator().manual_seed(0)
-    device = next(model.parameters()).device
-    ids = torch.randint(0, vocab, (2, 7), generator=g).to(device)
-    mask = torch.ones_like(ids)
-    mask[0, :2] = 0
-    pos = (mask.cumsum(1) - mask).clamp(min=0)
-    whole = backbone(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+    inputs = _probe_batch(backbone.get_input_embeddings().weight.shape[0], next(model.parameters()).device)
+    mask, pos = inputs["attention_mask"], inputs["position_ids"]
+    whole = backbone(**inputs, use_cache=False).last_hidden_state
     lower, upper = decoder_views(model, split)
-    h = lower(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
+    h = lower(**inputs, use_cache=False).last_hidden_state
     parts = upper(inputs_embeds=h, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
     head = head or (lambda x: x)
     keep = mask.bool()
