@@ -4,6 +4,7 @@
     .venv/bin/python bench/reproduce.py                  # runs --budget default afresh (about 15 min)
     .venv/bin/python bench/reproduce.py --budget tiny
     .venv/bin/python bench/reproduce.py --from runs/reproduce-default   # read an existing run's timings
+    .venv/bin/python bench/reproduce.py --stages embeddings,lm,seq2seq,fewshot,finetune,rlhf --precision bf16
 
 Writes bench/results/reproduce-<budget>.json and prints a Markdown table.
 """
@@ -24,11 +25,14 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--jobs", type=int, default=1, help="stages side by side (hfrepro reproduce --jobs)")
     ap.add_argument("--from", dest="src", default=None, help="an existing run folder (skip running)")
+    ap.add_argument("--stages", default=None, help="hfrepro reproduce --stages (default: all)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="hfrepro reproduce --precision")
     a = ap.parse_args()
     out = Path(a.src or f"runs/bench-reproduce-{a.budget}")
     if not a.src:
         subprocess.run([sys.executable, "-m", "hfrepro", "reproduce", "--budget", a.budget, "--out", str(out),
-                        "--threads", str(a.threads), "--jobs", str(a.jobs), "--force"], check=False)
+                        "--threads", str(a.threads), "--jobs", str(a.jobs), "--force", "--precision", a.precision,
+                        *(["--stages", a.stages] if a.stages else [])], check=False)
     t = json.loads((out / "timings.json").read_text())
     rows = [{"stage": s, "status": v["status"], "wall_s": v["wall_seconds"],
              "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in t["stages"].items()]
@@ -36,6 +40,7 @@ def main():
     jobs = t.get("jobs", 1)
     together = t.get("peak_side_by_side_bytes")  # side by side: the overlapping stages' peaks added (a bound)
     summary = {"budget": t["budget"], "threads": t["threads"], "jobs": jobs, "cpu_count": os.cpu_count(),
+               "precision": t.get("precision", "fp32"), "stages_run": sorted(t["stages"]),
                "stages": rows, "total_seconds": t["total_seconds"],
                "sum_stage_seconds": round(sum(r["wall_s"] or 0 for r in rows), 1),
                "max_peak_gib": round(together / 2**30, 2) if together else max(r["peak_gib"] for r in rows),

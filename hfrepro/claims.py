@@ -46,6 +46,7 @@ class StageContext:
     budget: str
     seed: int
     threads: int
+    precision: str = "fp32"  # the CPU's precision of the stage's process and its recipes (runtime.set_cpu_precision)
 
     def rel(self, path: str | Path) -> str:
         """A path relative to REPORT.md, for links and images in the stage's Markdown."""

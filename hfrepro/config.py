@@ -43,6 +43,9 @@ class RunArguments:
     overwrite: bool = field(default=False, metadata={"help": "start afresh even if output_dir holds a run "
                                                               "(finished, unfinished or with another config)"})
     threads: int = field(default=0, metadata={"help": "torch threads per process (0: cores / processes)"})
+    precision: str = field(default="fp32", metadata={
+        "help": "fp32, or bf16: mixed precision on the CPU (matrix products in bfloat16, weights and optimizer in "
+                "fp32; fast on CPUs with AMX; the numbers change; docs/DEVELOPING.md)", "choices": ["fp32", "bf16"]})
     wait: bool = field(default=False, metadata={"help": "if another process is writing output_dir, wait for it "
                                                          "instead of stopping"})
 

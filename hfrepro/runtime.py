@@ -128,6 +128,57 @@ def flush_denormals() -> bool:
     return bool(torch.set_flush_denormal(True))
 
 
+PRECISIONS = ("fp32", "bf16")  # `--precision` of every recipe and of `hfrepro reproduce`
+PRECISION_ENV = "HFREPRO_PRECISION"  # how `hfrepro reproduce --precision` reaches its stage processes
+
+
+def cpu_has_amx() -> bool:
+    """Whether the CPU multiplies bf16 matrices in hardware (Intel AMX: Xeon Sapphire Rapids and later; read from
+    Linux's /proc/cpuinfo, so False elsewhere)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def check_precision(name: str, where: str = "--precision") -> str:
+    if name not in PRECISIONS:
+        raise UserError(f"unknown precision {name!r}", where=where,
+                        fix=f"use one of: {', '.join(PRECISIONS)} (fp32 is the default; docs/DEVELOPING.md, "
+                            "\"Mixed precision on the CPU\")")
+    return name
+
+
+def set_cpu_precision(name: str = "fp32") -> str:
+    """fp32 (the default): every product in fp32. bf16: mixed precision on the CPU, as `--bf16` is on a GPU:
+    torch's CPU autocast runs matrix products (linear, matmul, bmm, attention) in bfloat16 and keeps weights,
+    gradients, optimizer states, losses and normalisations in fp32. It is set for the whole process, so a
+    recipe's Trainer, its own loops and its evaluation all run under it; its cache of bf16 weight copies is
+    off (a copy cached across an optimizer step would be stale). Worth it where the CPU has AMX
+    (`cpu_has_amx`); elsewhere bf16 is emulated and slower. The numbers change (bf16 keeps 8 bits of
+    mantissa): a run's config.yaml records its precision, and the main job's verdicts at `--precision bf16`
+    are its own (docs/DEVELOPING.md, "Mixed precision on the CPU"). GPUs: use the trainers' `--bf16`."""
+    import torch
+
+    check_precision(name)
+    bf16 = name == "bf16"
+    if bf16:
+        if not cpu_has_amx() and not has_accelerator():
+            print("note: --precision bf16 on a CPU without AMX: its bf16 products are emulated and likely slower "
+                  "than fp32", file=sys.stderr, flush=True)
+        torch.set_autocast_dtype("cpu", torch.bfloat16)
+        torch.set_autocast_cache_enabled(False)
+    elif not torch.is_autocast_cache_enabled():
+        torch.set_autocast_cache_enabled(True)
+    torch.set_autocast_enabled("cpu", bf16)
+    return name
+
+
+def main_job_precision() -> str:
+    """The precision of the main job's stages: `hfrepro reproduce --precision` sets it for its stage processes."""
+    return check_precision(os.environ.get(PRECISION_ENV) or "fp32", where=f"${PRECISION_ENV}")
+
+
 def configure_threads(n: int | None = None) -> int:
     """Set torch's intra-op threads: `n`, else $HFREPRO_THREADS, else cores / local processes.
 
@@ -185,11 +236,12 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def setup(seed: int | None = None, threads: int | None = None) -> int:
-    """Call first in every recipe: CPU-only process groups, denormals off, threads, seeds. Returns threads per
-    process."""
+def setup(seed: int | None = None, threads: int | None = None, precision: str = "fp32") -> int:
+    """Call first in every recipe: CPU-only process groups, denormals off, the CPU's precision, threads, seeds.
+    Returns threads per process."""
     use_cpu_without_accelerator()
     flush_denormals()
+    set_cpu_precision(precision)
     n = configure_threads(threads or None)
     if seed is not None:
         set_seed(seed)

@@ -82,7 +82,7 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     path = resolve(a.model_name_or_path)
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-classify")  # fails now, not after training
-    threads = runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    threads = runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     seed = training_args.seed
     train_texts, train_labels = _sample(*examples(a, "train", seed), a.max_train_examples, seed)

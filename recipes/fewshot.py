@@ -64,7 +64,7 @@ class ScriptArguments:
 def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: RunArguments) -> dict:
     config = resolved(script_args, output_args, run_args)
     push = hub_request(output_args, default_name="hfrepro-fewshot-results")  # fails now, not after the work
-    runtime.setup(seed=output_args.seed, threads=run_args.threads)
+    runtime.setup(seed=output_args.seed, threads=run_args.threads, precision=run_args.precision)
     # Tasks: lm-evaluation-harness task YAMLs; every data file is read and checked before a model loads.
     settings = evaluation_settings(script_args)     # (prompt format, with the description) pairs
     tasks, shots = check_arguments(load_tasks(script_args.tasks, include_path=script_args.include_path),

@@ -44,7 +44,7 @@ def main(script_args: ScriptArguments, out_args: OutputArguments, run_args: RunA
     a, seed = script_args, out_args.seed
     if a.items < 2:
         raise UserError("--items must be at least 2 (each item's wrong answer is another item's capital)")
-    runtime.setup(seed=seed, threads=run_args.threads)
+    runtime.setup(seed=seed, threads=run_args.threads, precision=run_args.precision)
     with runtime.Run.begin(out_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait) as run:
         if run.finished:
             print(f"already evaluated with this config: {run.path}/metrics.json")

@@ -76,7 +76,7 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     if script_args.task == "order":  # its two classes
         script_args.labels = list(ORDER_LABELS)
     config = resolved(script_args, training_args, run_args)
-    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait)
     if run.finished:

@@ -92,7 +92,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
     check_eval_split(a.eval_split)
     data = harmlessness.split(harmlessness.load(a.dataset), seed, a.eval_per_label, a.train_decline,
                               a.train_answer, validation=a.eval_split == "validation")  # checked before any model
-    runtime.setup(seed=seed, threads=run_args.threads)
+    runtime.setup(seed=seed, threads=run_args.threads, precision=run_args.precision)
     with runtime.Run.begin(out_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait) as run:
         if run.finished:
             print(f"already trained with this config: {run.path}/metrics.json")

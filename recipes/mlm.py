@@ -100,7 +100,7 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     config = resolved(script_args, training_args, run_args)
     check(script_args)
     push = hub_request(training_args, default_name="hfrepro-bert")  # fails now, not after training
-    threads = runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    threads = runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
                             resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait)

@@ -53,7 +53,7 @@ class ScriptArguments:
 def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: RunArguments) -> dict:
     config = resolved(script_args, output_args, run_args)
     push = hub_request(output_args, default_name="hfrepro-kneser-ney")  # fails now, not after counting
-    runtime.setup(seed=output_args.seed, threads=run_args.threads)
+    runtime.setup(seed=output_args.seed, threads=run_args.threads, precision=run_args.precision)
     run = runtime.Run.begin(output_args.output_dir, config, overwrite=run_args.overwrite,
                             resume_from_checkpoint=output_args.resume_from_checkpoint, wait=run_args.wait)
     if run.finished:

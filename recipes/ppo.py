@@ -54,7 +54,7 @@ def main(script_args: ScriptArguments, training_args: PPOConfig, lora_args: Lora
     config = resolved(script_args, training_args, lora_args, run_args)
     push = hub_request(training_args, default_name=f"hfrepro-{training_args.algo}")  # fails now, not after training
     policy_path, reward_path = check_paths(script_args, training_args)
-    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     with runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
                            resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait) as run:

@@ -49,7 +49,7 @@ class ScriptArguments:
 def main(script_args: ScriptArguments, training_args: RewardConfig, run_args: RunArguments) -> dict:
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-reward")  # fails now, not after training
-    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     with runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite,
                            resume_from_checkpoint=training_args.resume_from_checkpoint, wait=run_args.wait) as run:

@@ -76,8 +76,12 @@ class ScriptArguments:
 def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: RunArguments) -> dict:
     config = resolved(script_args, output_args, run_args)
     check(script_args)                                                   # bad input fails before anything runs
+    if run_args.precision != "fp32":
+        raise UserError(f"--precision {run_args.precision}: this recipe runs in fp32 only", where="--precision",
+                        fix="leave --precision out: stable-baselines3's rollout buffers cannot hold bf16 values, and "
+                            "networks this small gain nothing from it")
     push = hub_request(output_args, default_name="hfrepro-rl-basics-ppo")
-    threads = runtime.setup(seed=output_args.seed, threads=run_args.threads)
+    threads = runtime.setup(seed=output_args.seed, threads=run_args.threads, precision=run_args.precision)
     run = runtime.Run.begin(output_args.output_dir, config, overwrite=run_args.overwrite,
                             resume_from_checkpoint=output_args.resume_from_checkpoint, wait=run_args.wait)
     if run.finished:

@@ -157,7 +157,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, output_args: Ou
         raise UserError("--resume_from_checkpoint names one checkpoint, and this recipe runs several steps",
                         fix="leave it out: each step resumes from its own last checkpoint by itself")
     check_eval_split(script_args.eval_split)
-    runtime.setup(seed=output_args.seed, threads=run_args.threads)
+    runtime.setup(seed=output_args.seed, threads=run_args.threads, precision=run_args.precision)
     out = Path(output_args.output_dir)
     lock = take_folder(out, config, run_args.wait)  # one invocation per folder at a time
     try:

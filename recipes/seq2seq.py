@@ -99,7 +99,7 @@ def main(script_args: ScriptArguments, training_args: TrainingArguments, run_arg
     models = check_arguments(script_args, training_args)
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-seq2seq")  # fails now, not after training
-    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     run = runtime.Run.begin(training_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait)
     if run.finished:

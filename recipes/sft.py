@@ -65,7 +65,7 @@ def main(script_args: ScriptArguments, training_args: SFTConfig, lora_args: Lora
     check(script_args)
     config = resolved(script_args, training_args, lora_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-sft")       # fails now, not after training
-    runtime.setup(seed=training_args.seed, threads=run_args.threads)
+    runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)
     runtime.cpu_sane(training_args)
     if script_args.method != "full":
         sft.no_activation_checkpointing(training_args)

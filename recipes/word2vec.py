@@ -121,7 +121,7 @@ def main(script_args: ScriptArguments, output_args: OutputArguments, run_args: R
                         fix="run the same command again (or pass --resume_from_checkpoint true)")
     config = resolved(script_args, output_args, run_args)
     push = hub_request(output_args, default_name="hfrepro-word2vec")  # fails now, not after training
-    threads = runtime.setup(seed=output_args.seed, threads=run_args.threads)
+    threads = runtime.setup(seed=output_args.seed, threads=run_args.threads, precision=run_args.precision)
     vectors.quiet_gensim()
     run = runtime.Run.begin(output_args.output_dir, config, overwrite=run_args.overwrite, wait=run_args.wait)
     if run.finished:

@@ -202,6 +202,23 @@ def test_the_next_stage_respects_places_readers_and_memory():
     assert pick(["transformer"], [], done=["lm", "seq2seq", "embeddings", "bert"]) == "transformer"
 
 
+def test_at_bf16_the_stages_that_take_it_expect_their_own_peaks_and_times(monkeypatch):
+    """Mixed precision raises a stage's peak (bf16 casts of the weights beside the fp32 ones): at bf16, rlhf and
+    finetune no longer fit side by side under the cap; the stages that stay fp32 keep their fp32 numbers."""
+    from hfrepro.reproduce.runner import next_stage, priorities
+
+    st = {s.name: s for s in available()}
+    assert st["rlhf"].peak_gib("default", "bf16") > st["rlhf"].peak_gib("default") == 2.45
+    assert st["rlhf"].seconds("default", "bf16") < st["rlhf"].seconds("default")
+    assert st["fewshot"].peak_gib("default", "bf16") == st["fewshot"].peak_gib("default")   # stays fp32
+    assert [s.name for s in available() if s.cpu_bf16] == ["lm", "bert", "finetune", "rlhf"]
+    for precision, fits in (("fp32", True), ("bf16", False)):
+        monkeypatch.setenv("HFREPRO_PRECISION", precision)
+        prio = priorities(list(st.values()), "default")
+        s = next_stage([st["finetune"]], [st["rlhf"]], set(), set(st), 2, "default", 5.5, prio)
+        assert (s is not None) == fits, precision
+
+
 def test_two_stages_side_by_side_by_default_on_a_cpu_budget_with_two_cores(tmp_path, monkeypatch):
     from hfrepro.reproduce.runner import default_jobs, reproduce
 
@@ -250,6 +267,8 @@ def test_a_recipe_run_is_the_users_command_line(tmp_path):
     assert argv[2:] == ["--output_dir", str(tmp_path / "lm" / "s"), "--seed", "3", "--threads", "2",
                         "--tokenizer", str(tmp_path / "lm" / "clm"), "--other", str(tmp_path / "lm" / "x")]
     assert [p.name for p in r.sources("tiny")] == ["smoke.py", "tiny.yaml"]
+    bf16 = StageContext(dir=tmp_path / "lm", root=tmp_path, budget="tiny", seed=3, threads=2, precision="bf16")
+    assert r.argv(bf16)[8:10] == ["--precision", "bf16"]  # what the user types for it; fp32 is the default
 
 
 def test_hashing_a_runs_sources_imports_no_recipe():
@@ -337,3 +356,39 @@ def test_a_stage_process_holds_every_thread_pool_to_its_share(tmp_path, monkeypa
     assert all(kw1["env"][v] == "1" for v in runtime.THREAD_VARS)    # numpy, tokenizers, OpenMP: one each
     assert all(kw2["env"][v] == "2" for v in runtime.THREAD_VARS)
     assert kw1["env"]["PATH"] == os.environ["PATH"]                 # the rest of the environment passed on
+
+
+def test_a_bf16_walk_reaches_its_stages_keys_and_report_and_is_not_reused_at_fp32(tmp_path, monkeypatch):
+    """--precision bf16 reaches the stages that gain from it (lm here) through their process's environment and
+    their keys; a stage that stays fp32 (embeddings) keeps its fp32 key, so the two walks share it."""
+    import os
+
+    from hfrepro.reproduce import runner
+
+    seen = _fake_stages(monkeypatch)
+    fake, precisions = runner._start_stage, []
+
+    def start(*args):
+        precisions.append(os.environ.get("HFREPRO_PRECISION"))  # what the stage process inherits
+        return fake(*args)
+
+    monkeypatch.setattr(runner, "_start_stage", start)
+    monkeypatch.delenv("HFREPRO_PRECISION", raising=False)
+    out = tmp_path / "rep"
+    runner.reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
+    assert precisions == ["bf16", "bf16"] and "HFREPRO_PRECISION" not in os.environ   # set for the walk only
+    keys = {s: json.loads((out / s / "result.json").read_text())["key"] for s in ("embeddings", "lm")}
+    assert keys["lm"]["precision"] == "bf16" and "precision" not in keys["embeddings"]
+    assert "bf16 mixed precision on the CPU in lm, bert, finetune, rlhf" in (out / "REPORT.md").read_text()
+    assert json.loads((out / "timings.json").read_text())["precision"] == {"embeddings": "fp32", "lm": "bf16"}
+    runner.reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
+    assert len(seen) == 2                                                          # finished at bf16: skipped
+    runner.reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1)
+    assert [s[0] for s in seen] == ["embeddings", "lm", "lm"] and precisions[-1] == "fp32"  # lm again, at fp32
+    assert "precision" not in json.loads((out / "lm" / "result.json").read_text())["key"]
+
+
+def test_an_unknown_precision_is_refused_before_anything_is_written():
+    r = run_cli("reproduce", "--precision", "fp8", "--out", "/tmp/hfrepro-never")
+    assert r.returncode == 2 and "fp8" in r.stderr and "Traceback" not in r.stderr
+    assert not Path("/tmp/hfrepro-never").exists()

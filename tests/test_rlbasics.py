@@ -326,3 +326,12 @@ def test_agent_card_must_name_an_environment_gymnasium_knows(tmp_path):
     rl_basics.write_cards(tmp_path, {"q_learning": {**ev, "env_id": "FrozenLake-v99"}}, config={})
     problems = check_model_folder(tmp_path / "q_learning", root=tmp_path)
     assert any("'FrozenLake-v99' is not a gymnasium environment id" in p for p in problems)
+
+
+def test_bf16_is_refused_before_anything_is_written(tmp_path):
+    """stable-baselines3's buffers cannot hold bf16 values: `--precision bf16` is refused, nothing written."""
+    from hfrepro.recipes.rl_basics import cli
+
+    with pytest.raises(UserError, match="fp32 only"):
+        cli(["--budget", "tiny", "--output_dir", str(tmp_path / "run"), "--precision", "bf16"])
+    assert not (tmp_path / "run").exists()

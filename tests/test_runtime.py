@@ -152,3 +152,38 @@ def test_setup_flushes_denormals_unless_asked_to_keep_them(env, flushed):
     assert out.returncode == 0, out.stderr[-2000:]
     value = float(out.stdout.strip().splitlines()[-1])
     assert (value == 0.0) == flushed, value
+
+
+def test_cpu_precision_bf16_is_mixed_precision_and_fp32_turns_it_off():
+    """--precision bf16: torch's CPU autocast for the whole process (matrix products in bfloat16, the weights
+    and their gradients in fp32, no cached weight copies); fp32 turns it off again."""
+    import torch
+
+    from hfrepro import runtime
+
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    try:
+        assert runtime.set_cpu_precision("bf16") == "bf16"
+        assert torch.is_autocast_enabled("cpu") and not torch.is_autocast_cache_enabled()
+        y = lin(x)
+        assert y.dtype == torch.bfloat16 and lin.weight.dtype == torch.float32
+        y.float().sum().backward()
+        assert lin.weight.grad.dtype == torch.float32
+        # no stale copy after an optimizer step: the next product uses the new weights
+        with torch.no_grad():
+            lin.weight.mul_(2.0)
+        assert torch.allclose(lin(x).float(), (x @ lin.weight.T + lin.bias), rtol=2e-2, atol=2e-2)
+    finally:
+        runtime.set_cpu_precision("fp32")
+    assert not torch.is_autocast_enabled("cpu") and torch.is_autocast_cache_enabled()
+    assert lin(x).dtype == torch.float32
+
+
+def test_unknown_precision_is_refused_with_the_choices():
+    from hfrepro import runtime
+    from hfrepro.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        runtime.set_cpu_precision("fp8")
+    assert "fp8" in e.value.what and "fp32, bf16" in e.value.fix

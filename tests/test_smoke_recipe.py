@@ -100,3 +100,26 @@ def test_one_entrance_from_any_directory(tmp_path, corpus):
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (out, replay))
     assert a["train_loss"] == b["train_loss"] and a["steps"] == b["steps"] == 2
+
+
+def test_precision_bf16_is_recorded_and_replayed(tmp_path, corpus):
+    """`--precision bf16` trains in mixed precision (another loss than fp32's), is written to config.yaml (so
+    `--config config.yaml` replays it), and an unknown precision is refused before any model loads."""
+    losses = {}
+    for p in ("fp32", "bf16"):
+        out = tmp_path / p
+        r = subprocess.run([sys.executable, "-m", "hfrepro", "smoke", "--dataset", str(corpus), "--output_dir",
+                            str(out), "--max_steps", "3", "--precision", p], env=_env(), cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert f"precision: {p}" in (out / "config.yaml").read_text()
+        losses[p] = json.loads((out / "metrics.json").read_text())["train_loss"]
+    assert losses["bf16"] != losses["fp32"] and abs(losses["bf16"] - losses["fp32"]) < 0.1 * losses["fp32"]
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "smoke", "--config", str(tmp_path / "bf16" / "config.yaml")],
+                       env=_env(), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "already" in (r.stdout + r.stderr), r.stderr[-2000:]  # the same config: done
+    r = subprocess.run([sys.executable, "-m", "hfrepro", "smoke", "--dataset", str(corpus), "--output_dir",
+                        str(tmp_path / "x"), "--precision", "fp8"], env=_env(), cwd=REPO, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "fp8" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()

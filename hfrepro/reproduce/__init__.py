@@ -42,6 +42,10 @@ def register(sub) -> None:
     p.add_argument("--memory_gib", type=float, default=MEMORY_CAP_GIB,
                    help="with --jobs > 1: start a stage only while the running stages' expected peak memory "
                         f"(their peaks one at a time, in GiB) stays under this (default: {MEMORY_CAP_GIB})")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="fp32 (default), or bf16: the stages whose training it speeds up (lm, bert, finetune, rlhf) "
+                        "in mixed precision on the CPU (matrix products in bfloat16; fast on CPUs with AMX; the "
+                        "numbers change, and so may a verdict; docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
     p.set_defaults(func=_cli)
 
 
@@ -49,7 +53,7 @@ def _cli(args) -> int:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     out = Path(args.out or f"runs/reproduce-{args.budget}")
     reproduce(stages, args.budget, out, seed=args.seed, threads=args.threads, force=args.force, jobs=args.jobs,
-              memory_gib=args.memory_gib)
+              memory_gib=args.memory_gib, precision=args.precision)
     results = {s: read_json(out / s / "result.json") for s in stages if (out / s / "result.json").is_file()}
     statuses = {r.get("status") for r in results.values()}
     if "crashed" in statuses:

@@ -43,7 +43,8 @@ class RecipeRun:
     def argv(self, ctx: StageContext) -> list[str]:
         cfg = config_path(self.config or self.recipe, ctx.budget)
         return ["--config", str(cfg), "--output_dir", str(ctx.run_dir(self.folder)), "--seed", str(ctx.seed),
-                "--threads", str(ctx.threads), *(wire(a, ctx) for a in self.args)]
+                "--threads", str(ctx.threads), *(["--precision", ctx.precision] if ctx.precision != "fp32" else []),
+                *(wire(a, ctx) for a in self.args)]
 
     def sources(self, budget: str) -> list[Path]:
         """The files this run's result depends on: its recipe and its budget's config."""
@@ -76,7 +77,27 @@ class Stage:
     expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process, so that stages
     #                                                   run side by side stay under a cap (default: the larger of
     #                                                   its peak at 2 threads alone and at 1 thread side by side,
-    #                                                   2026-12-04/05; rlhf: docs/DEVELOPING.md, "Memory")
+    #                                                   2026-12-04/05; rlhf: docs/DEVELOPING.md, "Memory"); with
+    #                                                   "<budget>/bf16" entries for `cpu_bf16` stages (expected_s too:
+    #                                                   the bf16 run of 2026-12-05, 1 thread side by side)
+    cpu_bf16: bool = False                          # `hfrepro reproduce --precision bf16` runs it in mixed precision:
+    #                                                 its time is training matrix products, which bf16 speeds up on a
+    #                                                 CPU with AMX (docs/DEVELOPING.md, "Mixed precision on the CPU");
+    #                                                 the others stay fp32 (no gain measured, or a library that
+    #                                                 cannot take bf16 tensors: stable-baselines3)
+
+    def peak_gib(self, budget: str, precision: str = "fp32") -> float:
+        """The stage's expected peak memory; at bf16 its own entry (`"<budget>/bf16"`): casting the weights to bf16
+        for every product next to the fp32 ones, mixed precision raises a stage's peak (rlhf: 2.45 -> 3.12 GiB)."""
+        return _at(self.expected_gib, budget, self.precision(precision), 0.0)
+
+    def seconds(self, budget: str, precision: str = "fp32") -> float:
+        """The stage's expected wall time (the progress estimate and the order side by side), at its precision."""
+        return _at(self.expected_s, budget, self.precision(precision), 60.0)
+
+    def precision(self, requested: str) -> str:
+        """The precision this stage runs at when the main job asks for `requested`."""
+        return requested if self.cpu_bf16 else "fp32"
 
     @property
     def heading(self) -> str:
@@ -94,27 +115,35 @@ class Stage:
         return importlib.util.find_spec(self.module) is not None
 
 
+def _at(table: dict, budget: str, precision: str, missing: float) -> float:
+    own = table.get(f"{budget}/{precision}")
+    return own if own is not None else table.get(budget, missing)
+
+
 STAGES = [  # road order; a stage whose module does not exist yet is skipped (NOT RUN)
     Stage("embeddings", "Word embeddings (word2vec CBOW vs skip-gram)",
           expected_s={"tiny": 40, "default": 104, "full": 1200}, expected_gib={"default": 1.31}),
     Stage("lm", "Language models (n-gram, LSTM, GPT), perplexity, sampling",
-          expected_s={"tiny": 45, "default": 215, "full": 3600}, expected_gib={"default": 2.17}),
+          expected_s={"tiny": 45, "default": 215, "default/bf16": 201, "full": 3600},
+          expected_gib={"default": 2.17, "default/bf16": 2.17}, cpu_bf16=True),
     Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",
           expected_s={"tiny": 45, "default": 334, "full": 3600}, expected_gib={"default": 1.27}),
     Stage("transformer", "Inside the Transformer, and why RNNs gave way",  # reads lm/clm, seq2seq/run, bert's model
           expected_s={"tiny": 30, "default": 68, "full": 600}, after=("lm", "seq2seq", "bert"),
           expected_gib={"default": 1.30}),
     Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",  # reads the skip-gram vectors
-          expected_s={"tiny": 30, "default": 396, "full": 1800}, after=("embeddings",),
-          expected_gib={"default": 1.38}),
+          expected_s={"tiny": 30, "default": 396, "default/bf16": 325, "full": 1800}, after=("embeddings",),
+          expected_gib={"default": 1.38, "default/bf16": 2.13}, cpu_bf16=True),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 117, "full": 1800}, expected_gib={"default": 1.98}),
     Stage("finetune", "Fine-tuning (head-only, LoRA, full)",
-          expected_s={"tiny": 45, "default": 295, "full": 1800}, expected_gib={"default": 3.00}),
+          expected_s={"tiny": 45, "default": 295, "default/bf16": 247, "full": 1800},
+          expected_gib={"default": 3.00, "default/bf16": 3.08}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
           expected_s={"tiny": 30, "default": 62, "full": 1200}, expected_gib={"default": 0.49}),
     Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",
-          expected_s={"tiny": 45, "default": 732, "full": 3600}, expected_gib={"default": 2.45}),
+          expected_s={"tiny": 45, "default": 732, "default/bf16": 488, "full": 3600},
+          expected_gib={"default": 2.45, "default/bf16": 3.12}, cpu_bf16=True),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
           expected_s={"tiny": 30, "default": 263, "full": 1200}, expected_gib={"default": 3.11}),
 ]

@@ -9,7 +9,7 @@ import os
 import platform
 from pathlib import Path
 
-from hfrepro import __version__
+from hfrepro import __version__, runtime
 from hfrepro.claims import NOT_RUN
 from hfrepro.fsutil import atomic_write_text
 from hfrepro.report import md_table
@@ -40,10 +40,16 @@ def verdicts(results: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def _precision_text() -> str:
+    p = runtime.main_job_precision()
+    mixed = [s.name for s in STAGES if s.precision(p) != "fp32"]
+    return "fp32" if p == "fp32" else f"{p} mixed precision on the CPU in {', '.join(mixed)} (the others fp32)"
+
+
 def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[str, dict]) -> Path:
     lines = [
         "# hfrepro: from word2vec to ChatGPT, reproduced on this machine", "",
-        f"- budget `{budget}`, seed {seed}, {threads} torch thread(s), hfrepro {__version__}",
+        f"- budget `{budget}`, seed {seed}, {threads} torch thread(s), {_precision_text()}, hfrepro {__version__}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{_versions()}",
         f"- written {_dt.datetime.now().isoformat(timespec='seconds')}", "",

@@ -46,18 +46,21 @@ def stage_key(stage: Stage, budget: str, seed: int) -> dict:
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())
-    return {"stage": stage.name, "budget": budget, "seed": seed, "sources": h.hexdigest()[:16]}
+    key = {"stage": stage.name, "budget": budget, "seed": seed, "sources": h.hexdigest()[:16]}
+    precision = stage.precision(runtime.main_job_precision())
+    return key if precision == "fp32" else {**key, "precision": precision}  # fp32 runs keep their keys
 
 
 def run_stage_inprocess(stage: Stage, out: Path, budget: str, seed: int, threads: int,
                         overwrite: bool = False) -> dict:
     """Run the stage's recipes, then its section. `overwrite`: the stage's sources changed since its folder was
     written (or --force): its recipe runs start afresh instead of refusing a folder with another config."""
-    runtime.setup(seed=seed, threads=threads)
+    precision = stage.precision(runtime.main_job_precision())
+    runtime.setup(seed=seed, threads=threads, precision=precision)
     sdir = out / stage.name
     sdir.mkdir(parents=True, exist_ok=True)
     mod = stage.load()
-    ctx = StageContext(dir=sdir, root=out, budget=budget, seed=seed, threads=threads)
+    ctx = StageContext(dir=sdir, root=out, budget=budget, seed=seed, threads=threads, precision=precision)
     t0 = time.time()
     try:
         for r in mod.RUNS:
@@ -180,11 +183,14 @@ def default_jobs(budget: str, cpus: int | None = None) -> int:
 
 
 def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads: int | None = None,
-              force: bool = False, jobs: int | None = None, memory_gib: float = MEMORY_CAP_GIB) -> Path:
+              force: bool = False, jobs: int | None = None, memory_gib: float = MEMORY_CAP_GIB,
+              precision: str = "fp32") -> Path:
     """Walk the chosen stages. `jobs` > 1: that many stages at once, each with threads // jobs torch threads,
     each stage's output in `<out>/<stage>/stage.log`; a stage starts once the stages it reads (`Stage.after`)
     are finished and while the expected peak memory of the running stages stays under `memory_gib`.
-    `jobs` None: `default_jobs(budget)`."""
+    `jobs` None: `default_jobs(budget)`. `precision`: bf16 runs the stages that gain from it (`Stage.cpu_bf16`) in
+    mixed precision on the CPU (runtime.set_cpu_precision); it is then part of their keys, so a bf16 walk does not
+    reuse their fp32 results, nor the other way round (the fp32 stages are shared)."""
     if budget not in BUDGET_NAMES:
         raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
     have = [s.name for s in available()]
@@ -197,13 +203,20 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
     if not memory_gib > 0:  # also NaN
         raise UserError(f"--memory_gib {memory_gib}: the memory the stages side by side may expect must be positive",
                         fix=f"use a number of GiB above 0 (default {MEMORY_CAP_GIB})")
+    runtime.check_precision(precision)
     threads = threads or int(os.environ.get("HFREPRO_THREADS", 0)) or (os.cpu_count() or 1)
     runtime.check_writable_folder(out)
     lock = runtime.lock_folder(out)
+    before = os.environ.get(runtime.PRECISION_ENV)
+    os.environ[runtime.PRECISION_ENV] = precision  # the stage processes inherit it; the stages' keys read it
     try:
         return _walk(stages, budget, out, seed, threads, force, jobs, memory_gib)
     finally:
         runtime.unlock_folder(lock)
+        if before is None:
+            os.environ.pop(runtime.PRECISION_ENV, None)
+        else:
+            os.environ[runtime.PRECISION_ENV] = before
 
 
 def priorities(chosen: list[Stage], budget: str) -> dict[str, float]:
@@ -211,10 +224,11 @@ def priorities(chosen: list[Stage], budget: str) -> dict[str, float]:
     path): side by side, the walk starts the ready stage with the longest path first."""
     waiting = {s.name: [t for t in chosen if s.name in t.after] for s in chosen}
     memo: dict[str, float] = {}
+    precision = runtime.main_job_precision()
 
     def path(s: Stage) -> float:
         if s.name not in memo:
-            memo[s.name] = s.expected_s.get(budget, 60) + max((path(t) for t in waiting[s.name]), default=0.0)
+            memo[s.name] = s.seconds(budget, precision) + max((path(t) for t in waiting[s.name]), default=0.0)
         return memo[s.name]
 
     return {s.name: path(s) for s in chosen}
@@ -227,9 +241,10 @@ def next_stage(todo: list[Stage], running: list[Stage], done: set[str], chosen: 
     side by side: the longest critical path first."""
     if len(running) >= jobs:
         return None
-    used = sum(s.expected_gib.get(budget, 0.0) for s in running)
+    precision = runtime.main_job_precision()
+    used = sum(s.peak_gib(budget, precision) for s in running)
     ready = [s for s in todo if all(d in done or d not in chosen for d in s.after)
-             and (not running or used + s.expected_gib.get(budget, 0.0) <= memory_gib)]
+             and (not running or used + s.peak_gib(budget, precision) <= memory_gib)]
     if jobs > 1:
         ready.sort(key=lambda s: -prio[s.name])
     return ready[0] if ready else None
@@ -259,7 +274,8 @@ def _walk(stages: list[str], budget: str, out: Path, seed: int, threads: int, fo
                       **({"started_s": spans[s.name][0], "ended_s": spans[s.name][1]} if s.name in spans else {})}
              for s in STAGES if s.name in results}
     atomic_write_json(out / "timings.json", {
-        "budget": budget, "seed": seed, "threads": per_stage, "jobs": jobs, "stages": bench,
+        "budget": budget, "seed": seed, "threads": per_stage, "jobs": jobs,
+        "precision": {s.name: s.precision(runtime.main_job_precision()) for s in chosen}, "stages": bench,
         "peak_side_by_side_bytes": concurrent_peak(spans), "total_seconds": round(time.time() - t_start, 1)})
     print(f"[reproduce] done in {_mmss(time.time() - t_start)}: {report}")
     return report
@@ -278,7 +294,7 @@ def _head(count: str, stage: Stage, t_start: float) -> str:
 
 def _launch(stage: Stage, out: Path, budget: str, seed: int, per_stage: int, force: bool, jobs: int,
             t_start: float, count: str, left: list[Stage]) -> _Launch:
-    estimate = sum(s.expected_s.get(budget, 60) for s in left) / jobs
+    estimate = sum(s.seconds(budget, runtime.main_job_precision()) for s in left) / jobs
     log = out / stage.name / "stage.log" if jobs > 1 else None
     print(_head(count, stage, t_start) + f", estimate {_mmss(estimate)} left)"
           + (f", its output: {log}" if log else ""), flush=True)

@@ -107,7 +107,7 @@ def attention_map(model, tok, text: str, max_source_tokens: int = 256):
     out_ids = out[0].tolist()
     if tok.eos_token_id in out_ids:
         out_ids = out_ids[:out_ids.index(tok.eos_token_id) + 1]
-    weights = attn[0, :len(out_ids)].numpy()
+    weights = attn[0, :len(out_ids)].float().numpy()  # bf16 under --precision bf16
     return ([_piece(tok, i) for i in ids], [_piece(tok, i) for i in out_ids], weights,
             tok.decode(out_ids, skip_special_tokens=True).strip())
 
