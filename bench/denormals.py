@@ -16,7 +16,6 @@ import filecmp
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.pairs import run_recipe  # noqa: E402
 from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 
@@ -41,13 +41,10 @@ def results_of(metrics: dict) -> dict:
 
 
 def run_one(cmd: list[str], folder: Path, keep: bool) -> tuple[float, Path]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1"}
-    env.pop("HFREPRO_DENORMALS", None)
+    env = {k: v for k, v in os.environ.items() if k != "HFREPRO_DENORMALS"}
     if keep:
         env["HFREPRO_DENORMALS"] = "keep"
-    subprocess.run([sys.executable, "-m", "hfrepro", *cmd, "--output_dir", str(folder), "--threads", "1"],
-                   check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = sorted(folder.rglob("metrics.json"), key=lambda p: len(p.parts))[-1]  # the model's own folder
+    metrics = run_recipe(cmd, folder, env=env)
     return float(json.loads(metrics.read_text())["train_seconds"]), metrics.parent / "model.safetensors"
 
 

@@ -15,7 +15,6 @@ Target: bf16 takes at most 0.8 of fp32's training time on a CPU with AMX.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench.denormals import results_of  # noqa: E402
-from bench.pairs import alternate, ratios  # noqa: E402
+from bench.pairs import alternate, ratios, run_recipe  # noqa: E402
 from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
 from hfrepro.runtime import cpu_has_amx  # noqa: E402
@@ -34,12 +33,7 @@ DEFAULT = ["sft", "--config", str(REPO / "recipes/configs/sft/full/default.yaml"
 
 
 def run_one(cmd: list[str], folder: Path, precision: str) -> tuple[float, dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HFREPRO_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "hfrepro", *cmd, "--output_dir", str(folder), "--threads", "1",
-                    "--precision", precision], check=True, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    metrics = sorted(folder.rglob("metrics.json"), key=lambda p: len(p.parts))[-1]  # the model's own folder
-    m = json.loads(metrics.read_text())
+    m = json.loads(run_recipe(cmd, folder, "--precision", precision).read_text())
     return float(m["train_seconds"]), results_of(m)
 
 

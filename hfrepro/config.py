@@ -28,7 +28,7 @@ import yaml
 
 from hfrepro.errors import UserError
 from hfrepro.paths import CONFIGS_DIR
-from hfrepro.runtime import has_accelerator, precision, use_cpu_without_accelerator
+from hfrepro.runtime import PRECISIONS, has_accelerator, precision, use_cpu_without_accelerator
 
 BUDGET_NAMES = ("tiny", "default", "full")
 DEFAULT_BUDGET = "default"
@@ -45,7 +45,7 @@ class RunArguments:
     threads: int = field(default=0, metadata={"help": "torch threads per process (0: cores / processes)"})
     precision: str = field(default="fp32", metadata={
         "help": "fp32, or bf16: mixed precision on the CPU (matrix products in bfloat16, weights and optimizer in "
-                "fp32; fast on CPUs with AMX; the numbers change; docs/DEVELOPING.md)", "choices": ["fp32", "bf16"]})
+                "fp32; fast on CPUs with AMX; the numbers change; docs/DEVELOPING.md)", "choices": list(PRECISIONS)})
     wait: bool = field(default=False, metadata={"help": "if another process is writing output_dir, wait for it "
                                                          "instead of stopping"})
 
