@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hfrepro.runtime import PRECISIONS
+from hfrepro.runtime import MAIN_JOB_PRECISIONS
 
 TARGETS = {"default": {"total_seconds": 15 * 60, "peak_gib": 6.0}, "tiny": {"total_seconds": 8 * 60, "peak_gib": 6.0}}
 
@@ -28,7 +28,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1, help="stages side by side (hfrepro reproduce --jobs)")
     ap.add_argument("--from", dest="src", default=None, help="an existing run folder (skip running)")
     ap.add_argument("--stages", default=None, help="hfrepro reproduce --stages (default: all)")
-    ap.add_argument("--precision", default="fp32", choices=PRECISIONS, help="hfrepro reproduce --precision")
+    ap.add_argument("--precision", default="auto", choices=MAIN_JOB_PRECISIONS, help="hfrepro reproduce --precision")
     a = ap.parse_args()
     out = Path(a.src or f"runs/bench-reproduce-{a.budget}")
     if not a.src:

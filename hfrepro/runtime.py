@@ -128,7 +128,8 @@ def flush_denormals() -> bool:
     return bool(torch.set_flush_denormal(True))
 
 
-PRECISIONS = ("fp32", "bf16")  # `--precision` of every recipe and of `hfrepro reproduce`
+PRECISIONS = ("fp32", "bf16")  # `--precision` of every recipe
+MAIN_JOB_PRECISIONS = ("auto", *PRECISIONS)  # `hfrepro reproduce --precision`: auto picks one of the two
 PRECISION_ENV = "HFREPRO_PRECISION"  # how `hfrepro reproduce --precision` reaches its stage processes
 
 
@@ -172,6 +173,18 @@ def set_cpu_precision(name: str = "fp32") -> str:
         torch.set_autocast_cache_enabled(True)
     torch.set_autocast_enabled("cpu", bf16)
     return name
+
+
+def resolve_precision(name: str) -> str:
+    """`hfrepro reproduce --precision auto` (its default): bf16 where the CPU multiplies bf16 in hardware (AMX)
+    and no accelerator is used, fp32 elsewhere; fp32 and bf16 as asked."""
+    if name not in MAIN_JOB_PRECISIONS:
+        raise UserError(f"unknown precision {name!r}", where="--precision",
+                        fix=f"use one of: {', '.join(MAIN_JOB_PRECISIONS)} (auto is the default: bf16 on a CPU "
+                            "with AMX, fp32 elsewhere; docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
+    if name != "auto":
+        return name
+    return "bf16" if cpu_has_amx() and not has_accelerator() else "fp32"
 
 
 def main_job_precision() -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from hfrepro.claims import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, StageContext
 from hfrepro.config import config_path
+from hfrepro.errors import UserError
 from hfrepro.reproduce import report as R
 from hfrepro.reproduce.plan import STAGES, RecipeRun, available
 from tests.conftest import PY, REPO, run_cli
@@ -202,6 +203,38 @@ def test_the_next_stage_respects_places_readers_and_memory():
     assert pick(["transformer"], [], done=["lm", "seq2seq", "embeddings", "bert"]) == "transformer"
 
 
+def test_the_walk_on_paper_adds_the_expected_times_as_the_runner_would(monkeypatch):
+    """`simulate`: the seconds a walk takes when every stage takes its expected time (hand-computed here from
+    the plan's fp32 numbers), and the planned order never loses to the critical-path order, and beats it where
+    memory forces the big stages one after another (bf16)."""
+    from hfrepro.reproduce.runner import planned_priorities, priorities, simulate
+
+    st = {s.name: s for s in available()}
+    sec = {n: s.expected_s["default"] for n, s in st.items()}
+    monkeypatch.setenv("HFREPRO_PRECISION", "fp32")
+
+    def walk(names, jobs=2):
+        stages = [st[n] for n in names]
+        return simulate(names, stages, stages, "default", jobs, 5.5)
+
+    assert walk(["embeddings", "bert"]) == sec["embeddings"] + sec["bert"]   # bert reads embeddings' vectors
+    assert walk(["lm", "fewshot"]) == max(sec["lm"], sec["fewshot"])         # side by side
+    assert walk(["lm", "fewshot"], jobs=1) == sec["lm"] + sec["fewshot"]     # one at a time
+    assert walk(["rlhf", "chatgpt"]) == sec["rlhf"] + sec["chatgpt"]         # 2.45 + 3.11 GiB > 5.5: in turn
+    for precision in ("fp32", "bf16"):
+        monkeypatch.setenv("HFREPRO_PRECISION", precision)
+        every = list(st.values())
+        cp, planned = priorities(every, "default"), planned_priorities(every, every, "default", 2, 5.5)
+        by = lambda prio: sorted(prio, key=lambda n: -prio[n])  # noqa: E731
+        assert sorted(planned) == sorted(st)
+        t_cp, t_planned = (simulate(by(p), every, every, "default", 2, 5.5) for p in (cp, planned))
+        assert t_planned <= t_cp, precision
+        assert t_planned >= sum(s.seconds("default", precision) for s in every) / 2   # two places at most
+        if precision == "bf16":   # rlhf, finetune and chatgpt cannot run beside each other
+            assert t_planned < t_cp
+    assert planned_priorities(every, every, "default", 2, 5.5) == planned      # seeded: the same plan every time
+
+
 def test_at_bf16_the_stages_that_take_it_expect_their_own_peaks_and_times(monkeypatch):
     """Mixed precision raises a stage's peak (bf16 casts of the weights beside the fp32 ones): at bf16, rlhf and
     finetune no longer fit side by side under the cap; the stages that stay fp32 keep their fp32 numbers."""
@@ -211,7 +244,8 @@ def test_at_bf16_the_stages_that_take_it_expect_their_own_peaks_and_times(monkey
     assert st["rlhf"].peak_gib("default", "bf16") > st["rlhf"].peak_gib("default") == 2.45
     assert st["rlhf"].seconds("default", "bf16") < st["rlhf"].seconds("default")
     assert st["fewshot"].peak_gib("default", "bf16") == st["fewshot"].peak_gib("default")   # stays fp32
-    assert [s.name for s in available() if s.cpu_bf16] == ["lm", "bert", "finetune", "rlhf"]
+    assert [s.name for s in available() if s.cpu_bf16] == ["bert", "finetune", "rlhf"]
+    assert st["lm"].precision("bf16") == "fp32" and st["lm"].seconds("default", "bf16") == st["lm"].seconds("default")
     for precision, fits in (("fp32", True), ("bf16", False)):
         monkeypatch.setenv("HFREPRO_PRECISION", precision)
         prio = priorities(list(st.values()), "default")
@@ -318,11 +352,13 @@ def test_tiny_budget_end_to_end(tmp_path):
         assert f"{s}  (elapsed" in r2.stdout and "already done with this config, skipped" in r2.stdout
     # every finished recipe run, started again with the user's own command line, changes nothing on disk
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    rerun = ("import sys; from pathlib import Path; from hfrepro.claims import StageContext; "
+    # (at the precision the walk ran each stage at: the default, auto, is bf16 for some stages on a CPU with AMX)
+    rerun = ("import json, sys; from pathlib import Path; from hfrepro.claims import StageContext; "
              "from hfrepro.reproduce.plan import available, recipe_cli\n"
-             "out = Path(sys.argv[1])\n"
+             "out = Path(sys.argv[1]); precision = json.loads((out / 'timings.json').read_text())['precision']\n"
              "for s in available():\n"
-             "    ctx = StageContext(dir=out / s.name, root=out, budget='tiny', seed=0, threads=1)\n"
+             "    ctx = StageContext(dir=out / s.name, root=out, budget='tiny', seed=0, threads=1,\n"
+             "                       precision=precision[s.name])\n"
              "    for r in s.load().RUNS:\n"
              "        recipe_cli(r.recipe)(r.argv(ctx))\n")
     r3 = subprocess.run([PY, "-c", rerun, str(out)], capture_output=True, text=True, cwd=REPO, timeout=900)
@@ -359,8 +395,8 @@ def test_a_stage_process_holds_every_thread_pool_to_its_share(tmp_path, monkeypa
 
 
 def test_a_bf16_walk_reaches_its_stages_keys_and_report_and_is_not_reused_at_fp32(tmp_path, monkeypatch):
-    """--precision bf16 reaches the stages that gain from it (lm here) through their process's environment and
-    their keys; a stage that stays fp32 (embeddings) keeps its fp32 key, so the two walks share it."""
+    """--precision bf16 reaches the stages that gain from it (finetune here) through their process's environment
+    and their keys; a stage that stays fp32 (embeddings) keeps its fp32 key, so the two walks share it."""
     import os
 
     from hfrepro.reproduce import runner
@@ -374,18 +410,35 @@ def test_a_bf16_walk_reaches_its_stages_keys_and_report_and_is_not_reused_at_fp3
 
     monkeypatch.setattr(runner, "_start_stage", start)
     monkeypatch.delenv("HFREPRO_PRECISION", raising=False)
-    out = tmp_path / "rep"
-    runner.reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
+    out, two = tmp_path / "rep", ["embeddings", "finetune"]
+    runner.reproduce(two, "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
     assert precisions == ["bf16", "bf16"] and "HFREPRO_PRECISION" not in os.environ   # set for the walk only
-    keys = {s: json.loads((out / s / "result.json").read_text())["key"] for s in ("embeddings", "lm")}
-    assert keys["lm"]["precision"] == "bf16" and "precision" not in keys["embeddings"]
-    assert "bf16 mixed precision on the CPU in lm, bert, finetune, rlhf" in (out / "REPORT.md").read_text()
-    assert json.loads((out / "timings.json").read_text())["precision"] == {"embeddings": "fp32", "lm": "bf16"}
-    runner.reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
+    keys = {s: json.loads((out / s / "result.json").read_text())["key"] for s in two}
+    assert keys["finetune"]["precision"] == "bf16" and "precision" not in keys["embeddings"]
+    assert "bf16 mixed precision on the CPU in bert, finetune, rlhf" in (out / "REPORT.md").read_text()
+    assert json.loads((out / "timings.json").read_text())["precision"] == {"embeddings": "fp32", "finetune": "bf16"}
+    runner.reproduce(two, "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
     assert len(seen) == 2                                                          # finished at bf16: skipped
-    runner.reproduce(["embeddings", "lm"], "tiny", out, seed=0, threads=1, jobs=1)
-    assert [s[0] for s in seen] == ["embeddings", "lm", "lm"] and precisions[-1] == "fp32"  # lm again, at fp32
-    assert "precision" not in json.loads((out / "lm" / "result.json").read_text())["key"]
+    runner.reproduce(two, "tiny", out, seed=0, threads=1, jobs=1, precision="fp32")
+    assert [s[0] for s in seen] == ["embeddings", "finetune", "finetune"] and precisions[-1] == "fp32"
+    assert "precision" not in json.loads((out / "finetune" / "result.json").read_text())["key"]
+
+
+def test_auto_precision_is_bf16_on_a_cpu_with_amx_and_fp32_elsewhere(tmp_path, monkeypatch):
+    """The main job's default: bf16 only where the CPU multiplies bf16 in hardware and no accelerator runs it."""
+    from hfrepro import runtime
+    from hfrepro.reproduce import runner
+
+    for amx, accelerator, want in ((True, False, "bf16"), (False, False, "fp32"), (True, True, "fp32")):
+        monkeypatch.setattr(runtime, "cpu_has_amx", lambda amx=amx: amx)
+        monkeypatch.setattr(runtime, "has_accelerator", lambda accelerator=accelerator: accelerator)
+        assert runtime.resolve_precision("auto") == want
+        assert runtime.resolve_precision("fp32") == "fp32" and runtime.resolve_precision("bf16") == "bf16"
+    seen = _fake_stages(monkeypatch)
+    runner.reproduce(["finetune"], "tiny", tmp_path / "rep", seed=0, threads=1, jobs=1)   # the default: auto
+    assert seen and json.loads((tmp_path / "rep" / "timings.json").read_text())["precision"] == {"finetune": "fp32"}
+    with pytest.raises(UserError, match="fp8"):
+        runtime.resolve_precision("fp8")
 
 
 def test_an_unknown_precision_is_refused_before_anything_is_written():

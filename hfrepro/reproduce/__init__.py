@@ -17,7 +17,7 @@ from hfrepro.config import BUDGET_NAMES
 from hfrepro.fsutil import read_json
 from hfrepro.reproduce.plan import available
 from hfrepro.reproduce.runner import MEMORY_CAP_GIB, reproduce
-from hfrepro.runtime import PRECISIONS
+from hfrepro.runtime import MAIN_JOB_PRECISIONS
 
 
 def register(sub) -> None:
@@ -43,10 +43,11 @@ def register(sub) -> None:
     p.add_argument("--memory_gib", type=float, default=MEMORY_CAP_GIB,
                    help="with --jobs > 1: start a stage only while the running stages' expected peak memory "
                         f"(their peaks one at a time, in GiB) stays under this (default: {MEMORY_CAP_GIB})")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32 (default), or bf16: the stages whose training it speeds up (lm, bert, finetune, rlhf) "
-                        "in mixed precision on the CPU (matrix products in bfloat16; fast on CPUs with AMX; the "
-                        "numbers change, and so may a verdict; docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
+    p.add_argument("--precision", default="auto", choices=MAIN_JOB_PRECISIONS,
+                   help="auto (default): bf16 on a CPU with AMX, fp32 elsewhere; bf16: the stages whose training it "
+                        "speeds up (bert, finetune, rlhf) in mixed precision on the CPU (matrix products in "
+                        "bfloat16; their verdicts were measured at three seeds in both precisions, docs/CLAIMS.md); "
+                        "fp32: every stage in fp32 (docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
     p.set_defaults(func=_cli)
 
 

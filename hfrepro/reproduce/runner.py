@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -184,13 +185,14 @@ def default_jobs(budget: str, cpus: int | None = None) -> int:
 
 def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads: int | None = None,
               force: bool = False, jobs: int | None = None, memory_gib: float = MEMORY_CAP_GIB,
-              precision: str = "fp32") -> Path:
+              precision: str = "auto") -> Path:
     """Walk the chosen stages. `jobs` > 1: that many stages at once, each with threads // jobs torch threads,
     each stage's output in `<out>/<stage>/stage.log`; a stage starts once the stages it reads (`Stage.after`)
     are finished and while the expected peak memory of the running stages stays under `memory_gib`.
     `jobs` None: `default_jobs(budget)`. `precision`: bf16 runs the stages that gain from it (`Stage.cpu_bf16`) in
     mixed precision on the CPU (runtime.set_cpu_precision); it is then part of their keys, so a bf16 walk does not
-    reuse their fp32 results, nor the other way round (the fp32 stages are shared)."""
+    reuse their fp32 results, nor the other way round (the fp32 stages are shared). auto: bf16 on a CPU with AMX,
+    fp32 elsewhere (runtime.resolve_precision)."""
     if budget not in BUDGET_NAMES:
         raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
     have = [s.name for s in available()]
@@ -203,12 +205,16 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
     if not memory_gib > 0:  # also NaN
         raise UserError(f"--memory_gib {memory_gib}: the memory the stages side by side may expect must be positive",
                         fix=f"use a number of GiB above 0 (default {MEMORY_CAP_GIB})")
-    runtime.check_precision(precision)
+    asked, precision = precision, runtime.resolve_precision(precision)
     threads = threads or int(os.environ.get("HFREPRO_THREADS", 0)) or (os.cpu_count() or 1)
     runtime.check_writable_folder(out)
     lock = runtime.lock_folder(out)
     before = os.environ.get(runtime.PRECISION_ENV)
     os.environ[runtime.PRECISION_ENV] = precision  # the stage processes inherit it; the stages' keys read it
+    mixed = [s for s in stages if next(t for t in STAGES if t.name == s).precision(precision) != "fp32"]
+    if mixed:
+        print(f"[reproduce] precision: bf16 mixed precision on the CPU in {', '.join(mixed)}, the others fp32"
+              + (" (auto: this CPU has AMX; --precision fp32 turns it off)" if asked == "auto" else ""), flush=True)
     try:
         return _walk(stages, budget, out, seed, threads, force, jobs, memory_gib)
     finally:
@@ -232,6 +238,49 @@ def priorities(chosen: list[Stage], budget: str) -> dict[str, float]:
         return memo[s.name]
 
     return {s.name: path(s) for s in chosen}
+
+
+ORDERS_TRIED = 2000  # orders of the stages the walk tries on paper before it starts (a few tenths of a second)
+
+
+def planned_priorities(todo: list[Stage], chosen: list[Stage], budget: str, jobs: int,
+                       memory_gib: float) -> dict[str, float]:
+    """The order to start the stages in, side by side: the critical-path order, and `ORDERS_TRIED` shuffles of it
+    (seeded, so the same plan every time), each walked on paper with the stages' expected times and peaks
+    (`simulate`); the one that finishes first wins (ties: the earlier). The critical path alone does not see
+    memory: stages too big to run beside each other (rlhf, finetune, chatgpt at bf16) must follow one another,
+    and where the path leaves one of them for last, it runs alone at the end while a core idles."""
+    prio = priorities(chosen, budget)
+    order = sorted((s.name for s in todo), key=lambda n: -prio[n])
+    if jobs < 2 or len(order) < 3:
+        return prio
+    rng = random.Random(0)
+    best, best_s = order, simulate(order, todo, chosen, budget, jobs, memory_gib)
+    for _ in range(ORDERS_TRIED):
+        trial = rng.sample(order, len(order))
+        if (s := simulate(trial, todo, chosen, budget, jobs, memory_gib)) < best_s:
+            best, best_s = trial, s
+    return {n: float(len(best) - i) for i, n in enumerate(best)}
+
+
+def simulate(order: list[str], todo: list[Stage], chosen: list[Stage], budget: str, jobs: int,
+             memory_gib: float) -> float:
+    """The seconds a walk would take if every stage took its expected time, starting stages in `order` when
+    `next_stage` lets them (a place free, what they read done, memory under the cap)."""
+    prio = {n: float(len(order) - i) for i, n in enumerate(order)}
+    precision, names = runtime.main_job_precision(), {s.name for s in chosen}
+    left, ends, done, now = list(todo), {}, names - {s.name for s in todo}, 0.0  # ends: {stage name: its end}
+    by_name = {s.name: s for s in todo}
+    while left or ends:
+        while stage := next_stage(left, [by_name[n] for n in ends], done, names, jobs, budget, memory_gib, prio):
+            left.remove(stage)
+            ends[stage.name] = now + stage.seconds(budget, precision)
+        if not ends:  # nothing can start: a stage waits for one outside the walk (cannot happen with `after`)
+            return float("inf")
+        first = min(ends, key=ends.get)
+        now = ends.pop(first)
+        done.add(first)
+    return now
 
 
 def next_stage(todo: list[Stage], running: list[Stage], done: set[str], chosen: set[str], jobs: int, budget: str,
@@ -319,7 +368,8 @@ def _threads_text(per_stage: int, jobs: int) -> str:
 def _run_stages(todo: list[Stage], chosen: list[Stage], results: dict, out: Path, budget: str, seed: int,
                 per_stage: int, force: bool, jobs: int, memory_gib: float, t_start: float) -> dict:
     """Start the stages as places free up, collect each as it ends; {stage: (start s, end s, peak bytes)}."""
-    names, prio, total = {s.name for s in chosen}, priorities(chosen, budget), len(chosen)
+    names, total = {s.name for s in chosen}, len(chosen)
+    prio = planned_priorities(todo, chosen, budget, jobs, memory_gib)
     running: dict[int, _Launch] = {}
     spans: dict[str, tuple[float, float, int]] = {}
     with _Forward(running) as fwd:
