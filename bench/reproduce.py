@@ -25,7 +25,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", default="default", choices=["tiny", "default", "full"])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--jobs", type=int, default=1, help="stages side by side (hfrepro reproduce --jobs)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="stages side by side (hfrepro reproduce --jobs; default: its own, 2 on 2 cores)")
     ap.add_argument("--from", dest="src", default=None, help="an existing run folder (skip running)")
     ap.add_argument("--stages", default=None, help="hfrepro reproduce --stages (default: all)")
     ap.add_argument("--precision", default="auto", choices=MAIN_JOB_PRECISIONS, help="hfrepro reproduce --precision")
@@ -33,7 +34,8 @@ def main():
     out = Path(a.src or f"runs/bench-reproduce-{a.budget}")
     if not a.src:
         subprocess.run([sys.executable, "-m", "hfrepro", "reproduce", "--budget", a.budget, "--out", str(out),
-                        "--threads", str(a.threads), "--jobs", str(a.jobs), "--force", "--precision", a.precision,
+                        "--threads", str(a.threads), *(["--jobs", str(a.jobs)] if a.jobs else []), "--force",
+                        "--precision", a.precision,
                         *(["--stages", a.stages] if a.stages else [])], check=False)
     t = json.loads((out / "timings.json").read_text())
     rows = [{"stage": s, "status": v["status"], "wall_s": v["wall_seconds"],

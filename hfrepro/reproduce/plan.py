@@ -71,8 +71,9 @@ class Stage:
     name: str
     title: str                                      # without a number: `heading` numbers it by road order
     expected_s: dict = field(default_factory=dict)  # budget -> seconds, for the progress estimate and the order
-    #                                                 side by side (default: the published run's stage walls,
-    #                                                 two stages side by side at 1 thread each; docs/example-report)
+    #                                                 side by side (default: this machine's stage walls in the
+    #                                                 runs of 2026-12-05 before the published one, two stages side
+    #                                                 by side at 1 thread each; docs/DEVELOPING.md)
     after: tuple[str, ...] = ()                     # stages whose run folders this one reads (when chosen too)
     expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process, so that stages
     #                                                   run side by side stay under a cap (default: the larger of

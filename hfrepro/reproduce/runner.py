@@ -1,7 +1,8 @@
 """Walk the stages: each in its own Python process (memory is returned between stages, and the runner measures
 each stage's wall time and peak memory), each writing `<out>/<stage>/result.json`. One at a time (`--jobs 1`) in
 road order, or side by side (`--jobs 2`: two stages at once, each with half the threads and its output in
-`<out>/<stage>/stage.log`, the stage with the longest chain of work behind it first). Either way a stage starts
+`<out>/<stage>/stage.log`, in the order that, walked on paper with the stages' expected times and peaks,
+finishes first: `planned_priorities`). Either way a stage starts
 only after the stages whose folders it reads (`Stage.after`), and side by side only while the running stages'
 expected peaks (`Stage.expected_gib`) add up to at most `memory_gib`.
 
@@ -287,7 +288,7 @@ def next_stage(todo: list[Stage], running: list[Stage], done: set[str], chosen: 
                memory_gib: float, prio: dict[str, float]) -> Stage | None:
     """The stage to start now, or None: a free place, its `after` stages (those chosen) finished, its expected
     peak memory fitting beside the running stages' (any stage fits when none runs). One at a time: road order;
-    side by side: the longest critical path first."""
+    side by side: the highest of `prio` first (`planned_priorities`)."""
     if len(running) >= jobs:
         return None
     precision = runtime.main_job_precision()
