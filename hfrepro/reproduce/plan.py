@@ -71,16 +71,16 @@ class Stage:
     name: str
     title: str                                      # without a number: `heading` numbers it by road order
     expected_s: dict = field(default_factory=dict)  # budget -> seconds, for the progress estimate and the order
-    #                                                 side by side (default: this machine's stage walls in the
-    #                                                 runs of 2026-12-05 before the published one, two stages side
-    #                                                 by side at 1 thread each; docs/DEVELOPING.md)
+    #                                                 side by side (default: this machine's stage walls, the mean
+    #                                                 of the default walks at seeds 0, 1, 2 of 2026-12-05, evening,
+    #                                                 two stages side by side at 1 thread each; docs/DEVELOPING.md)
     after: tuple[str, ...] = ()                     # stages whose run folders this one reads (when chosen too)
     expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process, so that stages
-    #                                                   run side by side stay under a cap (default: the larger of
-    #                                                   its peak at 2 threads alone and at 1 thread side by side,
-    #                                                   2026-12-04/05; rlhf: docs/DEVELOPING.md, "Memory"); with
-    #                                                   "<budget>/bf16" entries for `cpu_bf16` stages (expected_s too:
-    #                                                   the bf16 run of 2026-12-05, 1 thread side by side)
+    #                                                   run side by side stay under a cap (default: the largest of
+    #                                                   its peaks measured, at 2 threads alone and at 1 thread side
+    #                                                   by side, 2026-12-04/05, the default walks at seeds 0, 1, 2
+    #                                                   included; docs/DEVELOPING.md, "Memory"); with "<budget>/bf16"
+    #                                                   entries for `cpu_bf16` stages (expected_s too)
     cpu_bf16: bool = False                          # `hfrepro reproduce` at bf16 (its default on a CPU with AMX)
     #                                                 runs it in mixed precision: its time is training matrix
     #                                                 products, which bf16 speeds up (docs/DEVELOPING.md, "Mixed
@@ -125,30 +125,30 @@ def _at(table: dict, budget: str, precision: str, missing: float) -> float:
 
 STAGES = [  # road order; a stage whose module does not exist yet is skipped (NOT RUN)
     Stage("embeddings", "Word embeddings (word2vec CBOW vs skip-gram)",
-          expected_s={"tiny": 40, "default": 125, "full": 1200}, expected_gib={"default": 1.31}),
+          expected_s={"tiny": 40, "default": 122, "full": 1200}, expected_gib={"default": 1.31}),
     Stage("lm", "Language models (n-gram, LSTM, GPT), perplexity, sampling",
-          expected_s={"tiny": 45, "default": 249, "full": 3600},  # fp32: bf16 saved 7% of its time and, at
-          expected_gib={"default": 2.17}),  # seed 0, made GPT-1's pre-training gain INCONCLUSIVE (docs/CLAIMS.md)
+          expected_s={"tiny": 45, "default": 237, "full": 3600},  # fp32: bf16 saved 7% of its time and, at
+          expected_gib={"default": 2.21}),  # seed 0, made GPT-1's pre-training gain INCONCLUSIVE (docs/CLAIMS.md)
     Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",
-          expected_s={"tiny": 45, "default": 465, "full": 3600}, expected_gib={"default": 1.27}),
+          expected_s={"tiny": 45, "default": 455, "full": 3600}, expected_gib={"default": 1.27}),
     Stage("transformer", "Inside the Transformer, and why RNNs gave way",  # reads lm/clm, seq2seq/run, bert's model
-          expected_s={"tiny": 30, "default": 79, "full": 600}, after=("lm", "seq2seq", "bert"),
+          expected_s={"tiny": 30, "default": 83, "full": 600}, after=("lm", "seq2seq", "bert"),
           expected_gib={"default": 1.30}),
     Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",  # reads the skip-gram vectors
-          expected_s={"tiny": 30, "default": 443, "default/bf16": 325, "full": 1800}, after=("embeddings",),
-          expected_gib={"default": 1.38, "default/bf16": 2.13}, cpu_bf16=True),
+          expected_s={"tiny": 30, "default": 443, "default/bf16": 317, "full": 1800}, after=("embeddings",),
+          expected_gib={"default": 1.38, "default/bf16": 2.14}, cpu_bf16=True),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
-          expected_s={"tiny": 45, "default": 124, "full": 1800}, expected_gib={"default": 1.98}),
+          expected_s={"tiny": 45, "default": 121, "full": 1800}, expected_gib={"default": 2.00}),
     Stage("finetune", "Fine-tuning (head-only, LoRA, full)",
-          expected_s={"tiny": 45, "default": 293, "default/bf16": 238, "full": 1800},
-          expected_gib={"default": 3.00, "default/bf16": 3.08}, cpu_bf16=True),
+          expected_s={"tiny": 45, "default": 293, "default/bf16": 230, "full": 1800},
+          expected_gib={"default": 3.00, "default/bf16": 3.25}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
-          expected_s={"tiny": 30, "default": 96, "full": 1200}, expected_gib={"default": 0.49}),
+          expected_s={"tiny": 30, "default": 98, "full": 1200}, expected_gib={"default": 0.49}),
     Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",
-          expected_s={"tiny": 45, "default": 673, "default/bf16": 488, "full": 3600},
+          expected_s={"tiny": 45, "default": 673, "default/bf16": 458, "full": 3600},
           expected_gib={"default": 2.45, "default/bf16": 3.12}, cpu_bf16=True),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
-          expected_s={"tiny": 30, "default": 265, "full": 1200}, expected_gib={"default": 3.11}),
+          expected_s={"tiny": 30, "default": 270, "full": 1200}, expected_gib={"default": 3.13}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
