@@ -142,10 +142,11 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def check_precision(name: str, where: str = "--precision") -> str:
-    if name not in PRECISIONS:
+def check_precision(name: str, where: str = "--precision", choices: tuple[str, ...] = PRECISIONS) -> str:
+    """`name` if it is one of `choices` (the first is the default), else one clear message."""
+    if name not in choices:
         raise UserError(f"unknown precision {name!r}", where=where,
-                        fix=f"use one of: {', '.join(PRECISIONS)} (fp32 is the default; docs/DEVELOPING.md, "
+                        fix=f"use one of: {', '.join(choices)} ({choices[0]} is the default; docs/DEVELOPING.md, "
                             "\"Mixed precision on the CPU\")")
     return name
 
@@ -178,11 +179,7 @@ def set_cpu_precision(name: str = "fp32") -> str:
 def resolve_precision(name: str) -> str:
     """`hfrepro reproduce --precision auto` (its default): bf16 where the CPU multiplies bf16 in hardware (AMX)
     and no accelerator is used, fp32 elsewhere; fp32 and bf16 as asked."""
-    if name not in MAIN_JOB_PRECISIONS:
-        raise UserError(f"unknown precision {name!r}", where="--precision",
-                        fix=f"use one of: {', '.join(MAIN_JOB_PRECISIONS)} (auto is the default: bf16 on a CPU "
-                            "with AMX, fp32 elsewhere; docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
-    if name != "auto":
+    if check_precision(name, choices=MAIN_JOB_PRECISIONS) != "auto":
         return name
     return "bf16" if cpu_has_amx() and not has_accelerator() else "fp32"
 

@@ -212,7 +212,7 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
     lock = runtime.lock_folder(out)
     before = os.environ.get(runtime.PRECISION_ENV)
     os.environ[runtime.PRECISION_ENV] = precision  # the stage processes inherit it; the stages' keys read it
-    mixed = [s for s in stages if next(t for t in STAGES if t.name == s).precision(precision) != "fp32"]
+    mixed = [s.name for s in available() if s.name in stages and s.precision(precision) != "fp32"]
     if mixed:
         print(f"[reproduce] precision: bf16 mixed precision on the CPU in {', '.join(mixed)}, the others fp32"
               + (" (auto: this CPU has AMX; --precision fp32 turns it off)" if asked == "auto" else ""), flush=True)
