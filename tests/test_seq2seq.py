@@ -239,6 +239,39 @@ def test_gru_save_and_reload(tmp_path):
     assert torch.equal(m.generate(x, max_new_tokens=5), m2.generate(x, max_new_tokens=5))
 
 
+def test_packed_encoder_equals_torchs_gru_to_the_bit():
+    """The encoder's own packed bidirectional GRU (CPU, fp32) gives nn.GRU's annotations, final states and every
+    gradient, equal to the bit, on unsorted sources of mixed lengths (one as long as the batch, one of length 1);
+    the model trains with it on the CPU in fp32 and uses nn.GRU elsewhere."""
+    import torch
+    from torch import nn
+
+    from hfrepro.seq2seq.rnn import cpu_fp32_training, packed_bigru
+
+    torch.manual_seed(0)
+    gru = nn.GRU(6, 5, batch_first=True, bidirectional=True)
+    x = torch.randn(7, 9, 6)
+    lengths = torch.tensor([3, 9, 1, 5, 9, 2, 7])
+    weights = torch.randn(7, 9, 10)
+
+    def run(f):
+        xx = x.clone().requires_grad_(True)
+        gru.zero_grad()
+        out, h_n = f(nn.utils.rnn.pack_padded_sequence(xx, lengths, batch_first=True, enforce_sorted=False))
+        padded, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=9)
+        ((padded * weights).sum() + (h_n * torch.arange(1.0, 11.0).view(2, 1, 5)).sum()).backward()
+        return [padded, h_n, xx.grad, *(p.grad for p in gru.parameters())]
+
+    ours, torchs = run(lambda p: packed_bigru(gru, p)), run(gru)
+    assert all(torch.equal(a, b) for a, b in zip(ours, torchs))
+    assert not torch.equal(run(lambda p: packed_bigru(gru, p))[2], torchs[2] * 1.001)  # the comparison can fail
+    assert cpu_fp32_training(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not cpu_fp32_training(x)
+    with torch.no_grad():
+        assert not cpu_fp32_training(x)
+
+
 def test_gru_loss_sums_over_the_trainers_token_count():
     """Under the Trainer the loss is the sum over real target tokens / `num_items_in_batch` (the count over all
     processes and accumulated batches): two half-batches then add up to the loss of the whole batch; without the
