@@ -330,6 +330,24 @@ def test_sentence_statistics_sum_to_the_corpus_scores():
             sacrebleu.CHRF().corpus_score([HYPS[0], HYPS[3]], [[REFS[0], REFS[3]]]).score, abs=1e-9)
 
 
+def test_subset_scores_equal_the_metric_modules_to_the_last_digit():
+    """By-length and long/short scores come from summed sentence statistics, computed once per system: equal (==,
+    not approximately) to the metric module's BLEU, chrF and lengths on the same sentences."""
+    from hfrepro.seq2seq import scoring
+
+    for tok in ("char", "13a"):
+        st = scoring.sentence_stats(HYPS, REFS, tok)
+        assert scoring.sentence_stats(list(HYPS), list(REFS), tok) is st  # computed once
+        for idx in ([0], [1, 3], list(range(len(HYPS)))):
+            got = scoring.subset_score(st, idx, tok)
+            want = scoring.score([HYPS[i] for i in idx], [REFS[i] for i in idx], tok)
+            assert got == {k: want[k] for k in ("bleu", "chrf", "sys_len", "ref_len")}
+    sources = ["a b", "a b c d e f g h i j k l m n o p q r s t u v", "x", "y z", "one two three four five six"]
+    rows = scoring.by_length(sources, HYPS, REFS, "13a")
+    assert sum(r["sentences"] for r in rows) == len(HYPS)
+    assert [r["bleu"] is None for r in rows] == [r["sentences"] == 0 for r in rows]
+
+
 def test_paired_gap_and_interval():
     """Identical systems: every resample's gap is 0. A system right on every sentence against one that is
     always cut short: every resample favours it. The counts draw n sentences per resample."""

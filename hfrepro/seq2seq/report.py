@@ -98,10 +98,11 @@ def sweep_rows(root: Path, results: dict, tokenize: str, long_from: int) -> list
         if m["arch"] == "transformer":
             continue
         src, ref, hyp = read_outputs(root / name)
+        stats = scoring.sentence_stats(hyp, ref, tokenize)
         row = {"arch": m["arch"], "name": name, "context_size": m["context_size"]}
         for part, keep in (("long", lambda w: w >= long_from), ("short", lambda w: w < long_from)):
             idx = [i for i, s in enumerate(src) if keep(n_words(s))]
-            sc = scoring.score([hyp[i] for i in idx], [ref[i] for i in idx], tokenize) if idx else {}
+            sc = scoring.subset_score(stats, idx, tokenize) if idx else {}
             row.update({f"{part}_bleu": sc.get("bleu"), f"{part}_chrf": sc.get("chrf"), f"n_{part}": len(idx),
                         f"{part}_length_ratio": sc["sys_len"] / max(1, sc["ref_len"]) if sc else None})
         rows.append(row)

@@ -72,9 +72,10 @@ def by_length(sources: Sequence[str], hyps: Sequence[str], refs: Sequence[str], 
     groups: dict[str, list[int]] = {bucket_label(b): [] for b in BUCKETS}
     for i, s in enumerate(sources):
         groups[bucket_of(n_words(s))].append(i)
+    stats = sentence_stats(hyps, refs, tokenize)
     rows = []
     for label, idx in groups.items():
-        s = score([hyps[i] for i in idx], [refs[i] for i in idx], tokenize) if idx else {"bleu": None, "chrf": None}
+        s = subset_score(stats, idx, tokenize) if idx else {"bleu": None, "chrf": None}
         rows.append({"bucket": label, "sentences": len(idx), "bleu": s["bleu"], "chrf": s["chrf"]})
     return rows
 
@@ -97,12 +98,31 @@ def _metric(name: str, tokenize: str):
     return sacrebleu.BLEU(tokenize=tokenize) if name == "bleu" else sacrebleu.CHRF()
 
 
+_STATS: dict[tuple, dict] = {}  # the last few systems' statistics: a run scores each system's output several ways
+
+
 def sentence_stats(hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> dict:
-    """{"bleu": [n, k] array, "chrf": [n, k'] array}: each sentence's sufficient statistics."""
+    """{"bleu": [n, k] array, "chrf": [n, k'] array}: each sentence's sufficient statistics (integer counts and
+    lengths). Computed once per (hypotheses, references, tokenizer) among the last 16 asked for."""
     import numpy as np
 
-    return {m: np.asarray(_metric(m, tokenize)._extract_corpus_statistics(list(hyps), [list(refs)]), dtype=float)
-            for m in ("bleu", "chrf")}
+    key = (tokenize, tuple(hyps), tuple(refs))
+    if key not in _STATS:
+        while len(_STATS) >= 16:
+            _STATS.pop(next(iter(_STATS)))
+        _STATS[key] = {m: np.asarray(_metric(m, tokenize)._extract_corpus_statistics(list(hyps), [list(refs)]),
+                                     dtype=float) for m in ("bleu", "chrf")}
+    return _STATS[key]
+
+
+def subset_score(stats: dict, idx: Sequence[int], tokenize: str) -> dict:
+    """BLEU, chrF and BLEU's output and reference lengths of the sentences `idx` from their summed statistics:
+    sacrebleu's corpus scores of those sentences to the last digit (its `corpus_score` sums the same integer
+    statistics; tested)."""
+    summed = {m: [int(round(x)) for x in stats[m][list(idx)].sum(0)] for m in ("bleu", "chrf")}
+    bleu = _metric("bleu", tokenize)._compute_score_from_stats(summed["bleu"])
+    return {"bleu": bleu.score, "chrf": _metric("chrf", tokenize)._compute_score_from_stats(summed["chrf"]).score,
+            "sys_len": bleu.sys_len, "ref_len": bleu.ref_len}
 
 
 def score_from_stats(name: str, tokenize: str, summed) -> float:
