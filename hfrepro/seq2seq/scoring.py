@@ -98,21 +98,19 @@ def _metric(name: str, tokenize: str):
     return sacrebleu.BLEU(tokenize=tokenize) if name == "bleu" else sacrebleu.CHRF()
 
 
-_STATS: dict[tuple, dict] = {}  # the last few systems' statistics: a run scores each system's output several ways
-
-
 def sentence_stats(hyps: Sequence[str], refs: Sequence[str], tokenize: str) -> dict:
     """{"bleu": [n, k] array, "chrf": [n, k'] array}: each sentence's sufficient statistics (integer counts and
-    lengths). Computed once per (hypotheses, references, tokenizer) among the last 16 asked for."""
+    lengths). Computed once per (hypotheses, references, tokenizer) among the last 16 asked for: a run scores each
+    system's output several ways."""
+    return _sentence_stats(tokenize, tuple(hyps), tuple(refs))
+
+
+@functools.lru_cache(maxsize=16)
+def _sentence_stats(tokenize: str, hyps: tuple[str, ...], refs: tuple[str, ...]) -> dict:
     import numpy as np
 
-    key = (tokenize, tuple(hyps), tuple(refs))
-    if key not in _STATS:
-        while len(_STATS) >= 16:
-            _STATS.pop(next(iter(_STATS)))
-        _STATS[key] = {m: np.asarray(_metric(m, tokenize)._extract_corpus_statistics(list(hyps), [list(refs)]),
-                                     dtype=float) for m in ("bleu", "chrf")}
-    return _STATS[key]
+    return {m: np.asarray(_metric(m, tokenize)._extract_corpus_statistics(list(hyps), [list(refs)]), dtype=float)
+            for m in ("bleu", "chrf")}
 
 
 def subset_score(stats: dict, idx: Sequence[int], tokenize: str) -> dict:
