@@ -424,8 +424,8 @@ class Run:
                 run.close()
                 return run
             resume = _resume_point(path, resume_from_checkpoint, same)
-            if resume:
-                _truncate_log(path / "log.jsonl", checkpoint_step(resume))
+            if resume or same:  # a killed run's rows after its checkpoint (all of them, without one) are logged again
+                _truncate_log(path / "log.jsonl", checkpoint_step(resume) if resume else 0)
             atomic_write_text(path / "config.yaml", yaml.safe_dump(config, sort_keys=True, allow_unicode=True))
             atomic_write_json(path / "status.json", {"status": "running", "started": status.get("started") or _now(),
                                                      "pid": os.getpid(), "resumed_from": resume})

@@ -385,6 +385,40 @@ def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypat
     assert samples == sorted(samples) and set(samples) == {1, 2, 3, 4}
 
 
+def test_ppo_killed_before_any_checkpoint_runs_again_without_logging_twice(ppo_run, tiny_model, tmp_path,
+                                                                          monkeypatch):
+    """Killed after update 2 with no checkpoint yet (as when the disk fills before the model is saved): the same
+    command again trains from update 1, and its log and samples hold each update once, as an uninterrupted run's."""
+    from hfrepro.rlhf import ppo
+    from hfrepro.runtime import read_log
+
+    src, _ = ppo_run
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    for d in (whole, out):
+        _copy_steps(src, d)
+    rlhf(tiny_argv(whole, tiny_model, rl_steps=4, save_steps=8, eval_prompts=2, algo="ppo"))
+    argv = tiny_argv(out, tiny_model, rl_steps=4, save_steps=8, eval_prompts=2, algo="ppo")
+    real_log = ppo.PPOTrainer._log
+
+    def log_then_die(self, update, *args):
+        real_log(self, update, *args)
+        if update == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ppo.PPOTrainer, "_log", log_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        rlhf(argv)
+    assert [r["step"] for r in read_log(out / "ppo" / "log.jsonl")] == [1, 2]
+    assert not list((out / "ppo").glob("checkpoint-*"))
+    monkeypatch.setattr(ppo.PPOTrainer, "_log", real_log)
+    rlhf(argv)
+    keys = ("step", "reward", "kl", "policy_loss", "value_loss", "lr")
+    got = [{k: r[k] for k in keys} for r in read_log(out / "ppo" / "log.jsonl")]
+    assert got == [{k: r[k] for k in keys} for r in read_log(whole / "ppo" / "log.jsonl")]
+    samples = [json.loads(x)["step"] for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
+    expected = [json.loads(x)["step"] for x in (whole / "ppo" / "samples.jsonl").read_text().splitlines()]
+    assert samples == expected
+
+
 def test_bad_arguments_and_changed_config_are_user_errors(ppo_run, tiny_model, tmp_path):
     from hfrepro.rlhf.online import parse_algos
 

@@ -67,6 +67,16 @@ def test_unfinished_run_resumes_from_last_complete_checkpoint(tmp_path, capsys):
     assert [r["step"] for r in run.read_log()] == [2, 4]  # rows after the checkpoint are logged again
 
 
+def test_unfinished_run_without_a_checkpoint_starts_its_log_afresh(tmp_path):
+    out = tmp_path / "r"
+    Run.begin(out, {"lr": 1}).close()  # killed before its first checkpoint, after logging two steps
+    (out / "log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in (1, 2)))
+    run = Run.begin(out, {"lr": 1})
+    assert run.resume_from is None and run.read_log() == []  # the rerun logs steps 1 and 2 again, not twice
+    run.log({"step": 1, "loss": 0.5})
+    assert [r["step"] for r in run.read_log()] == [1]
+
+
 def test_resume_from_checkpoint_argument(tmp_path):
     a = tmp_path / "a"
     Run.begin(a, {"lr": 1}).close()

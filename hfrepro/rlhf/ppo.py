@@ -287,6 +287,8 @@ class PPOTrainer:
             self._load(resume_from_checkpoint)
         else:  # the sampling stream of each process (trl 1.12 seeded it so, after building the trainer)
             torch.manual_seed(args.seed + self.accelerator.process_index * 100003)
+            if self.run is not None and self.accelerator.is_main_process:  # a killed run's, without a checkpoint
+                _truncate_samples(self.run.path / "samples.jsonl", 0)
         t0, c0 = time.perf_counter(), time.process_time()
         for update in range(self.done + 1, self.num_updates + 1):
             u0 = time.perf_counter()
