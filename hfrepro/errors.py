@@ -7,12 +7,17 @@ traceback, and exits with code 2. Anything else is a bug in hfrepro and keeps it
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Callable
 
 EXIT_USER_ERROR = 2
+EXIT_DISK_FULL = 3
 EXIT_INTERRUPTED = 130
+DISK_FULL = ("error: the disk is full (no space left on device), so this run stopped\n"
+             "  fix:   free disk space (`df -h` shows how much is left), then run the same command again: what was "
+             "finished is kept and the run resumes")
 
 
 class UserError(Exception):
@@ -35,8 +40,21 @@ class AssetMissing(UserError):
     """An embedded asset (or its raw source) is not available on this machine."""
 
 
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an exception it was raised from, is the disk running out of space (OSError ENOSPC, or a
+    library's own error quoting it, as safetensors' "No space left on device (os error 28)")."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def run_main(fn: Callable[[], object]) -> None:
-    """Run an entry point: a UserError becomes its message and exit code 2; Ctrl-C says how to resume."""
+    """Run an entry point: a UserError becomes its message and exit code 2; a full disk, its message and exit
+    code 3 (not a bug: no traceback); Ctrl-C says how to resume."""
     try:
         rc = fn()
     except UserError as e:
@@ -48,4 +66,9 @@ def run_main(fn: Callable[[], object]) -> None:
         print("\ninterrupted: outputs written so far are complete; run the same command again to resume.",
               file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:
+        if not disk_full(e) or os.environ.get("HFREPRO_DEBUG"):
+            raise
+        print(DISK_FULL, file=sys.stderr)
+        sys.exit(EXIT_DISK_FULL)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -197,3 +197,35 @@ def test_reproduce_with_a_missing_asset_says_why_and_exits_2(tmp_path):
     assert "fix:" in r.stderr and "hfrepro assets" in r.stderr
     report = (out / "REPORT.md").read_text()
     assert "**Stage failed:**" in report and "Fix:" in report
+
+
+def test_a_full_disk_is_one_message_and_exit_code_3_not_a_traceback(capsys, monkeypatch):
+    import errno
+
+    from hfrepro.errors import EXIT_DISK_FULL, disk_full, run_main
+
+    enospc = OSError(errno.ENOSPC, "No space left on device")
+    try:  # the way the seed-2 walk met it: a library's own error, raised while the OSError was being handled
+        try:
+            raise enospc
+        except OSError:
+            raise RuntimeError("Error while serializing: I/O error") from None
+    except RuntimeError as e:
+        wrapped = e
+    assert disk_full(enospc) and disk_full(wrapped)
+    assert disk_full(RuntimeError("I/O error: No space left on device (os error 28)"))
+    assert not disk_full(OSError(errno.EACCES, "Permission denied")) and not disk_full(ValueError("x"))
+
+    def full():
+        raise enospc
+    monkeypatch.delenv("HFREPRO_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as stop:
+        run_main(full)
+    err = capsys.readouterr().err
+    assert stop.value.code == EXIT_DISK_FULL == 3
+    assert "the disk is full" in err and "run the same command again" in err and "Traceback" not in err
+
+    def bug():
+        raise OSError(errno.EACCES, "Permission denied")
+    with pytest.raises(OSError):  # anything else is a bug and keeps its traceback
+        run_main(bug)

@@ -29,7 +29,7 @@ from pathlib import Path
 from hfrepro import runtime
 from hfrepro.claims import Decision, StageContext, StageResult, verdict
 from hfrepro.config import BUDGET_NAMES
-from hfrepro.errors import UserError
+from hfrepro.errors import EXIT_DISK_FULL, UserError
 from hfrepro.fsutil import atomic_write_json, read_json
 from hfrepro.paths import CONFIGS_DIR, PACKAGE_DIR
 from hfrepro.reproduce.plan import STAGES, Stage, available, recipe_cli
@@ -130,8 +130,10 @@ def _collect(launch: _Launch, out: Path, budget: str, seed: int, status: int, ru
         result = read_json(f)
     else:
         where = f" (its output: {launch.log})" if launch.log else " (see the output above)"
-        result = {"status": "crashed", "markdown": f"**Stage crashed** (exit code {proc.returncode}){where}.",
-                  "claims": {}, "metrics": {}, "key": key}
+        what = (f"**Stage stopped: the disk is full**{where}. Free space and run the same command again: finished "
+                "stages and steps are kept" if proc.returncode == EXIT_DISK_FULL else
+                f"**Stage crashed** (exit code {proc.returncode}){where}")
+        result = {"status": "crashed", "markdown": what + ".", "claims": {}, "metrics": {}, "key": key}
     result["wall_seconds"], result["peak_rss_bytes"] = round(wall, 1), peak
     atomic_write_json(f, result)
     return result, wall, peak
