@@ -15,9 +15,6 @@ from typing import Callable
 EXIT_USER_ERROR = 2
 EXIT_DISK_FULL = 3
 EXIT_INTERRUPTED = 130
-DISK_FULL = ("error: the disk is full (no space left on device), so this run stopped\n"
-             "  fix:   free disk space (`df -h` shows how much is left), then run the same command again: what was "
-             "finished is kept and the run resumes")
 
 
 class UserError(Exception):
@@ -69,6 +66,8 @@ def run_main(fn: Callable[[], object]) -> None:
     except Exception as e:
         if not disk_full(e) or os.environ.get("HFREPRO_DEBUG"):
             raise
-        print(DISK_FULL, file=sys.stderr)
+        print(UserError("the disk is full (no space left on device), so this run stopped",
+                        fix="free disk space (`df -h` shows how much is left), then run the same command again: what "
+                            "was finished is kept and the run resumes").render(), file=sys.stderr)
         sys.exit(EXIT_DISK_FULL)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -350,19 +350,32 @@ def test_eval_split_validation_scores_other_prompts(ppo_run, tiny_model, tmp_pat
     assert not (tmp_path / "bad").exists()  # refused before the run folder or any model
 
 
+def _ppo_whole_and_argv(ppo_run, tiny_model, tmp_path, save_steps: int):
+    """An uninterrupted 4-update PPO run in tmp_path/whole, and the arguments of the same run in tmp_path/run (both
+    folders hold ppo_run's SFT and reward steps): the interruption tests kill the second and compare."""
+    src, _ = ppo_run
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    for d in (whole, out):
+        _copy_steps(src, d)
+    kw = dict(rl_steps=4, save_steps=save_steps, eval_prompts=2, algo="ppo")
+    rlhf(tiny_argv(whole, tiny_model, **kw))
+    return whole, out, tiny_argv(out, tiny_model, **kw)
+
+
+def _ppo_log(run) -> list[dict]:
+    from hfrepro.runtime import read_log
+
+    keys = ("step", "reward", "kl", "policy_loss", "value_loss", "lr")
+    return [{k: r[k] for k in keys} for r in read_log(run / "ppo" / "log.jsonl")]
+
+
 def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypatch):
     """The recipe killed right after PPO's checkpoint of update 2: the same command again continues from it,
     and logs what an uninterrupted run logs."""
     from hfrepro.fsutil import read_json
     from hfrepro.rlhf import ppo
-    from hfrepro.runtime import read_log
 
-    src, _ = ppo_run
-    whole, out = tmp_path / "whole", tmp_path / "run"
-    for d in (whole, out):
-        _copy_steps(src, d)
-    rlhf(tiny_argv(whole, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2, algo="ppo"))
-    argv = tiny_argv(out, tiny_model, rl_steps=4, save_steps=2, eval_prompts=2, algo="ppo")
+    whole, out, argv = _ppo_whole_and_argv(ppo_run, tiny_model, tmp_path, save_steps=2)
     real_save = ppo.PPOTrainer.save_checkpoint
 
     def save_then_die(self, update):
@@ -378,9 +391,7 @@ def test_ppo_resumes_after_interruption(ppo_run, tiny_model, tmp_path, monkeypat
     rlhf(argv)  # the same command again: it continues from the checkpoint (the folder lock was released)
     m = read_json(out / "ppo" / "metrics.json")
     assert m["resumed_from"] == 2 and m["updates"] == 4 and m["updates_this_session"] == 2
-    keys = ("step", "reward", "kl", "policy_loss", "value_loss", "lr")
-    got = [{k: r[k] for k in keys} for r in read_log(out / "ppo" / "log.jsonl")]
-    assert got == [{k: r[k] for k in keys} for r in read_log(whole / "ppo" / "log.jsonl")]
+    assert _ppo_log(out) == _ppo_log(whole)
     samples = [json.loads(x)["step"] for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
     assert samples == sorted(samples) and set(samples) == {1, 2, 3, 4}
 
@@ -392,12 +403,7 @@ def test_ppo_killed_before_any_checkpoint_runs_again_without_logging_twice(ppo_r
     from hfrepro.rlhf import ppo
     from hfrepro.runtime import read_log
 
-    src, _ = ppo_run
-    whole, out = tmp_path / "whole", tmp_path / "run"
-    for d in (whole, out):
-        _copy_steps(src, d)
-    rlhf(tiny_argv(whole, tiny_model, rl_steps=4, save_steps=8, eval_prompts=2, algo="ppo"))
-    argv = tiny_argv(out, tiny_model, rl_steps=4, save_steps=8, eval_prompts=2, algo="ppo")
+    whole, out, argv = _ppo_whole_and_argv(ppo_run, tiny_model, tmp_path, save_steps=8)
     real_log = ppo.PPOTrainer._log
 
     def log_then_die(self, update, *args):
@@ -411,9 +417,7 @@ def test_ppo_killed_before_any_checkpoint_runs_again_without_logging_twice(ppo_r
     assert not list((out / "ppo").glob("checkpoint-*"))
     monkeypatch.setattr(ppo.PPOTrainer, "_log", real_log)
     rlhf(argv)
-    keys = ("step", "reward", "kl", "policy_loss", "value_loss", "lr")
-    got = [{k: r[k] for k in keys} for r in read_log(out / "ppo" / "log.jsonl")]
-    assert got == [{k: r[k] for k in keys} for r in read_log(whole / "ppo" / "log.jsonl")]
+    assert _ppo_log(out) == _ppo_log(whole)
     samples = [json.loads(x)["step"] for x in (out / "ppo" / "samples.jsonl").read_text().splitlines()]
     expected = [json.loads(x)["step"] for x in (whole / "ppo" / "samples.jsonl").read_text().splitlines()]
     assert samples == expected

@@ -287,8 +287,8 @@ class PPOTrainer:
             self._load(resume_from_checkpoint)
         else:  # the sampling stream of each process (trl 1.12 seeded it so, after building the trainer)
             torch.manual_seed(args.seed + self.accelerator.process_index * 100003)
-            if self.run is not None and self.accelerator.is_main_process:  # a killed run's, without a checkpoint
-                _truncate_samples(self.run.path / "samples.jsonl", 0)
+        if self.run is not None and self.accelerator.is_main_process:  # a killed run's, from the next update on
+            _truncate_samples(self.run.path / "samples.jsonl", self.done)
         t0, c0 = time.perf_counter(), time.process_time()
         for update in range(self.done + 1, self.num_updates + 1):
             u0 = time.perf_counter()
@@ -592,7 +592,6 @@ class PPOTrainer:
             raise UserError(f"checkpoint {checkpoint} is already at the last update ({self.done})",
                             fix="the run finished but did not save its model: pass --overwrite to redo it")
         if self.run is not None and self.accelerator.is_main_process:
-            _truncate_samples(self.run.path / "samples.jsonl", self.done)
             print(f"[{self.args.algo}] resuming from {checkpoint}: {self.done} of {self.num_updates} updates done",
                   flush=True)
 
@@ -718,7 +717,8 @@ def _trainable_weights_only(models, weights, output_dir) -> None:
 
 
 def _truncate_samples(path: Path, step: int) -> None:
-    """Drop the samples written after the checkpoint resumed from: the resumed run draws them again."""
+    """Drop the samples written after update `step` (the checkpoint resumed from; 0 when a run killed before its
+    first checkpoint starts again): the run draws them again."""
     if path.is_file():
         rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
         atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows
