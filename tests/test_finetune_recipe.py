@@ -153,7 +153,7 @@ def test_word_class_training_rows():
     words = [json.loads(x) for x in WORD_CLASS.read_text().splitlines()]
     train = [w for w in words if w["split"] == "train"]
     test = {w["word"] for w in words if w["split"] == "test"}
-    assert len(rows) == len(train) == 600 and len(test) == 540 and not test & {w["word"] for w in train}
+    assert len(rows) == len(train) == 600 and len(test) == 1080 and not test & {w["word"] for w in train}
     task = load_task(task_path("word_class"))
     for row, src in zip(rows[:5], train):
         assert row == {"prompt": f"{src['word']} ->", "completion": " " + src["pos"]}

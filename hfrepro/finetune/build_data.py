@@ -36,6 +36,7 @@ LABELS = ("noun", "verb", "adjective", "adverb")
 N_TEST_PER_CLASS = 60
 N_TRAIN_PER_CLASS = 150
 N_MORE_TEST_PER_CLASS = 75   # held-out words added after the first 240 (every adverb left: 285 - 60 - 150)
+RARE_TEST_PER_CLASS = 135    # and after the first 540, from words written in lower case only once or twice
 N_DICTIONARY = 300
 
 _POS = {"n": "noun", "v. t": "verb", "v. i": "verb", "v": "verb", "a": "adjective", "adj": "adjective",
@@ -44,12 +45,13 @@ _ENTRY = re.compile(r"^(?P<w>[A-Za-z]+)\s*(\([^)]*\))?\s*,\s*(?P<p>n|v\. t|v\. i
                     re.S)
 
 
-def _common_words(min_count: int = 3) -> Counter:
+def _word_counts() -> Counter:
+    """How often each lower-case word of 3+ letters is written in the embedded modern texts."""
     c: Counter = Counter()
     for name in ("fortunes", "lee", "lo-help-en"):
         for t in data.texts(name, split="all"):
             c.update(re.findall(r"\b[a-z]{3,}\b", t))
-    return Counter({w: n for w, n in c.items() if n >= min_count})
+    return c
 
 
 def _entries() -> dict[str, list[tuple[str, str]]]:
@@ -90,12 +92,13 @@ def first_sense(rest: str) -> str | None:
     return d if d.endswith(".") else d + "."
 
 
-def vocabulary() -> dict[str, tuple[str, list[str]]]:
-    """word -> (part of speech, [clean definitions]) for single-POS common words."""
-    common = _common_words()
+def vocabulary(min_count: int = 3, max_count: float = float("inf")) -> dict[str, tuple[str, list[str]]]:
+    """word -> (part of speech, [clean definitions]) for single-POS words written in lower case min_count to
+    max_count times in the modern texts (the default: at least 3, ordinary modern English)."""
+    written = _word_counts()
     out = {}
     for w, ents in _entries().items():
-        if w not in common:
+        if not min_count <= written[w] <= max_count:
             continue
         kinds = {p for p, _ in ents}
         if len(kinds) != 1 or "?" in kinds:
@@ -105,10 +108,11 @@ def vocabulary() -> dict[str, tuple[str, list[str]]]:
     return out
 
 
-def word_class_rows(vocab: dict) -> list[dict]:
+def word_class_rows(vocab: dict, rare: dict) -> list[dict]:
     """The first 240 test rows and the 600 train rows as first built (unchanged, in the same order), then
-    N_MORE_TEST_PER_CLASS more test words per class from the words no split used: the file keeps its test
-    rows first (the few-shot evaluator's `limit` takes the first N, so `--eval_limit 240` is the old set)."""
+    N_MORE_TEST_PER_CLASS more test words per class from the words no split used, then RARE_TEST_PER_CLASS more
+    per class from the `rare` words (written in lower case once or twice): the file keeps its test rows first
+    (the few-shot evaluator's `limit` takes the first N, so `--eval_limit 240` and `540` are the older sets)."""
     rng = random.Random(f"{SEED}:word_class")
     by = defaultdict(list)
     for w in sorted(vocab):
@@ -125,7 +129,21 @@ def word_class_rows(vocab: dict) -> list[dict]:
         more += [{"word": w, "pos": pos, "split": "test"} for w in ws[used:used + N_MORE_TEST_PER_CLASS]]
     rng.shuffle(rows)
     random.Random(f"{SEED}:word_class:more").shuffle(more)
-    return ([r for r in rows if r["split"] == "test"] + more + [r for r in rows if r["split"] == "train"])
+    return ([r for r in rows if r["split"] == "test"] + more + _rare_test_rows(rare)
+            + [r for r in rows if r["split"] == "train"])
+
+
+def _rare_test_rows(rare: dict) -> list[dict]:
+    """RARE_TEST_PER_CLASS test words per class from `rare`, drawn with their own seeded RNG, shuffled."""
+    rng = random.Random(f"{SEED}:word_class:rare")
+    out = []
+    for pos in LABELS:
+        ws = sorted(w for w in rare if rare[w][0] == pos)
+        if len(ws) < RARE_TEST_PER_CLASS:
+            raise ValueError(f"only {len(ws)} rare {pos}s for {RARE_TEST_PER_CLASS} more test words")
+        out += [{"word": w, "pos": pos, "split": "test"} for w in rng.sample(ws, RARE_TEST_PER_CLASS)]
+    rng.shuffle(out)
+    return out
 
 
 QUESTIONS = ('What does "{w}" mean?', "Define {w}.", "What is the meaning of the word {w}?",
@@ -176,7 +194,7 @@ def inject_defects(rows: list[dict]) -> list[str]:
 
 def build() -> dict[Path, str]:
     vocab = vocabulary()
-    wc = word_class_rows(vocab)
+    wc = word_class_rows(vocab, vocabulary(1, 2))
     dic = dictionary_rows(vocab, wc)
     return {WORD_CLASS: "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in wc),
             DICTIONARY: "\n".join(inject_defects(dic)) + "\n"}

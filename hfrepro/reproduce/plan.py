@@ -140,8 +140,8 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
           expected_gib={"default": 1.38, "default/bf16": 2.14}, cpu_bf16=True),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 121, "full": 1800}, expected_gib={"default": 2.00}),
-    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",
-          expected_s={"tiny": 45, "default": 293, "default/bf16": 230, "full": 1800},
+    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # 223 s on 540 held-out words; 256 s on 1,080
+          expected_s={"tiny": 45, "default": 335, "default/bf16": 256, "full": 1800},  # (scoring 9 models twice)
           expected_gib={"default": 3.00, "default/bf16": 3.25}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
           expected_s={"tiny": 30, "default": 98, "full": 1200}, expected_gib={"default": 0.49}),
