@@ -27,8 +27,10 @@ def test_same_rows_and_steps_for_every_method_and_the_old_budgets():
         c = cfg["lora"]
         assert (c["max_train_examples"], c["eval_limit"], c["num_train_epochs"]) == (n_train, n_test, epochs)
         assert c["per_device_train_batch_size"] == 32 and c["train_file"] == c["eval_task"] == "word_class"
-        lora_lr = 0.003 if budget == "default" else 0.005   # default: chosen at 3 seeds (docs/finetune.md)
-        assert {m: cfg[m]["learning_rate"] for m in cfg} == {"head": 0.03, "lora": lora_lr, "full": 1e-4}
+        # every budget runs the LoRA chosen at the default budget (docs/finetune.md): rank 4, every linear layer
+        assert {m: cfg[m]["learning_rate"] for m in cfg} == {"head": 0.03, "lora": 0.003, "full": 1e-4}
+        assert (c["lora_r"], c["lora_alpha"], c["lora_dropout"], c["lora_target_modules"]) == (4, 8, 0.0,
+                                                                                                "all-linear")
         assert {m: cfg[m]["method"] for m in cfg} == {m: m for m in stage.METHODS}
         assert load_yaml(config_path("reproduce/finetune", budget))["shots"] == shots
     ctx = StageContext(dir=stage.Path("/x/finetune"), root=stage.Path("/x"), budget="default", seed=0, threads=2)
