@@ -18,6 +18,7 @@ data_cards/finetune-word-class.md and data_cards/finetune-dictionary.md describe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import re
@@ -45,8 +46,9 @@ _ENTRY = re.compile(r"^(?P<w>[A-Za-z]+)\s*(\([^)]*\))?\s*,\s*(?P<p>n|v\. t|v\. i
                     re.S)
 
 
+@functools.lru_cache(maxsize=1)  # read once per process: build() asks for two vocabularies
 def _word_counts() -> Counter:
-    """How often each lower-case word of 3+ letters is written in the embedded modern texts."""
+    """How often each lower-case word of 3+ letters is written in the embedded modern texts (read-only)."""
     c: Counter = Counter()
     for name in ("fortunes", "lee", "lo-help-en"):
         for t in data.texts(name, split="all"):
@@ -54,8 +56,9 @@ def _word_counts() -> Counter:
     return c
 
 
+@functools.lru_cache(maxsize=1)
 def _entries() -> dict[str, list[tuple[str, str]]]:
-    """headword (lower case) -> [(part of speech or '?', rest of the entry)] over every GCIDE entry."""
+    """headword (lower case) -> [(part of speech or '?', rest of the entry)] over every GCIDE entry (read-only)."""
     g = data.load("gcide", split="all")
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for t in g["text"]:
