@@ -135,8 +135,9 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
     Stage("transformer", "Inside the Transformer, and why RNNs gave way",  # reads lm/clm, seq2seq/run, bert's model
           expected_s={"tiny": 30, "default": 83, "full": 600}, after=("lm", "seq2seq", "bert"),
           expected_gib={"default": 1.30}),
-    Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",  # reads the skip-gram vectors
-          expected_s={"tiny": 30, "default": 443, "default/bf16": 317, "full": 1800}, after=("embeddings",),
+    Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",  # reads the skip-gram vectors;
+          # 317 s with 1,000 steps for BERT and its twin, about 180 s more with 1,500 (2026-12-06)
+          expected_s={"tiny": 30, "default": 620, "default/bf16": 500, "full": 1800}, after=("embeddings",),
           expected_gib={"default": 1.38, "default/bf16": 2.14}, cpu_bf16=True),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 121, "full": 1800}, expected_gib={"default": 2.00}),

@@ -114,7 +114,7 @@ def _markdown(ctx: StageContext, runs: dict, decision, swept: bool) -> str:
     first, cfg = next(iter(ko["results"].values())), ko["config"]
     beams = first["num_beams"]
     md = [f"LibreOffice help pairs, English->Korean (`lo-help-en-ko`) and English->French (`lo-help-en-fr`). Every "
-          f"model: {cfg['max_steps']} updates of {first['batch_size']} pairs, a BPE vocabulary of "
+          f"GRU model: {cfg['max_steps']} updates of {first['batch_size']} pairs, a BPE vocabulary of "
           f"{cfg['vocab_size']:,} per language pair, {'greedy decoding' if beams == 1 else f'beam {beams}'} of the "
           f"whole test split. BLEU on Hangul syllables for Korean (`tok:char`), `13a` for French; chrF beside it. "
           "The attention model is the plain one plus an attention read of every encoder state; `c` is the size of "
