@@ -445,3 +445,23 @@ def test_an_unknown_precision_is_refused_before_anything_is_written():
     r = run_cli("reproduce", "--precision", "fp8", "--out", "/tmp/hfrepro-never")
     assert r.returncode == 2 and "fp8" in r.stderr and "Traceback" not in r.stderr
     assert not Path("/tmp/hfrepro-never").exists()
+
+
+def test_the_stage_key_covers_the_stages_it_reads(tmp_path, monkeypatch):
+    """The transformer stage draws BERT's attention maps from the bert stage's folder: a change in what the bert
+    stage depends on (here its package, hfrepro/bert/) makes the main job re-run the transformer stage too, not
+    only bert (2026-12-06: with 1,500 BERT steps the walk re-ran bert and kept the transformer section of the
+    1,000-step BERT). A stage that does not read bert's folder keeps its key."""
+    from hfrepro.reproduce import runner
+    from hfrepro.reproduce.plan import STAGES
+
+    by_name = {s.name: s for s in STAGES}
+    assert "bert" in by_name["transformer"].after and "bert" not in by_name["rl_basics"].after
+    (tmp_path / "bert").mkdir()
+    (tmp_path / "bert" / "model.py").write_text("STEPS = 1000\n")
+    monkeypatch.setattr(runner, "PACKAGE_DIR", tmp_path)
+    before = {n: runner.stage_key(by_name[n], "tiny", 0) for n in ("bert", "transformer", "rl_basics")}
+    (tmp_path / "bert" / "model.py").write_text("STEPS = 1500\n")
+    after = {n: runner.stage_key(by_name[n], "tiny", 0) for n in before}
+    assert after["bert"] != before["bert"] and after["transformer"] != before["transformer"]
+    assert after["rl_basics"] == before["rl_basics"]

@@ -38,8 +38,9 @@ from hfrepro.reproduce.report import NOT_YET, write_report
 
 def stage_key(stage: Stage, budget: str, seed: int) -> dict:
     """What a finished stage's result depends on: it is reused only when all of it is the same. The sources are
-    the stage module, its recipes and their budget configs, the stage's own evaluation settings, and the stage's
-    library package."""
+    the stage module, its recipes and their budget configs, the stage's own evaluation settings, the stage's
+    library package, and the keys of the stages whose folders it reads (`Stage.after`): a stage that draws another
+    stage's model is stale when that model is."""
     mod = stage.load()
     files = [Path(mod.__file__)] + [f for r in getattr(mod, "RUNS", []) for f in r.sources(budget)]
     own = CONFIGS_DIR / "reproduce" / stage.name / f"{budget}.yaml"
@@ -48,6 +49,8 @@ def stage_key(stage: Stage, budget: str, seed: int) -> dict:
     h = hashlib.sha256()
     for f in files:
         h.update(f.read_bytes())
+    for read in (s for s in STAGES if s.name in stage.after and s.exists()):
+        h.update(repr(sorted(stage_key(read, budget, seed).items())).encode())
     key = {"stage": stage.name, "budget": budget, "seed": seed, "sources": h.hexdigest()[:16]}
     precision = stage.precision(runtime.main_job_precision())
     return key if precision == "fp32" else {**key, "precision": precision}  # fp32 runs keep their keys
