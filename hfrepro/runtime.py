@@ -133,13 +133,32 @@ MAIN_JOB_PRECISIONS = ("auto", *PRECISIONS)  # `hfrepro reproduce --precision`: 
 PRECISION_ENV = "HFREPRO_PRECISION"  # how `hfrepro reproduce --precision` reaches its stage processes
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def _cpuinfo() -> str:
+    try:
+        return CPUINFO.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def cpu_has_amx() -> bool:
     """Whether the CPU multiplies bf16 matrices in hardware (Intel AMX: Xeon Sapphire Rapids and later; read from
     Linux's /proc/cpuinfo, so False elsewhere)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
+    return "amx_bf16" in _cpuinfo()
+
+
+def cpu_name() -> str:
+    """The CPU's model name and whether it has AMX, for a report's header ("AMD EPYC, no AMX"): fp32 training
+    adds floats in a CPU-specific order, and `--precision auto` follows AMX, so a run's numbers depend on both.
+    Linux's /proc/cpuinfo; elsewhere `platform.processor()` alone."""
+    import platform
+
+    info = _cpuinfo()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name") and ":" in line), "") or platform.processor() or "unknown CPU"
+    return f"{name}, {'AMX' if 'amx_bf16' in info else 'no AMX'}" if info else name
 
 
 def check_precision(name: str, where: str = "--precision", choices: tuple[str, ...] = PRECISIONS) -> str:

@@ -465,3 +465,19 @@ def test_the_stage_key_covers_the_stages_it_reads(tmp_path, monkeypatch):
     after = {n: runner.stage_key(by_name[n], "tiny", 0) for n in before}
     assert after["bert"] != before["bert"] and after["transformer"] != before["transformer"]
     assert after["rl_basics"] == before["rl_basics"]
+
+
+def test_the_report_names_the_cpu_and_whether_it_has_amx(tmp_path, monkeypatch):
+    """fp32 numbers depend on the CPU and `--precision auto` on AMX: the report's header says both."""
+    from hfrepro import runtime
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu avx512f avx512_bf16\n")
+    monkeypatch.setattr(runtime, "CPUINFO", info)
+    assert runtime.cpu_name() == "AMD EPYC 9B14, no AMX" and not runtime.cpu_has_amx()
+    text = R.write_report(tmp_path, "tiny", 0, 1, {}).read_text(encoding="utf-8")
+    assert "(AMD EPYC 9B14, no AMX)" in text
+    info.write_text("model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: avx512f amx_bf16 amx_tile\n")
+    assert runtime.cpu_name() == "Intel(R) Xeon(R) Platinum 8481C, AMX" and runtime.cpu_has_amx()
+    monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "absent")
+    assert not runtime.cpu_has_amx() and "AMX" not in runtime.cpu_name()

@@ -50,8 +50,8 @@ def write_report(out: Path, budget: str, seed: int, threads: int, results: dict[
     lines = [
         "# hfrepro: from word2vec to ChatGPT, reproduced on this machine", "",
         f"- budget `{budget}`, seed {seed}, {threads} torch thread(s), {_precision_text()}, hfrepro {__version__}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{_versions()}",
+        f"- machine: {platform.machine()} ({runtime.cpu_name()}), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {_versions()}",
         f"- written {_dt.datetime.now().isoformat(timespec='seconds')}", "",
         "Every verdict below comes from a number this run measured, decided by hfrepro's claims protocol "
         "(docs/CLAIMS.md): a statistic, a threshold "
