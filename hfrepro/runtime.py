@@ -143,10 +143,10 @@ def _cpuinfo() -> str:
         return ""
 
 
-def cpu_has_amx() -> bool:
+def cpu_has_amx(cpuinfo: str | None = None) -> bool:
     """Whether the CPU multiplies bf16 matrices in hardware (Intel AMX: Xeon Sapphire Rapids and later; read from
-    Linux's /proc/cpuinfo, so False elsewhere)."""
-    return "amx_bf16" in _cpuinfo()
+    Linux's /proc/cpuinfo, or the `cpuinfo` text already read from it, so False elsewhere)."""
+    return "amx_bf16" in (_cpuinfo() if cpuinfo is None else cpuinfo)
 
 
 def cpu_name() -> str:
@@ -158,7 +158,7 @@ def cpu_name() -> str:
     info = _cpuinfo()
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
                  if line.startswith("model name") and ":" in line), "") or platform.processor() or "unknown CPU"
-    return f"{name}, {'AMX' if 'amx_bf16' in info else 'no AMX'}" if info else name
+    return f"{name}, {'AMX' if cpu_has_amx(info) else 'no AMX'}" if info else name
 
 
 def check_precision(name: str, where: str = "--precision", choices: tuple[str, ...] = PRECISIONS) -> str:

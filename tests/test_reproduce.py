@@ -430,7 +430,7 @@ def test_auto_precision_is_bf16_on_a_cpu_with_amx_and_fp32_elsewhere(tmp_path, m
     from hfrepro.reproduce import runner
 
     for amx, accelerator, want in ((True, False, "bf16"), (False, False, "fp32"), (True, True, "fp32")):
-        monkeypatch.setattr(runtime, "cpu_has_amx", lambda amx=amx: amx)
+        monkeypatch.setattr(runtime, "cpu_has_amx", lambda *_, amx=amx: amx)
         monkeypatch.setattr(runtime, "has_accelerator", lambda accelerator=accelerator: accelerator)
         assert runtime.resolve_precision("auto") == want
         assert runtime.resolve_precision("fp32") == "fp32" and runtime.resolve_precision("bf16") == "bf16"
