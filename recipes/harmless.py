@@ -68,6 +68,9 @@ class ScriptArguments:
     # (2) reward model
     rm_layers: int = field(default=8, metadata={"help": "blocks of the base model kept (0: all)"})
     rm_trainable_layers: int = field(default=2, metadata={"help": "top blocks trained (0: all)"})
+    rm_init: str = field(default="base", metadata={
+        "help": "the reward model's starting blocks: base (the shipped model) or sft (the SFT policy's, as in "
+                "InstructGPT)"})
     rm_steps: int = field(default=16)
     rm_batch_size: int = field(default=8)
     rm_learning_rate: float = field(default=1e-3)
@@ -90,6 +93,8 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
     push = hub_request(out_args, default_name="hfrepro-harmless")       # fails now, not after training
     a, seed = script_args, out_args.seed
     check_eval_split(a.eval_split)
+    if a.rm_init not in ("base", "sft"):
+        raise UserError(f"unknown --rm_init {a.rm_init!r}", fix="use base or sft")
     data = harmlessness.split(harmlessness.load(a.dataset), seed, a.eval_per_label, a.train_decline,
                               a.train_answer, validation=a.eval_split == "validation")  # checked before any model
     runtime.setup(seed=seed, threads=run_args.threads, precision=run_args.precision)
@@ -116,7 +121,7 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
             raise UserError("no preference pair: the base model refused every training prompt",
                             fix="use more training prompts (--train_decline, --train_answer) or another model")
         rm = clock("reward model", reward, tok, harmlessness.balanced(pairs) if a.rm_balance else pairs, a,
-                   run.path, seed)
+                   run.path, seed, sft_model if a.rm_init == "sft" else None)
         test_pairs = harmlessness.preference_pairs(held, replies["base"], seed)
         rm_correct = clock("reward eval", align.pairwise_accuracy, rm, tok, test_pairs, a.batch_size)
 
@@ -177,9 +182,10 @@ def supervised(base, tok, demos: list[dict], a: ScriptArguments, lora_args: Lora
     return trainer.model.merge_and_unload().eval()
 
 
-def reward(tok, pairs: list[dict], a: ScriptArguments, folder, seed: int):
-    """TRL's RewardTrainer (Bradley-Terry) on the pairs; returns the frozen reward model."""
-    model = align.reward_model(a.model_name_or_path, tok, a.rm_layers, a.rm_trainable_layers)
+def reward(tok, pairs: list[dict], a: ScriptArguments, folder, seed: int, start=None):
+    """TRL's RewardTrainer (Bradley-Terry) on the pairs; returns the frozen reward model (its blocks from `start`,
+    the SFT policy, when given)."""
+    model = align.reward_model(a.model_name_or_path, tok, a.rm_layers, a.rm_trainable_layers, start)
     args = RewardConfig(max_steps=a.rm_steps, per_device_train_batch_size=a.rm_batch_size,
                         learning_rate=a.rm_learning_rate, max_length=256, **trl_common(folder / "reward", seed))
     data = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])

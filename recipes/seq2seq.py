@@ -85,6 +85,9 @@ class ScriptArguments:
         "help": "updates of the Transformer (0: --max_steps, as the GRU models)"})
     num_beams: int = field(default=1, metadata={"help": "beam size for the test-set translations (1: greedy)"})
     also_greedy: bool = field(default=False, metadata={"help": "also score greedy decoding (when num_beams > 1)"})
+    no_repeat_ngram_size: int = field(default=0, metadata={
+        "help": "test translations never repeat an n-gram of output tokens (a loop guard, transformers' "
+                "no_repeat_ngram_size; 0: off)"})
     max_eval_examples: int = field(default=0, metadata={"help": "score a seeded subset of the test split (0: all)"})
     max_val_examples: int = field(default=400, metadata={
         "help": "validation pairs for the loss curve (every --eval_steps updates; 0: all)"})
@@ -163,6 +166,8 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
                         ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
         if value <= 0:
             raise UserError(f"--{name} must be positive, got {value}")
+    if script_args.no_repeat_ngram_size < 0:
+        raise UserError(f"--no_repeat_ngram_size must be 0 (off) or positive, got {script_args.no_repeat_ngram_size}")
     models = {a: (a, script_args.context_size) for a in archs}
     models.update({sweep_name(a, d): (a, d) for d in sizes for a in archs if a != "transformer"})
     resume = training_args.resume_from_checkpoint
@@ -324,17 +329,20 @@ def score_test_split(model, tokenizer, pairs, script_args: ScriptArguments, fold
     t0 = time.time()
     hyp = [scoring.one_line(x) for x in translate(model, tokenizer, src, num_beams=beams, progress=progress,
                                                   batch_size=script_args.eval_batch_size,
+                                                  no_repeat_ngram_size=script_args.no_repeat_ngram_size,
                                                   desc=f"{arch}: translating test (beam {beams})")]
     seconds = time.time() - t0
     s = scoring.score(hyp, ref, tokenize)
     m = {"test_sentences": len(src), "bleu_tokenize": tokenize, "num_beams": beams,
+         "no_repeat_ngram_size": script_args.no_repeat_ngram_size,
          "translate_seconds": round(seconds, 1),
          "translate_sentences_per_second": round(len(src) / max(seconds, 1e-9), 1),
          **{k: s[k] for k in ("bleu", "chrf", "bleu_signature", "chrf_signature", "bleu_string", "brevity_penalty")},
          "by_length": scoring.by_length(src, hyp, ref, tokenize)}
     if script_args.also_greedy and beams > 1:
         greedy = translate(model, tokenizer, src, num_beams=1, batch_size=script_args.eval_batch_size,
-                           progress=progress, desc=f"{arch}: translating test (greedy)")
+                           no_repeat_ngram_size=script_args.no_repeat_ngram_size, progress=progress,
+                           desc=f"{arch}: translating test (greedy)")
         g = scoring.score(greedy, ref, tokenize)
         m.update(greedy_bleu=g["bleu"], greedy_chrf=g["chrf"])
     m.update(source_dependence(model, tokenizer, test))

@@ -302,6 +302,36 @@ def test_a_bad_dataset_is_refused_before_any_model(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_reward_model_start_is_refused_before_any_model(tmp_path):
+    from hfrepro.recipes import harmless
+
+    with pytest.raises(UserError, match="--rm_init"):
+        harmless.cli(["--budget", "tiny", "--rm_init", "policy", "--output_dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_reward_model_starts_from_the_sft_policy_when_asked(tiny_model_dir):
+    """`--rm_init sft`: the reward model's blocks are the policy's (copied, not shared), the rest as from the
+    shipped model: the same new head, the same trainable parameters."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hfrepro.chatgpt.align import reward_model
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for p in policy.model.parameters():
+            p.add_(0.5)                                     # a policy unlike the shipped model
+    rm = reward_model(str(tiny_model_dir), tok, 0, 1, start=policy)
+    shipped = reward_model(str(tiny_model_dir), tok, 0, 1)
+    ours, theirs = rm.model.state_dict(), policy.model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert not torch.equal(ours["norm.weight"], shipped.model.state_dict()["norm.weight"])
+    assert rm.model.norm.weight.data_ptr() != policy.model.norm.weight.data_ptr()
+    assert [n for n, p in rm.named_parameters() if p.requires_grad] == \
+        [n for n, p in shipped.named_parameters() if p.requires_grad]
+
+
 def test_the_card_states_the_shipped_counts():
     from hfrepro.paths import DATA_CARDS_DIR
 

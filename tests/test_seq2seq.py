@@ -226,6 +226,32 @@ def test_beam_search_one_beam_is_greedy_and_beams_score_at_least_greedy():
             assert logp(beam4[b], b) >= logp(greedy[b], b) - 1e-4
 
 
+def _repeats_ngram(seq, n: int) -> bool:
+    grams = [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_no_repeat_ngram_guard_stops_loops_and_changes_nothing_before_them(num_beams):
+    """A random GRU over 20 tokens loops; with no_repeat_ngram_size=3 no output 3-gram occurs twice, the output
+    is the unguarded one up to the first repeat, and 0 turns the guard off."""
+    import torch
+
+    m = _gru(True, V=20)
+    x = torch.tensor([[5, 6, 7, 2], [3, 4, 2, 0]])
+    kw = dict(max_new_tokens=40, num_beams=num_beams)
+    plain, guarded = m.generate(x, **kw), m.generate(x, no_repeat_ngram_size=3, **kw)
+    assert torch.equal(plain, m.generate(x, no_repeat_ngram_size=0, **kw))
+    rows = [[t for t in r.tolist() if t != 0] for r in plain]
+    assert any(_repeats_ngram(r, 3) for r in rows)  # the premise: unguarded, it loops
+    for b, row in enumerate(guarded.tolist()):
+        out = [t for t in row if t != 0]
+        assert not _repeats_ngram(out, 3)
+        if num_beams == 1:  # greedy: the same tokens until the step that would have repeated a 3-gram
+            first = next(i for i in range(3, len(rows[b]) + 1) if _repeats_ngram(rows[b][:i], 3))
+            assert out[:first - 1] == rows[b][:first - 1] and out[first - 1] != rows[b][first - 1]
+
+
 def test_gru_save_and_reload(tmp_path):
     import torch
 
@@ -472,6 +498,20 @@ def test_recipe_end_to_end_rerun_and_translate_command(tmp_path, capsys):
         main(["translate", "--model", str(out / "rnn_attention"), "--num_beams", "2", "Apply Filter", "Save"])
     assert e.value.code == 0
     assert len(capsys.readouterr().out.strip("\n").split("\n")) == 2
+    from hfrepro.seq2seq.decode import load_model, max_new_tokens_for, translate
+    model, tok = load_model(out / "transformer")  # the Transformer's guard is transformers' own generate option
+    import torch
+
+    from hfrepro.seq2seq.data import encode
+    x = torch.tensor(encode(tok, ["Apply Filter"]))
+    ids = model.generate(input_ids=x, max_new_tokens=max_new_tokens_for(x.size(1)), do_sample=False,
+                         no_repeat_ngram_size=1)[0].tolist()
+    assert len(ids) == len(set(ids))  # no token twice
+    guarded = translate(model, tok, ["Apply Filter"], no_repeat_ngram_size=1)
+    assert guarded == [tok.decode(ids, skip_special_tokens=True).strip()] != translate(model, tok, ["Apply Filter"])
+    with pytest.raises(SystemExit) as e:
+        main(["translate", "--model", str(out / "rnn"), "--no_repeat_ngram_size", "-1", "Save"])
+    assert e.value.code == 2 and "--no_repeat_ngram_size" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main(["translate", "--model", str(out), "Apply Filter"])  # three models there: which one?
     assert e.value.code == 2 and "say which" in capsys.readouterr().err

@@ -45,9 +45,10 @@ def load_policy(name: str, tok):
     return sync_pad(load_causal_lm(resolve(name)), tok)
 
 
-def reward_model(name: str, tok, layers: int, trainable_layers: int):
+def reward_model(name: str, tok, layers: int, trainable_layers: int, start=None):
     """A one-output sequence classifier: the first `layers` blocks of `name` (0: all), the top
-    `trainable_layers` of them, the final norm and the new head trainable (0: everything)."""
+    `trainable_layers` of them, the final norm and the new head trainable (0: everything). `start`: a causal LM
+    of the same architecture (the SFT policy, as InstructGPT's reward model) whose blocks replace the shipped ones."""
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging
@@ -62,6 +63,11 @@ def reward_model(name: str, tok, layers: int, trainable_layers: int):
     finally:
         logging.set_verbosity(level)
     sync_pad(model, tok)
+    if start is not None:
+        body = getattr(model, model.base_model_prefix)
+        missing = body.load_state_dict(getattr(start, start.base_model_prefix).state_dict(), strict=False).missing_keys
+        if missing:
+            raise ValueError(f"the reward model's start lacks {missing[:3]}: not the same architecture")
     if trainable_layers:
         prefix = model.base_model_prefix
         blocks = getattr(model, prefix).layers

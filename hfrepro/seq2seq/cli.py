@@ -27,6 +27,8 @@ def register(sub) -> None:
                    help="an arch's run folder (runs/seq2seq/rnn_attention), or a run folder holding one arch")
     p.add_argument("--file", default=None, help="UTF-8 text file, one sentence per line")
     p.add_argument("--num_beams", type=int, default=4, help="beam size (1: greedy)")
+    p.add_argument("--no_repeat_ngram_size", type=int, default=0,
+                   help="never repeat an n-gram of output tokens (a guard against loops; 0: off)")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--heatmap", default=None,
                    help="PNG path: draw the attention weights of the first sentence (GRU attention model)")
@@ -36,6 +38,8 @@ def register(sub) -> None:
 def _translate(args) -> int:
     if args.num_beams < 1:
         raise UserError(f"--num_beams must be at least 1, got {args.num_beams}")
+    if args.no_repeat_ngram_size < 0:
+        raise UserError(f"--no_repeat_ngram_size must be 0 (off) or positive, got {args.no_repeat_ngram_size}")
     if args.text:
         if args.file:
             raise UserError("give sentences either as arguments or with --file, not both")
@@ -54,7 +58,8 @@ def _translate(args) -> int:
 
     configure_threads()
     model, tok = load_model(args.model)
-    for line in translate(model, tok, texts, num_beams=args.num_beams, batch_size=args.batch_size):
+    for line in translate(model, tok, texts, num_beams=args.num_beams, batch_size=args.batch_size,
+                          no_repeat_ngram_size=args.no_repeat_ngram_size):
         print(line)
     if args.heatmap:
         src_t, out_t, w, translation = attention_map(model, tok, texts[0])

@@ -65,8 +65,10 @@ def max_new_tokens_for(src_len: int, cap: int = 256) -> int:
 
 
 def translate(model, tok, texts: Sequence[str], num_beams: int = 1, batch_size: int = 64,
-              max_source_tokens: int = 256, progress: bool = False, desc: str = "translating") -> list[str]:
-    """Translations of `texts`, in order. Batches hold sentences of similar length (sorted), so little is padded."""
+              max_source_tokens: int = 256, progress: bool = False, desc: str = "translating",
+              no_repeat_ngram_size: int = 0) -> list[str]:
+    """Translations of `texts`, in order. Batches hold sentences of similar length (sorted), so little is padded.
+    `no_repeat_ngram_size` n > 0: no n-gram of output tokens twice (a guard against loops; 0: off)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -80,6 +82,8 @@ def translate(model, tok, texts: Sequence[str], num_beams: int = 1, batch_size: 
         batch = tok.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
         kw = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], num_beams=num_beams,
                   max_new_tokens=max_new_tokens_for(batch["input_ids"].size(1)))
+        if no_repeat_ngram_size:
+            kw["no_repeat_ngram_size"] = no_repeat_ngram_size
         with torch.no_grad():
             if arch_of(model) == "transformer":
                 gen = model.generate(**kw, do_sample=False, early_stopping=True if num_beams > 1 else False)

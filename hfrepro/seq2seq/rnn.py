@@ -146,13 +146,16 @@ class GRUSeq2Seq(PreTrainedModel):
     # --- decoding -------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 128, num_beams: int = 1,
-                 length_penalty: float = 1.0, return_attentions: bool = False):
+                 length_penalty: float = 1.0, return_attentions: bool = False, no_repeat_ngram_size: int = 0):
         """Greedy (num_beams=1) or beam search. Returns [B, T] token ids (padded with pad), and with
-        `return_attentions` also the attention weights of each output token ([B, T, S]) when greedy."""
+        `return_attentions` also the attention weights of each output token ([B, T, S]) when greedy.
+        `no_repeat_ngram_size` n > 0: no n-gram of output tokens twice (transformers' own
+        NoRepeatNGramLogitsProcessor, as in `model.generate(no_repeat_ngram_size=n)`), a guard against loops."""
         if attention_mask is None:
             attention_mask = (input_ids != self.config.pad_token_id).long()
+        guard = no_repeat(no_repeat_ngram_size)
         if num_beams > 1:
-            return beam_search(self, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty)
+            return beam_search(self, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty, guard)
         cfg = self.config
         enc = self.encode(input_ids, attention_mask)
         B = input_ids.size(0)
@@ -161,6 +164,8 @@ class GRUSeq2Seq(PreTrainedModel):
         done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
         for _ in range(max_new_tokens):
             logp, state, w = self.logprobs(enc, prev, state)
+            if guard and out:
+                logp = guard(torch.stack(out, 1), logp)
             prev = logp.argmax(-1).masked_fill(done, cfg.pad_token_id)
             out.append(prev)
             attns.append(w)
@@ -229,8 +234,15 @@ def shift_right(labels, start_id: int, pad_id: int):
 
 
 @torch.no_grad()
+def no_repeat(n: int):
+    """transformers' NoRepeatNGramLogitsProcessor for n > 0 (bans a token that would repeat an n-gram of the
+    output so far), else None."""
+    from transformers import NoRepeatNGramLogitsProcessor
+    return NoRepeatNGramLogitsProcessor(n) if n > 0 else None
+
+
 def beam_search(model: GRUSeq2Seq, input_ids, attention_mask, max_new_tokens: int, K: int,
-                length_penalty: float = 1.0):
+                length_penalty: float = 1.0, guard=None):
     """Batched beam search: K live hypotheses per sentence; a hypothesis that emits </s> is set aside with
     score log p / length**length_penalty; search stops when every sentence holds K finished hypotheses."""
     cfg = model.config
@@ -245,6 +257,8 @@ def beam_search(model: GRUSeq2Seq, input_ids, attention_mask, max_new_tokens: in
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(B)]
     for t in range(max_new_tokens):
         logp, state, _ = model.logprobs(enc, prev, state)
+        if guard and t:
+            logp = guard(tokens, logp)
         V = logp.size(-1)
         cand = (scores.view(B * K, 1) + logp).view(B, K * V)
         top, idx = cand.topk(2 * K, dim=-1)                      # [B, 2K]
