@@ -7,9 +7,9 @@
 Both sides run the same recipe command in their own process, alternately (bench/pairs.py), one thread; the time
 is the recipe's own `train_seconds` (metrics.json of the model's folder). bf16 changes the numbers, so the
 table shows both sides' results (the metrics without timings) next to the times. Writes
-bench/results/precision.json and prints a Markdown table. The CPU's AMX (bf16 matrix products in hardware) is
-recorded: without it bf16 is emulated and expected to be slower.
-Target: bf16 takes at most 0.8 of fp32's training time on a CPU with AMX.
+bench/results/precision.json and prints a Markdown table. The CPU's bf16 hardware (runtime.cpu_bf16: AMX or
+AVX512-BF16) is recorded: without it bf16 is emulated and expected to be slower.
+Target: bf16 takes at most 0.8 of fp32's training time on a CPU with bf16 hardware.
 """
 
 import argparse
@@ -26,7 +26,7 @@ from bench.denormals import results_of  # noqa: E402
 from bench.pairs import alternate, ratios, run_recipe  # noqa: E402
 from hfrepro.fsutil import atomic_write_json  # noqa: E402
 from hfrepro.report import md_table  # noqa: E402
-from hfrepro.runtime import cpu_has_amx  # noqa: E402
+from hfrepro.runtime import cpu_bf16, cpu_has_amx  # noqa: E402
 
 TARGET = 0.8
 DEFAULT = ["sft", "--config", str(REPO / "recipes/configs/sft/full/default.yaml"), "--eval_limit", "32"]
@@ -48,11 +48,11 @@ def main():
                            lambda r: run_one(cmd, work / f"bf16-{r}", "bf16"))
     seconds = {"fp32": [s for s, _ in fp32], "bf16": [s for s, _ in bf16]}
     fastest, paired = ratios(seconds["fp32"], seconds["bf16"])
-    amx = cpu_has_amx()
+    amx, hardware = cpu_has_amx(), cpu_bf16()
     results = {"fp32": fp32[0][1], "bf16": bf16[0][1]}
     result = {"command": "hfrepro " + " ".join(cmd), "seconds": seconds, "ratio_fastest": round(fastest, 3),
               "ratio_median_of_pairs": round(paired, 3), "target": TARGET, "cpu_has_amx": amx,
-              "met": amx and fastest <= TARGET, "results": results,
+              "cpu_bf16": hardware, "met": bool(hardware) and fastest <= TARGET, "results": results,
               "repeatable": all(r == results[k] for k, runs in (("fp32", fp32), ("bf16", bf16)) for _, r in runs),
               "load_average": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d")}
     atomic_write_json(REPO / "bench/results/precision.json", result)
@@ -60,7 +60,7 @@ def main():
     print(md_table([{"precision": k, "train seconds": " / ".join(f"{s:.1f}" for s in v),
                      **{n: results[k].get(n) for n in keys}} for k, v in seconds.items()], digits=4))
     print(f"\nbf16 / fp32: {fastest:.3f} (fastest runs), {paired:.3f} (median of pairs); target <= {TARGET} on a CPU "
-          f"with AMX (this one: {'yes' if amx else 'no'}); each side's results the same in every round: "
+          f"with bf16 hardware (this one: {hardware or 'none'}); each side's results the same in every round: "
           f"{result['repeatable']}")
 
 

@@ -45,7 +45,8 @@ class RunArguments:
     threads: int = field(default=0, metadata={"help": "torch threads per process (0: cores / processes)"})
     precision: str = field(default="fp32", metadata={
         "help": "fp32, or bf16: mixed precision on the CPU (matrix products in bfloat16, weights and optimizer in "
-                "fp32; fast on CPUs with AMX; the numbers change; docs/DEVELOPING.md)", "choices": list(PRECISIONS)})
+                "fp32; fast on CPUs with AMX or AVX512-BF16; the numbers change; docs/DEVELOPING.md)",
+        "choices": list(PRECISIONS)})
     wait: bool = field(default=False, metadata={"help": "if another process is writing output_dir, wait for it "
                                                          "instead of stopping"})
 

@@ -424,13 +424,15 @@ def test_a_bf16_walk_reaches_its_stages_keys_and_report_and_is_not_reused_at_fp3
     assert "precision" not in json.loads((out / "finetune" / "result.json").read_text())["key"]
 
 
-def test_auto_precision_is_bf16_on_a_cpu_with_amx_and_fp32_elsewhere(tmp_path, monkeypatch):
-    """The main job's default: bf16 only where the CPU multiplies bf16 in hardware and no accelerator runs it."""
+def test_auto_precision_is_bf16_on_a_cpu_with_bf16_hardware_and_fp32_elsewhere(tmp_path, monkeypatch):
+    """The main job's default: bf16 only where the CPU multiplies bf16 in hardware (AMX or AVX512-BF16) and no
+    accelerator runs it."""
     from hfrepro import runtime
     from hfrepro.reproduce import runner
 
-    for amx, accelerator, want in ((True, False, "bf16"), (False, False, "fp32"), (True, True, "fp32")):
-        monkeypatch.setattr(runtime, "cpu_has_amx", lambda *_, amx=amx: amx)
+    for hw, accelerator, want in (("AMX", False, "bf16"), ("AVX512-BF16", False, "bf16"), ("", False, "fp32"),
+                                  ("AMX", True, "fp32")):
+        monkeypatch.setattr(runtime, "cpu_bf16", lambda *_, hw=hw: hw)
         monkeypatch.setattr(runtime, "has_accelerator", lambda accelerator=accelerator: accelerator)
         assert runtime.resolve_precision("auto") == want
         assert runtime.resolve_precision("fp32") == "fp32" and runtime.resolve_precision("bf16") == "bf16"
@@ -467,17 +469,20 @@ def test_the_stage_key_covers_the_stages_it_reads(tmp_path, monkeypatch):
     assert after["rl_basics"] == before["rl_basics"]
 
 
-def test_the_report_names_the_cpu_and_whether_it_has_amx(tmp_path, monkeypatch):
-    """fp32 numbers depend on the CPU and `--precision auto` on AMX: the report's header says both."""
+def test_the_report_names_the_cpu_and_its_bf16_hardware(tmp_path, monkeypatch):
+    """fp32 numbers depend on the CPU and `--precision auto` on its bf16 hardware: the report's header says both."""
     from hfrepro import runtime
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu avx512f avx512_bf16\n")
     monkeypatch.setattr(runtime, "CPUINFO", info)
-    assert runtime.cpu_name() == "AMD EPYC 9B14, no AMX" and not runtime.cpu_has_amx()
+    assert runtime.cpu_name() == "AMD EPYC 9B14, AVX512-BF16, no AMX" and not runtime.cpu_has_amx()
+    assert runtime.cpu_bf16() == "AVX512-BF16"
     text = R.write_report(tmp_path, "tiny", 0, 1, {}).read_text(encoding="utf-8")
-    assert "(AMD EPYC 9B14, no AMX)" in text
-    info.write_text("model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: avx512f amx_bf16 amx_tile\n")
-    assert runtime.cpu_name() == "Intel(R) Xeon(R) Platinum 8481C, AMX" and runtime.cpu_has_amx()
+    assert "(AMD EPYC 9B14, AVX512-BF16, no AMX)" in text
+    info.write_text("model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert runtime.cpu_name() == "Intel(R) Xeon(R) Platinum 8481C, AMX" and runtime.cpu_bf16() == "AMX"
+    info.write_text("model name\t: Intel(R) Core(TM) i7-8700\nflags\t\t: fpu avx2 avx512f\n")
+    assert runtime.cpu_name() == "Intel(R) Core(TM) i7-8700, no bf16 hardware" and runtime.cpu_bf16() == ""
     monkeypatch.setattr(runtime, "CPUINFO", tmp_path / "absent")
-    assert not runtime.cpu_has_amx() and "AMX" not in runtime.cpu_name()
+    assert not runtime.cpu_has_amx() and not runtime.cpu_bf16() and "AMX" not in runtime.cpu_name()
