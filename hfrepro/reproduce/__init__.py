@@ -44,9 +44,8 @@ def register(sub) -> None:
                    help="with --jobs > 1: start a stage only while the running stages' expected peak memory "
                         f"(their peaks one at a time, in GiB) stays under this (default: {MEMORY_CAP_GIB})")
     p.add_argument("--precision", default="auto", choices=MAIN_JOB_PRECISIONS,
-                   help="auto (default): bf16 on a CPU with bf16 hardware (AMX, AVX512-BF16), fp32 elsewhere; "
-                        "bf16: the stages whose training it speeds up (bert, finetune, rlhf) in mixed precision on "
-                        "the CPU (matrix products in "
+                   help="auto (default): bf16 on a CPU with AMX, fp32 elsewhere; bf16: the stages whose training "
+                        "it speeds up (bert, finetune, rlhf) in mixed precision on the CPU (matrix products in "
                         "bfloat16; their verdicts were measured at three seeds in both precisions, docs/CLAIMS.md); "
                         "fp32: every stage in fp32 (docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
     p.set_defaults(func=_cli)

@@ -81,7 +81,7 @@ class Stage:
     #                                                   by side, 2026-12-04/05, the default walks at seeds 0, 1, 2
     #                                                   included; docs/DEVELOPING.md, "Memory"); with "<budget>/bf16"
     #                                                   entries for `cpu_bf16` stages (expected_s too)
-    cpu_bf16: bool = False                          # `hfrepro reproduce` at bf16 (its default on bf16 hardware)
+    cpu_bf16: bool = False                          # `hfrepro reproduce` at bf16 (its default on a CPU with AMX)
     #                                                 runs it in mixed precision: its time is training matrix
     #                                                 products, which bf16 speeds up (docs/DEVELOPING.md, "Mixed
     #                                                 precision on the CPU"), and its claims gave the same verdicts at

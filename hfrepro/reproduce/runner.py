@@ -197,8 +197,8 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
     are finished and while the expected peak memory of the running stages stays under `memory_gib`.
     `jobs` None: `default_jobs(budget)`. `precision`: bf16 runs the stages that gain from it (`Stage.cpu_bf16`) in
     mixed precision on the CPU (runtime.set_cpu_precision); it is then part of their keys, so a bf16 walk does not
-    reuse their fp32 results, nor the other way round (the fp32 stages are shared). auto: bf16 on a CPU with bf16
-    hardware (AMX or AVX512-BF16), fp32 elsewhere (runtime.resolve_precision)."""
+    reuse their fp32 results, nor the other way round (the fp32 stages are shared). auto: bf16 on a CPU with AMX,
+    fp32 elsewhere (runtime.resolve_precision)."""
     if budget not in BUDGET_NAMES:
         raise UserError(f"unknown budget {budget!r}", fix=f"use one of: {', '.join(BUDGET_NAMES)}")
     have = [s.name for s in available()]
@@ -220,8 +220,7 @@ def reproduce(stages: list[str], budget: str, out: Path, seed: int = 0, threads:
     mixed = [s.name for s in available() if s.name in stages and s.precision(precision) != "fp32"]
     if mixed:
         print(f"[reproduce] precision: bf16 mixed precision on the CPU in {', '.join(mixed)}, the others fp32"
-              + (f" (auto: this CPU has {runtime.cpu_bf16()}; --precision fp32 turns it off)" if asked == "auto"
-                 else ""), flush=True)
+              + (" (auto: this CPU has AMX; --precision fp32 turns it off)" if asked == "auto" else ""), flush=True)
     try:
         return _walk(stages, budget, out, seed, threads, force, jobs, memory_gib)
     finally:
