@@ -233,7 +233,6 @@ def shift_right(labels, start_id: int, pad_id: int):
     return dec.masked_fill(dec == -100, pad_id)
 
 
-@torch.no_grad()
 def no_repeat(n: int):
     """transformers' NoRepeatNGramLogitsProcessor for n > 0 (bans a token that would repeat an n-gram of the
     output so far), else None."""
@@ -241,6 +240,7 @@ def no_repeat(n: int):
     return NoRepeatNGramLogitsProcessor(n) if n > 0 else None
 
 
+@torch.no_grad()
 def beam_search(model: GRUSeq2Seq, input_ids, attention_mask, max_new_tokens: int, K: int,
                 length_penalty: float = 1.0, guard=None):
     """Batched beam search: K live hypotheses per sentence; a hypothesis that emits </s> is set aside with
