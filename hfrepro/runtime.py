@@ -159,8 +159,8 @@ def cpu_bf16(cpuinfo: str | None = None) -> str:
 
 def cpu_name() -> str:
     """The CPU's model name and its bf16 hardware, for a report's header ("AMD EPYC, AVX512-BF16, no AMX"): fp32
-    training adds floats in a CPU-specific order, and `--precision auto` follows the bf16 hardware, so a run's
-    numbers depend on both. Linux's /proc/cpuinfo; elsewhere `platform.processor()` alone."""
+    training adds floats in a CPU-specific order, and `--precision auto` follows AMX, so a run's numbers depend on
+    both. Linux's /proc/cpuinfo; elsewhere `platform.processor()` alone."""
     import platform
 
     info = _cpuinfo()
@@ -185,8 +185,8 @@ def set_cpu_precision(name: str = "fp32") -> str:
     gradients, optimizer states, losses and normalisations in fp32. It is set for the whole process, so a
     recipe's Trainer, its own loops and its evaluation all run under it; its cache of bf16 weight copies is
     off (a copy cached across an optimizer step would be stale). Worth it where the CPU has bf16 hardware
-    (`cpu_bf16`: AMX, or AVX512-BF16, where SmolLM2-135M trains about 1.7x as fast as in fp32); elsewhere bf16 is
-    emulated and slower. The numbers change (bf16 keeps 8 bits of
+    (`cpu_bf16`: AMX, or AVX512-BF16, where a SmolLM2-135M training step runs about 1.7x as fast as in fp32);
+    elsewhere bf16 is emulated and slower. The numbers change (bf16 keeps 8 bits of
     mantissa): a run's config.yaml records its precision, and the main job's verdicts at `--precision bf16`
     are its own (docs/DEVELOPING.md, "Mixed precision on the CPU"). GPUs: use the trainers' `--bf16`."""
     import torch
