@@ -83,6 +83,8 @@ class ScriptArguments:
         "help": "peak learning rate of the Transformer (--learning_rate is the GRU models')"})
     transformer_max_steps: int = field(default=0, metadata={
         "help": "updates of the Transformer (0: --max_steps, as the GRU models)"})
+    sweep_max_steps: int = field(default=0, metadata={
+        "help": "updates of the sweep's GRU models (0: --max_steps, as the full-size ones)"})
     num_beams: int = field(default=1, metadata={"help": "beam size for the test-set translations (1: greedy)"})
     also_greedy: bool = field(default=False, metadata={"help": "also score greedy decoding (when num_beams > 1)"})
     no_repeat_ngram_size: int = field(default=0, metadata={
@@ -162,6 +164,8 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
         scoring.check_tokenize(script_args.bleu_tokenize)
     if script_args.transformer_style not in ("pre_ln", "marian"):
         raise UserError(f"unknown --transformer_style {script_args.transformer_style!r}", fix="use pre_ln or marian")
+    if script_args.sweep_max_steps < 0:
+        raise UserError(f"--sweep_max_steps must be 0 (as --max_steps) or positive, got {script_args.sweep_max_steps}")
     for name, value in (("max_steps", training_args.max_steps), ("vocab_size", script_args.vocab_size),
                         ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
         if value <= 0:
@@ -228,16 +232,18 @@ def train_and_score(name: str, arch: str, size: int, pairs, tokenizer, train, va
         lr, sampling, data = script_args.transformer_learning_rate, "random", train
         steps = script_args.transformer_max_steps or steps
     else:
+        if name == sweep_name(arch, size):
+            steps = script_args.sweep_max_steps or steps
         batch = (training_args.per_device_train_batch_size * training_args.world_size
                  * training_args.gradient_accumulation_steps)  # the pairs of one update
         order = length_grouped_order([len(x) + len(y) for x, y in zip(train["input_ids"], train["labels"])],
-                                     batch, training_args.max_steps, training_args.seed)
+                                     batch, steps, training_args.seed)
         lr, sampling, data = training_args.learning_rate, "sequential", train.select(order)
     args = dataclasses.replace(training_args, output_dir=f"{training_args.output_dir}/{name}", learning_rate=lr,
                                train_sampling_strategy=sampling, max_steps=steps)
     own = {k: v for k, v in config.items() if k not in (RNN_ONLY if arch == "transformer" else TRANSFORMER_ONLY)
-           and k != "sweep_context_sizes"}  # the config that replays this one model
-    own.update(arch=arch, **({} if arch == "transformer" else {"context_size": size}))
+           and k not in ("sweep_context_sizes", "sweep_max_steps")}  # the config that replays this one model
+    own.update(arch=arch, **({} if arch == "transformer" else {"context_size": size, "max_steps": steps}))
     run = runtime.Run.begin(args.output_dir, own, resume_from_checkpoint=training_args.resume_from_checkpoint,
                             wait=run_args.wait)
     if run.finished:

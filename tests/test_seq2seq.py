@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hfrepro.config import load_yaml
 from hfrepro.errors import UserError
 from tests.test_reproduce import uncaptioned
 
@@ -567,6 +568,7 @@ def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
     (["--transformer_style", "post"], "unknown --transformer_style"),
     (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
     (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one model"),
+    (["--sweep_max_steps", "-1"], "--sweep_max_steps must be 0"),
 ])
 def test_argument_mistakes_stop_before_anything_is_written(tmp_path, argv, match):
     from hfrepro.recipes.seq2seq import cli
@@ -649,16 +651,23 @@ def test_stage_section_reads_both_runs_and_the_sweep(tmp_path):
     stage = tmp_path / "seq2seq"
     for name in ("run", "fr"):
         summary = cli(_argv(stage / name, "--arch", "rnn,rnn_attention", "--sweep_context_sizes", "4",
-                            "--num_beams", "1", "--eval_strategy", "steps", "--eval_steps", "2"))
+                            "--sweep_max_steps", "6", "--num_beams", "1", "--no_repeat_ngram_size", "3",
+                            "--eval_strategy", "steps",
+                            "--eval_steps", "2"))
         assert summary["models"] == ["rnn", "rnn_attention", "rnn-c4", "rnn_attention-c4"]
         assert {r["context_size"] for r in summary["sweep"]} == {4, 48}
         assert sum(b["n"] for b in summary["bucket_gaps"]) == 8  # every test sentence in one bucket
-    assert json.loads((stage / "run" / "rnn-c4" / "metrics.json").read_text())["val_curve"][-1][0] == 4
+    # the sweep's models train their own number of updates, and their folder's config replays exactly that
+    assert json.loads((stage / "run" / "rnn-c4" / "metrics.json").read_text())["val_curve"][-1][0] == 6
+    assert json.loads((stage / "run" / "rnn" / "metrics.json").read_text())["steps"] == 4
+    assert load_yaml(stage / "run" / "rnn-c4" / "config.yaml")["max_steps"] == 6
     for budget, why in (("tiny", "tiny budget: not judged"), ("default", "too few long test sentences")):
         out = section(StageContext(dir=stage, root=tmp_path, budget=budget, seed=0, threads=1))
         evidence, held = out.claims[CLAIM]
         assert held is None and why in evidence
         assert "The fixed vector's size" in out.markdown and "attention − plain [95%]" in out.markdown
+        assert "4 updates of 8 pairs (6 for the sweep's smaller fixed vectors)" in out.markdown
+        assert "greedy decoding (no 3-gram of output tokens twice: a loop guard) of the whole" in out.markdown
         assert uncaptioned(out.markdown) == []  # every plot has its line saying what to look at
     assert uncaptioned((stage / "run" / "results.md").read_text(encoding="utf-8")) == []
     assert (stage / "sweep.png").is_file() and (stage / "run" / "curves.png").is_file()

@@ -112,13 +112,13 @@ def section(ctx: StageContext) -> StageResult:
 def _markdown(ctx: StageContext, runs: dict, decision, swept: bool) -> str:
     ko = runs["run"]
     first, cfg = next(iter(ko["results"].values())), ko["config"]
-    beams = first["num_beams"]
     md = [f"LibreOffice help pairs, English->Korean (`lo-help-en-ko`) and English->French (`lo-help-en-fr`). Every "
-          f"GRU model: {cfg['max_steps']} updates of {first['batch_size']} pairs, a BPE vocabulary of "
-          f"{cfg['vocab_size']:,} per language pair, {'greedy decoding' if beams == 1 else f'beam {beams}'} of the "
-          f"whole test split. BLEU on Hangul syllables for Korean (`tok:char`), `13a` for French; chrF beside it. "
-          "The attention model is the plain one plus an attention read of every encoder state; `c` is the size of "
-          "the fixed vector, the plain model's only view of the source.", ""]
+          f"GRU model: {cfg['max_steps']} updates of {first['batch_size']} pairs{_sweep_steps(cfg)}, a BPE "
+          f"vocabulary of {cfg['vocab_size']:,} per language pair, "
+          f"{_decoding(first)} of the whole test split. "
+          "BLEU on Hangul syllables for Korean (`tok:char`), `13a` for French; chrF beside it. The attention model is "
+          "the plain one plus an attention read of every encoder state; `c` is the size of the fixed vector, the "
+          "plain model's only view of the source.", ""]
     for name, s in runs.items():
         root = ctx.run_dir(name)
         main = {n: m for n, m in s["results"].items() if n == m["arch"]}
@@ -151,3 +151,14 @@ def _markdown(ctx: StageContext, runs: dict, decision, swept: bool) -> str:
 
 def _sig(summary: dict) -> str:
     return next(iter(summary["results"].values()))["bleu_signature"]
+
+
+def _sweep_steps(cfg: dict) -> str:
+    steps = cfg.get("sweep_max_steps") or cfg["max_steps"]
+    return "" if steps == cfg["max_steps"] else f" ({steps} for the sweep's smaller fixed vectors)"
+
+
+def _decoding(first: dict) -> str:
+    beams, guard = first["num_beams"], first.get("no_repeat_ngram_size")
+    way = "greedy decoding" if beams == 1 else f"beam {beams}"
+    return f"{way} (no {guard}-gram of output tokens twice: a loop guard)" if guard else way
