@@ -143,12 +143,14 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 121, "full": 1800}, expected_gib={"default": 2.00}),
     Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # 223 s on 540 held-out words; 256 s on 1,080
-          expected_s={"tiny": 45, "default": 335, "default/bf16": 256, "full": 1800},  # (scoring 9 models twice)
+          # (scoring 9 models twice). fp32 runs where there is no AMX: 335 s on Intel, 473 s on AMD (1.41x, while
+          # the other stages took ~1.17x their estimate there); set to 400 so that AMD's order fits (rlhf: 673, 928)
+          expected_s={"tiny": 45, "default": 400, "default/bf16": 256, "full": 1800},
           expected_gib={"default": 3.00, "default/bf16": 3.25}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
           expected_s={"tiny": 30, "default": 98, "full": 1200}, expected_gib={"default": 0.49}),
     Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",
-          expected_s={"tiny": 45, "default": 673, "default/bf16": 458, "full": 3600},
+          expected_s={"tiny": 45, "default": 790, "default/bf16": 458, "full": 3600},  # fp32: 673 s Intel, 928 s AMD; 790 as finetune's
           expected_gib={"default": 2.45, "default/bf16": 3.12}, cpu_bf16=True),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
           expected_s={"tiny": 30, "default": 270, "full": 1200}, expected_gib={"default": 3.13}),
