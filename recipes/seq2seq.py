@@ -164,14 +164,13 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
         scoring.check_tokenize(script_args.bleu_tokenize)
     if script_args.transformer_style not in ("pre_ln", "marian"):
         raise UserError(f"unknown --transformer_style {script_args.transformer_style!r}", fix="use pre_ln or marian")
-    if script_args.sweep_max_steps < 0:
-        raise UserError(f"--sweep_max_steps must be 0 (as --max_steps) or positive, got {script_args.sweep_max_steps}")
     for name, value in (("max_steps", training_args.max_steps), ("vocab_size", script_args.vocab_size),
                         ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
         if value <= 0:
             raise UserError(f"--{name} must be positive, got {value}")
-    if script_args.no_repeat_ngram_size < 0:
-        raise UserError(f"--no_repeat_ngram_size must be 0 (off) or positive, got {script_args.no_repeat_ngram_size}")
+    for name, zero in (("sweep_max_steps", "as --max_steps"), ("no_repeat_ngram_size", "off")):
+        if (value := getattr(script_args, name)) < 0:
+            raise UserError(f"--{name} must be 0 ({zero}) or positive, got {value}")
     models = {a: (a, script_args.context_size) for a in archs}
     models.update({sweep_name(a, d): (a, d) for d in sizes for a in archs if a != "transformer"})
     resume = training_args.resume_from_checkpoint

@@ -569,6 +569,7 @@ def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
     (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
     (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one model"),
     (["--sweep_max_steps", "-1"], "--sweep_max_steps must be 0"),
+    (["--no_repeat_ngram_size", "-1"], r"--no_repeat_ngram_size must be 0 \(off\)"),
 ])
 def test_argument_mistakes_stop_before_anything_is_written(tmp_path, argv, match):
     from hfrepro.recipes.seq2seq import cli
@@ -652,8 +653,7 @@ def test_stage_section_reads_both_runs_and_the_sweep(tmp_path):
     for name in ("run", "fr"):
         summary = cli(_argv(stage / name, "--arch", "rnn,rnn_attention", "--sweep_context_sizes", "4",
                             "--sweep_max_steps", "6", "--num_beams", "1", "--no_repeat_ngram_size", "3",
-                            "--eval_strategy", "steps",
-                            "--eval_steps", "2"))
+                            "--eval_strategy", "steps", "--eval_steps", "2"))
         assert summary["models"] == ["rnn", "rnn_attention", "rnn-c4", "rnn_attention-c4"]
         assert {r["context_size"] for r in summary["sweep"]} == {4, 48}
         assert sum(b["n"] for b in summary["bucket_gaps"]) == 8  # every test sentence in one bucket

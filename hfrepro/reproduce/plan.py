@@ -143,8 +143,8 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 121, "full": 1800}, expected_gib={"default": 2.00}),
     Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # 223 s on 540 held-out words; 256 s on 1,080
-          # (scoring 9 models twice). fp32 runs where there is no AMX: 335 s on Intel, 473 s on AMD (1.41x, while
-          # the other stages took ~1.17x their estimate there); set to 400 so that AMD's order fits (rlhf: 673, 928)
+          # (scoring 9 models twice). fp32 (no AMX): 335 s on Intel, 473 s on AMD, where the other stages took about
+          # 1.17x their estimates; 400 (rlhf's 790) is about 1.17x Intel's, so the order fits both (scheduling only)
           expected_s={"tiny": 45, "default": 400, "default/bf16": 256, "full": 1800},
           expected_gib={"default": 3.00, "default/bf16": 3.25}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
