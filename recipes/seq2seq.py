@@ -168,7 +168,8 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
                         ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
         if value <= 0:
             raise UserError(f"--{name} must be positive, got {value}")
-    for name, zero in (("sweep_max_steps", "as --max_steps"), ("no_repeat_ngram_size", "off")):
+    for name, zero in (("transformer_max_steps", "as --max_steps"), ("sweep_max_steps", "as --max_steps"),
+                       ("no_repeat_ngram_size", "off")):
         if (value := getattr(script_args, name)) < 0:
             raise UserError(f"--{name} must be 0 ({zero}) or positive, got {value}")
     models = {a: (a, script_args.context_size) for a in archs}

@@ -569,6 +569,7 @@ def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
     (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
     (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one model"),
     (["--sweep_max_steps", "-1"], "--sweep_max_steps must be 0"),
+    (["--transformer_max_steps", "-1"], "--transformer_max_steps must be 0"),
     (["--no_repeat_ngram_size", "-1"], r"--no_repeat_ngram_size must be 0 \(off\)"),
 ])
 def test_argument_mistakes_stop_before_anything_is_written(tmp_path, argv, match):
