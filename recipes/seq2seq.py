@@ -49,7 +49,7 @@ from hfrepro.seq2seq.data import (
     train_tokenizer,
 )
 from hfrepro.seq2seq.decode import ARCHS, attention_map, load_model, source_dependence, translate
-from hfrepro.seq2seq.rnn import GRUSeq2Seq, GRUSeq2SeqConfig
+from hfrepro.seq2seq.rnn import ATTENTION_READS, GRUSeq2Seq, GRUSeq2SeqConfig
 
 
 @dataclass
@@ -78,6 +78,9 @@ class ScriptArguments:
     sweep_context_sizes: str = field(default="", metadata={
         "help": "also train both GRU models with each of these fixed-vector sizes (comma list, e.g. 8): the sweep "
                 "that shows where attention's advantage lives"})
+    attention_read: str = field(default="after", metadata={
+        "help": "GRU attention model: read the encoder's states after the decoder's step (Luong, one call per "
+                "target) or before it, fed into the GRU (Bahdanau: the state knows what it read; a step at a time)"})
     dropout: float = field(default=0.0, metadata={"help": "dropout of every model"})
     transformer_learning_rate: float = field(default=2e-3, metadata={
         "help": "peak learning rate of the Transformer (--learning_rate is the GRU models')"})
@@ -164,6 +167,8 @@ def check_arguments(script_args: ScriptArguments, training_args: TrainingArgumen
         scoring.check_tokenize(script_args.bleu_tokenize)
     if script_args.transformer_style not in ("pre_ln", "marian"):
         raise UserError(f"unknown --transformer_style {script_args.transformer_style!r}", fix="use pre_ln or marian")
+    if script_args.attention_read not in ATTENTION_READS:
+        raise UserError(f"unknown --attention_read {script_args.attention_read!r}", fix="use after or before")
     for name, value in (("max_steps", training_args.max_steps), ("vocab_size", script_args.vocab_size),
                         ("per_device_train_batch_size", training_args.per_device_train_batch_size)):
         if value <= 0:
@@ -213,7 +218,7 @@ def shared_tokenizer(run: runtime.Run, pairs, script_args: ScriptArguments):
 
 # --- one architecture -----------------------------------------------------------------------------------------
 
-RNN_ONLY = ("embed_dim", "hidden_size", "learning_rate", "context_size")
+RNN_ONLY = ("embed_dim", "hidden_size", "learning_rate", "context_size", "attention_read")
 TRANSFORMER_ONLY = ("d_model", "layers", "heads", "ffn_dim", "transformer_style", "transformer_learning_rate",
                     "transformer_max_steps")
 
@@ -303,7 +308,7 @@ def build_model(arch: str, tokenizer, script_args: ScriptArguments, seed: int, c
     if arch in ("rnn", "rnn_attention"):
         return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=len(tokenizer), embed_dim=s.embed_dim, hidden_size=s.hidden_size,
                                            attention=arch == "rnn_attention", context_size=context_size or None,
-                                           dropout=s.dropout, **ids))
+                                           attention_read=s.attention_read, dropout=s.dropout, **ids))
     common = dict(vocab_size=len(tokenizer), d_model=s.d_model, encoder_layers=s.layers, decoder_layers=s.layers,
                   encoder_attention_heads=s.heads, decoder_attention_heads=s.heads, encoder_ffn_dim=s.ffn_dim,
                   decoder_ffn_dim=s.ffn_dim, max_position_embeddings=512, dropout=s.dropout, scale_embedding=True,
@@ -393,8 +398,10 @@ def compare(root, results: dict, pairs, tokenizer, script_args: ScriptArguments)
 
 
 def write_card(folder, arch: str, pairs, metrics: dict, config: dict) -> None:
+    order = ("read before the decoder's step and fed into it, Bahdanau et al. 2014's order"
+             if config.get("attention_read") == "before" else "read after the decoder's step, Luong et al. 2015's")
     what = {"rnn": "a GRU encoder-decoder without attention (the whole source in one vector; Cho et al. 2014)",
-            "rnn_attention": "a GRU encoder-decoder with Bahdanau additive attention (Bahdanau et al. 2014)",
+            "rnn_attention": f"a GRU encoder-decoder with attention over every encoder state (bilinear score, {order})",
             "transformer": "a small Transformer encoder-decoder (MarianMT config, or M2M100 with --transformer_style "
                            "pre_ln) trained from scratch"}[arch]
     src, tgt, embedded = pairs.source_lang, pairs.target_lang, pairs.name in EMBEDDED

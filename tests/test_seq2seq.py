@@ -141,22 +141,23 @@ def test_buckets():
 
 # --- GRU models ----------------------------------------------------------------------------------------------
 
-def _gru(attention: bool, V: int = 40, context_size: int | None = None):
+def _gru(attention: bool, V: int = 40, context_size: int | None = None, read: str = "after"):
     import torch
 
     from hfrepro.seq2seq.rnn import GRUSeq2Seq, GRUSeq2SeqConfig
     torch.manual_seed(0)
     return GRUSeq2Seq(GRUSeq2SeqConfig(vocab_size=V, embed_dim=16, hidden_size=24, attention=attention,
-                                       context_size=context_size, dropout=0.0)).eval()
+                                       context_size=context_size, attention_read=read, dropout=0.0)).eval()
 
 
-@pytest.mark.parametrize("attention,context_size", [(False, None), (True, None), (False, 4), (True, 4)])
-def test_teacher_forcing_runs_the_decoder_as_decoding_does(attention, context_size):
-    """Training runs the decoder over the whole target in one call; decoding steps one token at a time. The two
-    give the same log-probabilities (and the same attention weights)."""
+@pytest.mark.parametrize("attention,context_size,read", [(False, None, "after"), (True, None, "after"),
+                                                         (False, 4, "after"), (True, 4, "after"), (True, 4, "before")])
+def test_teacher_forcing_runs_the_decoder_as_decoding_does(attention, context_size, read):
+    """Training runs the decoder over the whole target in one call (Bahdanau's order: a step at a time); decoding
+    steps one token at a time. The two give the same log-probabilities (and the same attention weights)."""
     import torch
 
-    m = _gru(attention, context_size=context_size)
+    m = _gru(attention, context_size=context_size, read=read)
     x = torch.tensor([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0]])
     y = torch.tensor([[11, 12, 13, 2], [14, 2, -100, -100]])
     with torch.no_grad():
@@ -181,6 +182,26 @@ def test_the_fixed_vector_is_the_plain_models_only_view_of_the_source():
     extra = {k: v.shape for k, v in att.state_dict().items() if shapes.get(k) != v.shape}
     assert set(extra) == {"attn.weight", "pre_output.weight"}
     assert _gru(False).decoder.input_size == 16 + 48  # no bottleneck: the encoder's final states, 2 x 24
+    before = _gru(True, context_size=4, read="before")  # Bahdanau's order: the read also goes into the GRU
+    assert before.decoder.input_size == 16 + 4 + 48 and before.pre_output.in_features == att.pre_output.in_features
+    assert _gru(False, context_size=4, read="before").decoder.input_size == 16 + 4  # no attention, nothing to feed
+
+
+def test_reading_before_the_step_feeds_the_read_into_the_state():
+    """Bahdanau's order: s_i depends on a_i, so changing a source token that only attention sees (the fixed
+    vector is the same) changes the next state; Luong's order reads after the state, which does not change."""
+    import torch
+
+    x = torch.tensor([[5, 6, 7, 8, 2]])
+    y = torch.tensor([[11, 12, 13, 2]])
+    for read, moves in (("after", False), ("before", True)):
+        m = _gru(True, context_size=4, read=read)
+        with torch.no_grad():
+            enc = m.encode(x, torch.ones_like(x))
+            other = dict(enc, annotations=enc["annotations"] * 2)  # what attention reads, not the fixed vector
+            s1 = m.decode(enc, y, enc["state"])[1]
+            s2 = m.decode(other, y, enc["state"])[1]
+        assert (not torch.allclose(s1, s2)) == moves
 
 
 def test_attention_weights_are_a_distribution_over_real_source_tokens():
@@ -566,6 +587,7 @@ def test_gru_accumulated_half_batches_train_as_one_batch(tmp_path):
 @pytest.mark.parametrize("argv,match", [
     (["--arch", "rnn,lstm"], "unknown --arch 'lstm'"),
     (["--transformer_style", "post"], "unknown --transformer_style"),
+    (["--attention_read", "during"], "unknown --attention_read 'during'"),
     (["--bleu_tokenize", "words"], "unknown BLEU tokenizer"),
     (["--resume_from_checkpoint", "x/checkpoint-2"], "a checkpoint belongs to one model"),
     (["--sweep_max_steps", "-1"], "--sweep_max_steps must be 0"),
