@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-ATTENTION_READS = ("after", "before")  # Luong's order (the default) or Bahdanau's
+ATTENTION_READS = ("after", "before")  # Luong's order (the class's default) or Bahdanau's (the budgets', since lever G)
 
 
 class GRUSeq2SeqConfig(PreTrainedConfig):
