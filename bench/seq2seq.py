@@ -4,6 +4,8 @@ Usage:
     python bench/seq2seq.py                       # the default budget's model sizes, 1 thread
     python bench/seq2seq.py --budget full         # the sizes of recipes/configs/seq2seq/<budget>.yaml
     python bench/seq2seq.py --threads 2 --steps 30 --sentences 256
+    python bench/seq2seq.py --archs rnn_attention --attention_read after --out A.json   # the attention model's two
+    python bench/seq2seq.py --archs rnn_attention --attention_read before --out B.json  # orders: alternate A, B, A, B
 
 Each architecture trains `--steps` updates of the budget's batch size on real lo-help-en-ko training batches made as
 the recipe makes them (length-grouped for the GRU models, at random for the Transformer), after warm-up updates
@@ -35,6 +37,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed training updates per architecture")
     ap.add_argument("--warmup", type=int, default=3, help="untimed updates first")
     ap.add_argument("--sentences", type=int, default=256, help="test sentences translated")
+    ap.add_argument("--archs", default="rnn,rnn_attention,transformer", help="comma list of the models to time")
+    ap.add_argument("--attention_read", choices=("after", "before"), default=None,
+                    help="the GRU attention model's order (default: the budget's); run both alternately for a ratio")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "seq2seq.json"))
     a = ap.parse_args()
 
@@ -53,7 +58,8 @@ def main() -> None:
 
     runtime.setup(seed=0, threads=a.threads)
     args, targs, _ = parse_args((ScriptArguments, TrainingArguments, RunArguments), recipe="seq2seq",
-                                argv=["--budget", a.budget])
+                                argv=["--budget", a.budget, *(["--attention_read", a.attention_read]
+                                                               if a.attention_read else [])])
     pairs = s2s.load_pairs(args.dataset)
     tok = s2s.train_tokenizer(pairs, args.vocab_size, args.tokenizer_examples)
     train = s2s.features(tok, pairs.splits["train"], args.max_train_tokens)
@@ -65,7 +71,7 @@ def main() -> None:
     collate = DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100)
     test = list(pairs.splits["test"]["source"][: a.sentences])
     rows = []
-    for arch in ("rnn", "rnn_attention", "transformer"):
+    for arch in [x.strip() for x in a.archs.split(",") if x.strip()]:
         model = build_model(arch, tok, args, seed=0)
         if arch == "transformer":
             model.config.use_cache = True
@@ -90,7 +96,8 @@ def main() -> None:
             t1 = time.perf_counter()
             translate(model, tok, test, num_beams=beams, batch_size=64)
             speeds[beams] = len(test) / (time.perf_counter() - t1)
-        rows.append({"arch": arch, "parameters": trainable_parameters(model),
+        name = arch + (f" ({args.attention_read})" if arch == "rnn_attention" else "")
+        rows.append({"arch": name, "parameters": trainable_parameters(model),
                      "train tokens/s": tokens / train_s, "train tokens/CPU-s": tokens / train_cpu,
                      "train s/update": train_s / a.steps,
                      "translate sent/s (greedy)": speeds[1], "translate sent/s (beam 4)": speeds[4]})

@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("seed", type=int)
     ap.add_argument("root", type=Path, help="holds s<seed>-ko/ and s<seed>-fr/, each with rnn/ and rnn_attention/")
     ap.add_argument("--guard", type=int, default=0, help="no_repeat_ngram_size of the decoding (0: plain greedy)")
+    ap.add_argument("--size", type=int, default=8, help="the models' fixed-vector size, for the statistic's label")
     a = ap.parse_args()
 
     import numpy as np
@@ -38,7 +39,7 @@ def main() -> None:
     from hfrepro.seq2seq.decode import load_model, translate
 
     torch.set_num_threads(1)
-    gaps, lengths = {}, {}
+    gaps, lengths, scores = {}, {}, {}
     for pair, dataset, lang in PAIRS:
         val = load_pairs(dataset).splits["validation"]
         long = [(s, t) for s, t in zip(val["source"], val["target"]) if n_words(s) >= 21]
@@ -48,14 +49,16 @@ def main() -> None:
             model, tok = load_model(a.root / f"s{a.seed}-{lang}" / arch)
             hyp = translate(model, tok, src, no_repeat_ngram_size=a.guard)
             stats[arch] = scoring.sentence_stats(hyp, ref, tokenize)
+            scores[f"{pair} {arch}"] = {k: round(v, 2) for k, v in scoring.score(hyp, ref, tokenize).items()
+                                        if k in ("bleu", "chrf")}
             lengths[f"{pair} {arch}"] = round(sum(map(len, hyp)) / sum(map(len, ref)), 2)  # characters
         gaps[pair] = report.gaps_on(src, stats["rnn"], stats["rnn_attention"], list(range(len(src))), tokenize,
                                     np.random.default_rng(0), 2000)
-    d = attention_decision(gaps, 8, 21)
+    d = attention_decision(gaps, a.size, 21)
     print(json.dumps({"seed": a.seed, "verdict": d.verdict, "estimate": d.estimate, "lo": d.lo, "hi": d.hi,
                       "gaps": {p: {m: round(float(g[m][0]), 2) for m in ("chrf", "bleu")} | {"n": g["n"]}
                                for p, g in gaps.items()},
-                      "long_output_over_reference_chars": lengths}))
+                      "long_scores": scores, "long_output_over_reference_chars": lengths}))
 
 
 if __name__ == "__main__":

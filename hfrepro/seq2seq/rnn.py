@@ -18,9 +18,10 @@ Bahdanau et al. (2014) read it before the step (from s_{i-1}) and feed it into t
 training run the decoder GRU over the whole target in one call, which is what makes the sweep of the fixed
 vector's size affordable on a CPU (docs/seq2seq.md). `attention_read="before"` is Bahdanau's order, with the same
 score: a_i from s_{i-1}, then s_i = GRU([y_{i-1}; c; a_i], s_{i-1}), so the state knows what it has read; training
-then steps through the target one token at a time (about 1.4x the time of an update). The fixed vector c stays in
-both models: attention is added to the plain model, not swapped for its vector, and shrinking `context_size`
-squeezes only the plain model's view.
+then steps through the target one token at a time (1.1-1.2x the time of an update, bench/seq2seq.py), and the
+GRU's input grows by the read's 2 x hidden_size numbers. The fixed vector c stays in both models: attention is
+added to the plain model, not swapped for its vector, and shrinking `context_size` squeezes only the plain
+model's view.
 
 The model is a `transformers.PreTrainedModel`, so `save_pretrained` / `from_pretrained` write and read a
 safetensors folder with its config.json like any other model (`model_type: hfrepro-gru-seq2seq`; loading it
