@@ -398,10 +398,9 @@ def compare(root, results: dict, pairs, tokenizer, script_args: ScriptArguments)
 
 
 def write_card(folder, arch: str, pairs, metrics: dict, config: dict) -> None:
-    order = ("read before the decoder's step and fed into it, Bahdanau et al. 2014's order"
-             if config.get("attention_read") == "before" else "read after the decoder's step, Luong et al. 2015's")
+    order = report.attention_order(config.get("attention_read", "after"))
     what = {"rnn": "a GRU encoder-decoder without attention (the whole source in one vector; Cho et al. 2014)",
-            "rnn_attention": f"a GRU encoder-decoder with attention over every encoder state (bilinear score, {order})",
+            "rnn_attention": f"a GRU encoder-decoder with attention over every encoder state (bilinear score), {order}",
             "transformer": "a small Transformer encoder-decoder (MarianMT config, or M2M100 with --transformer_style "
                            "pre_ln) trained from scratch"}[arch]
     src, tgt, embedded = pairs.source_lang, pairs.target_lang, pairs.name in EMBEDDED

@@ -33,28 +33,29 @@ def main() -> None:
     import numpy as np
     import torch
 
+    from hfrepro.claims import N_BOOT
     from hfrepro.reproduce.seq2seq import attention_decision
     from hfrepro.seq2seq import report, scoring
-    from hfrepro.seq2seq.data import load_pairs, n_words
+    from hfrepro.seq2seq.data import LONG_FROM, load_pairs, n_words
     from hfrepro.seq2seq.decode import load_model, translate
 
     torch.set_num_threads(1)
     gaps, lengths, scores = {}, {}, {}
     for pair, dataset, lang in PAIRS:
         val = load_pairs(dataset).splits["validation"]
-        long = [(s, t) for s, t in zip(val["source"], val["target"]) if n_words(s) >= 21]
+        long = [(s, t) for s, t in zip(val["source"], val["target"]) if n_words(s) >= LONG_FROM]
         src, ref = [s for s, _ in long], [t for _, t in long]
         tokenize, stats = scoring.default_tokenize(lang), {}
         for arch in ("rnn", "rnn_attention"):
             model, tok = load_model(a.root / f"s{a.seed}-{lang}" / arch)
             hyp = translate(model, tok, src, no_repeat_ngram_size=a.guard)
             stats[arch] = scoring.sentence_stats(hyp, ref, tokenize)
-            scores[f"{pair} {arch}"] = {k: round(v, 2) for k, v in scoring.score(hyp, ref, tokenize).items()
-                                        if k in ("bleu", "chrf")}
+            whole = scoring.subset_score(stats[arch], range(len(src)), tokenize)  # sacrebleu's corpus scores
+            scores[f"{pair} {arch}"] = {k: round(whole[k], 2) for k in ("bleu", "chrf")}
             lengths[f"{pair} {arch}"] = round(sum(map(len, hyp)) / sum(map(len, ref)), 2)  # characters
         gaps[pair] = report.gaps_on(src, stats["rnn"], stats["rnn_attention"], list(range(len(src))), tokenize,
-                                    np.random.default_rng(0), 2000)
-    d = attention_decision(gaps, a.size, 21)
+                                    np.random.default_rng(0), N_BOOT)
+    d = attention_decision(gaps, a.size, LONG_FROM)
     print(json.dumps({"seed": a.seed, "verdict": d.verdict, "estimate": d.estimate, "lo": d.lo, "hi": d.hi,
                       "gaps": {p: {m: round(float(g[m][0]), 2) for m in ("chrf", "bleu")} | {"n": g["n"]}
                                for p, g in gaps.items()},

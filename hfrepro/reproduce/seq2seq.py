@@ -117,7 +117,8 @@ def _markdown(ctx: StageContext, runs: dict, decision, swept: bool) -> str:
           f"vocabulary of {cfg['vocab_size']:,} per language pair, "
           f"{_decoding(first)} of the whole test split. "
           "BLEU on Hangul syllables for Korean (`tok:char`), `13a` for French; chrF beside it. The attention model is "
-          f"the plain one plus an attention read of every encoder state{_order(cfg)}; `c` is the size of the fixed "
+          f"the plain one plus an attention read of every encoder state, "
+          f"{report.attention_order(cfg.get('attention_read', 'after'))}; `c` is the size of the fixed "
           "vector, the plain model's only view of the source.", ""]
     for name, s in runs.items():
         root = ctx.run_dir(name)
@@ -156,12 +157,6 @@ def _sig(summary: dict) -> str:
 def _sweep_steps(cfg: dict) -> str:
     steps = cfg.get("sweep_max_steps") or cfg["max_steps"]
     return "" if steps == cfg["max_steps"] else f" ({steps} for the sweep's smaller fixed vectors)"
-
-
-def _order(cfg: dict) -> str:
-    if cfg.get("attention_read") == "before":
-        return ", read before each decoder step and fed into it (Bahdanau et al.'s order)"
-    return ", read after each decoder step (Luong et al.'s order)"
 
 
 def _decoding(first: dict) -> str:

@@ -30,6 +30,13 @@ CAPTIONS = {
 }
 
 
+def attention_order(read: str) -> str:
+    """How the attention model reads the encoder, in words (the stage's report and the model card)."""
+    if read == "before":
+        return "read before each decoder step and fed into it (Bahdanau et al.'s order)"
+    return "read after each decoder step (Luong et al.'s order)"
+
+
 def read_outputs(folder: Path) -> tuple[list[str], list[str], list[str]]:
     """(sources, references, hypotheses) of a model's test translations."""
     return tuple(scoring.read_lines(folder / f"{name}.txt") for name in ("src", "ref", "hyp"))

@@ -82,14 +82,18 @@ class GRUSeq2Seq(PreTrainedModel):
         if config.context_size:
             self.bottleneck = nn.Linear(2 * H, C)         # W_c
         self.init_state = nn.Linear(C, H)                 # W_s
-        feed = 2 * H if config.attention and config.attention_read == "before" else 0
-        self.decoder = nn.GRU(E + C + feed, H, batch_first=True)
+        self.decoder = nn.GRU(E + C + (2 * H if self.reads_before else 0), H, batch_first=True)
         if config.attention:
             self.attn = nn.Linear(2 * H, H, bias=False)   # W_a (applied once to every annotation)
         self.pre_output = nn.Linear(H + C + E + (2 * H if config.attention else 0), E)  # U_o
         self.output = nn.Linear(E, V)                     # W_o
         self.drop = nn.Dropout(config.dropout)
         self.post_init()
+
+    @property
+    def reads_before(self) -> bool:
+        """Bahdanau's order: the attention read goes into the decoder's GRU (attention models only)."""
+        return bool(self.config.attention) and self.config.attention_read == "before"
 
     def _init_weights(self, module):
         """Keep PyTorch's default initialisation (embeddings N(0, 1), GRU and Linear uniform in +-1/sqrt(fan_in)).
@@ -116,7 +120,7 @@ class GRUSeq2Seq(PreTrainedModel):
         weights [B, T, S] or None)."""
         y = self.drop(self.embed(prev_tokens))
         fixed = enc["fixed"][:, None, :].expand(-1, y.size(1), -1)
-        if self.config.attention and self.config.attention_read == "before":
+        if self.reads_before:
             return self.decode_reading_before(enc, y, fixed, state)
         states, last = self.decoder(torch.cat([y, fixed], -1), state[None].contiguous())
         parts, weights = [states, fixed, y], None
