@@ -83,6 +83,9 @@ class ScriptArguments:
     num_generations: int = field(default=4, metadata={"help": "sampled replies per prompt (the group)"})
     completion_tokens: int = field(default=16, metadata={"help": "tokens per sampled reply"})
     grpo_learning_rate: float = field(default=1e-3)
+    grpo_balance: bool = field(default=False, metadata={
+        "help": "repeat the scarcer label's training prompts in GRPO until both labels have as many (else about "
+                "two of three sampled prompts are benign ones, where the reward is for answering)"})
     beta: float = field(default=0.0, metadata={"help": "KL penalty to the SFT policy (0: none, no reference pass)"})
     temperature: float = field(default=1.0)
 
@@ -202,7 +205,8 @@ def grpo(sft_model, rm, tok, train: list[dict], a: ScriptArguments, lora_args: L
                       num_generations=a.num_generations, max_completion_length=a.completion_tokens,
                       learning_rate=a.grpo_learning_rate, beta=a.beta, temperature=a.temperature,
                       **trl_common(folder / "grpo", seed))
-    prompts = Dataset.from_list([{"prompt": harmlessness.conversation(r)} for r in train]).shuffle(seed=seed)
+    rows = harmlessness.balanced(train) if a.grpo_balance else train
+    prompts = Dataset.from_list([{"prompt": harmlessness.conversation(r)} for r in rows]).shuffle(seed=seed)
     trainer = GRPOTrainer(model=sft_model, reward_funcs=[rm], args=args, train_dataset=prompts,
                           processing_class=tok, reward_processing_classes=[tok],
                           peft_config=lora_config(sft_model, lora_args))

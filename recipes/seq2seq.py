@@ -7,7 +7,7 @@ figure of Bahdanau, Cho and Bengio (2014), where the plain encoder-decoder falls
 the attention model holds up. Stage 3 of `hfrepro reproduce` (claim `s2s-attention-long`).
 
 Usage:
-    python recipes/seq2seq.py                                # recipes/configs/seq2seq/default.yaml: 500 updates
+    python recipes/seq2seq.py                                # recipes/configs/seq2seq/default.yaml: 1,000 updates
     hfrepro seq2seq --budget tiny --output_dir runs/s2s-tiny  # seconds
     hfrepro seq2seq --max_steps 2000 --num_beams 4 --dropout 0.1 --warmup_steps 100 --save_steps 500 \\
         --output_dir runs/seq2seq-2000                      # the 2,000-update table of docs/seq2seq.md

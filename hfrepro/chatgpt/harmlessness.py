@@ -153,9 +153,9 @@ def preference_pairs(rows: Sequence[dict], base_replies: Sequence[str], seed: in
 
 
 def balanced(pairs: Sequence[dict]) -> list[dict]:
-    """The pairs with each label's repeated in turn until every label has as many as the largest: trained on 32
-    decline pairs and 61 benign ones, a reward model scores 0.66 by preferring any answer to any refusal,
-    without telling the requests apart."""
+    """The pairs (or prompts) with each label's repeated in turn until every label has as many as the largest:
+    trained on 32 decline pairs and 61 benign ones, a reward model scores 0.66 by preferring any answer to any
+    refusal, without telling the requests apart."""
     by_label = {label: [p for p in pairs if p["label"] == label] for label in LABELS}
     most = max(len(v) for v in by_label.values())
     return [p for v in by_label.values() if v for p in (v * (most // len(v) + 1))[:most]]
