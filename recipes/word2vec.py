@@ -71,6 +71,9 @@ class ScriptArguments:
     negative: int = field(default=5, metadata={"help": "negative samples per positive pair"})
     sample: float = field(default=1e-3, metadata={"help": "down-sampling threshold for frequent words"})
     alpha: float = field(default=0.025, metadata={"help": "initial learning rate (decays linearly to min_alpha)"})
+    cbow_alpha: float = field(default=0.05, metadata={
+        "help": "CBOW's initial learning rate: word2vec.c's default, twice skip-gram's, since CBOW makes one update "
+                "per position where skip-gram makes one per neighbour (0: --alpha for both)"})
     min_alpha: float = field(default=0.0001, metadata={"help": "learning rate at the end of the last epoch"})
     epochs: int = field(default=1, metadata={"help": "passes over the corpus (a checkpoint after each)"})
     workers: int = field(default=1, metadata={
@@ -97,6 +100,10 @@ class ScriptArguments:
     save_text_format: bool = field(default=False, metadata={"help": "also write vectors.txt (word2vec text)"})
     disable_tqdm: bool = field(default=False, metadata={"help": "no progress bars"})
 
+    def start_alpha(self, mode: str) -> float:
+        """The mode's initial learning rate (word2vec.c starts CBOW at 0.05 and skip-gram at 0.025)."""
+        return self.cbow_alpha if mode == "cbow" and self.cbow_alpha else self.alpha
+
     def check(self) -> list[str]:
         """The modes to train; a UserError for a value gensim would reject or silently misuse."""
         for name in ("vector_size", "window", "min_count", "epochs", "workers"):
@@ -106,6 +113,9 @@ class ScriptArguments:
             raise UserError("--negative must be at least 1 (this recipe trains with negative sampling)")
         if not 0 < self.min_alpha <= self.alpha:
             raise UserError(f"need 0 < min_alpha <= alpha, got alpha={self.alpha}, min_alpha={self.min_alpha}")
+        if self.cbow_alpha and not self.min_alpha <= self.cbow_alpha:
+            raise UserError(f"need min_alpha <= cbow_alpha, got cbow_alpha={self.cbow_alpha}, "
+                            f"min_alpha={self.min_alpha}", fix="raise --cbow_alpha, or 0 for --alpha")
         ms = [m.strip().lower().replace("-", "").replace("_", "") for m in self.modes.split(",") if m.strip()]
         ms = ["skipgram" if m in ("sg", "skipgram") else m for m in ms]
         bad = [m for m in ms if m not in MODES]
@@ -212,7 +222,7 @@ def new_model(script_args: ScriptArguments, seed: int, mode: str, corpus, counts
 
     model = Word2Vec(vector_size=script_args.vector_size, window=script_args.window, min_count=script_args.min_count,
                      sg=int(mode == "skipgram"), hs=0, negative=script_args.negative, sample=script_args.sample,
-                     alpha=script_args.alpha, min_alpha=script_args.min_alpha, seed=seed,
+                     alpha=script_args.start_alpha(mode), min_alpha=script_args.min_alpha, seed=seed,
                      workers=script_args.workers, epochs=script_args.epochs)
     model.build_vocab_from_freq(counts, corpus_count=len(corpus.sentences))
     return model, {"mode": mode, "epoch": 0, "train_seconds": 0.0, "raw_words": 0, "effective_words": 0}
@@ -223,7 +233,7 @@ def train_epochs(model, state: dict, sentences, script_args: ScriptArguments, ru
 
     Epoch e's learning rate decays linearly from alpha - (alpha - min_alpha) * e / epochs to its value at e + 1,
     as one gensim `train(epochs=...)` call does: a resumed run gives exactly the vectors of an uninterrupted one."""
-    E, a, m = script_args.epochs, script_args.alpha, script_args.min_alpha
+    E, a, m = script_args.epochs, script_args.start_alpha(state["mode"]), script_args.min_alpha
     tokens = sum(len(s) for s in sentences)
     if bar is not None and state["epoch"]:
         bar.update(state["epoch"] * tokens)
@@ -277,7 +287,8 @@ def save_mode(kv, folder: Path, script_args: ScriptArguments, seed: int, corpus_
         "architecture": "word2vec", "mode": mode, "library": f"gensim {importlib.metadata.version('gensim')}",
         "vector_size": script_args.vector_size, "vocab_size": len(kv), "window": script_args.window,
         "min_count": script_args.min_count, "negative": script_args.negative, "sample": script_args.sample,
-        "alpha": script_args.alpha, "min_alpha": script_args.min_alpha, "epochs": script_args.epochs, "seed": seed,
+        "alpha": script_args.start_alpha(mode), "min_alpha": script_args.min_alpha, "epochs": script_args.epochs,
+        "seed": seed,
         "workers": script_args.workers, "corpus": corpus_info["spec"], "train_tokens": corpus_info["tokens"],
         "tokenizer": {"pattern": TOKEN_RE.pattern, "lowercase": True,
                       "korean_particles_stripped": corpus_info["language"] == "ko",

@@ -309,6 +309,27 @@ def test_interrupted_training_resumes_to_the_same_vectors(tmp_path):
     assert [p.name for p in (tmp_path / "run" / "skipgram").iterdir()] == ["checkpoint-3"]  # only the newest kept
 
 
+def test_cbow_starts_at_word2vec_c_s_learning_rate_and_skipgram_does_not(tmp_path):
+    from hfrepro.embeddings.text import Corpus
+    from hfrepro.recipes.word2vec import ScriptArguments, new_model, train_epochs
+
+    assert ScriptArguments().start_alpha("cbow") == 0.05 and ScriptArguments().start_alpha("skipgram") == 0.025
+    assert ScriptArguments(cbow_alpha=0).start_alpha("cbow") == 0.025                  # 0: --alpha for both
+    with pytest.raises(UserError, match="min_alpha <= cbow_alpha"):
+        ScriptArguments(cbow_alpha=1e-5).check()
+    corpus = Corpus(_synthetic(), "en")
+    counts = corpus.counts()
+
+    def vectors(mode, cbow_alpha, name):
+        args = ScriptArguments(vector_size=16, window=2, min_count=1, epochs=1, cbow_alpha=cbow_alpha)
+        model, state = new_model(args, 3, mode, corpus, counts)
+        train_epochs(model, state, corpus.sentences, args, _StopAfter(tmp_path / name))
+        return model.wv.vectors
+
+    assert not np.array_equal(vectors("cbow", 0.05, "c1"), vectors("cbow", 0, "c2"))      # CBOW's own rate is used
+    assert np.array_equal(vectors("skipgram", 0.05, "s1"), vectors("skipgram", 0, "s2"))  # skip-gram's is --alpha
+
+
 def test_run_writes_a_complete_folder_and_is_deterministic(tmp_path):
     from hfrepro.cards import check_model_card
     from hfrepro.hub import plan_upload
