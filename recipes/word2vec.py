@@ -70,7 +70,8 @@ class ScriptArguments:
     min_count: int = field(default=5, metadata={"help": "ignore words rarer than this"})
     negative: int = field(default=5, metadata={"help": "negative samples per positive pair"})
     sample: float = field(default=1e-3, metadata={"help": "down-sampling threshold for frequent words"})
-    alpha: float = field(default=0.025, metadata={"help": "initial learning rate (decays linearly to min_alpha)"})
+    alpha: float = field(default=0.025, metadata={
+        "help": "initial learning rate, decaying linearly to min_alpha (skip-gram's; CBOW's is --cbow_alpha)"})
     cbow_alpha: float = field(default=0.05, metadata={
         "help": "CBOW's initial learning rate: word2vec.c's default, twice skip-gram's, since CBOW makes one update "
                 "per position where skip-gram makes one per neighbour (0: --alpha for both)"})
