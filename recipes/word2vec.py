@@ -112,11 +112,9 @@ class ScriptArguments:
                 raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.negative < 1:
             raise UserError("--negative must be at least 1 (this recipe trains with negative sampling)")
-        if not 0 < self.min_alpha <= self.alpha:
-            raise UserError(f"need 0 < min_alpha <= alpha, got alpha={self.alpha}, min_alpha={self.min_alpha}")
-        if self.cbow_alpha and not self.min_alpha <= self.cbow_alpha:
-            raise UserError(f"need min_alpha <= cbow_alpha, got cbow_alpha={self.cbow_alpha}, "
-                            f"min_alpha={self.min_alpha}", fix="raise --cbow_alpha, or 0 for --alpha")
+        for name, rate in (("alpha", self.alpha), ("cbow_alpha", self.start_alpha("cbow"))):
+            if not 0 < self.min_alpha <= rate:
+                raise UserError(f"need 0 < min_alpha <= {name}, got {name}={rate}, min_alpha={self.min_alpha}")
         ms = [m.strip().lower().replace("-", "").replace("_", "") for m in self.modes.split(",") if m.strip()]
         ms = ["skipgram" if m in ("sg", "skipgram") else m for m in ms]
         bad = [m for m in ms if m not in MODES]
