@@ -71,9 +71,9 @@ class Stage:
     name: str
     title: str                                      # without a number: `heading` numbers it by road order
     expected_s: dict = field(default_factory=dict)  # budget -> seconds, for the progress estimate and the order
-    #                                                 side by side (default: this machine's stage walls, the mean
-    #                                                 of the default walks at seeds 0, 1, 2 of 2026-12-05, evening,
-    #                                                 two stages side by side at 1 thread each; docs/DEVELOPING.md)
+    #                                                 side by side (default: the stage walls of the published walk,
+    #                                                 docs/example-report, seed 0, 2026-12-06: this 2-core AMD, two
+    #                                                 stages side by side at 1 thread each; docs/DEVELOPING.md)
     after: tuple[str, ...] = ()                     # stages whose run folders this one reads (when chosen too)
     expected_gib: dict = field(default_factory=dict)  # budget -> peak GiB of the stage's process, so that stages
     #                                                   run side by side stay under a cap (default: the largest of
@@ -125,35 +125,31 @@ def _at(table: dict, budget: str, precision: str, missing: float) -> float:
 
 STAGES = [  # road order; a stage whose module does not exist yet is skipped (NOT RUN)
     Stage("embeddings", "Word embeddings (word2vec CBOW vs skip-gram)",
-          expected_s={"tiny": 40, "default": 122, "full": 1200}, expected_gib={"default": 1.31}),
+          expected_s={"tiny": 40, "default": 147, "full": 1200}, expected_gib={"default": 1.31}),
     Stage("lm", "Language models (n-gram, LSTM, GPT), perplexity, sampling",
-          expected_s={"tiny": 45, "default": 237, "full": 3600},  # fp32: bf16 saved a fifth of its time and, at
+          expected_s={"tiny": 45, "default": 318, "full": 3600},  # fp32: bf16 saved a fifth of its time and, at
           expected_gib={"default": 2.21}),  # seed 0, made GPT-1's pre-training gain INCONCLUSIVE (docs/CLAIMS.md)
-    Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",  # 398 s (Intel), 492 s (AMD) with
-          expected_s={"tiny": 45, "default": 760, "full": 3600},  # 500 updates everywhere; the c = 8 models' 1,000
-          expected_gib={"default": 1.27}),  # and Bahdanau's order: 614 s (AMD); the full-size ones' 1,000: 812 s
+    Stage("seq2seq", "Translation (seq2seq with and without attention, BLEU)",
+          expected_s={"tiny": 45, "default": 748, "full": 3600}, expected_gib={"default": 1.27}),
     Stage("transformer", "Inside the Transformer, and why RNNs gave way",  # reads lm/clm, seq2seq/run, bert's model
-          expected_s={"tiny": 30, "default": 83, "full": 600}, after=("lm", "seq2seq", "bert"),
+          expected_s={"tiny": 30, "default": 107, "full": 600}, after=("lm", "seq2seq", "bert"),
           expected_gib={"default": 1.30}),
     Stage("bert", "BERT, whole (masked LM, next-sentence prediction, fine-tuning)",  # reads the skip-gram vectors;
-          # 1,500 steps for BERT and its twin: 519 s in bf16 (Intel, AMX), 711 s in fp32 (AMD, no AMX); 2,000 steps
-          # since 2026-12-06 evening: each plus a third of its two trainings (~170 s, ~210 s), estimates for the order
-          expected_s={"tiny": 30, "default": 920, "default/bf16": 690, "full": 1800}, after=("embeddings",),
+          # bf16: 1,500 steps on Intel with AMX (519 s) plus a third of its two trainings, an estimate (unmeasured)
+          expected_s={"tiny": 30, "default": 989, "default/bf16": 690, "full": 1800}, after=("embeddings",),
           expected_gib={"default": 1.38, "default/bf16": 2.14}, cpu_bf16=True),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
-          expected_s={"tiny": 45, "default": 121, "full": 1800}, expected_gib={"default": 2.00}),
-    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # 223 s on 540 held-out words; 256 s on 1,080
-          # (scoring 9 models twice). fp32 (no AMX): 335 s on Intel, 473 s on AMD, where the other stages took about
-          # 1.17x their estimates; 400 (rlhf's 790) is about 1.17x Intel's, so the order fits both (scheduling only)
-          expected_s={"tiny": 45, "default": 400, "default/bf16": 256, "full": 1800},
+          expected_s={"tiny": 45, "default": 157, "full": 1800}, expected_gib={"default": 2.00}),
+    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # bf16: Intel with AMX, 1,080 held-out words
+          expected_s={"tiny": 45, "default": 492, "default/bf16": 256, "full": 1800},
           expected_gib={"default": 3.00, "default/bf16": 3.25}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
-          expected_s={"tiny": 30, "default": 98, "full": 1200}, expected_gib={"default": 0.49}),
-    Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",  # fp32: 673 s on Intel,
-          expected_s={"tiny": 45, "default": 790, "default/bf16": 458, "full": 3600},  # 928 s on AMD (as finetune)
+          expected_s={"tiny": 30, "default": 134, "full": 1200}, expected_gib={"default": 0.49}),
+    Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",  # bf16: Intel with AMX
+          expected_s={"tiny": 45, "default": 898, "default/bf16": 458, "full": 3600},
           expected_gib={"default": 2.45, "default/bf16": 3.12}, cpu_bf16=True),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
-          expected_s={"tiny": 30, "default": 270, "full": 1200}, expected_gib={"default": 3.13}),
+          expected_s={"tiny": 30, "default": 309, "full": 1200}, expected_gib={"default": 3.13}),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 
