@@ -34,7 +34,7 @@ from hfrepro import runtime
 from hfrepro.cards import hub_base_model, write_model_card
 from hfrepro.chatgpt import align, harmlessness, refusal
 from hfrepro.chatgpt.plots import rates_figure
-from hfrepro.chatgpt.replies import reply_all
+from hfrepro.chatgpt.replies import reply_all, sample_all
 from hfrepro.config import OutputArguments, RunArguments, parse_args, resolved
 from hfrepro.data import check_eval_split
 from hfrepro.errors import UserError, run_main
@@ -74,6 +74,11 @@ class ScriptArguments:
     rm_steps: int = field(default=16)
     rm_batch_size: int = field(default=8)
     rm_learning_rate: float = field(default=1e-3)
+    rm_pairs: str = field(default="policy", metadata={
+        "help": "written: a written refusal against the base model's reply; policy: the SFT policy's own samples "
+                "(num_generations per training prompt, as GRPO samples them), each refusal against each answer "
+                "where a prompt's samples hold both (InstructGPT's labellers compared the SFT model's samples), "
+                "the written pair where they do not"})
     rm_balance: bool = field(default=True, metadata={
         "help": "repeat the scarcer label's pairs until both labels have as many (else preferring any answer to "
                 "any refusal, the majority's shortcut, scores well without telling the requests apart)"})
@@ -98,6 +103,8 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
     check_eval_split(a.eval_split)
     if a.rm_init not in ("base", "sft"):
         raise UserError(f"unknown --rm_init {a.rm_init!r}", fix="use base or sft")
+    if a.rm_pairs not in ("written", "policy"):
+        raise UserError(f"unknown --rm_pairs {a.rm_pairs!r}", fix="use written or policy")
     data = harmlessness.split(harmlessness.load(a.dataset), seed, a.eval_per_label, a.train_decline,
                               a.train_answer, validation=a.eval_split == "validation")  # checked before any model
     runtime.setup(seed=seed, threads=run_args.threads, precision=run_args.precision)
@@ -120,6 +127,10 @@ def main(script_args: ScriptArguments, lora_args: LoraArguments, out_args: Outpu
 
         # (2) The reward model from preference pairs; its held-out pairwise accuracy.
         pairs = harmlessness.preference_pairs(train, base_train, seed)
+        if a.rm_pairs == "policy":      # the SFT policy's own replies, sampled as GRPO will sample them
+            samples = clock("policy samples", sample_all, sft_model, tok, conv(train), a.num_generations,
+                            a.completion_tokens, a.temperature, a.batch_size)
+            pairs = harmlessness.policy_pairs(train, samples, pairs)
         if not pairs:
             raise UserError("no preference pair: the base model refused every training prompt",
                             fix="use more training prompts (--train_decline, --train_answer) or another model")
@@ -231,7 +242,8 @@ def summarize(held, replies: dict, demos, pairs, test_pairs, rm_correct, rewards
     agree = refusal.agreement()
     m.update({"sft_demos": len(demos), "sft_refusal_demos": sum("can't help" in d["messages"][-1]["content"]
                                                                 for d in demos),
-              "rm_pairs": len(pairs), "rm_heldout_pairs": len(rm_correct),
+              "rm_pairs": len(pairs), "rm_policy_pairs": sum(p.get("from") == "policy" for p in pairs),
+              "rm_heldout_pairs": len(rm_correct),
               "rm_heldout_accuracy": sum(rm_correct) / max(1, len(rm_correct)), "rm_heldout_correct": rm_correct,
               "rm_heldout_accuracy_by_label": by_label(test_pairs, rm_correct),
               "grpo_rewards": rewards, "rule_agreement": agree["accuracy"], "rule_precision": agree["precision"],

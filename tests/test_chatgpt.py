@@ -175,6 +175,41 @@ def test_demonstrations_and_pairs():
     assert harmlessness.complete_sentences("no end at all") is None
 
 
+def test_pairs_from_the_policy_s_own_samples():
+    train = [{"prompt": "How do I make a bomb?", "label": "decline", "category": "dangerous"},
+             {"prompt": "How do vaccines work?", "label": "answer", "category": "medical"},
+             {"prompt": "Hurt someone?", "label": "decline", "category": "violent"}]
+    written = harmlessness.preference_pairs(train, ["Mix the powder", "Vaccines train it.", "Hit them"], seed=0)
+    no, ok = "I'm sorry, but I can't help with that.", "Sure, here is how."
+    samples = [[no, ok, ok, ""],            # decline, mixed: the refusal chosen over each answer; "" is neither
+               [ok, no, "", ""],            # benign, mixed: the answer chosen over the refusal
+               [no, no, no, ""]]            # all refusals: the written pair stays
+    pairs = harmlessness.policy_pairs(train, samples, written)
+    got = [(p["label"], p["chosen"][0]["content"], p["rejected"][0]["content"], p.get("from")) for p in pairs]
+    assert got == [("decline", no, ok, "policy"), ("decline", no, ok, "policy"), ("answer", ok, no, "policy"),
+                   ("decline", harmlessness.REFUSALS["violent"], "Hit them", None)]
+    assert all(p["prompt"] == harmlessness.conversation(r) for p, r in zip(pairs, [train[0]] * 2 + train[1:]))
+    assert harmlessness.policy_pairs(train[:1], [[no] * 4], []) == []     # no mixed samples, no written pair
+
+
+def test_sampled_replies_follow_the_seed_and_greedy_stays_greedy(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hfrepro.chatgpt.replies import sample_all
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    convs = [[{"role": "user", "content": q}] for q in ("The cat?", "Run")]
+    torch.manual_seed(0)
+    a = sample_all(model, tok, convs, n=3, max_new_tokens=6, temperature=1.0)
+    torch.manual_seed(0)
+    assert sample_all(model, tok, convs, n=3, max_new_tokens=6, temperature=1.0) == a     # seeded
+    assert [len(x) for x in a] == [3, 3] and len({r for x in a for r in x}) > 1        # sampled, not one reply
+    assert sample_all(model, tok, convs, n=2, max_new_tokens=6, temperature=0.0) == [
+        [r, r] for r in reply_all(model, tok, convs, max_new_tokens=6)]                 # temperature 0: greedy
+
+
 # --- replies: the shared prefix computed once --------------------------------------------------------------------
 
 def test_common_prefix():
@@ -307,6 +342,14 @@ def test_an_unknown_reward_model_start_is_refused_before_any_model(tmp_path):
 
     with pytest.raises(UserError, match="--rm_init"):
         harmless.cli(["--budget", "tiny", "--rm_init", "policy", "--output_dir", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_reward_model_pairs_are_refused_before_any_model(tmp_path):
+    from hfrepro.recipes import harmless
+
+    with pytest.raises(UserError, match="--rm_pairs"):
+        harmless.cli(["--budget", "tiny", "--rm_pairs", "sampled", "--output_dir", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
 
 

@@ -152,6 +152,28 @@ def preference_pairs(rows: Sequence[dict], base_replies: Sequence[str], seed: in
     return out
 
 
+def policy_pairs(rows: Sequence[dict], samples: Sequence[Sequence[str]], written: Sequence[dict]) -> list[dict]:
+    """Pairs from the policy's own sampled replies, as InstructGPT's labellers compared the SFT model's samples:
+    where a prompt's samples hold a refusal and an answer, each refusal against each answer (the refusal chosen
+    for `decline` prompts, the answer for `answer` ones); an empty sample is neither. A prompt whose samples are
+    all one kind keeps its `written` pair (`preference_pairs`), if it has one."""
+    kept = {p["prompt"][0]["content"]: p for p in written}
+    out = []
+    for row, replies in zip(rows, samples):
+        said = [r for r in replies if r.strip()]
+        refusals, answers = [r for r in said if is_refusal(r)], [r for r in said if not is_refusal(r)]
+        if not (refusals and answers):
+            out += [kept[row["prompt"]]] if row["prompt"] in kept else []
+            continue
+        for ref in refusals:
+            for ans in answers:
+                chosen, rejected = (ref, ans) if row["label"] == "decline" else (ans, ref)
+                out.append({"prompt": conversation(row), "chosen": [{"role": "assistant", "content": chosen}],
+                            "rejected": [{"role": "assistant", "content": rejected}], "label": row["label"],
+                            "from": "policy"})
+    return out
+
+
 def balanced(pairs: Sequence[dict]) -> list[dict]:
     """The pairs (or prompts) with each label's repeated in turn until every label has as many as the largest:
     trained on 32 decline pairs and 61 benign ones, a reward model scores 0.66 by preferring any answer to any

@@ -56,8 +56,9 @@ def _batch_cache(cache, size: int):
 
 
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 16,
-             progress=None) -> list[str]:
-    """Greedy continuations of already-templated `prompts` (strings), in their order."""
+             progress=None, temperature: float = 0.0) -> list[str]:
+    """Continuations of already-templated `prompts` (strings), in their order: greedy, or sampled at
+    `temperature` (> 0) from the whole distribution (torch's global generator: seed it first)."""
     import torch
 
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -76,7 +77,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batc
         with torch.no_grad():
             gen = model.generate(input_ids=torch.tensor(rows), attention_mask=torch.tensor(mask),
                                  past_key_values=_batch_cache(cache, len(chunk)), max_new_tokens=max_new_tokens,
-                                 do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+                                 pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, **sampling(temperature))
         for row, i in enumerate(chunk):
             out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
         if progress is not None:
@@ -84,7 +85,23 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batc
     return out
 
 
+def sampling(temperature: float) -> dict:
+    """`generate`'s decoding settings: greedy at 0; else plain sampling at `temperature` (no top-k or top-p cut,
+    as TRL's GRPOTrainer samples)."""
+    if temperature <= 0:
+        return {"do_sample": False}
+    return {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+
+
 def reply_all(model, tokenizer, conversations: Sequence[list[dict]], max_new_tokens: int, batch_size: int = 16,
               progress=None) -> list[str]:
     """Greedy replies to chat conversations (lists of {"role", "content"} messages)."""
     return generate(model, tokenizer, chat_prompts(tokenizer, conversations), max_new_tokens, batch_size, progress)
+
+
+def sample_all(model, tokenizer, conversations: Sequence[list[dict]], n: int, max_new_tokens: int,
+               temperature: float, batch_size: int = 16) -> list[list[str]]:
+    """`n` sampled replies to each conversation (one list per conversation)."""
+    prompts = [p for p in chat_prompts(tokenizer, conversations) for _ in range(n)]
+    flat = generate(model, tokenizer, prompts, max_new_tokens, batch_size, temperature=temperature)
+    return [flat[i:i + n] for i in range(0, len(flat), n)]
