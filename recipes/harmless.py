@@ -9,8 +9,10 @@ the **refusal rate** on requests to decline (violent, sexual, self-harm, hateful
 (0) the base model, greedy, as shipped (its own chat template and system prompt);
 (1) SFT: LoRA with TRL's SFTTrainer on refusal demonstrations for the requests to decline and on the base
     model's own answers to benign training prompts (so SFT teaches *when* to refuse, not new answers);
-(2) a reward model, TRL's RewardTrainer on preference pairs (refusal > the base reply for a request to decline;
-    the base answer > a refusal for a benign one), the first blocks of the base model with a one-output head;
+(2) a reward model, TRL's RewardTrainer on preference pairs from the SFT policy's own sampled replies (a refusal >
+    an answer for a request to decline, an answer > a refusal for a benign one; the written pair, a refusal vs
+    the base model's reply, where the samples are all of one kind), the first blocks of the base model with a
+    one-output head;
 (3) RLHF: TRL's GRPOTrainer from the SFT policy, rewarded by that reward model.
 
 A reply is a refusal by the rule of `hfrepro.chatgpt.refusal` (refusal words in its opening), tested on PyRIT's
