@@ -145,11 +145,17 @@ def preference_pairs(rows: Sequence[dict], base_replies: Sequence[str], seed: in
     for row, reply in zip(rows, base_replies):
         if is_refusal(reply):
             continue
-        refusal = refusal_for(row) if row["label"] == "decline" else rng.choice(refusals)
-        chosen, rejected = (refusal, reply) if row["label"] == "decline" else (reply, refusal)
-        out.append({"prompt": conversation(row), "chosen": [{"role": "assistant", "content": chosen}],
-                     "rejected": [{"role": "assistant", "content": rejected}], "label": row["label"]})
+        out.append(pair(row, refusal_for(row) if row["label"] == "decline" else rng.choice(refusals), reply))
     return out
+
+
+def pair(row: dict, refusal: str, answer: str, source: str | None = None) -> dict:
+    """One conversational preference pair (TRL's format) for `row`: the refusal chosen over the answer for a
+    `decline` prompt, the answer over the refusal for an `answer` one; `source` kept as "from" when given."""
+    chosen, rejected = (refusal, answer) if row["label"] == "decline" else (answer, refusal)
+    out = {"prompt": conversation(row), "chosen": [{"role": "assistant", "content": chosen}],
+           "rejected": [{"role": "assistant", "content": rejected}], "label": row["label"]}
+    return out | ({"from": source} if source else {})
 
 
 def policy_pairs(rows: Sequence[dict], samples: Sequence[Sequence[str]], written: Sequence[dict]) -> list[dict]:
@@ -165,12 +171,7 @@ def policy_pairs(rows: Sequence[dict], samples: Sequence[Sequence[str]], written
         if not (refusals and answers):
             out += [kept[row["prompt"]]] if row["prompt"] in kept else []
             continue
-        for ref in refusals:
-            for ans in answers:
-                chosen, rejected = (ref, ans) if row["label"] == "decline" else (ans, ref)
-                out.append({"prompt": conversation(row), "chosen": [{"role": "assistant", "content": chosen}],
-                            "rejected": [{"role": "assistant", "content": rejected}], "label": row["label"],
-                            "from": "policy"})
+        out += [pair(row, ref, ans, source="policy") for ref in refusals for ans in answers]
     return out
 
 

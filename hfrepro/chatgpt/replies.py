@@ -77,7 +77,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batc
         with torch.no_grad():
             gen = model.generate(input_ids=torch.tensor(rows), attention_mask=torch.tensor(mask),
                                  past_key_values=_batch_cache(cache, len(chunk)), max_new_tokens=max_new_tokens,
-                                 pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, **sampling(temperature))
+                                 pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, **_sampling(temperature))
         for row, i in enumerate(chunk):
             out[i] = tokenizer.decode(gen[row, width:], skip_special_tokens=True).strip()
         if progress is not None:
@@ -85,7 +85,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batc
     return out
 
 
-def sampling(temperature: float) -> dict:
+def _sampling(temperature: float) -> dict:
     """`generate`'s decoding settings: greedy at 0; else plain sampling at `temperature` (no top-k or top-p cut,
     as TRL's GRPOTrainer samples)."""
     if temperature <= 0:
