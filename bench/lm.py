@@ -40,7 +40,8 @@ def stage_default() -> dict:
     from hfrepro.config import load_yaml
 
     c = load_yaml(Path(__file__).resolve().parents[1] / "recipes" / "configs" / "clm" / "default.yaml")
-    return dict(n_layer=c["n_layer"], n_embd=c["n_embd"], n_head=c["n_head"], block_size=c["block_size"],
+    return dict(architecture=c.get("architecture", "llama"), n_layer=c["n_layer"], n_embd=c["n_embd"],
+                n_head=c["n_head"], block_size=c["block_size"],
                 vocab=c["vocab_size"], batch=c["per_device_train_batch_size"], lr=c["learning_rate"])
 
 
@@ -64,7 +65,7 @@ def matmul_peak(threads: int, seconds: float = 1.0) -> dict:
 def gpt_flops_per_token(model, block_size: int) -> float:
     c = model.config
     n = model.num_parameters(exclude_embeddings=True)
-    return 6 * (n + c.vocab_size * c.n_embd + c.n_layer * block_size * c.n_embd)
+    return 6 * (n + c.vocab_size * c.hidden_size + c.num_hidden_layers * block_size * c.hidden_size)
 
 
 def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
@@ -86,7 +87,7 @@ def bench_gpt(steps: int, reps: int, threads: int, work: Path) -> dict:
     metrics = None
     def plain(r):
         return plain_clm.run(data, tok, g["n_layer"], g["n_embd"], g["n_head"], g["block_size"], steps,
-                             g["batch"], g["lr"], 0, str(work / f"plain-{r}"))
+                             g["batch"], g["lr"], 0, str(work / f"plain-{r}"), g["architecture"])
 
     def recipe(r):  # recipes/clm.py at the default budget (the stage's GPT), on the same tokenizer, text and steps
         nonlocal metrics
@@ -181,7 +182,7 @@ def main():
         c = g["config"]
         g["meets_overhead_target"] = max(g["overhead"], g["overhead_median"]) <= 0.03
         g["meets_mfu_target"] = g["mfu"] >= 0.35
-        print(md_table([{"model": f"GPT-2 {c['n_layer']}x{c['n_embd']}, vocab {c['vocab']}, "
+        print(md_table([{"model": f"GPT ({c['architecture']}) {c['n_layer']}x{c['n_embd']}, vocab {c['vocab']}, "
                                   f"{g['parameters'] / 1e6:.2f}M params",
                          "tokens/s": g["tokens_per_second"], "GFLOP/s": g["achieved_gflops"],
                          "fp32 matmul peak GFLOP/s": out["matmul"]["peak_gflops"], "MFU": g["mfu"],

@@ -1,8 +1,8 @@
 """The plain Trainer script that recipes/clm.py is measured against (bench/lm.py: recipe overhead).
 
-What a newcomer would write without hfrepro: a GPT2LMHeadModel, a Dataset of token blocks, the LM collator
-and `Trainer(...).train()`; the same model, data and training arguments as the recipe, none of its plumbing
-(run folder, resume, JSONL log, NaN guard, model card, held-out scoring).
+What a newcomer would write without hfrepro: a LlamaForCausalLM (or GPT2LMHeadModel), a Dataset of token blocks, the
+LM collator and `Trainer(...).train()`; the same model, data and training arguments as the recipe, none of its
+plumbing (run folder, resume, JSONL log, NaN guard, model card, held-out scoring).
 
     python bench/plain_clm.py --max_steps 60
 """
@@ -12,15 +12,26 @@ import tempfile
 import time
 
 
-def run(blocks, tokenizer, n_layer, n_embd, n_head, block_size, max_steps, batch_size, lr, seed, output_dir):
+def run(blocks, tokenizer, n_layer, n_embd, n_head, block_size, max_steps, batch_size, lr, seed, output_dir,
+        architecture="llama"):
     import torch
     from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=block_size, n_embd=n_embd,
-                                       n_layer=n_layer, n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0,
-                                       attn_pdrop=0.0))
+    if architecture == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=n_embd, num_hidden_layers=n_layer,
+                                             intermediate_size=n_embd * 8 // 3 // 32 * 32, num_attention_heads=n_head,
+                                             num_key_value_heads=n_head, max_position_embeddings=block_size,
+                                             tie_word_embeddings=True))
+    else:
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=block_size, n_embd=n_embd,
+                                           n_layer=n_layer, n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0,
+                                           attn_pdrop=0.0))
     args = TrainingArguments(output_dir=output_dir, max_steps=max_steps, per_device_train_batch_size=batch_size,
                              learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=max(1, max_steps // 10),
                              weight_decay=0.01, adam_beta2=0.98, optim="adamw_torch", logging_steps=10,

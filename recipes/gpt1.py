@@ -2,16 +2,17 @@
 trained from scratch on the task alone, the same steps (Radford et al. 2018).
 
 Pre-training (unsupervised) is the stage-2 GPT: next-token prediction on the training speeches of Shakespeare's
-plays, no labels. Fine-tuning (supervised): `GPT2ForSequenceClassification` reads a speech and tells whether its
-words are in the order written or shuffled (`--task order`, the default: the first `max_words` words of speeches
-of `min_words` or more, half of them shuffled, so both classes hold the same words and only their order, which
-pre-training read, tells them apart: GPT-1's CoLA, grammatical acceptability, in small), or names the play it comes
-from among a few plays (`--task play`, the dataset's `work` column: a play's names and words give much of the
-answer away), from `train_per_label` labelled speeches per class; the head is a linear layer on the last token's
-vector. Both arms have the same architecture, tokenizer,
-data, optimizer, steps and seed; only the starting weights differ: the pretrained GPT's, or random ones. Both
-are scored on every held-out (test-split) speech of those plays; `predictions.jsonl` of each arm holds one
-line per test speech, so the two can be compared item by item (a paired bootstrap: `hfrepro reproduce`).
+plays, no labels. Fine-tuning (supervised): `AutoModelForSequenceClassification` (the GPT with a classification
+head: `LlamaForSequenceClassification` for stage 2's default GPT, `GPT2ForSequenceClassification` for GPT-2's) reads
+a speech and tells whether its words are in the order written or shuffled (`--task order`, the default: the first
+`max_words` words of speeches of `min_words` or more, half of them shuffled, so both classes hold the same words and
+only their order, which pre-training read, tells them apart: GPT-1's CoLA, grammatical acceptability, in small), or
+names the play it comes from among a few plays (`--task play`, the dataset's `work` column: a play's names and words
+give much of the answer away), from `train_per_label` labelled speeches per class; the head is a linear layer on the
+last token's vector. Both arms have the same architecture, tokenizer, data, optimizer, steps and seed; only the
+starting weights differ: the pretrained GPT's, or random ones. Both are scored on every held-out (test-split) speech
+of those plays; `predictions.jsonl` of each arm holds one line per test speech, so the two can be compared item by
+item (a paired bootstrap: `hfrepro reproduce`).
 
 Usage:
     hfrepro gpt1 --model_name_or_path runs/clm                 # recipes/configs/gpt1/default.yaml
@@ -29,9 +30,9 @@ from pathlib import Path
 import torch
 from datasets import Dataset, DatasetDict
 from transformers import (
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
-    GPT2ForSequenceClassification,
     Trainer,
     TrainingArguments,
 )
@@ -103,8 +104,9 @@ def check(s: ScriptArguments) -> str:
                         fix="hfrepro clm --output_dir runs/clm, then hfrepro gpt1 --model_name_or_path runs/clm")
     path = resolve(s.model_name_or_path)
     cfg = Path(path) / "config.json"
-    if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") != "gpt2":
-        raise UserError(f"{s.model_name_or_path} is not a GPT-2 model folder", fix="use a clm run folder")
+    if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") not in GPT_TYPES:
+        raise UserError(f"{s.model_name_or_path} is not a GPT model folder ({' or '.join(GPT_TYPES)})",
+                        fix="use a clm run folder")
     data.check_eval_split(s.eval_split)
     data.check_task(s.task, TASKS, s.min_words, s.max_words)
     if s.lm_weight < 0:
@@ -116,6 +118,7 @@ def check(s: ScriptArguments) -> str:
     return path
 
 
+GPT_TYPES = ("llama", "gpt2")  # what `hfrepro clm --architecture` trains
 TASKS = ("play", "order")
 TASK_NAMES = {"play": "play", "order": "word-order"}
 TASK_TEXT = {"play": "naming the play of a speech among {labels}",
@@ -179,11 +182,11 @@ def train_arm(arm: str, model_dir: str, tokenizer, train, test, s: ScriptArgumen
     if arm == "pretrained" and s.pretrained_learning_rate is not None:
         args = dataclasses.replace(args, learning_rate=s.pretrained_learning_rate)
     torch.manual_seed(args.seed)  # the same head initialisation in both arms
-    model = GPT2ForSequenceClassification.from_pretrained(model_dir, num_labels=len(s.labels),
-                                                          pad_token_id=tokenizer.pad_token_id)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=len(s.labels),
+                                                               pad_token_id=tokenizer.pad_token_id)
     if arm == "scratch":  # the same network and shapes, weights drawn afresh
         torch.manual_seed(args.seed)
-        model = GPT2ForSequenceClassification(model.config)
+        model = type(model)(model.config)
     trainer = AuxLMTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
                            data_collator=DataCollatorWithPadding(tokenizer), lm_weight=s.lm_weight)
     result = trainer.train()
@@ -194,7 +197,7 @@ def train_arm(arm: str, model_dir: str, tokenizer, train, test, s: ScriptArgumen
     with open(root / arm / "predictions.jsonl", "w", encoding="utf-8") as f:
         for i, (g, y) in enumerate(zip(guess.tolist(), pred.label_ids.tolist())):
             f.write(json.dumps({"index": i, "label": s.labels[y], "prediction": s.labels[g]}) + "\n")
-    write_card(root / arm, arm, s, sum(correct) / len(correct), trainer.state.global_step)
+    write_card(root / arm, model.config.model_type, arm, s, sum(correct) / len(correct), trainer.state.global_step)
     return {"accuracy": sum(correct) / len(correct), "steps": trainer.state.global_step,
             "train_loss": result.training_loss, "train_seconds": round(result.metrics["train_runtime"], 2)}
 
@@ -212,7 +215,7 @@ class AuxLMTrainer(Trainer):
         if not self.lm_weight or not model.training:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         out = model(**inputs, output_hidden_states=True)
-        logits = out.hidden_states[-1][:, :-1] @ model.transformer.wte.weight.T   # next-token logits
+        logits = out.hidden_states[-1][:, :-1] @ model.get_input_embeddings().weight.T   # next-token logits
         target = inputs["input_ids"][:, 1:].masked_fill(inputs["attention_mask"][:, 1:] == 0, -100)
         lm = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100)
         loss = out.loss + self.lm_weight * lm
@@ -224,14 +227,15 @@ def majority(test) -> float:
     return max(labels.count(k) for k in set(labels)) / len(labels)
 
 
-def write_card(folder, arm: str, s: ScriptArguments, accuracy: float, steps: int) -> None:
+def write_card(folder, model_type: str, arm: str, s: ScriptArguments, accuracy: float, steps: int) -> None:
     write_model_card(
         folder, title=f"GPT-1-style {TASK_NAMES[s.task]} classifier ({arm}), hfrepro's Transformer chapter",
         license="apache-2.0", datasets=[s.dataset], language=["en"], pipeline_tag="text-classification",
-        tags=["gpt2", "semi-supervised", arm], metrics={"accuracy": accuracy, "steps": steps},
+        tags=[model_type, "semi-supervised", arm], metrics={"accuracy": accuracy, "steps": steps},
         eval_metrics=["accuracy"], eval_dataset=s.dataset, eval_split=s.eval_split,
         command="hfrepro gpt1 --config ../config.yaml",
-        description=(f"GPT2ForSequenceClassification {TASK_TEXT[s.task].format(labels=', '.join(s.labels))}, "
+        description=(f"A GPT ({model_type}) with a classification head "
+                     f"{TASK_TEXT[s.task].format(labels=', '.join(s.labels))}, "
                      f"trained on {s.train_per_label} speeches per class by `recipes/gpt1.py` "
                      + ("starting from the pretrained GPT." if arm == "pretrained" else "from random weights.")),
         usage="Teaching: does pre-training help a small labelled task?",

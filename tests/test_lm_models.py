@@ -90,8 +90,14 @@ def test_gpt_pretrains_shares_a_tokenizer_and_generates(corpus_file, tmp_path, c
     assert text[0]["generated_text"].startswith("The king") and len(text[0]["generated_text"]) > len("The king")
 
     shared = clm.cli(_data(corpus_file, tmp_path / "clm2", "--tokenizer", str(out), "--vocab_size", "999",
-                           "--n_layer", "1", "--n_embd", "32", "--max_steps", "2", "--save_steps", "2"))
+                           "--n_layer", "1", "--n_embd", "32", "--max_steps", "2", "--save_steps", "2",
+                           "--architecture", "gpt2"))
     assert shared["vocab_size"] == m["vocab_size"]                 # --tokenizer: the other run's, not a new one
+    kinds = [json.loads((d / "config.json").read_text())["model_type"] for d in (out, tmp_path / "clm2")]
+    assert kinds == ["llama", "gpt2"] and m["model"] == "llama (from scratch)"   # the default, and GPT-2's block
+    with pytest.raises(UserError, match="architecture"):           # refused before any data or model
+        clm.cli(_data(corpus_file, tmp_path / "clm3", "--architecture", "lstm"))
+    assert not (tmp_path / "clm3").exists()
 
     with pytest.raises(SystemExit) as e:
         main(["generate", "--model", str(out), "--prompt", "The king", "--temperature", "0.8", "--top_k", "20",

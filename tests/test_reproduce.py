@@ -190,7 +190,10 @@ def test_the_next_stage_respects_places_readers_and_memory():
                        prio)
         return s and s.name
 
-    assert pick(["lm", "rlhf", "chatgpt"], []) == "rlhf"                   # the longest critical path first
+    assert prio["lm"] == st["lm"].expected_s["default"] + st["transformer"].expected_s["default"]
+    longest = max(("lm", "rlhf", "chatgpt"), key=prio.get)
+    assert pick(["lm", "rlhf", "chatgpt"], []) == longest                  # the longest critical path first
+    assert pick(["chatgpt", "rlhf", "lm"], []) == longest                  # whatever order they are listed in
     assert pick(["lm", "rlhf", "chatgpt"], [], jobs=1) == "lm"             # one at a time: road order
     assert pick(["chatgpt", "lm"], ["rlhf"]) == "lm"                       # rlhf + chatgpt would pass the cap
     assert pick(["chatgpt"], ["rlhf"]) is None                             # ... so chatgpt waits

@@ -34,6 +34,18 @@ def gpt(tok):
 
 
 @pytest.fixture(scope="module")
+def llama(tok):
+    """Stage 2's default GPT: Llama's block (rotary positions, no position table)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                                        tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)).eval()
+
+
+@pytest.fixture(scope="module")
 def bert(tok):
     from transformers import BertConfig, BertModel
 
@@ -59,8 +71,9 @@ class _WordPiece:
         return self.tok.decode(ids, skip_special_tokens=True)
 
 
-def test_gpt_attention_is_causal_and_bert_looks_both_ways(gpt, bert, tok):
-    a = attention.gpt_attention(gpt, tok, "The king loves the moon.")
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_gpt_attention_is_causal_and_bert_looks_both_ways(kind, gpt, llama, bert, tok):
+    a = attention.gpt_attention({"gpt2": gpt, "llama": llama}[kind], tok, "The king loves the moon.")
     maps = np.asarray(a["maps"])
     assert maps.shape[:2] == (2, 2) and maps.shape[2] == maps.shape[3] == len(a["query"])
     np.testing.assert_allclose(maps.sum(-1), 1, atol=1e-5)                   # each row is a distribution
@@ -119,6 +132,19 @@ def test_positional_encodings(gpt, tmp_path):
     assert positions.learned(gpt).shape == (64, 32)
     positions.plot_positions({"sin": pe, "learned": positions.learned(gpt)}, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_rotary_angles_are_the_sinusoids_at_the_head_size(llama):
+    """A rotary model has no table: its angles p * theta_i, theta_i = base^(-2i/d_head), are the sinusoidal table
+    at d_head, and their cosines are the ones Llama's rotary embedding applies."""
+    assert positions.learned(llama) is None
+    assert positions.rope_base(llama.config) == 10000.0
+    pe = positions.sinusoidal(64, 16, base=positions.rope_base(llama.config))
+    x = torch.zeros(1, 64, 32)
+    cos, sin = llama.model.rotary_emb(x, torch.arange(64)[None])
+    np.testing.assert_allclose(cos[0, :, :8].numpy(), pe[:, 1::2], atol=1e-5)   # Llama repeats the 8 angles twice
+    np.testing.assert_allclose(sin[0, :, :8].numpy(), pe[:, 0::2], atol=1e-5)
+    assert positions.sinusoidal(8, 4, base=100.0)[3, 2] == pytest.approx(math.sin(3 / 100 ** (2 / 4)))
 
 
 def test_the_future_is_masked_for_gpt_and_not_for_bert(gpt, bert, tok):
@@ -219,6 +245,18 @@ def test_pretraining_claim_on_both_sides_and_in_between(p_pre, expected):
         pretraining_claim(scratch[:10], pre, 0.3)
 
 
+def _plays(tmp_path):
+    """Speeches of two 'plays', told apart by their speakers: (rows, a jsonl dataset file)."""
+    import json
+
+    rows = [{"text": f"{s} {v} {o}", "work": "Hamlet" if s in ("The king", "My lord") else "Macbeth"}
+            for s in ("The king", "A queen", "My lord", "Good Romeo") for v in ("speaks to", "loves", "fears")
+            for o in ("the moon.", "his sword.", "thee, sir.", "the night!", "no man.")] * 3
+    data = tmp_path / "plays.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    return rows, data
+
+
 def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
     import json
 
@@ -226,11 +264,7 @@ def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
 
     gpt.save_pretrained(tmp_path / "clm")
     tok.save_pretrained(tmp_path / "clm")
-    rows = [{"text": f"{s} {v} {o}", "work": "Hamlet" if s in ("The king", "My lord") else "Macbeth"}
-            for s in ("The king", "A queen", "My lord", "Good Romeo") for v in ("speaks to", "loves", "fears")
-            for o in ("the moon.", "his sword.", "thee, sir.", "the night!", "no man.")] * 3
-    data = tmp_path / "plays.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    rows, data = _plays(tmp_path)
     argv = ["--budget", "tiny", "--model_name_or_path", str(tmp_path / "clm"), "--dataset", str(data),
             "--labels", "Hamlet", "Macbeth", "--train_per_label", "20", "--max_steps", "30",
             "--per_device_train_batch_size", "8", "--task", "play", "--output_dir", str(tmp_path / "gpt1"),
@@ -257,6 +291,27 @@ def test_gpt1_recipe_fine_tunes_both_arms_on_the_same_items(gpt, tok, tmp_path):
     with pytest.raises(UserError, match="no 'validation' split"):
         gpt1.cli(argv[:k + 1] + [str(tmp_path / "d")] + argv[k + 2:-6]
                  + ["--eval_split", "validation", "--output_dir", str(tmp_path / "v")])
+
+
+def test_gpt1_fine_tunes_stage_2s_default_gpt_and_refuses_what_is_not_a_gpt(llama, bert, tok, tmp_path):
+    import json
+
+    from hfrepro.recipes import gpt1
+
+    llama.save_pretrained(tmp_path / "clm")
+    tok.save_pretrained(tmp_path / "clm")
+    _, data = _plays(tmp_path)
+    argv = ["--budget", "tiny", "--model_name_or_path", str(tmp_path / "clm"), "--dataset", str(data),
+            "--labels", "Hamlet", "Macbeth", "--train_per_label", "10", "--max_steps", "4",
+            "--per_device_train_batch_size", "8", "--task", "play", "--threads", "1", "--disable_tqdm", "true"]
+    m = gpt1.cli(argv + ["--output_dir", str(tmp_path / "gpt1")])
+    assert m["pretrained"]["steps"] == m["scratch"]["steps"] == 4
+    saved = json.loads((tmp_path / "gpt1" / "scratch" / "config.json").read_text())
+    assert saved["architectures"] == ["LlamaForSequenceClassification"]
+    bert.save_pretrained(tmp_path / "bert")
+    argv[argv.index(str(tmp_path / "clm"))] = str(tmp_path / "bert")
+    with pytest.raises(UserError, match="not a GPT model folder"):
+        gpt1.cli(argv + ["--output_dir", str(tmp_path / "no")])
 
 
 def test_gpt1_order_task_differs_in_word_order_only():
@@ -351,15 +406,19 @@ def test_tokenize_command(tok, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-def test_gpt1_auxiliary_loss_is_task_plus_lambda_times_the_lm_loss(gpt, tok, tmp_path):
-    """GPT-1's eq. 5 in AuxLMTrainer: the loss is the classifier's plus lambda x the LM head's next-token loss."""
-    from transformers import GPT2ForSequenceClassification, TrainingArguments
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_gpt1_auxiliary_loss_is_task_plus_lambda_times_the_lm_loss(kind, gpt, llama, tok, tmp_path):
+    """GPT-1's eq. 5 in AuxLMTrainer: the loss is the classifier's plus lambda x the LM head's next-token loss,
+    for GPT-2's block and Llama's (stage 2's default GPT)."""
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
 
     from hfrepro.recipes.gpt1 import AuxLMTrainer
 
+    gpt = {"gpt2": gpt, "llama": llama}[kind]
     gpt.save_pretrained(tmp_path / "clm")
-    clf = GPT2ForSequenceClassification.from_pretrained(tmp_path / "clm", num_labels=2,
-                                                        pad_token_id=tok.pad_token_id).train()
+    clf = AutoModelForSequenceClassification.from_pretrained(tmp_path / "clm", num_labels=2,
+                                                             pad_token_id=tok.pad_token_id).train()
+    assert clf.config.model_type == kind
     for m in clf.modules():  # training mode (the auxiliary loss is a training loss), without dropout's noise
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0

@@ -5,7 +5,10 @@ added to each token's embedding:
 
     sinusoidal (Vaswani et al. 2017, the Transformer translator):  PE[p, 2i] = sin(p / 10000^(2i/d)),
                                                                     PE[p, 2i+1] = cos(p / 10000^(2i/d))
-    learned (GPT, BERT): a trainable table, one row per position, learned with the rest of the model.
+    learned (GPT-2, BERT): a trainable table, one row per position, learned with the rest of the model.
+    rotary (RoFormer; Llama, and stage 2's GPT): nothing is added; each pair (2i, 2i+1) of a query's and a key's
+        numbers is rotated by the angle p * theta_i, theta_i = base^(-2i/d_head), so their dot product depends on
+        the distance between the two positions. Its table of sin and cos is the sinusoidal one at d_head.
 
 `plot_positions` draws both tables and the cosine similarity between positions: nearby positions look alike
 in both, the sinusoids by construction, the learned rows only because training made them so.
@@ -16,16 +19,23 @@ from __future__ import annotations
 from hfrepro.report import pyplot, save_figure
 
 
-def sinusoidal(n_positions: int, d_model: int):
-    """The Transformer's table (n_positions x d_model), numpy."""
+def sinusoidal(n_positions: int, d_model: int, base: float = 10000.0):
+    """The Transformer's table (n_positions x d_model), numpy; at d_head and the rotary base, a rotary model's
+    angles."""
     import numpy as np
 
     pos = np.arange(n_positions)[:, None]
-    rate = 1.0 / np.power(10000.0, np.arange(0, d_model, 2) / d_model)
+    rate = 1.0 / np.power(base, np.arange(0, d_model, 2) / d_model)
     pe = np.zeros((n_positions, d_model))
     pe[:, 0::2] = np.sin(pos * rate)
     pe[:, 1::2] = np.cos(pos * rate[: d_model // 2])
     return pe
+
+
+def rope_base(config) -> float:
+    """A rotary model's base (rope_theta; 10000 unless its config says otherwise)."""
+    rope = getattr(config, "rope_parameters", None) or {}
+    return float(rope.get("rope_theta") or getattr(config, "rope_theta", None) or 10000.0)
 
 
 def learned(model):
