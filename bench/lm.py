@@ -40,7 +40,7 @@ def stage_default() -> dict:
     from hfrepro.config import load_yaml
 
     c = load_yaml(Path(__file__).resolve().parents[1] / "recipes" / "configs" / "clm" / "default.yaml")
-    return dict(architecture=c.get("architecture", "llama"), n_layer=c["n_layer"], n_embd=c["n_embd"],
+    return dict(architecture=c["architecture"], n_layer=c["n_layer"], n_embd=c["n_embd"],
                 n_head=c["n_head"], block_size=c["block_size"],
                 vocab=c["vocab_size"], batch=c["per_device_train_batch_size"], lr=c["learning_rate"])
 

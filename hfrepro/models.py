@@ -18,6 +18,8 @@ from hfrepro.cards import embedded_copy_of
 from hfrepro.errors import UserError
 from hfrepro.hubenv import require_hub
 
+GPT_ARCHITECTURES = ("llama", "gpt2")  # the GPT blocks `hfrepro clm --architecture` trains and `hfrepro gpt1` tunes
+
 
 def embedded_models() -> dict[str, str]:
     return {a.name: getattr(a, "role", "") for a in assets.ASSETS.values() if a.kind == "model"}

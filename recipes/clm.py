@@ -39,6 +39,7 @@ from hfrepro.hub import hub_request, push_folder
 from hfrepro.lm.data import LMDataArguments, block_dataset, lm_tokenizer, token_stream
 from hfrepro.lm.scoring import neural_bits
 from hfrepro.lm.text import load_corpus
+from hfrepro.models import GPT_ARCHITECTURES
 
 
 @dataclass
@@ -51,12 +52,10 @@ class ScriptArguments(LMDataArguments):
     dropout: float = field(default=0.0, metadata={"help": "residual, embedding and attention dropout"})
 
 
-ARCHITECTURES = ("llama", "gpt2")
-
-
 def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
-    if script_args.architecture not in ARCHITECTURES:
-        raise UserError(f"unknown --architecture {script_args.architecture!r}", fix="use llama or gpt2")
+    if script_args.architecture not in GPT_ARCHITECTURES:
+        raise UserError(f"unknown --architecture {script_args.architecture!r}",
+                        fix=f"use one of: {', '.join(GPT_ARCHITECTURES)}")
     config = resolved(script_args, training_args, run_args)
     push = hub_request(training_args, default_name="hfrepro-clm")  # fails now, not after training
     threads = runtime.setup(seed=training_args.seed, threads=run_args.threads, precision=run_args.precision)

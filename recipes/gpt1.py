@@ -41,7 +41,7 @@ from hfrepro import data, runtime
 from hfrepro.cards import write_model_card
 from hfrepro.config import RunArguments, parse_args, resolved
 from hfrepro.errors import UserError, run_main
-from hfrepro.models import resolve
+from hfrepro.models import GPT_ARCHITECTURES, resolve
 
 
 @dataclass
@@ -104,8 +104,8 @@ def check(s: ScriptArguments) -> str:
                         fix="hfrepro clm --output_dir runs/clm, then hfrepro gpt1 --model_name_or_path runs/clm")
     path = resolve(s.model_name_or_path)
     cfg = Path(path) / "config.json"
-    if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") not in GPT_TYPES:
-        raise UserError(f"{s.model_name_or_path} is not a GPT model folder ({' or '.join(GPT_TYPES)})",
+    if not cfg.is_file() or json.loads(cfg.read_text()).get("model_type") not in GPT_ARCHITECTURES:
+        raise UserError(f"{s.model_name_or_path} is not a GPT model folder ({' or '.join(GPT_ARCHITECTURES)})",
                         fix="use a clm run folder")
     data.check_eval_split(s.eval_split)
     data.check_task(s.task, TASKS, s.min_words, s.max_words)
@@ -118,7 +118,6 @@ def check(s: ScriptArguments) -> str:
     return path
 
 
-GPT_TYPES = ("llama", "gpt2")  # what `hfrepro clm --architecture` trains
 TASKS = ("play", "order")
 TASK_NAMES = {"play": "play", "order": "word-order"}
 TASK_TEXT = {"play": "naming the play of a speech among {labels}",

@@ -119,9 +119,9 @@ def _ngram_rungs(ctx: StageContext, cfg: dict, docs: list[str]) -> list[dict]:
 
 def _neural_rungs(ctx: StageContext, runs: dict, gpt, docs: list[str]) -> list[dict]:
     out = []
-    for key, run, label, loaded in (("lstm", "lstm", "LSTM", None), ("gpt", "clm", "GPT", gpt)):
+    gpt_label = f"GPT ({runs['clm'][0]['architecture']} architecture)"
+    for key, run, label, loaded in (("lstm", "lstm", "LSTM", None), ("gpt", "clm", gpt_label, gpt)):
         cfg, m = runs[run]
-        label += f" ({cfg.get('architecture', 'gpt2')} architecture)" if key == "gpt" else ""
         model, tok, _ = loaded or load_lm(str(ctx.run_dir(run)))
         r = neural_bits(model, tok, docs, cfg["block_size"])
         out.append(_rung(key, f"{label}, {m['parameters'] / 1e6:.2f}M params", f"{m['tokens_seen']:,} tokens", r,

@@ -123,17 +123,15 @@ def _positions(ctx: StageContext, s: dict):
     from transformers import AutoModel
 
     gpt, _, _ = load_lm(str(ctx.root / "lm" / "clm"))
-    learned = positions.learned(gpt)
+    c, learned = gpt.config, positions.learned(gpt)
+    n, d = learned.shape if learned is not None else (c.max_position_embeddings, c.hidden_size)
+    tables = {f"sinusoidal ({n} x {d}, Vaswani et al.)": positions.sinusoidal(n, d)}
     if learned is not None:  # GPT-2's block: a learned table added to the embeddings
-        n, d = learned.shape
-        tables = {f"sinusoidal ({n} x {d}, Vaswani et al.)": positions.sinusoidal(n, d),
-                  f"learned: our GPT's wpe ({n} x {d})": learned}
+        tables[f"learned: our GPT's wpe ({n} x {d})"] = learned
     else:                    # rotary positions: each query and key pair rotated by the angle p * theta_i
-        c = gpt.config
-        n, d, dh = c.max_position_embeddings, c.hidden_size, c.hidden_size // c.num_attention_heads
-        tables = {f"sinusoidal ({n} x {d}, Vaswani et al.)": positions.sinusoidal(n, d),
-                  f"rotary: our GPT's query/key angles p·θ ({n} x {dh}, sin and cos)":
-                      positions.sinusoidal(n, dh, base=positions.rope_base(c))}
+        dh = d // c.num_attention_heads
+        tables[f"rotary: our GPT's query/key angles p·θ ({n} x {dh}, sin and cos)"] = positions.sinusoidal(
+            n, dh, base=positions.rope_base(c))
     bert = positions.learned(AutoModel.from_pretrained(_resolve(BERT)))
     tables[f"learned: MiniLM's (first {n} of {len(bert)})"] = bert[:n]
     positions.plot_positions(tables, ctx.dir / "positions.png")
