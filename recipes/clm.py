@@ -49,7 +49,8 @@ class ScriptArguments(LMDataArguments):
     n_layer: int = field(default=2, metadata={"help": "transformer blocks"})
     n_embd: int = field(default=128, metadata={"help": "model width"})
     n_head: int = field(default=2, metadata={"help": "attention heads"})
-    dropout: float = field(default=0.0, metadata={"help": "residual, embedding and attention dropout"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout: attention only in Llama's block; residual, "
+                                                          "embedding and attention in GPT-2's"})
 
 
 def main(script_args: ScriptArguments, training_args: TrainingArguments, run_args: RunArguments) -> dict:
