@@ -1,5 +1,5 @@
-"""Wall time and peak memory of each stage of `hfrepro reproduce` (targets: default budget <= 15 min on
-2 CPU cores, peak memory <= 6 GiB).
+"""Wall time and peak memory of each stage of `hfrepro reproduce` (targets on 2 CPU cores: the six original
+stages of the default budget <= 15 min, the whole road <= 20 min (issue 18); peak memory <= 6 GiB).
 
     .venv/bin/python bench/reproduce.py                  # runs --budget default afresh (about 15 min)
     .venv/bin/python bench/reproduce.py --budget tiny
@@ -18,7 +18,17 @@ from pathlib import Path
 
 from hfrepro.runtime import MAIN_JOB_PRECISIONS
 
-TARGETS = {"default": {"total_seconds": 15 * 60, "peak_gib": 6.0}, "tiny": {"total_seconds": 8 * 60, "peak_gib": 6.0}}
+TARGETS = {"default": {"total_seconds": 20 * 60, "peak_gib": 6.0}, "tiny": {"total_seconds": 8 * 60, "peak_gib": 6.0}}
+ORIGINAL_SIX = {"embeddings", "lm", "seq2seq", "fewshot", "finetune", "rlhf"}  # the road before issue 18's chapters
+
+
+def targets(budget: str, stages) -> dict:
+    """The run's targets: the default budget's whole road <= 20 min on 2 cores, its six original stages (or some
+    of them) alone <= 15 (issue 18: the chapters may grow the run to 20 minutes; the six stay within 15)."""
+    target = dict(TARGETS.get(budget, {}))
+    if budget == "default" and set(stages) <= ORIGINAL_SIX:
+        target["total_seconds"] = 15 * 60
+    return target
 
 
 def main():
@@ -40,7 +50,7 @@ def main():
     t = json.loads((out / "timings.json").read_text())
     rows = [{"stage": s, "status": v["status"], "wall_s": v["wall_seconds"],
              "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in t["stages"].items()]
-    target = TARGETS.get(t["budget"], {})
+    target = targets(t["budget"], t["stages"])
     jobs = t.get("jobs", 1)
     together = t.get("peak_side_by_side_bytes")  # side by side: the overlapping stages' peaks added (a bound)
     summary = {"budget": t["budget"], "threads": t["threads"], "jobs": jobs, "cpu_count": os.cpu_count(),

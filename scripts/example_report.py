@@ -6,6 +6,10 @@ image it links) and the headline table of README.md and README.ko.md (between th
 
 It refuses a run that is not the default budget, or where any stage failed or was finished by an earlier walk
 (the README's numbers and the example report must come from the same single run).
+
+By hand after it: the README's (and README.ko's) sections under the table, "What this run shows" and "What does
+not reproduce, and why" and the "Time" paragraph, from the new REPORT.md (every number of them is this run's),
+and the intro's time line; what changed since the run before goes to docs/HISTORY.md (and HISTORY.ko.md).
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ def main() -> None:
     for readme in ("README.md", "README.ko.md"):
         replace_block(REPO / readme, block)
     print(f"published {run}: docs/example-report/REPORT.md with {len(images)} images; README tables updated")
+    print("by hand: the README's sections under the table (numbers from the new report) and docs/HISTORY.md")
 
 
 if __name__ == "__main__":
