@@ -1,7 +1,7 @@
 """Wall time and peak memory of each stage of `hfrepro reproduce` (targets on 2 CPU cores: the six original
 stages of the default budget <= 15 min, the whole road <= 20 min (issue 18); peak memory <= 6 GiB).
 
-    .venv/bin/python bench/reproduce.py                  # runs --budget default afresh (about 15 min)
+    .venv/bin/python bench/reproduce.py                  # runs --budget default afresh (39 min on 2 cores here)
     .venv/bin/python bench/reproduce.py --budget tiny
     .venv/bin/python bench/reproduce.py --from runs/reproduce-default   # read an existing run's timings
     .venv/bin/python bench/reproduce.py --stages embeddings,lm,seq2seq,fewshot,finetune,rlhf --precision bf16
