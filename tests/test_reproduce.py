@@ -239,21 +239,25 @@ def test_the_walk_on_paper_adds_the_expected_times_as_the_runner_would(monkeypat
 
 
 def test_at_bf16_the_stages_that_take_it_expect_their_own_peaks_and_times(monkeypatch):
-    """Mixed precision raises a stage's peak (bf16 casts of the weights beside the fp32 ones): at bf16, rlhf and
-    finetune no longer fit side by side under the cap; the stages that stay fp32 keep their fp32 numbers."""
+    """Mixed precision raises a stage's peak (bf16 casts of the weights beside the fp32 ones): at bf16, finetune
+    (3.25 GiB) no longer fits beside rlhf (2.45) under the cap; the stages that stay fp32 (lm and rlhf among them,
+    whose verdicts bf16 moved) keep their fp32 numbers."""
     from hfrepro.reproduce.runner import next_stage, priorities
 
     st = {s.name: s for s in available()}
-    assert st["rlhf"].peak_gib("default", "bf16") > st["rlhf"].peak_gib("default") == 2.45
-    assert st["rlhf"].seconds("default", "bf16") < st["rlhf"].seconds("default")
+    assert st["finetune"].peak_gib("default", "bf16") > st["finetune"].peak_gib("default") == 3.00
+    assert st["finetune"].seconds("default", "bf16") < st["finetune"].seconds("default")
     assert st["fewshot"].peak_gib("default", "bf16") == st["fewshot"].peak_gib("default")   # stays fp32
-    assert [s.name for s in available() if s.cpu_bf16] == ["bert", "finetune", "rlhf"]
-    assert st["lm"].precision("bf16") == "fp32" and st["lm"].seconds("default", "bf16") == st["lm"].seconds("default")
+    assert [s.name for s in available() if s.cpu_bf16] == ["bert", "finetune"]
+    for fp32_only in ("lm", "rlhf"):
+        s = st[fp32_only]
+        assert s.precision("bf16") == "fp32" and s.seconds("default", "bf16") == s.seconds("default")
     for precision, fits in (("fp32", True), ("bf16", False)):
         monkeypatch.setenv("HFREPRO_PRECISION", precision)
         prio = priorities(list(st.values()), "default")
         s = next_stage([st["finetune"]], [st["rlhf"]], set(), set(st), 2, "default", 5.5, prio)
         assert (s is not None) == fits, precision
+        assert next_stage([st["finetune"]], [st["chatgpt"]], set(), set(st), 2, "default", 5.5, prio) is None
 
 
 def test_two_stages_side_by_side_by_default_on_a_cpu_budget_with_two_cores(tmp_path, monkeypatch):
@@ -418,7 +422,7 @@ def test_a_bf16_walk_reaches_its_stages_keys_and_report_and_is_not_reused_at_fp3
     assert precisions == ["bf16", "bf16"] and "HFREPRO_PRECISION" not in os.environ   # set for the walk only
     keys = {s: json.loads((out / s / "result.json").read_text())["key"] for s in two}
     assert keys["finetune"]["precision"] == "bf16" and "precision" not in keys["embeddings"]
-    assert "bf16 mixed precision on the CPU in bert, finetune, rlhf" in (out / "REPORT.md").read_text()
+    assert "bf16 mixed precision on the CPU in bert, finetune (the others fp32)" in (out / "REPORT.md").read_text()
     assert json.loads((out / "timings.json").read_text())["precision"] == {"embeddings": "fp32", "finetune": "bf16"}
     runner.reproduce(two, "tiny", out, seed=0, threads=1, jobs=1, precision="bf16")
     assert len(seen) == 2                                                          # finished at bf16: skipped

@@ -45,9 +45,10 @@ def register(sub) -> None:
                         f"(their peaks one at a time, in GiB) stays under this (default: {MEMORY_CAP_GIB})")
     p.add_argument("--precision", default="auto", choices=MAIN_JOB_PRECISIONS,
                    help="auto (default): bf16 on a CPU with AMX, fp32 elsewhere; bf16: the stages whose training "
-                        "it speeds up (bert, finetune, rlhf) in mixed precision on the CPU (matrix products in "
-                        "bfloat16; their verdicts were measured at three seeds in both precisions, docs/CLAIMS.md); "
-                        "fp32: every stage in fp32 (docs/DEVELOPING.md, \"Mixed precision on the CPU\")")
+                        "it speeds up and whose verdicts it keeps (bert, finetune) in mixed precision on the CPU "
+                        "(matrix products in bfloat16; their verdicts were measured at three seeds in both "
+                        "precisions, docs/CLAIMS.md); fp32: every stage in fp32 (docs/DEVELOPING.md, \"Mixed "
+                        "precision on the CPU\")")
     p.set_defaults(func=_cli)
 
 
