@@ -26,6 +26,7 @@ def register(sub) -> None:
                                    "write REPORT.md (+ PNGs) in the output folder. Re-running skips the stages "
                                    "already finished with the same budget, seed and sources.")
     names = [s.name for s in available()]
+    bf16 = ", ".join(s.name for s in available() if s.cpu_bf16)  # the plan's own list, never a copy of it
     p.add_argument("--stages", default=",".join(names),
                    help=f"comma-separated subset of: {', '.join(names)} (default: all)")
     p.add_argument("--budget", default="default", choices=BUDGET_NAMES,
@@ -45,7 +46,7 @@ def register(sub) -> None:
                         f"(their peaks one at a time, in GiB) stays under this (default: {MEMORY_CAP_GIB})")
     p.add_argument("--precision", default="auto", choices=MAIN_JOB_PRECISIONS,
                    help="auto (default): bf16 on a CPU with AMX, fp32 elsewhere; bf16: the stages whose training "
-                        "it speeds up and whose verdicts it keeps (bert, finetune) in mixed precision on the CPU "
+                        f"it speeds up and whose verdicts it keeps ({bf16}) in mixed precision on the CPU "
                         "(matrix products in bfloat16; their verdicts were measured at three seeds in both "
                         "precisions, docs/CLAIMS.md); fp32: every stage in fp32 (docs/DEVELOPING.md, \"Mixed "
                         "precision on the CPU\")")

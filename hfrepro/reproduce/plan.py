@@ -140,14 +140,14 @@ STAGES = [  # road order; a stage whose module does not exist yet is skipped (NO
           expected_gib={"default": 1.38, "default/bf16": 2.14}, cpu_bf16=True),
     Stage("fewshot", "Zero-, one- and few-shot in-context learning",
           expected_s={"tiny": 45, "default": 157, "full": 1800}, expected_gib={"default": 2.00}),
-    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # bf16: Intel with AMX, 1,080 held-out words
+    Stage("finetune", "Fine-tuning (head-only, LoRA, full)",  # bf16: the AMX walk of 2026-12-07, as bert's
           expected_s={"tiny": 45, "default": 492, "default/bf16": 239, "full": 1800},
           expected_gib={"default": 3.00, "default/bf16": 3.25}, cpu_bf16=True),
     Stage("rl_basics", "Reinforcement learning from first principles (CartPole, FrozenLake)",
           expected_s={"tiny": 30, "default": 134, "full": 1200}, expected_gib={"default": 0.49}),
     Stage("rlhf", "RLHF (SFT, reward model, the RL ladder: REINFORCE, RLOO, A2C, PPO)",  # fp32 everywhere since
           # 2026-12-07: in bf16 on AMX `ppo-no-echo` was INCONCLUSIVE at seed 1 (docs/CLAIMS.md, "The default on a
-          # CPU with AMX, 2026-12-07")
+          # CPU with AMX (2026-12-07)")
           expected_s={"tiny": 45, "default": 898, "full": 3600}, expected_gib={"default": 2.45}),
     Stage("chatgpt", "ChatGPT's behaviour (declining, follow-up corrections)",
           expected_s={"tiny": 30, "default": 370, "full": 1200},  # the walk's 309 s + ~60 s of the policy's samples
