@@ -48,28 +48,40 @@ def main():
                         "--precision", a.precision,
                         *(["--stages", a.stages] if a.stages else [])], check=False)
     t = json.loads((out / "timings.json").read_text())
+    summary = summarize(t)
+    from hfrepro.fsutil import atomic_write_json
+    from hfrepro.report import md_table
+    atomic_write_json(Path("bench/results") / f"reproduce-{t['budget']}.json", summary)
+    print(md_table(summary["stages"], digits=2))
+    if summary["earlier_stages"]:
+        print(f"not timed: {', '.join(summary['earlier_stages'])} (finished by an earlier walk in {out})")
+    print(f"total {t['total_seconds']:.0f} s with {summary['jobs']} stage(s) at a time, {t['threads']} thread(s) "
+          f"each; max peak {summary['max_peak_gib']} GiB; targets {summary['targets'] or 'none'}")
+
+
+def summarize(t: dict) -> dict:
+    """The walk's table and verdicts from its timings.json. Only the stages this walk ran count (a folder that held
+    an earlier walk keeps that walk's stages, marked `ran_in_this_walk: false`): their walls, their target (six
+    original stages: 15 min) and the run's wall belong together."""
+    ran = {s: v for s, v in t["stages"].items() if v.get("ran_in_this_walk", True)}
     rows = [{"stage": s, "status": v["status"], "wall_s": v["wall_seconds"],
-             "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in t["stages"].items()]
-    target = targets(t["budget"], t["stages"])
+             "peak_gib": round((v["peak_rss_bytes"] or 0) / 2**30, 2)} for s, v in ran.items()]
+    target = targets(t["budget"], ran) if ran else {}  # nothing ran: nothing timed
     jobs = t.get("jobs", 1)
     together = t.get("peak_side_by_side_bytes")  # side by side: the overlapping stages' peaks added (a bound)
     summary = {"budget": t["budget"], "threads": t["threads"], "jobs": jobs, "cpu_count": os.cpu_count(),
-               "precision": t.get("precision", "fp32"), "stages_run": sorted(t["stages"]),
+               "precision": t.get("precision", "fp32"), "stages_run": sorted(ran),
+               "earlier_stages": sorted(set(t["stages"]) - set(ran)),
                "stages": rows, "total_seconds": t["total_seconds"],
                "sum_stage_seconds": round(sum(r["wall_s"] or 0 for r in rows), 1),
-               "max_peak_gib": round(together / 2**30, 2) if together else max(r["peak_gib"] for r in rows),
+               "max_peak_gib": (round(together / 2**30, 2) if together
+                                else max((r["peak_gib"] for r in rows), default=0.0)),
                "targets": target}
     if target:  # one at a time, the stages' walls add up to the run's; side by side, the run's own wall counts
         wall = t["total_seconds"] if jobs > 1 else max(t["total_seconds"], summary["sum_stage_seconds"])
         summary["meets_time_target"] = wall <= target["total_seconds"]
         summary["meets_memory_target"] = summary["max_peak_gib"] <= target["peak_gib"]
-    from hfrepro.fsutil import atomic_write_json
-    from hfrepro.report import md_table
-    atomic_write_json(Path("bench/results") / f"reproduce-{t['budget']}.json", summary)
-    print(md_table(rows, digits=2))
-    print(f"total {t['total_seconds']:.0f} s with {jobs} stage(s) at a time, {t['threads']} thread(s) each; "
-          f"max peak {summary['max_peak_gib']} GiB; "
-          f"targets {target or 'none'}")
+    return summary
 
 
 if __name__ == "__main__":
