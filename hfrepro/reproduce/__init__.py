@@ -25,8 +25,9 @@ def register(sub) -> None:
                        description="Run the stages' recipes at one budget on the embedded assets, offline, and "
                                    "write REPORT.md (+ PNGs) in the output folder. Re-running skips the stages "
                                    "already finished with the same budget, seed and sources.")
-    names = [s.name for s in available()]
-    bf16 = ", ".join(s.name for s in available() if s.cpu_bf16)  # the plan's own list, never a copy of it
+    stages = available()
+    names = [s.name for s in stages]
+    bf16 = ", ".join(s.name for s in stages if s.cpu_bf16)  # the plan's own list, never a copy of it
     p.add_argument("--stages", default=",".join(names),
                    help=f"comma-separated subset of: {', '.join(names)} (default: all)")
     p.add_argument("--budget", default="default", choices=BUDGET_NAMES,
